@@ -1,0 +1,5 @@
+import sys
+
+from mask2hand.cli import main
+
+sys.exit(main())

@@ -1,0 +1,51 @@
+"""The `mask2hand` command. Thin: parses arguments and calls the library.
+
+Each subcommand lives in `mask2hand.commands.<module>` with two functions,
+`add_arguments(parser)` and `run(args) -> int`; it is imported only when used, so
+`mask2hand --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mask2hand import __version__
+from mask2hand.errors import Mask2HandError
+
+# name -> (module under mask2hand.commands, one-line help)
+SUBCOMMANDS = {
+    "hand-gallery": ("hand_gallery", "draw the open hand model: rest pose, shape and pose variety"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mask2hand", description="3D hand pose and shape from a binary silhouette.")
+    parser.add_argument("--version", action="version", version=f"mask2hand {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.set_defaults(_module=module)
+        importlib.import_module(f"mask2hand.commands.{module}").add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return importlib.import_module(f"mask2hand.commands.{args._module}").run(args)
+    except Mask2HandError as exc:
+        print(f"mask2hand {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mask2hand {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `mask2hand` CLI, one module each (see mask2hand.cli)."""

@@ -1,0 +1,141 @@
+"""Loading the official MANO model file (`MANO_RIGHT.pkl`, v1.2) without chumpy.
+
+The file is a Python 2 pickle of a dict whose values are numpy arrays, chumpy
+objects and a scipy sparse joint regressor. chumpy is unmaintained and does not
+install on current Pythons, so the chumpy classes are replaced while unpickling
+by a placeholder that keeps the pickled state, and the arrays are read out of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.hand.model import MANO_PARENTS, HandModelData
+
+MANO_PATH_ENV = "MANO_RIGHT_PATH"
+
+# Which single MANO vertex is taken as each fingertip (thumb, index, middle, ring,
+# little). Public code disagrees; FreiHAND's annotations use the first set.
+MANO_FINGERTIP_SETS = {
+    "freihand": (744, 320, 443, 555, 672),
+    "smplx": (744, 320, 443, 554, 671),
+    "manopth": (745, 317, 444, 556, 673),
+}
+
+_HOW_TO_GET_MANO = (
+    "MANO is the licensed parametric hand model of the Max Planck Institute; register and download "
+    "'Models & Code' from the MANO website (mano.is.tue.mpg.de), then pass the path of "
+    f"models/MANO_RIGHT.pkl (path=... or --mano PATH) or set {MANO_PATH_ENV}. "
+    "Without it, use the open hand model that ships with mask2hand (name 'open')."
+)
+
+
+class _PickledObject:
+    """Stands in for a chumpy or scipy.sparse object: keeps the class name and pickled state."""
+
+    def __init__(self, *args, **kwargs):
+        self.state = {}
+
+    def __setstate__(self, state):
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):
+            state = {**(state[0] or {}), **state[1]}
+        self.state = dict(state) if isinstance(state, dict) else {"value": state}
+
+
+def _placeholder(module: str, name: str) -> type:
+    return type(name, (_PickledObject,), {"pickled_module": module})
+
+
+class _ManoUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module.startswith("chumpy") or module.startswith("scipy.sparse"):
+            return _placeholder(module, name)
+        return super().find_class(module, name)
+
+
+def _to_array(value, key: str) -> np.ndarray:
+    """Plain ndarray from an array, a chumpy object or a pickled sparse matrix."""
+    if not isinstance(value, _PickledObject):
+        return np.asarray(value)
+    cls, state = type(value).__name__, value.state
+    if type(value).pickled_module.startswith("scipy.sparse"):
+        shape = state.get("_shape", state.get("shape"))
+        matrix = scipy.sparse.csc_matrix((state["data"], state["indices"], state["indptr"]), shape=shape)
+        return matrix.toarray()
+    if "x" in state:
+        return np.asarray(state["x"])
+    if cls == "Select" and "a" in state and "idxs" in state:
+        flat = _to_array(state["a"], key).ravel()[np.asarray(state["idxs"])]
+        shape = state.get("preferred_shape")
+        return flat.reshape(shape) if shape is not None else flat
+    raise Mask2HandError(f"MANO file: cannot read '{key}' (pickled chumpy {cls} with keys {sorted(state)})")
+
+
+def _resolve_path(path: str | os.PathLike | None) -> Path:
+    if path is None:
+        env = os.environ.get(MANO_PATH_ENV)
+        if not env:
+            raise Mask2HandError(f"no MANO model file given. {_HOW_TO_GET_MANO}")
+        path = env
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "MANO_RIGHT.pkl", path / "models" / "MANO_RIGHT.pkl"):
+            if candidate.is_file():
+                return candidate
+    if not path.is_file():
+        raise Mask2HandError(f"MANO model file not found: {path}. {_HOW_TO_GET_MANO}")
+    return path
+
+
+def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "freihand") -> HandModelData:
+    """Read `MANO_RIGHT.pkl` into HandModelData.
+
+    path: the file, a folder holding it, or None for the MANO_RIGHT_PATH variable.
+    fingertips: a key of MANO_FINGERTIP_SETS.
+    """
+    if fingertips not in MANO_FINGERTIP_SETS:
+        raise Mask2HandError(f"unknown fingertip set '{fingertips}'; choose one of {sorted(MANO_FINGERTIP_SETS)}")
+    path = _resolve_path(path)
+    raw_bytes = path.read_bytes()
+    try:
+        import io
+
+        raw = _ManoUnpickler(io.BytesIO(raw_bytes), encoding="latin1").load()
+    except Exception as exc:  # any unpickling failure means the file is not a MANO model
+        raise Mask2HandError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
+                             f"{_HOW_TO_GET_MANO}") from None
+    needed = ("v_template", "f", "weights", "posedirs", "shapedirs", "J_regressor", "kintree_table",
+              "hands_components", "hands_mean")
+    if not isinstance(raw, dict) or any(k not in raw for k in needed):
+        have = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise Mask2HandError(f"{path} is not a MANO model file: expected keys {list(needed)}, found {have}. "
+                             f"{_HOW_TO_GET_MANO}")
+    arrays = {k: _to_array(raw[k], k) for k in needed}
+    kintree = arrays["kintree_table"].astype(np.int64)
+    parents = kintree[0].copy()
+    parents[0] = -1
+    if tuple(parents) != MANO_PARENTS:
+        raise Mask2HandError(f"{path}: unexpected kinematic tree {parents.tolist()}; is this a MANO right hand?")
+    data = HandModelData(
+        name="mano",
+        asset_hash=hashlib.sha256(raw_bytes).hexdigest(),
+        v_template=arrays["v_template"].astype(np.float64),
+        faces=arrays["f"].astype(np.int64),
+        shapedirs=arrays["shapedirs"].astype(np.float64),
+        posedirs=arrays["posedirs"].astype(np.float64),
+        joint_regressor=arrays["J_regressor"].astype(np.float64),
+        weights=arrays["weights"].astype(np.float64),
+        parents=parents,
+        pose_components=arrays["hands_components"].astype(np.float64),
+        pose_mean=arrays["hands_mean"].astype(np.float64).ravel(),
+        fingertip_ids=np.asarray(MANO_FINGERTIP_SETS[fingertips], dtype=np.int64),
+    )
+    data.validate()
+    return data

@@ -1,0 +1,207 @@
+"""The parametric hand layer shared by every hand model (official MANO, the open hand).
+
+A model is a set of arrays (`HandModelData`) with MANO's layout; `HandModel` holds
+them as buffers and evaluates them with the pure functions of `lbs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.hand import lbs
+
+NUM_RIG_JOINTS = 16
+NUM_FINGER_JOINTS = 15
+NUM_BETAS = 10
+
+# Rig joints (MANO order: wrist; index, middle, little, ring, thumb, three each)
+# followed by the fingertips (thumb, index, middle, ring, little), reordered to the
+# FreiHAND / OpenPose order of the guide.
+MANO_TO_FREIHAND = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
+
+
+@dataclass(frozen=True)
+class HandModelData:
+    """Arrays that define a MANO-compatible right hand. Units: meters, radians.
+
+    v_template (V,3) rest vertices; faces (F,3) int, counter-clockwise seen from
+    outside in a right-handed frame; shapedirs (V,3,10); posedirs (V,3,135) driven by
+    the flattened (R - I) of the 15 finger joints; joint_regressor (16,V);
+    weights (V,16); parents (16,); pose_components (45,45), one component a row, in
+    the finger-pose space of 15 joints x 3 axis-angle (MANO joint order);
+    pose_mean (45,); fingertip_ids (5,) vertex indices of the thumb, index, middle,
+    ring and little fingertips; name and asset_hash identify the model.
+    """
+
+    name: str
+    asset_hash: str
+    v_template: np.ndarray
+    faces: np.ndarray
+    shapedirs: np.ndarray
+    posedirs: np.ndarray
+    joint_regressor: np.ndarray
+    weights: np.ndarray
+    parents: np.ndarray
+    pose_components: np.ndarray
+    pose_mean: np.ndarray
+    fingertip_ids: np.ndarray
+
+    def validate(self) -> None:
+        """Raise Mask2HandError if the arrays do not have MANO's layout."""
+        v = self.v_template.shape[0]
+        expected = {
+            "v_template": (v, 3),
+            "shapedirs": (v, 3, NUM_BETAS),
+            "posedirs": (v, 3, 9 * NUM_FINGER_JOINTS),
+            "joint_regressor": (NUM_RIG_JOINTS, v),
+            "weights": (v, NUM_RIG_JOINTS),
+            "parents": (NUM_RIG_JOINTS,),
+            "pose_components": (3 * NUM_FINGER_JOINTS, 3 * NUM_FINGER_JOINTS),
+            "pose_mean": (3 * NUM_FINGER_JOINTS,),
+            "fingertip_ids": (5,),
+        }
+        for field, shape in expected.items():
+            got = tuple(getattr(self, field).shape)
+            if got != shape:
+                raise Mask2HandError(f"hand model '{self.name}': {field} has shape {got}, expected {shape}")
+        if self.faces.ndim != 2 or self.faces.shape[1] != 3 or self.faces.min() < 0 or self.faces.max() >= v:
+            raise Mask2HandError(f"hand model '{self.name}': faces must be (F,3) vertex indices below {v}")
+        if self.fingertip_ids.min() < 0 or self.fingertip_ids.max() >= v:
+            raise Mask2HandError(f"hand model '{self.name}': fingertip ids must be vertex indices below {v}")
+
+
+@dataclass
+class HandOutput:
+    """vertices (B,V,3) and joints (B,21,3) in meters, joints in FreiHAND order."""
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+
+
+class HandModel(nn.Module):
+    """A MANO-compatible hand layer: parameters -> vertices and 21 joints.
+
+    Args:
+        data: the model's arrays.
+        num_pose_pcs: how many pose-PCA components `pose_pcs` holds (1 to 45).
+        flat_hand_mean: if False, the model's mean finger pose is added to every
+            finger pose (MANO's `hands_mean`); if True the flat hand is the mean.
+    """
+
+    def __init__(self, data: HandModelData, num_pose_pcs: int = 45, flat_hand_mean: bool = True):
+        super().__init__()
+        data.validate()
+        if not 1 <= num_pose_pcs <= 3 * NUM_FINGER_JOINTS:
+            raise Mask2HandError(f"num_pose_pcs must be between 1 and 45, got {num_pose_pcs}")
+        self.name = data.name
+        self.asset_hash = data.asset_hash
+        self.num_pose_pcs = num_pose_pcs
+        self.flat_hand_mean = flat_hand_mean
+        self.parents = [int(p) for p in data.parents]
+
+        def f32(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.float32))
+
+        self.register_buffer("v_template", f32(data.v_template))
+        self.register_buffer("faces", torch.as_tensor(np.asarray(data.faces, dtype=np.int64)))
+        self.register_buffer("shapedirs", f32(data.shapedirs))
+        self.register_buffer("posedirs", f32(data.posedirs))
+        self.register_buffer("joint_regressor", f32(data.joint_regressor))
+        self.register_buffer("weights", f32(data.weights))
+        self.register_buffer("pose_components", f32(data.pose_components[:num_pose_pcs]))
+        mean = data.pose_mean if not flat_hand_mean else np.zeros_like(data.pose_mean)
+        self.register_buffer("pose_mean", f32(mean))
+        self.register_buffer("fingertip_ids", torch.as_tensor(np.asarray(data.fingertip_ids, dtype=np.int64)))
+        self.register_buffer("freihand_order", torch.as_tensor(MANO_TO_FREIHAND, dtype=torch.int64))
+
+    @property
+    def identity(self) -> dict:
+        """Name and asset hash: what checkpoints record to refuse a mismatched model."""
+        return {"name": self.name, "asset_hash": self.asset_hash}
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.v_template.shape[0])
+
+    def finger_pose(self, pose: torch.Tensor | None = None, pose_pcs: torch.Tensor | None = None,
+                    batch: int = 1, like: torch.Tensor | None = None) -> torch.Tensor:
+        """Finger pose (B,45) axis-angle from either `pose` (B,45) / (B,15,3) or `pose_pcs` (B,k).
+
+        With neither, the mean pose. The mean (if not flat) is added in both cases.
+        """
+        if pose is not None and pose_pcs is not None:
+            raise Mask2HandError("give either pose (axis-angle) or pose_pcs (PCA coefficients), not both")
+        ref = like if like is not None else self.v_template
+        mean = self.pose_mean.to(ref.dtype)
+        if pose is not None:
+            pose = pose.reshape(pose.shape[0], -1)
+            if pose.shape[1] != 45:
+                raise Mask2HandError(f"pose must be (B,45) or (B,15,3) axis-angle, got {tuple(pose.shape)}")
+            return pose + mean
+        if pose_pcs is not None:
+            if pose_pcs.ndim != 2 or pose_pcs.shape[1] > self.num_pose_pcs:
+                raise Mask2HandError(
+                    f"pose_pcs must be (B,k) with k <= num_pose_pcs={self.num_pose_pcs}, got {tuple(pose_pcs.shape)}")
+            comps = self.pose_components[: pose_pcs.shape[1]].to(pose_pcs.dtype)
+            return pose_pcs @ comps + mean
+        return mean.expand(batch, -1)
+
+    def pose_to_pcs(self, pose: torch.Tensor) -> torch.Tensor:
+        """Least-squares PCA coefficients (B,num_pose_pcs) of a finger pose (B,45).
+
+        Exact inverse of `finger_pose(pose_pcs=...)` for poses in the span.
+        """
+        comps = self.pose_components.to(pose.dtype)
+        centered = pose.reshape(pose.shape[0], -1) - self.pose_mean.to(pose.dtype)
+        return centered @ torch.linalg.pinv(comps)
+
+    def forward(self, global_orient: torch.Tensor, transl: torch.Tensor, pose: torch.Tensor | None = None,
+                pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> HandOutput:
+        """Posed hand in camera space.
+
+        global_orient (B,3) axis-angle about the root joint; transl (B,3) meters,
+        added afterwards; pose (B,45)/(B,15,3) finger axis-angle or pose_pcs (B,k);
+        betas (B,<=10), zero if None. Returns HandOutput with vertices (B,V,3) and
+        joints (B,21,3) from the kinematic chain plus fingertip vertices.
+        """
+        if global_orient.ndim != 2 or global_orient.shape[1] != 3:
+            raise Mask2HandError(f"global_orient must be (B,3) axis-angle, got {tuple(global_orient.shape)}")
+        if transl.shape != global_orient.shape:
+            raise Mask2HandError(f"transl must be (B,3) like global_orient, got {tuple(transl.shape)}")
+        batch, dtype = global_orient.shape[0], global_orient.dtype
+        fingers = self.finger_pose(pose, pose_pcs, batch=batch, like=global_orient)
+        if betas is None:
+            betas = global_orient.new_zeros(batch, NUM_BETAS)
+        elif betas.ndim != 2 or betas.shape[1] > NUM_BETAS:
+            raise Mask2HandError(f"betas must be (B,k) with k <= 10, got {tuple(betas.shape)}")
+
+        v_shaped = lbs.shape_blend(self.v_template.to(dtype), self.shapedirs.to(dtype), betas)
+        rest_joints = lbs.regress_joints(self.joint_regressor.to(dtype), v_shaped)
+        full_pose = torch.cat([global_orient, fingers.expand(batch, -1)], dim=1).reshape(batch, NUM_RIG_JOINTS, 3)
+        rotations = lbs.axis_angle_to_matrix(full_pose)
+        v_posed = v_shaped + lbs.pose_blend(rotations, self.posedirs.to(dtype))
+        joints, transforms = lbs.kinematic_chain(rotations, rest_joints, self.parents)
+        vertices = lbs.skin(v_posed, self.weights.to(dtype), transforms)
+        vertices = vertices + transl.unsqueeze(1)
+        joints = joints + transl.unsqueeze(1)
+        return HandOutput(vertices=vertices, joints=self._with_fingertips(joints, vertices))
+
+    def joints_from_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
+        """21 joints (B,21,3) of any mesh (B,V,3) with this model's topology.
+
+        The joint regressor applied to the given vertices plus the fingertip vertices,
+        so a refined mesh yields refined joints. On an unrefined posed mesh this
+        differs slightly from the kinematic-chain joints of `forward` (millimeters).
+        """
+        rig = lbs.regress_joints(self.joint_regressor.to(vertices.dtype), vertices)
+        return self._with_fingertips(rig, vertices)
+
+    def _with_fingertips(self, rig_joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
+        tips = vertices[:, self.fingertip_ids]
+        return torch.cat([rig_joints, tips], dim=1)[:, self.freihand_order]
