@@ -110,8 +110,8 @@ class HandModel(nn.Module):
 
         self.register_buffer("v_template", f32(data.v_template))
         self.register_buffer("faces", torch.as_tensor(np.asarray(data.faces, dtype=np.int64)))
-        self.register_buffer("shapedirs", f32(data.shapedirs))
-        self.register_buffer("posedirs", f32(data.posedirs))
+        self.register_buffer("shape_basis", lbs.flatten_basis(f32(data.shapedirs)))
+        self.register_buffer("pose_basis", lbs.flatten_basis(f32(data.posedirs)))
         self.register_buffer("joint_regressor", f32(data.joint_regressor))
         self.register_buffer("weights", f32(data.weights))
         self.register_buffer("pose_components", f32(data.pose_components[:num_pose_pcs]))
@@ -181,11 +181,11 @@ class HandModel(nn.Module):
         elif betas.ndim != 2 or betas.shape[1] > NUM_BETAS:
             raise Mask2HandError(f"betas must be (B,k) with k <= 10, got {tuple(betas.shape)}")
 
-        v_shaped = lbs.shape_blend(self.v_template.to(dtype), self.shapedirs.to(dtype), betas)
+        v_shaped = lbs.shape_blend(self.v_template.to(dtype), self.shape_basis.to(dtype), betas)
         rest_joints = lbs.regress_joints(self.joint_regressor.to(dtype), v_shaped)
         full_pose = torch.cat([global_orient, fingers.expand(batch, -1)], dim=1).reshape(batch, NUM_RIG_JOINTS, 3)
         rotations = lbs.axis_angle_to_matrix(full_pose)
-        v_posed = v_shaped + lbs.pose_blend(rotations, self.posedirs.to(dtype))
+        v_posed = v_shaped + lbs.pose_blend(rotations, self.pose_basis.to(dtype))
         joints, transforms = lbs.kinematic_chain(rotations, rest_joints, self.parents)
         vertices = lbs.skin(v_posed, self.weights.to(dtype), transforms)
         vertices = vertices + transl.unsqueeze(1)

@@ -1,0 +1,194 @@
+"""The hand layer on the MANO-format fixture: loading without chumpy, skinning against an
+independent numpy reference, PCA, gradients, dtypes, devices and clear errors."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from mano_fixture import fake_mano_arrays
+from mask2hand import Mask2HandError
+from mask2hand.hand import MANO_TO_FREIHAND, load_hand_model
+from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.hand.mano import MANO_FINGERTIP_SETS
+
+PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
+
+
+def reference_mano(arrays, global_orient, transl, finger_pose, betas, tips):
+    """Straightforward numpy MANO for one hand: 4x4 world transforms along the tree."""
+    v_shaped = arrays["v_template"] + arrays["shapedirs"] @ betas
+    rest_joints = arrays["J_regressor"] @ v_shaped
+    full = np.concatenate([global_orient, finger_pose]).reshape(16, 3)
+    rots = Rotation.from_rotvec(full).as_matrix()
+    feature = np.concatenate([(r - np.eye(3)).ravel() for r in rots[1:]])
+    v_posed = v_shaped + arrays["posedirs"] @ feature
+    world = []
+    for j in range(16):
+        local = np.eye(4)
+        local[:3, :3] = rots[j]
+        local[:3, 3] = rest_joints[j] - (rest_joints[PARENTS[j]] if j else 0)
+        world.append(local if j == 0 else world[PARENTS[j]] @ local)
+    joints = np.array([w[:3, 3] for w in world])
+    verts = np.zeros_like(v_posed)
+    for j in range(16):
+        shifted = v_posed - rest_joints[j]
+        moved = shifted @ world[j][:3, :3].T + world[j][:3, 3]
+        verts += arrays["weights"][:, j : j + 1] * moved
+    joints21 = np.concatenate([joints, verts[list(tips)]])[list(MANO_TO_FREIHAND)]
+    return verts + transl, joints21 + transl
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_mano_fixture_matches_numpy_reference(mano_path, flat):
+    arrays = fake_mano_arrays(0)
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=12, flat_hand_mean=flat).double()
+    gen = torch.Generator().manual_seed(3)
+    go, tr = torch.randn(4, 3, generator=gen, dtype=torch.float64), torch.randn(4, 3, generator=gen, dtype=torch.float64)
+    pcs, betas = torch.randn(4, 12, generator=gen, dtype=torch.float64), torch.randn(4, 10, generator=gen, dtype=torch.float64)
+    out = model(go, tr, pose_pcs=pcs, betas=betas)
+    for b in range(4):
+        finger = pcs[b].numpy() @ arrays["hands_components"][:12] + (0 if flat else arrays["hands_mean"])
+        verts, joints = reference_mano(arrays, go[b].numpy(), tr[b].numpy(), finger, betas[b].numpy(),
+                                       MANO_FINGERTIP_SETS["freihand"])
+        np.testing.assert_allclose(out.vertices[b].numpy(), verts, atol=1e-7)  # model buffers are float32
+        np.testing.assert_allclose(out.joints[b].numpy(), joints, atol=1e-7)  # model buffers are float32
+
+
+def test_root_rotation_is_about_the_root_joint(mano_path):
+    model = load_hand_model("mano", path=mano_path).double()
+    zeros = torch.zeros(1, 3, dtype=torch.float64)
+    rest = model(zeros, zeros)
+    turned = model(torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64), zeros)
+    torch.testing.assert_close(turned.joints[:, 0], rest.joints[:, 0])
+    assert (turned.vertices - rest.vertices).abs().max() > 1e-3
+
+
+def test_freihand_joint_order(mano_path):
+    """Joint 4 is the thumb tip vertex, 8 index tip, ..., 20 little tip; 1 is the thumb's first rig joint."""
+    model = load_hand_model("mano", path=mano_path).double()
+    gen = torch.Generator().manual_seed(0)
+    out = model(torch.randn(2, 3, generator=gen, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64),
+                pose=torch.randn(2, 45, generator=gen, dtype=torch.float64) * 0.3)
+    for joint, vertex in zip((4, 8, 12, 16, 20), MANO_FINGERTIP_SETS["freihand"]):
+        torch.testing.assert_close(out.joints[:, joint], out.vertices[:, vertex])
+    regressed = model.joint_regressor.double() @ model.v_template.double()
+    rest = model(torch.zeros(1, 3, dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64))
+    torch.testing.assert_close(rest.joints[0, 1], regressed[13])  # thumb base is MANO joint 13
+    torch.testing.assert_close(rest.joints[0, 17], regressed[7])  # little base is MANO joint 7
+
+
+def test_fingertip_sets_are_selectable(mano_path):
+    for name, ids in MANO_FINGERTIP_SETS.items():
+        model = load_hand_model("mano", path=mano_path, fingertips=name)
+        assert model.fingertip_ids.tolist() == list(ids)
+    with pytest.raises(Mask2HandError, match="fingertip"):
+        load_hand_model("mano", path=mano_path, fingertips="nonsense")
+
+
+def test_joints_from_vertices_of_rest_mesh_match_regressor(mano_path):
+    model = load_hand_model("mano", path=mano_path).double()
+    zeros = torch.zeros(1, 3, dtype=torch.float64)
+    out = model(zeros, zeros)
+    # at rest no joint moves, so chain joints equal regressed joints exactly
+    torch.testing.assert_close(model.joints_from_vertices(out.vertices), out.joints)
+
+
+def test_pca_round_trip(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6).double()
+    pcs = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    pose = model.finger_pose(pose_pcs=pcs)
+    torch.testing.assert_close(model.pose_to_pcs(pose), pcs)
+    # pose given as axis-angle and as PCA coefficients gives the same hand
+    zeros = torch.zeros(5, 3, dtype=torch.float64)
+    torch.testing.assert_close(model(zeros, zeros, pose=pose - model.pose_mean.double()).vertices,
+                               model(zeros, zeros, pose_pcs=pcs).vertices)
+
+
+def test_dtype_and_gradients_reach_every_input(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6)
+    for dtype in (torch.float32, torch.float64):
+        inputs = [torch.randn(3, n, dtype=dtype, requires_grad=True) for n in (3, 3, 6, 10)]
+        out = model(inputs[0], inputs[1], pose_pcs=inputs[2], betas=inputs[3])
+        assert out.vertices.dtype == dtype and out.joints.dtype == dtype
+        assert out.vertices.shape == (3, 778, 3) and out.joints.shape == (3, 21, 3)
+        (out.vertices.square().sum() + out.joints.square().sum()).backward()
+        for tensor in inputs:
+            assert tensor.grad is not None and torch.isfinite(tensor.grad).all() and tensor.grad.abs().sum() > 0
+
+
+def test_gradcheck_small_batch(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=3).double()
+    gen = torch.Generator().manual_seed(5)
+    args = [torch.randn(1, n, dtype=torch.float64, generator=gen, requires_grad=True) for n in (3, 3, 3, 10)]
+    torch.autograd.gradcheck(lambda g, t, p, b: model(g, t, pose_pcs=p, betas=b).joints, args)
+
+
+def test_rodrigues_matches_scipy_and_is_smooth_at_zero():
+    vecs = torch.randn(100, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2
+    vecs[0] = 0
+    vecs[1] = 1e-9
+    expected = Rotation.from_rotvec(vecs.numpy()).as_matrix()
+    np.testing.assert_allclose(axis_angle_to_matrix(vecs).numpy(), expected, atol=1e-12)
+    zero = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(axis_angle_to_matrix, (zero,))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_device_is_kept(mano_path):
+    model = load_hand_model("mano", path=mano_path).to("cuda")
+    out = model(torch.zeros(2, 3, device="cuda"), torch.zeros(2, 3, device="cuda"))
+    assert out.vertices.device.type == "cuda"
+
+
+def test_missing_mano_file_explains_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("MANO_RIGHT_PATH", raising=False)
+    with pytest.raises(Mask2HandError, match="MANO website"):
+        load_hand_model("mano")
+    with pytest.raises(Mask2HandError, match="not found"):
+        load_hand_model("mano", path=tmp_path / "nope.pkl")
+
+
+def test_mano_path_from_environment(mano_path, monkeypatch):
+    monkeypatch.setenv("MANO_RIGHT_PATH", str(mano_path))
+    assert load_hand_model("mano").num_vertices == 778
+
+
+@pytest.mark.parametrize("content", [b"not a pickle at all", pickle.dumps({"v_template": np.zeros((3, 3))}),
+                                     pickle.dumps([1, 2, 3])])
+def test_corrupt_mano_files_give_clear_error(tmp_path, content):
+    bad = tmp_path / "MANO_RIGHT.pkl"
+    bad.write_bytes(content)
+    with pytest.raises(Mask2HandError, match="MANO"):
+        load_hand_model("mano", path=bad)
+
+
+def test_truncated_mano_file(mano_path, tmp_path):
+    bad = tmp_path / "MANO_RIGHT.pkl"
+    bad.write_bytes(mano_path.read_bytes()[:5000])
+    with pytest.raises(Mask2HandError, match="not a readable MANO"):
+        load_hand_model("mano", path=bad)
+
+
+def test_loading_never_imports_chumpy(mano_path):
+    import sys
+
+    load_hand_model("mano", path=mano_path)
+    assert "chumpy" not in sys.modules
+
+
+def test_bad_arguments_raise_clear_errors(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6)
+    z = torch.zeros(1, 3)
+    with pytest.raises(Mask2HandError, match="pose_pcs"):
+        model(z, z, pose_pcs=torch.zeros(1, 7))
+    with pytest.raises(Mask2HandError, match="not both"):
+        model(z, z, pose=torch.zeros(1, 45), pose_pcs=torch.zeros(1, 6))
+    with pytest.raises(Mask2HandError, match="global_orient"):
+        model(torch.zeros(3), z)
+    with pytest.raises(Mask2HandError, match="num_pose_pcs"):
+        load_hand_model("mano", path=mano_path, num_pose_pcs=46)
+    with pytest.raises(Mask2HandError, match="unknown hand model"):
+        load_hand_model("smpl")
