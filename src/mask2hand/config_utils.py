@@ -1,0 +1,96 @@
+"""Building dataclasses from nested dicts (YAML recipes) with clear errors, and
+command-line overrides of the form `section.key=value`."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+import yaml
+
+from mask2hand.errors import Mask2HandError
+
+
+def dataclass_from_dict(cls: type, values: dict | None, where: str = "config") -> Any:
+    """Instantiate dataclass `cls` from `values`, recursing into dataclass-typed fields.
+
+    Unknown keys and values of the wrong type raise Mask2HandError naming the key.
+    """
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise Mask2HandError(f"{where} must be a mapping, got {type(values).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise Mask2HandError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise Mask2HandError(f"{where}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return dataclass_from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except Mask2HandError as exc:
+                errors.append(str(exc))
+        raise Mask2HandError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise Mask2HandError(f"{where} must be a list, got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (Any,)
+        items = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise Mask2HandError(f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if hint is Any or origin is dict or hint is dict:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise Mask2HandError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Set nested keys from strings like `train.lr=3e-4` (the value is parsed as YAML)."""
+    for item in overrides:
+        if "=" not in item:
+            raise Mask2HandError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        target = values
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise Mask2HandError(f"override '{item}': '{part}' is not a section")
+        target[parts[-1]] = yaml.safe_load(raw)
+    return values
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain nested dict/list form of a dataclass (for YAML/JSON)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
