@@ -1,0 +1,192 @@
+"""Training losses of the paper (section 3.2, eq. 1-8), each term switchable (Table 5).
+
+Terms (unweighted values in `LossTerms`, weights in `LossWeights`):
+
+- joints (eq. 3): squared error of the unaligned joints;
+- aligned_joints (eq. 4): the same after Procrustes alignment of the prediction;
+- vertices (eq. 7): absolute error of the unaligned vertices;
+- aligned_vertices (eq. 8): the same after Procrustes alignment;
+- bce, contour (eq. 5): `silhouette_bce` and `contour_loss` of the renderer between the
+  rendered silhouette of the preliminary mesh and the input mask;
+- total (eq. 1): the weighted sum of the enabled terms.
+
+Each 3-D term is the preliminary-output error plus the refined-output error, as in the
+paper's equations. When RefineNet is off (refined outputs None) the preliminary outputs are
+the final ones and each term has one part. Flags of `LossWeights` drop the separate
+preliminary part of some terms when refined outputs exist (Table 5 "*", reference code).
+
+Conventions, chosen to match the reference code (github lijenchang/Mask2Hand, loss.py)
+for which the paper's weights were tuned:
+
+- Units: coordinates are converted from meters to millimeters (x `units_per_meter`,
+  1000) inside the loss; the inputs stay in meters like everywhere else.
+- Reduction: the reference uses torch's MSELoss / L1Loss, i.e. the mean over batch,
+  points AND the three coordinates. The paper writes (1/K) sum_i ||.||_2^2 and
+  (1/M) sum_i ||.||_1, which sum over xyz; the reference value is that divided by 3.
+  We use the reference (per-coordinate mean), so the paper's weights keep their meaning.
+- Alignment: aligned terms use `procrustes_align(..., allow_reflection=False)` (a proper
+  rotation). The reference code's SVD alignment can return a reflection; for a loss that
+  would reward mirror-image hands, so we do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.procrustes import procrustes_align
+
+MILLIMETERS_PER_METER = 1000.0
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights (lambda of eq. 1-6) and switches of the loss. A weight of 0 disables a term:
+    it is then neither computed nor reported.
+
+    preliminary_joints / preliminary_vertices: include the preliminary joints / vertices in
+        the joint (eq. 3, 4) / vertex (eq. 7, 8) terms when refined outputs exist.
+    preliminary_aligned: include the preliminary output in the aligned terms (eq. 4, 8);
+        False is the "*" row of Table 5 (aligned loss only on the refined outputs).
+    units_per_meter: scale applied to coordinates before the 3-D terms (1000: millimeters).
+    """
+
+    joints: float = 2e-3
+    aligned_joints: float = 2e-2
+    vertices: float = 0.1
+    aligned_vertices: float = 1.0
+    bce: float = 0.0
+    contour: float = 1e-4
+    preliminary_joints: bool = True
+    preliminary_vertices: bool = True
+    preliminary_aligned: bool = True
+    units_per_meter: float = MILLIMETERS_PER_METER
+
+    @classmethod
+    def paper(cls) -> LossWeights:
+        """The final model of the paper (section 4.4 weights, lambda_bce = 0, eq. 1-8 as written)."""
+        return cls()
+
+    @classmethod
+    def paper_ablation_bce(cls) -> LossWeights:
+        """The paper's ablation setting with the BCE silhouette term (lambda_bce = 0.5)."""
+        return cls(bce=0.5)
+
+    @classmethod
+    def paper_aligned_refined_only(cls) -> LossWeights:
+        """Table 5 "*": the aligned terms only on the refined joints and vertices."""
+        return cls(preliminary_aligned=False)
+
+    @classmethod
+    def reference_code(cls) -> LossWeights:
+        """What the released reference code trains with: as paper(), but the vertex terms
+        only on the refined mesh."""
+        return cls(preliminary_vertices=False)
+
+    @classmethod
+    def self_supervised(cls) -> LossWeights:
+        """No annotations: only the silhouette terms (BCE with the ablation's 0.5, contour)."""
+        return cls(joints=0.0, aligned_joints=0.0, vertices=0.0, aligned_vertices=0.0, bce=0.5, contour=1e-4)
+
+
+@dataclass
+class LossTerms:
+    """Loss value and its unweighted terms (scalar tensors; None when disabled)."""
+
+    total: torch.Tensor
+    joints: torch.Tensor | None = None
+    aligned_joints: torch.Tensor | None = None
+    vertices: torch.Tensor | None = None
+    aligned_vertices: torch.Tensor | None = None
+    bce: torch.Tensor | None = None
+    contour: torch.Tensor | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        """Python floats of the total and every computed term, for logging."""
+        return {f.name: float(v.detach()) for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+def _squared_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(pred, target)
+
+
+def _absolute_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(pred, target)
+
+
+def _point_term(
+    predictions: list[torch.Tensor], target: torch.Tensor, scale: float, aligned: bool, error_fn
+) -> torch.Tensor:
+    """Sum over the given predictions of error_fn(prediction, target), coordinates x scale."""
+    target_s = torch.as_tensor(target).to(predictions[0]) * scale
+    total = target_s.new_zeros(())
+    for pred in predictions:
+        pred_s = pred * scale
+        if aligned:
+            pred_s = procrustes_align(pred_s, target_s, allow_reflection=False).aligned
+        total = total + error_fn(pred_s, target_s)
+    return total
+
+
+def _stage_predictions(preliminary: torch.Tensor | None, refined: torch.Tensor | None, keep_preliminary: bool) -> list[torch.Tensor]:
+    if refined is None:
+        return [] if preliminary is None else [preliminary]
+    return [preliminary, refined] if keep_preliminary and preliminary is not None else [refined]
+
+
+def _require(value: Any, what: str, term: str) -> Any:
+    if value is None:
+        raise Mask2HandError(
+            f"loss term '{term}' needs {what}, which this batch does not have; set its weight to 0 "
+            f"(LossWeights.self_supervised() trains from masks alone)"
+        )
+    return value
+
+
+def mask2hand_loss(output: Any, target: Any, weights: LossWeights) -> LossTerms:
+    """The paper's training loss (eq. 1) with the terms enabled in `weights`.
+
+    output: joints (B,21,3), vertices (B,V,3), refined_joints, refined_vertices (either may
+        be None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters.
+    target: joints (B,21,3), vertices (B,V,3) (either may be None for self-supervision),
+        mask (B,H,W) with hand = 1, distance_field (B,H,W) in pixels to the mask's contour.
+    Returns `LossTerms`; `total` is differentiable w.r.t. the output tensors.
+    """
+    terms: dict[str, torch.Tensor] = {}
+    scale = weights.units_per_meter
+    refined_joints = getattr(output, "refined_joints", None)
+    refined_vertices = getattr(output, "refined_vertices", None)
+
+    for kind, pred, refined, keep_prelim, err in (
+        ("joints", output.joints, refined_joints, weights.preliminary_joints, _squared_error),
+        ("vertices", output.vertices, refined_vertices, weights.preliminary_vertices, _absolute_error),
+    ):
+        if getattr(weights, kind) > 0:
+            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", kind)
+            terms[kind] = _point_term(_stage_predictions(pred, refined, keep_prelim), gt, scale, False, err)
+        aligned_kind = "aligned_" + kind
+        if getattr(weights, aligned_kind) > 0:
+            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", aligned_kind)
+            preds = _stage_predictions(pred, refined, keep_prelim and weights.preliminary_aligned)
+            terms[aligned_kind] = _point_term(preds, gt, scale, True, err)
+
+    if weights.bce > 0 or weights.contour > 0:
+        # Imported here so that the 3-D terms work without the renderer being importable.
+        from mask2hand.render.contour import contour_loss, silhouette_bce
+
+        silhouette = _require(getattr(output, "silhouette", None), "a rendered silhouette", "bce/contour")
+        if weights.bce > 0:
+            mask = _require(getattr(target, "mask", None), "the input mask", "bce")
+            terms["bce"] = silhouette_bce(silhouette, torch.as_tensor(mask).to(silhouette))
+        if weights.contour > 0:
+            distance = _require(getattr(target, "distance_field", None), "the mask's contour distance field", "contour")
+            terms["contour"] = contour_loss(silhouette, torch.as_tensor(distance).to(silhouette))
+
+    if not terms:
+        raise Mask2HandError("every loss weight is 0: enable at least one term")
+    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    return LossTerms(total=total, **terms)  # type: ignore[arg-type]
