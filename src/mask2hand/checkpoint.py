@@ -86,3 +86,36 @@ def check_hand_identity(payload: dict[str, Any], hand_identity: dict[str, str], 
         raise Mask2HandError(f"{source} was trained with a different '{stored.get('name')}' model file "
                              f"(asset hash {str(stored.get('asset_hash'))[:12]}..., this one "
                              f"{hand_identity['asset_hash'][:12]}...); use the same model file it was trained with")
+
+
+def load_network(path: str | os.PathLike | None = None, hand_model: str | None = None,
+                 mano_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+    """A Mask2HandNet in eval mode from a checkpoint or weights file (None: the shipped model).
+
+    hand_model / mano_path override where the hand model comes from (a MANO-trained
+    checkpoint needs the MANO file); the model must be the one the file was trained with.
+    Returns (network, payload).
+    """
+    from mask2hand.config_utils import dataclass_from_dict
+    from mask2hand.nn import Mask2HandNet, NetConfig
+
+    if path is None:
+        path = default_weights_path()
+        if path is None:
+            raise Mask2HandError("this installation has no shipped pretrained model; pass a checkpoint "
+                                 "(--checkpoint PATH) trained with `mask2hand train`")
+    payload = read_file(path)
+    values = network_config_of(payload)
+    if hand_model is not None:
+        values["hand_model"] = hand_model
+    if mano_path is not None:
+        values["hand_model_path"] = str(mano_path)
+    config = dataclass_from_dict(NetConfig, values, where=f"{path} network")
+    net = Mask2HandNet(config)
+    check_hand_identity(payload, net.hand.identity, str(path))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise Mask2HandError(f"{path}: weights do not fit the network it describes ({exc})") from None
+    return net.to(device).eval(), payload

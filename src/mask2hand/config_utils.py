@@ -62,7 +62,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if value not in typing.get_args(hint):
             raise Mask2HandError(f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
         return value
-    if hint is Any or origin is dict or hint is dict:
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise Mask2HandError(f"{where} must be a mapping, got {value!r}")
+        value_hint = typing.get_args(hint)[1]
+        return {k: _coerce(value_hint, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is Any or hint is dict:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -91,6 +96,8 @@ def to_dict(obj: Any) -> Any:
     """Plain nested dict/list form of a dataclass (for YAML/JSON)."""
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj

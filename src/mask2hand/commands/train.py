@@ -1,0 +1,34 @@
+"""`mask2hand train RECIPE [--set section.key=value ...] --out DIR [--resume]`."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="a YAML recipe file or the name of a shipped recipe "
+                                       "(paper-synthetic, paper-freihand-6pc, paper-freihand-45pc, cpu-default)")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, config.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value, e.g. --set train.lr=3e-4 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mask2hand.train.config import load_config
+    from mask2hand.train.loop import Trainer
+
+    if args.resume:
+        saved = Path(args.out) / "config.yaml"
+        config = load_config(saved if saved.is_file() else args.recipe, args.overrides)
+    else:
+        config = load_config(args.recipe, args.overrides)
+    trainer = Trainer(config, args.out, resume=args.resume)
+    result = trainer.run()
+    if trainer.dist.is_main:
+        state = "finished" if result.stop_reason == "finished" else f"stopped ({result.stop_reason}; --resume continues)"
+        print(f"training {state}: {result.epochs_done} epochs, {result.steps_done} steps, best validation "
+              f"loss {result.best_val_loss:.4g}, {result.samples_per_second:.1f} samples/s; run folder {args.out}")
+    return 130 if result.stop_reason == "interrupted" else 0

@@ -1,0 +1,105 @@
+"""`mask2hand eval`: the paper's tables (section 4.1 metrics) for a checkpoint on a dataset.
+
+Layout follows the paper: Tables 1-4 (not aligned: MPJPE, AUC of PCK, MPVPE, AUC of
+PCV, mIoU, Dice; Procrustes aligned: PA-MPJPE, AUC, PA-MPVPE, AUC), one row per
+output stage (preliminary, refined), and with noise the rows of Tables C1-C2 (one
+per input condition).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.io_utils import write_text_atomic
+
+UNALIGNED_COLUMNS = [("mpjpe_cm", "MPJPE (cm)"), ("auc_pck", "AUC of PCK"), ("mpvpe_cm", "MPVPE (cm)"),
+                     ("auc_pcv", "AUC of PCV"), ("miou", "mIoU"), ("dice", "Dice")]
+ALIGNED_COLUMNS = [("pa_mpjpe_cm", "PA-MPJPE (cm)"), ("pa_auc_pck", "AUC of PCK"), ("pa_mpvpe_cm", "PA-MPVPE (cm)"),
+                   ("pa_auc_pcv", "AUC of PCV")]
+
+
+@dataclass
+class ConditionResult:
+    """Metrics of one input condition ("clean" or "kind:level"): stage -> summary dict."""
+
+    condition: str
+    stages: dict[str, dict[str, float]]
+    num_samples: int
+
+
+def parse_noise(spec: str):
+    """"kind:level" -> NoiseConfig applying exactly that noise to every mask."""
+    from mask2hand.data.noise import NoiseConfig
+
+    kind, sep, level = spec.partition(":")
+    if not sep or not level.isdigit():
+        raise Mask2HandError(f"--noise must look like KIND:LEVEL (e.g. merge:2), got '{spec}'")
+    return NoiseConfig(kinds=(kind,), severities=(int(level),), probability=1.0)
+
+
+def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,
+             device: str | torch.device = "cpu", seed: int = 0) -> ConditionResult:
+    """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric."""
+    from mask2hand.data.dataset import MaskDataset, collate_samples
+    from mask2hand.metrics import EvaluationAccumulator
+    from mask2hand.train.data_setup import check_ground_truth_matches, split_source
+
+    folder, split = split_source(source)
+    if not folder.exists():
+        raise Mask2HandError(f"dataset not found: {folder}")
+    noise_config = parse_noise(noise) if noise else None
+    dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=net.config.input_size,
+                          distance_field=False, seed=seed)
+    check_ground_truth_matches(dataset, net.hand, source)
+    indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
+    loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,
+                        collate_fn=collate_samples)
+    accumulator = EvaluationAccumulator()
+    faces = net.hand.faces
+    net.eval()
+    with torch.no_grad():
+        for batch in loader:
+            batch = batch.to(device)
+            output = net(batch.mask, batch.K)
+            accumulator.update(output, batch, K=batch.K, faces=faces)
+    result = accumulator.result()
+    stages = {"preliminary": result.preliminary.summary()}
+    if result.refined is not None:
+        stages["refined"] = result.refined.summary()
+    return ConditionResult(condition=noise or "clean", stages=stages, num_samples=result.num_samples)
+
+
+def format_tables(results: list[ConditionResult], align: str = "both") -> str:
+    """The paper's table layout as text: one block for unaligned and/or aligned metrics."""
+    blocks = []
+    groups = {"none": [("Not aligned", UNALIGNED_COLUMNS)], "procrustes": [("Procrustes aligned", ALIGNED_COLUMNS)]}
+    groups["both"] = groups["none"] + groups["procrustes"]
+    for title, columns in groups[align]:
+        header = ["input", "output"] + [label for _, label in columns]
+        rows = []
+        for res in results:
+            for stage, summary in res.stages.items():
+                rows.append([res.condition, stage] + [_fmt(summary.get(key)) for key, _ in columns])
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        lines = [f"{title} ({results[0].num_samples} samples)",
+                 "  ".join(h.ljust(w) for h, w in zip(header, widths)),
+                 "  ".join("-" * w for w in widths)]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def write_results(results: list[ConditionResult], path: str | Path, extra: dict | None = None) -> Path:
+    payload = {**(extra or {}), "results": [{"condition": r.condition, "num_samples": r.num_samples,
+                                            "stages": r.stages} for r in results]}
+    return write_text_atomic(path, json.dumps(payload, indent=2))

@@ -1,0 +1,377 @@
+"""The training loop behind `mask2hand train`: one process or many under torchrun.
+
+Files in the run folder (rank 0 writes them all):
+  config.yaml   the fully resolved recipe
+  last.pt       checkpoint after every epoch and on interruption (resumable)
+  best.pt       the checkpoint with the lowest validation loss (the paper's choice)
+  epochs.csv    per epoch: every loss term, learning rate, validation loss and metrics
+  steps.csv     per optimiser step: total loss (for curves and the resume test)
+  loss_curve.png, summary.json  at the end; TensorBoard events if tensorboard is installed
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from mask2hand.checkpoint import read_file, save_checkpoint
+from mask2hand.errors import Mask2HandError
+from mask2hand.io_utils import write_text_atomic
+from mask2hand.train.config import TrainConfig, dump_config, loss_weights, network_config
+from mask2hand.train.data_setup import make_dataset
+from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
+from mask2hand.train.sampler import EpochSampler
+
+LOSS_TERMS = ("total", "joints", "aligned_joints", "vertices", "aligned_vertices", "bce", "contour")
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    epochs_done: int
+    steps_done: int
+    best_val_loss: float
+    stop_reason: str  # "finished", "time budget" or "interrupted" (Ctrl-C)
+    samples_per_second: float
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class Trainer:
+    """Builds model, data and optimiser from a TrainConfig and trains, resumably.
+
+    out_dir: the run folder. resume: continue from out_dir/last.pt (refused if the
+    recipe's network or hand model differ from the checkpoint's).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = False, quiet: bool | None = None):
+        from mask2hand.nn import Mask2HandNet
+
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.dist: DistInfo = init_distributed(config.train.device)
+        if config.train.threads:
+            torch.set_num_threads(config.train.threads)
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed)
+        random.seed(config.seed)
+        self.quiet = (not sys.stderr.isatty()) if quiet is None else quiet
+
+        self.net_config = network_config(config)
+        self.loss_weights = loss_weights(config)
+        self.net = Mask2HandNet(self.net_config).to(self.dist.device)
+        self.model = self.net
+        if self.dist.enabled:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
+
+        size = self.net_config.input_size
+        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand)
+        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand)
+        self.sampler = EpochSampler(len(self.train_set), seed=config.seed, rank=self.dist.rank,
+                                    world_size=self.dist.world_size)
+        self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
+                                        world_size=self.dist.world_size)
+        from mask2hand.data.dataset import collate_samples
+
+        workers = config.data.workers
+        loader_args = dict(batch_size=config.train.batch_size, num_workers=workers, collate_fn=collate_samples,
+                           persistent_workers=False, pin_memory=self.dist.device.type == "cuda")
+        self.train_loader = DataLoader(self.train_set, sampler=self.sampler, drop_last=True, **loader_args)
+        self.val_loader = DataLoader(self.val_set, sampler=self.val_sampler, **loader_args)
+        self.steps_per_epoch = len(self.train_loader)
+        if config.train.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_steps_per_epoch)
+        if self.steps_per_epoch == 0:
+            raise Mask2HandError(f"the training set has {len(self.train_set)} samples, fewer than one batch of "
+                                 f"{config.train.batch_size} per process; lower train.batch_size")
+
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.train.lr,
+                                          weight_decay=config.train.weight_decay)
+        self.scheduler = self._make_scheduler()
+        self.epoch, self.position, self.step, self.best_val = 0, 0, 0, math.inf
+        self.partial_sums: dict[str, float] = {}
+        self.train_seconds = 0.0
+        if resume:
+            self._resume()
+        elif self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if (self.out_dir / "last.pt").exists():
+                raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
+                                     "or choose another --out")
+            write_text_atomic(self.out_dir / "config.yaml", dump_config(config))
+            for name in ("epochs.csv", "steps.csv"):
+                (self.out_dir / name).unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------- set-up
+    def _make_scheduler(self):
+        kind = self.config.train.scheduler
+        if kind == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="min", factor=self.config.train.plateau_factor,
+                patience=self.config.train.plateau_patience)
+        total = max(1, self.config.train.epochs * self.steps_per_epoch)
+        warmup = self.config.train.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if kind == "cosine":
+                return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+            return 1.0
+
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def _resume(self) -> None:
+        path = self.out_dir / "last.pt"
+        payload = read_file(path)
+        if payload.get("format") != "mask2hand-checkpoint":
+            raise Mask2HandError(f"{path} is a weights file, not a training checkpoint; it cannot be resumed")
+        from mask2hand.checkpoint import check_hand_identity
+
+        check_hand_identity(payload, self.net.hand.identity, str(path))
+        stored_net = payload["config"]["network"]
+        mine = self.config.to_dict()["network"]
+        if network_config(TrainConfig(network=stored_net)) != self.net_config:
+            raise Mask2HandError(f"{path} was trained with network settings {stored_net}, the recipe now says "
+                                 f"{mine}; resume with the run's own config.yaml")
+        self.net.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        _set_rng_state(payload["rng"])
+        self.epoch, self.position, self.step = payload["epoch"], payload["position"], payload["step"]
+        self.best_val = payload["best_val"]
+        self.partial_sums = dict(payload.get("partial_sums", {}))
+        self.train_seconds = payload.get("train_seconds", 0.0)
+        if self.dist.is_main:
+            # drop step rows logged after the checkpoint (a crash between checkpoints)
+            steps = self.out_dir / "steps.csv"
+            if steps.exists():
+                rows = steps.read_text().splitlines()
+                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= self.step]
+                write_text_atomic(steps, "\n".join(kept) + "\n")
+            epochs = self.out_dir / "epochs.csv"
+            if epochs.exists():
+                rows = epochs.read_text().splitlines()
+                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) < self.epoch]
+                write_text_atomic(epochs, "\n".join(kept) + "\n")
+
+    def _checkpoint_state(self) -> dict:
+        return {
+            "config": self.config.to_dict(), "hand": self.net.hand.identity, "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "epoch": self.epoch, "position": self.position, "step": self.step, "best_val": self.best_val,
+            "partial_sums": self.partial_sums, "rng": _rng_state(), "train_seconds": self.train_seconds,
+        }
+
+    def _save(self, name: str) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.out_dir / name, self._checkpoint_state())
+
+    # ----------------------------------------------------------------- steps
+    def _train_step(self, batch) -> dict[str, float]:
+        from mask2hand.losses import mask2hand_loss
+
+        batch = batch.to(self.dist.device, non_blocking=True)
+        output = self.model(batch.mask, batch.K)
+        terms = mask2hand_loss(output, batch, self.loss_weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        if self.config.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        if not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step()
+        if not torch.isfinite(terms.total):
+            raise Mask2HandError(f"the loss became {terms.total.item()} at step {self.step}; lower train.lr "
+                                 "or set train.grad_clip, then resume from last.pt")
+        n = len(batch)
+        values = {"count": float(n)}
+        for name in LOSS_TERMS:
+            value = getattr(terms, name, None)
+            if value is not None:
+                values[name] = float(value.detach()) * n
+        return values
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation loss terms and point/mask metrics (means over the validation set)."""
+        from mask2hand.losses import mask2hand_loss
+        from mask2hand.train.val_metrics import batch_metric_sums
+
+        self.net.eval()
+        sums: dict[str, float] = {}
+        for i, batch in enumerate(self.val_loader):
+            if self.config.train.val_batches and i >= self.config.train.val_batches:
+                break
+            batch = batch.to(self.dist.device)
+            output = self.net(batch.mask, batch.K)
+            terms = mask2hand_loss(output, batch, self.loss_weights)
+            n = float(len(batch))
+            sums["count"] = sums.get("count", 0.0) + n
+            for name in LOSS_TERMS:
+                value = getattr(terms, name, None)
+                if value is not None:
+                    sums[name] = sums.get(name, 0.0) + float(value) * n
+            for key, value in batch_metric_sums(output, batch, self.net.hand.faces).items():
+                sums[key] = sums.get(key, 0.0) + value
+        self.net.train()
+        sums = reduce_sums(sums, self.dist)
+        count = max(sums.pop("count", 0.0), 1.0)
+        return {k: v / count for k, v in sums.items()}
+
+    # ----------------------------------------------------------------- loop
+    def run(self) -> RunResult:
+        cfg = self.config.train
+        started = time.perf_counter()
+        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+        stop_reason = "finished"
+        self.net.train()
+        logger = _Logger(self.out_dir, self.dist.is_main)
+        samples_this_run, run_seconds = 0, 0.0
+        try:
+            while self.epoch < cfg.epochs and stop_reason == "finished":
+                self.train_set.set_epoch(self.epoch)
+                self.sampler.set_epoch(self.epoch, start=self.position * cfg.batch_size)
+                sums = dict(self.partial_sums)
+                progress = _progress(self.steps_per_epoch, self.position, f"epoch {self.epoch + 1}/{cfg.epochs}",
+                                     self.quiet or not self.dist.is_main)
+                epoch_start = time.perf_counter()
+                for batch in self.train_loader:
+                    if self.position >= self.steps_per_epoch:
+                        break
+                    t0 = time.perf_counter()
+                    values = self._train_step(batch)
+                    self.train_seconds += time.perf_counter() - t0
+                    self.step += 1
+                    self.position += 1
+                    for key, value in values.items():
+                        sums[key] = sums.get(key, 0.0) + value
+                    self.partial_sums = sums
+                    samples_this_run += int(values["count"]) * self.dist.world_size
+                    logger.step(self.step, self.epoch, values["total"] / values["count"])
+                    rate = samples_this_run / max(time.perf_counter() - started, 1e-9)
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{values['total'] / values['count']:.4g}", samples_s=f"{rate:.0f}")
+                    over_budget = budget is not None and time.perf_counter() - started > budget
+                    if broadcast_flag(over_budget, self.dist):
+                        stop_reason = "time budget"
+                        break
+                progress.close()
+                if stop_reason != "finished":
+                    break
+                epoch_seconds = time.perf_counter() - epoch_start
+                train_means = reduce_sums(sums, self.dist)
+                count = max(train_means.pop("count", 0.0), 1.0)
+                train_means = {k: v / count for k, v in train_means.items()}
+                val = self.validate()
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(val["total"])
+                self.epoch += 1
+                self.position = 0
+                self.partial_sums = {}
+                improved = val["total"] < self.best_val
+                if improved:
+                    self.best_val = val["total"]
+                logger.epoch(self.epoch, self.optimizer.param_groups[0]["lr"], train_means, val,
+                             count / max(epoch_seconds, 1e-9))
+                self._save("last.pt")
+                if improved:
+                    self._save("best.pt")
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+            if self.dist.is_main:
+                print(f"\ninterrupted: saving {self.out_dir / 'last.pt'} (resume with --resume)", file=sys.stderr)
+        if stop_reason != "finished":
+            self._save("last.pt")
+        run_seconds = time.perf_counter() - started
+        result = RunResult(self.out_dir, self.epoch, self.step, self.best_val, stop_reason,
+                           samples_this_run / max(run_seconds, 1e-9))
+        if self.dist.is_main:
+            logger.finish(result, self.config)
+        shutdown(self.dist)
+        return result
+
+
+def _progress(total: int, initial: int, desc: str, disable: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
+
+
+class _Logger:
+    """CSV logs, optional TensorBoard, and the end-of-run curve and summary (rank 0 only)."""
+
+    def __init__(self, out_dir: Path, active: bool):
+        self.out_dir, self.active = out_dir, active
+        self.tensorboard = None
+        if not active:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
+        except ImportError:  # tensorboard is optional
+            self.tensorboard = None
+        self.steps_file = out_dir / "steps.csv"
+        if not self.steps_file.exists():
+            self.steps_file.write_text("step,epoch,loss\n")
+
+    def step(self, step: int, epoch: int, loss: float) -> None:
+        if not self.active:
+            return
+        with self.steps_file.open("a") as f:
+            f.write(f"{step},{epoch},{loss:.9g}\n")
+        if self.tensorboard is not None:
+            self.tensorboard.add_scalar("train/loss_step", loss, step)
+
+    def epoch(self, epoch: int, lr: float, train: dict, val: dict, samples_per_s: float) -> None:
+        if not self.active:
+            return
+        row = {"epoch": epoch, "lr": lr, "samples_per_s": samples_per_s}
+        row.update({f"train_{k}": v for k, v in train.items()})
+        row.update({f"val_{k}": v for k, v in val.items()})
+        path = self.out_dir / "epochs.csv"
+        exists = path.exists()
+        header = list(row)
+        if exists:
+            with path.open() as f:
+                header = next(csv.reader(f))
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            if not exists:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if key != "epoch":
+                    self.tensorboard.add_scalar(key.replace("_", "/", 1), value, epoch)
+
+    def finish(self, result: RunResult, config: TrainConfig) -> None:
+        from mask2hand.train.curves import plot_loss_curves
+
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        plot_loss_curves(self.out_dir)
+        summary = {"name": config.name, "epochs_done": result.epochs_done, "steps_done": result.steps_done,
+                   "best_val_loss": result.best_val_loss, "stop_reason": result.stop_reason,
+                   "samples_per_second_this_run": result.samples_per_second}
+        write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))

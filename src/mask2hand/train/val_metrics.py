@@ -1,0 +1,34 @@
+"""Per-batch metric sums for validation during training (reducible across processes).
+
+`mask2hand eval` uses the full FreiHAND-protocol accumulator of mask2hand.metrics;
+training only needs means, which add up across batches and ranks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mask2hand.metrics import point_errors
+
+CM = 100.0
+
+
+def batch_metric_sums(output, batch, faces: torch.Tensor) -> dict[str, float]:
+    """Sums over the batch of MPJPE, PA-MPJPE, MPVPE (cm) per output stage and of mask IoU."""
+    from mask2hand.render import rasterize_silhouette
+    from mask2hand.render.contour import mask_iou
+
+    sums: dict[str, float] = {}
+    stages = [("prelim", output.joints, output.vertices)]
+    if output.refined_joints is not None:
+        stages.append(("refined", output.refined_joints, output.refined_vertices))
+    for stage, joints, vertices in stages:
+        sums[f"{stage}_mpjpe_cm"] = float(point_errors(joints, batch.joints).mean(1).sum()) * CM
+        sums[f"{stage}_pa_mpjpe_cm"] = float(point_errors(joints, batch.joints, aligned=True).mean(1).sum()) * CM
+        if batch.vertices is not None and vertices.shape == batch.vertices.shape:
+            sums[f"{stage}_mpvpe_cm"] = float(point_errors(vertices, batch.vertices).mean(1).sum()) * CM
+    final_vertices = stages[-1][2]
+    size = tuple(batch.mask.shape[-2:])
+    predicted = torch.as_tensor(rasterize_silhouette(final_vertices.detach().cpu(), faces.cpu(), batch.K.cpu(), size))
+    sums["miou"] = float(mask_iou(predicted, batch.mask.cpu() > 0.5).sum())
+    return sums
