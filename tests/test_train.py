@@ -1,0 +1,175 @@
+"""Training: a tiny run learns and writes loadable checkpoints; resume is exact; config errors are clear;
+`mask2hand eval` prints every column; torchrun with 2 CPU processes keeps the replicas identical."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mask2hand import Mask2HandError
+from mask2hand.cli import main as cli_main
+from mask2hand.train.config import load_config
+from mask2hand.train.loop import Trainer
+
+
+def tiny_recipe(data_dir: Path, **train) -> dict:
+    return {
+        "name": "tiny", "seed": 3,
+        "network": {"input_size": 32, "num_pose_pcs": 6, "backbone_width": 0.25},
+        "data": {"train": f"{data_dir}:train", "val": f"{data_dir}:val", "workers": 0,
+                 "generate": {str(data_dir): {"corpus": "broad", "seed": 0, "train": 48, "val": 16, "test": 16}}},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "scheduler": "none", **train},
+    }
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("tiny") / "data"
+
+
+@pytest.fixture(scope="module")
+def trained_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    trainer = Trainer(load_config(tiny_recipe(data_dir, epochs=3)), out, quiet=True)
+    before = trainer.validate()["total"]
+    result = trainer.run()
+    return out, before, result
+
+
+def read_steps(path: Path) -> list[tuple[int, float]]:
+    rows = path.read_text().splitlines()[1:]
+    return [(int(r.split(",")[0]), float(r.split(",")[2])) for r in rows]
+
+
+def test_tiny_run_lowers_validation_loss_and_writes_its_files(trained_run):
+    out, before, result = trained_run
+    assert result.stop_reason == "finished" and result.epochs_done == 3 and result.steps_done == 9
+    assert result.best_val_loss < before
+    for name in ("config.yaml", "last.pt", "best.pt", "epochs.csv", "steps.csv", "loss_curve.png", "summary.json"):
+        assert (out / name).is_file(), name
+    header = (out / "epochs.csv").read_text().splitlines()[0].split(",")
+    for column in ("train_total", "train_joints", "train_contour", "val_total", "lr", "val_refined_pa_mpjpe_cm", "val_miou"):
+        assert column in header
+
+
+def test_checkpoint_loads_as_a_network(trained_run):
+    from mask2hand.checkpoint import load_network
+
+    out, _, _ = trained_run
+    net, payload = load_network(out / "best.pt")
+    assert payload["hand"]["name"] == "open" and not net.training
+    mask = torch.zeros(1, 32, 32)
+    mask[0, 8:24, 10:22] = 1
+    K = torch.tensor([[[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]]])
+    with torch.no_grad():
+        output = net(mask, K)
+    assert output.refined_joints.shape == (1, 21, 3) and torch.isfinite(output.refined_vertices).all()
+
+
+def test_eval_prints_every_column(trained_run, data_dir, capsys, tmp_path):
+    out, _, _ = trained_run
+    code = cli_main(["eval", str(out / "best.pt"), f"{data_dir}:test", "--noise", "merge:2",
+                     "--json", str(tmp_path / "eval.json")])
+    text = capsys.readouterr().out
+    assert code == 0
+    for column in ("MPJPE (cm)", "AUC of PCK", "MPVPE (cm)", "AUC of PCV", "mIoU", "Dice", "PA-MPJPE (cm)",
+                   "PA-MPVPE (cm)", "preliminary", "refined", "merge:2"):
+        assert column in text, column
+    assert (tmp_path / "eval.json").is_file()
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(data_dir, tmp_path, monkeypatch):
+    recipe = tiny_recipe(data_dir, epochs=2)
+    Trainer(load_config(recipe), tmp_path / "a", quiet=True).run()
+    reference = read_steps(tmp_path / "a" / "steps.csv")
+
+    original = Trainer._train_step
+    calls = {"n": 0}
+
+    def interrupt_at_step_four(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupt_at_step_four)
+    first = Trainer(load_config(recipe), tmp_path / "b", quiet=True).run()
+    assert first.stop_reason == "interrupted" and first.steps_done == 4
+    monkeypatch.setattr(Trainer, "_train_step", original)
+    resumed = Trainer(load_config(recipe), tmp_path / "b", resume=True, quiet=True).run()
+    assert resumed.stop_reason == "finished" and resumed.steps_done == len(reference)
+    steps = read_steps(tmp_path / "b" / "steps.csv")
+    assert [s for s, _ in steps] == [s for s, _ in reference]
+    for (_, loss), (_, expected) in zip(steps, reference):
+        assert abs(loss - expected) <= 1e-6 * max(1.0, abs(expected))
+
+
+def test_new_run_refuses_an_existing_run_folder(trained_run, data_dir):
+    out, _, _ = trained_run
+    with pytest.raises(Mask2HandError, match="--resume"):
+        Trainer(load_config(tiny_recipe(data_dir)), out, quiet=True)
+
+
+def test_resume_with_other_network_settings_is_refused(trained_run, data_dir):
+    out, _, _ = trained_run
+    recipe = tiny_recipe(data_dir)
+    recipe["network"]["num_pose_pcs"] = 12
+    with pytest.raises(Mask2HandError, match="network settings"):
+        Trainer(load_config(recipe), out, resume=True, quiet=True)
+
+
+def test_overrides_and_validation_errors_are_clear(data_dir):
+    config = load_config(tiny_recipe(data_dir), ["train.lr=3e-4", "network.num_pose_pcs=45"])
+    assert config.train.lr == 3e-4 and config.network["num_pose_pcs"] == 45
+    with pytest.raises(Mask2HandError, match="unknown key"):
+        load_config(tiny_recipe(data_dir), ["train.learning_rate=1"])
+    with pytest.raises(Mask2HandError, match="must be float"):
+        load_config(tiny_recipe(data_dir), ["train.lr=fast"])
+    with pytest.raises(Mask2HandError, match="network"):
+        load_config(tiny_recipe(data_dir), ["network.backbone=vgg"])
+    with pytest.raises(Mask2HandError, match="recipe not found"):
+        load_config("no-such-recipe")
+    for name in ("paper-synthetic", "paper-freihand-6pc", "paper-freihand-45pc", "cpu-default"):
+        assert load_config(name).name == name
+
+
+def test_cli_train_reports_bad_recipe_in_one_line(tmp_path, capsys):
+    code = cli_main(["train", "no-such-recipe", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "recipe not found" in err[0]
+
+
+DDP_SCRIPT = """
+import sys, torch
+from mask2hand.train.config import load_config
+from mask2hand.train.loop import Trainer
+import json
+recipe = json.loads(sys.argv[1])
+trainer = Trainer(load_config(recipe), sys.argv[2], quiet=True)
+trainer.run()
+flat = torch.cat([p.detach().flatten() for p in trainer.net.parameters()])
+with open(sys.argv[3] + f"/rank{trainer.dist.rank}.pt", "wb") as f:
+    torch.save(flat, f)
+"""
+
+
+def test_torchrun_two_cpu_processes_keep_replicas_identical(data_dir, tmp_path):
+    import json
+
+    recipe = tiny_recipe(data_dir, epochs=1, batch_size=8, max_steps_per_epoch=2)
+    Trainer(load_config(recipe), tmp_path / "gen", quiet=True)  # makes sure the data exists before the ranks start
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(script), json.dumps(recipe), str(tmp_path / "run"), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    initial = torch.cat([p.detach().flatten() for p in Trainer(load_config(recipe), tmp_path / "fresh", quiet=True).net.parameters()])
+    assert torch.equal(rank0, rank1)
+    assert not torch.equal(rank0, initial)  # they trained
+    assert (tmp_path / "run" / "last.pt").is_file()
