@@ -4,4 +4,13 @@ from mask2hand.errors import Mask2HandError
 
 __version__ = "0.1.0"
 
-__all__ = ["Mask2HandError", "__version__"]
+__all__ = ["Mask2Hand", "Mask2HandError", "Prediction", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import mask2hand` (and `mask2hand --help`) does not import torch.
+    if name in ("Mask2Hand", "Prediction"):
+        from mask2hand import predict
+
+        return getattr(predict, name)
+    raise AttributeError(f"module 'mask2hand' has no attribute {name!r}")

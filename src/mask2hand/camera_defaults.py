@@ -1,0 +1,146 @@
+"""The camera of an input mask: a given K, a given focal length, or a documented default.
+
+Default focal length. Without calibration, mask2hand assumes the image was framed like
+FreiHAND's crops, on which the Mask2Hand setting is defined: 224x224 images whose focal
+lengths cluster around 490 px, a field of view of about 2 * atan(112 / 490) = 26 degrees.
+Keeping that field of view for any image size gives f = DEFAULT_FOCAL_FACTOR * max(H, W)
+(2.2 x 224 = 493 px) with the principal point at the image center. The answer's shape, pose
+and 2-D projections depend little on this choice, but its absolute depth scales with it
+(a hand of known size seen at a given pixel size is at z proportional to f): with the
+default, the camera-space position is only as good as the guess, and the outputs say so.
+
+K files (`--K FILE`), JSON:
+- one 3x3 matrix: used for every input;
+- a list of 3x3 matrices, FreiHAND's `*_K.json`: the matrix of input `00000123.jpg` is
+  entry 123 (the file's number);
+- an object {file name or stem: 3x3}: per-file matrices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+
+DEFAULT_FOCAL_FACTOR = 2.2
+"""Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
+
+DEFAULT_CAMERA_NOTE = ("no camera given: assumed focal length {focal:.1f} px ({factor} x the longer image side, "
+                       "FreiHAND-like); absolute depth is only as good as this guess (give --focal or --K)")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Intrinsics of one input. K (3,3) float64 pixels; source: "K", "focal" or "default"; note
+    (None unless something about it matters to the user, e.g. the default focal guess)."""
+
+    K: np.ndarray
+    source: str
+    note: str | None = None
+
+
+def default_focal(image_size: tuple[int, int]) -> float:
+    """The default focal length (pixels) for an (H, W) image: DEFAULT_FOCAL_FACTOR x max(H, W)."""
+    return round(DEFAULT_FOCAL_FACTOR * max(image_size), 6)  # 492.8, not 492.80000000000007
+
+
+def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
+    """K (3,3) float64 with focal length `focal` (pixels) and the principal point at the image center."""
+    height, width = image_size
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def check_K(K: np.ndarray, what: str = "K") -> np.ndarray:
+    """A validated intrinsics matrix (3,3) float64; raises Mask2HandError if it is not one."""
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
+    if K.shape != (3, 3):
+        raise Mask2HandError(f"{what} must be a 3x3 matrix, got shape {K.shape}")
+    if not np.isfinite(K).all():
+        raise Mask2HandError(f"{what} holds NaN or infinite values")
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
+        raise Mask2HandError(f"{what} must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise Mask2HandError(f"{what} must have positive focal lengths, got fx={K[0, 0]:g}, fy={K[1, 1]:g}")
+    return K
+
+
+def check_focal(focal: float) -> float:
+    focal = float(focal)
+    if not np.isfinite(focal) or focal <= 0:
+        raise Mask2HandError(f"the focal length must be a positive number of pixels, got {focal:g}")
+    return focal
+
+
+class KFile:
+    """A `--K` JSON file (see the module docstring): `for_input(path)` gives the input's K."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            raise Mask2HandError(f"K file not found: {self.path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Mask2HandError(f"K file {self.path} is not valid JSON ({exc})") from None
+        self.single: np.ndarray | None = None
+        self.by_index: np.ndarray | None = None
+        self.by_name: dict[str, np.ndarray] | None = None
+        if isinstance(data, dict):
+            self.by_name = {str(k): check_K(v, f"K of '{k}' in {self.path}") for k, v in data.items()}
+            return
+        try:
+            array = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise Mask2HandError(f"K file {self.path} must hold a 3x3 matrix, a list of them, "
+                                 "or an object {file name: 3x3}") from None
+        if array.shape == (3, 3):
+            self.single = check_K(array, f"K in {self.path}")
+        elif array.ndim == 3 and array.shape[1:] == (3, 3):
+            for i, k in enumerate(array):
+                check_K(k, f"K entry {i} of {self.path}")
+            self.by_index = array
+        else:
+            raise Mask2HandError(f"K file {self.path} holds an array of shape {array.shape}; expected (3,3) or (N,3,3)")
+
+    def for_input(self, name: str | os.PathLike) -> np.ndarray:
+        """K (3,3) of the input file `name` (raises Mask2HandError if the file gives none)."""
+        if self.single is not None:
+            return self.single
+        path = Path(name)
+        if self.by_name is not None:
+            for key in (path.name, path.stem, str(name)):
+                if key in self.by_name:
+                    return self.by_name[key]
+            raise Mask2HandError(f"K file {self.path} has no entry for '{path.name}' (keys are file names or stems)")
+        assert self.by_index is not None
+        if not path.stem.isdigit():
+            raise Mask2HandError(f"K file {self.path} is a list of {len(self.by_index)} matrices; cannot tell which "
+                                 f"belongs to '{path.name}': name inputs by their index (FreiHAND's 00000123.jpg) "
+                                 "or give one 3x3 K")
+        index = int(path.stem)
+        if index >= len(self.by_index):
+            raise Mask2HandError(f"'{path.name}' is entry {index} but K file {self.path} has only "
+                                 f"{len(self.by_index)} matrices")
+        return self.by_index[index]
+
+
+def resolve_camera(image_size: tuple[int, int], K: np.ndarray | None = None, focal: float | None = None) -> Camera:
+    """The camera of an (H, W) input: K if given, else `focal` with a centered principal point,
+    else the default focal length (with a note saying depth depends on the guess)."""
+    if K is not None and focal is not None:
+        raise Mask2HandError("give either K or a focal length, not both")
+    if K is not None:
+        return Camera(K=check_K(K), source="K")
+    if focal is not None:
+        return Camera(K=intrinsics(image_size, check_focal(focal)), source="focal")
+    f = default_focal(image_size)
+    return Camera(K=intrinsics(image_size, f), source="default",
+                  note=DEFAULT_CAMERA_NOTE.format(focal=f, factor=DEFAULT_FOCAL_FACTOR))

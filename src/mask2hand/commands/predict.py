@@ -1,0 +1,230 @@
+"""`mask2hand predict INPUT... --out DIR`: meshes, joints and figures for silhouette files.
+
+Inputs are files (PNG, JPEG, BMP, TIFF, PGM, .npy), folders (their mask files, not
+recursive) and glob patterns. Per input, DIR receives <stem>.obj, <stem>.ply, <stem>.json
+and <stem>.png (the figure); DIR/summary.json lists every input with its status, IoU,
+output files, warnings and error. A bad input prints one line and is skipped; the exit
+status is 2 at the end if any input failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+from pathlib import Path
+
+from mask2hand.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+
+PROG = "mask2hand predict"
+SUMMARY_NAME = "summary.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="mask files, folders of masks or glob patterns (hand white on black)")
+    parser.add_argument("--out", default="out/predict", metavar="DIR",
+                        help="output folder (default: out/predict)")
+    parser.add_argument("--checkpoint", metavar="PATH",
+                        help="weights or checkpoint file (default: the shipped pretrained model)")
+    parser.add_argument("--hand", choices=("open", "mano"),
+                        help="hand model (default: the one the weights were trained with)")
+    parser.add_argument("--mano", metavar="PATH", help="MANO_RIGHT.pkl, for weights trained with MANO")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, metavar="F",
+                        help="focal length in pixels (principal point at the image center)")
+    camera.add_argument("--K", dest="k_file", metavar="FILE",
+                        help="intrinsics JSON: one 3x3, FreiHAND's list of 3x3 (by file number) or "
+                             "{file name: 3x3}; default: focal 2.2 x the longer image side")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help=f"grey level above which a pixel is hand (default: {DEFAULT_THRESHOLD})")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
+    parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
+
+
+# ---------------------------------------------------------------------- inputs
+
+def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
+    """INPUT arguments -> (mask files in order, without duplicates; [(argument, error)]).
+
+    A folder gives its files with mask suffixes (sorted, not recursive); a pattern its
+    matching files with mask suffixes; an existing file is taken whatever its suffix.
+    Files inside `exclude` (the output folder) are skipped unless named explicitly.
+    """
+    files: list[Path] = []
+    errors: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    excluded = exclude.resolve() if exclude is not None else None
+
+    def add(path: Path, explicit: bool) -> None:
+        key = path.resolve()
+        if key in seen:
+            return
+        if not explicit and excluded is not None and excluded in key.parents:
+            return
+        seen.add(key)
+        files.append(path)
+
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in MASK_SUFFIXES)
+            if not found:
+                errors.append((arg, "the folder holds no mask files (" + ", ".join(MASK_SUFFIXES) + ")"))
+            for p in found:
+                add(p, explicit=False)
+        elif path.exists():
+            add(path, explicit=True)
+        elif glob.has_magic(arg):
+            matches = sorted(Path(p) for p in glob.glob(arg, recursive=True))
+            found = [p for p in matches if p.is_file() and p.suffix.lower() in MASK_SUFFIXES]
+            if not found:
+                errors.append((arg, "the pattern matches no mask files"))
+            for p in found:
+                add(p, explicit=False)
+        else:
+            errors.append((arg, "no such file or folder"))
+    return files, errors
+
+
+def output_stems(files: list[Path]) -> list[str]:
+    """A distinct output name per input: its stem; on a clash, folder_stem, then folder_stem_suffix,
+    then a number (case-insensitively distinct, so it also works on macOS and Windows)."""
+    counts: dict[str, int] = {}
+    for path in files:
+        counts[path.stem.lower()] = counts.get(path.stem.lower(), 0) + 1
+    used = {Path(SUMMARY_NAME).stem}
+    result: list[str] = []
+    for path in files:
+        candidates = [path.stem] if counts[path.stem.lower()] == 1 else []
+        base = f"{path.parent.name or 'input'}_{path.stem}"
+        candidates += [base, f"{base}_{path.suffix.lstrip('.').lower()}"]
+        name = next((c for c in candidates if c.lower() not in used), None)
+        k = 2
+        while name is None or name.lower() in used:
+            name, k = f"{candidates[-1]}-{k}", k + 1
+        used.add(name.lower())
+        result.append(name)
+    return result
+
+
+# ---------------------------------------------------------------------- running
+
+class _Reporter:
+    """One-line messages to stderr that do not break the progress bar."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def line(self, kind: str, where: str, message: str) -> None:
+        from tqdm import tqdm
+
+        text = f"{PROG}: {kind}: {where}: {message}" if where else f"{PROG}: {kind}: {message}"
+        tqdm.write(" ".join(text.split()), file=sys.stderr)
+
+
+def _predict_isolating_failures(model, prepared: list, batch_size: int) -> list:
+    """Predictions for a chunk; if the batch fails (e.g. a degenerate answer), each input alone,
+    so one bad answer costs only its own input. Failed entries are the Mask2HandError."""
+    from mask2hand.errors import Mask2HandError
+
+    if not prepared:
+        return []
+    try:
+        return model.predict_prepared(prepared, batch_size=batch_size)
+    except Mask2HandError:
+        results: list = []
+        for item in prepared:
+            try:
+                results.append(model.predict_prepared([item])[0])
+            except Mask2HandError as exc:
+                results.append(exc)
+        return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export import write_json
+    from mask2hand.predict import Mask2Hand
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise Mask2HandError(f"--out {out} exists and is not a folder; choose another output folder")
+    if args.batch_size < 1:
+        raise Mask2HandError("--batch-size must be at least 1")
+    if args.mano and args.hand not in (None, "mano"):
+        raise Mask2HandError("--mano is for --hand mano; drop one of them")
+    files, arg_errors = expand_inputs(args.inputs, exclude=out)
+    k_file = KFile(args.k_file) if args.k_file else None
+    focal = check_focal(args.focal) if args.focal is not None else None
+    hand = args.hand or ("mano" if args.mano else None)
+    model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+
+    records: dict[int, dict] = {}  # input index -> summary entry; argument errors first, then files in order
+    arg_records = [{"input": arg, "status": "error", "error": msg} for arg, msg in arg_errors]
+    bar = tqdm(total=len(files), unit="mask", file=sys.stderr, disable=len(files) < 2 or not sys.stderr.isatty(),
+               dynamic_ncols=True)
+    report = _Reporter(bar)
+    for arg, msg in arg_errors:
+        report.line("error", arg, msg)
+    if k_file is None and focal is None and files:
+        report.line("note", "", f"no --focal or --K given: assumed focal length {DEFAULT_FOCAL_FACTOR} x the longer "
+                                "image side (FreiHAND-like); absolute depth is only as good as this guess")
+
+    stems = output_stems(files)
+    ok = 0
+    for start in range(0, len(files), args.batch_size):
+        chunk = list(zip(files[start:start + args.batch_size], stems[start:start + args.batch_size]))
+        prepared, names = [], []
+        for index, (path, stem) in enumerate(chunk, start=start):
+            try:
+                K = k_file.for_input(path) if k_file is not None else None
+                prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path)))
+                names.append((index, path, stem))
+            except Mask2HandError as exc:
+                records[index] = {"input": str(path), "status": "error", "error": str(exc)}
+                report.line("error", str(path), str(exc))
+                bar.update(1)
+            except Exception as exc:  # an unforeseen reader failure must not stop the batch
+                message = f"cannot read this input ({type(exc).__name__}: {exc})"
+                records[index] = {"input": str(path), "status": "error", "error": message}
+                report.line("error", str(path), message)
+                bar.update(1)
+        predictions = _predict_isolating_failures(model, prepared, args.batch_size)
+        for (index, path, stem), prediction in zip(names, predictions):
+            if isinstance(prediction, Exception):
+                records[index] = {"input": str(path), "status": "error", "error": str(prediction)}
+                report.line("error", str(path), str(prediction))
+                bar.update(1)
+                continue
+            for warning in prediction.warnings:
+                report.line("warning", str(path), warning)
+            try:
+                paths = prediction.save(out, stem, figure=not args.no_figure)
+            except (OSError, Mask2HandError) as exc:
+                message = f"cannot write the outputs ({exc}); check that {out} is writable and has space"
+                records[index] = {"input": str(path), "status": "error", "error": message}
+                report.line("error", str(path), message)
+            else:
+                ok += 1
+                records[index] = {"input": str(path), "status": "ok", "iou": prediction.iou,
+                                  "camera": prediction.camera, "outputs": {k: p.name for k, p in paths.items()},
+                                  "warnings": prediction.warnings}
+            bar.update(1)
+    bar.close()
+
+    entries = arg_records + [records[i] for i in sorted(records)]
+    failed = len(entries) - ok
+    summary = {"model": model.model_identity, "hand": model.hand_identity,
+               "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else
+                                                                      f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
+               "threshold": args.threshold, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
+               "inputs": entries}
+    summary_path = write_json(out / SUMMARY_NAME, summary)
+    print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
+          f"{', figures .png' if not args.no_figure else ''}); summary: {summary_path}")
+    return 2 if failed else 0

@@ -1,0 +1,120 @@
+"""Writing results: meshes (OBJ, PLY), JSON, figures; every file atomically.
+
+`write_files({path: writer})` writes a group of files all-or-nothing: each writer
+fills a temporary file beside its target, and only when every writer has succeeded
+are they renamed into place, so a failure leaves neither half-written files nor a
+partial set (short of a failure between renames).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mask2hand.io_utils import atomic_path
+
+
+def mesh_bytes(vertices: np.ndarray, faces: np.ndarray, file_type: str) -> bytes:
+    """A triangle mesh (V,3) meters, faces (F,3) as the bytes of an OBJ or binary PLY file.
+
+    Vertex order and face winding are kept exactly (trimesh with process=False).
+    """
+    import trimesh
+
+    mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=False)
+    data = mesh.export(file_type=file_type)
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Numbers, arrays (numpy or torch), dataclass-free containers -> plain JSON values.
+
+    Non-finite floats become None (JSON has no NaN).
+    """
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def json_text(data: Any) -> str:
+    """Indented JSON text of `data` (converted with to_jsonable); lists of numbers on one line each
+    (a (21,3) joint array reads as 21 lines of x, y, z)."""
+    return _format(to_jsonable(data), 0) + "\n"
+
+
+def _format(value: Any, level: int) -> str:
+    pad, inner = " " * level, " " * (level + 2)
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f"{inner}{json.dumps(k)}: {_format(v, level + 2)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list):
+        if all(not isinstance(v, (list, dict)) for v in value):
+            return json.dumps(value)
+        items = [inner + _format(v, level + 2) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
+def figure_png_bytes(figure, dpi: int | None = None) -> bytes:
+    """A matplotlib Figure as PNG bytes (Agg canvas; no pyplot, no GUI)."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(figure.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def write_files(writers: dict[str | os.PathLike, Callable[[], bytes]]) -> list[Path]:
+    """Write several files all-or-nothing; each writer returns the file's bytes."""
+    paths = [Path(p) for p in writers]
+    with contextlib.ExitStack() as stack:
+        # produce every payload first: an error here leaves the disk untouched
+        payloads = [writer() for writer in writers.values()]
+        temps = [stack.enter_context(atomic_path(path)) for path in paths]
+        for tmp, data in zip(temps, payloads):
+            tmp.write_bytes(data)
+    return paths
+
+
+def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> Path:
+    """Write a mesh atomically; the format (obj or ply) comes from the file name."""
+    path = Path(path)
+    file_type = path.suffix.lower().lstrip(".")
+    return write_files({path: lambda: mesh_bytes(vertices, faces, file_type)})[0]
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write `data` as JSON atomically (numpy / torch values converted)."""
+    return write_files({path: lambda: json_text(data).encode()})[0]
+
+
+def write_figure(path: str | os.PathLike, figure, dpi: int | None = None) -> Path:
+    """Write a matplotlib Figure as PNG atomically."""
+    return write_files({path: lambda: figure_png_bytes(figure, dpi)})[0]

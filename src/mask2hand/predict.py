@@ -1,0 +1,420 @@
+"""The Python API: a silhouette in, a 3D hand out.
+
+    from mask2hand import Mask2Hand
+
+    model = Mask2Hand.from_pretrained()              # shipped weights (or a path, or hand_model="mano")
+    result = model.predict("examples/open_palm.png")  # file, (H,W) array, (B,H,W) batch or a list
+    result.joints          # (21,3) camera space, meters
+    result.joints_2d       # (21,2) pixels of the input image
+    result.iou             # input mask vs. the exact silhouette of the predicted hand
+    result.save("out")     # OBJ, PLY, JSON, PNG figure
+    fig = result.figure()  # the paper's Fig. 1 row
+
+The pipeline has three stages, kept apart so later features plug in without changing
+the others: `prepare` (file/array -> clean mask at the model's input size + camera,
+`PreparedInput`), the network runner (a batch of model inputs and intrinsics ->
+`NetworkResult`, numpy; the PyTorch runner here, an ONNX runner can replace it), and
+`finish` (the network's answers -> `Prediction`s in each original image: 2-D joints,
+exact silhouette, IoU). Test-time fitting and hypotheses would act on the
+NetworkResult between the last two stages; left hands by mirroring in `prepare` and
+mirroring back in `finish`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mask2hand.camera_defaults import Camera, resolve_camera
+from mask2hand.errors import Mask2HandError
+from mask2hand.masks import DEFAULT_THRESHOLD, PreparedMask, prepare_mask
+
+
+@dataclass
+class HandParameters:
+    """Hand-layer parameters of one prediction (MANO-compatible, see the guide).
+
+    global_orient (3,) axis-angle about the root joint; transl (3,) meters; pose (45,)
+    finger axis-angle in MANO joint order, as passed to `HandModel.forward(pose=...)` of
+    the same hand model (its mean pose, if not flat, is added there); pose_pcs (k,) the
+    network's pose-PCA coefficients, or None if it predicts axis-angle; betas (10,).
+    """
+
+    global_orient: np.ndarray
+    transl: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    pose_pcs: np.ndarray | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"global_orient": self.global_orient, "transl": self.transl, "pose": self.pose,
+                "pose_pcs": self.pose_pcs, "betas": self.betas}
+
+
+@dataclass
+class Prediction:
+    """One predicted hand, in the input image's camera (right hand).
+
+    vertices (V,3), joints (21,3): camera space, meters (FreiHAND joint order), the final
+    (refined, if the network refines) answer. joints_2d (21,2): their projections in the
+    input image's pixels. params: HandParameters. K (3,3): the input image's intrinsics;
+    image_size (H,W). mask (H,W) bool: the cleaned input mask; rendered_mask (H,W) bool:
+    the exact silhouette of the predicted hand at the input's resolution; iou: their IoU.
+    silhouette (S,S): the network's soft silhouette of its preliminary (unrefined) hand at
+    its input resolution, in the padded, resampled frame of the model input (None if the
+    runner gives none). faces (F,3). hand: the hand model's
+    identity (name, asset hash). model: the weights' identity. camera: where K came from
+    ("K", "focal", "default"). warnings: what was changed in the input; notes: what the
+    user should know about the answer (e.g. the assumed focal length). source: the input
+    file name or "<array i>".
+    """
+
+    vertices: np.ndarray
+    joints: np.ndarray
+    joints_2d: np.ndarray
+    params: HandParameters
+    K: np.ndarray
+    image_size: tuple[int, int]
+    mask: np.ndarray
+    rendered_mask: np.ndarray
+    iou: float
+    silhouette: np.ndarray | None
+    faces: np.ndarray
+    hand: dict[str, Any]
+    model: dict[str, Any]
+    camera: str
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source: str = "<array>"
+    side: str = "right"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the meshes and images, JSON-ready (via mask2hand.export.to_jsonable):
+        joints in meters, 2-D joints in pixels."""
+        return {
+            "source": self.source,
+            "side": self.side,
+            "units": {"joints": "meters, camera space (x right, y down, z forward)",
+                      "joints_2d": "pixels of the input image (u right, v down, pixel centers at +0.5)"},
+            "joint_order": "FreiHAND: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring; 17-20 little",
+            "joints": self.joints,
+            "joints_2d": self.joints_2d,
+            "params": self.params.to_dict(),
+            "K": self.K,
+            "camera": self.camera,
+            "image_size": list(self.image_size),
+            "iou": self.iou,
+            "hand": self.hand,
+            "model": self.model,
+            "warnings": self.warnings,
+            "notes": self.notes,
+        }
+
+    def figure(self, title: str | None = None):
+        """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
+        predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton."""
+        from mask2hand.viz import prediction_figure
+
+        vertices_2d = _project(self.vertices, self.K)
+        if title is None:
+            title = f"{Path(self.source).name}   IoU {self.iou:.3f}"
+        return prediction_figure(self.mask, self.rendered_mask, self.joints_2d, self.vertices, vertices_2d,
+                                 self.faces, self.joints, iou=self.iou, title=title)
+
+    def save(self, directory: str | os.PathLike, stem: str | None = None, figure: bool = True) -> dict[str, Path]:
+        """Write <stem>.obj, <stem>.ply, <stem>.json and (figure=True) <stem>.png into `directory`.
+
+        stem defaults to the input file's stem ("prediction" for arrays). All files are
+        written all-or-nothing. Returns {"obj", "ply", "json", "png"?: path}.
+        """
+        from mask2hand.export import figure_png_bytes, json_text, mesh_bytes, write_files
+
+        directory = Path(directory)
+        if stem is None:
+            stem = Path(self.source).stem if not self.source.startswith("<") else "prediction"
+        paths = {"obj": directory / f"{stem}.obj", "ply": directory / f"{stem}.ply",
+                 "json": directory / f"{stem}.json"}
+        writers = {paths["obj"]: lambda: mesh_bytes(self.vertices, self.faces, "obj"),
+                   paths["ply"]: lambda: mesh_bytes(self.vertices, self.faces, "ply"),
+                   paths["json"]: lambda: json_text(self.to_dict()).encode()}
+        if figure:
+            paths["png"] = directory / f"{stem}.png"
+
+            def png() -> bytes:
+                fig = self.figure()
+                return figure_png_bytes(fig)
+
+            writers[paths["png"]] = png
+        write_files(writers)
+        return paths
+
+
+@dataclass
+class PreparedInput:
+    """A mask ready for the network with its camera: mask (PreparedMask), camera (Camera),
+    K_model (3,3) the intrinsics of the model input."""
+
+    mask: PreparedMask
+    camera: Camera
+
+    @property
+    def K_model(self) -> np.ndarray:
+        return self.mask.transform.K_to_model(self.camera.K)
+
+    @property
+    def source(self) -> str:
+        return self.mask.source
+
+
+@dataclass
+class NetworkResult:
+    """The network's answer for a batch, numpy float32 on the CPU.
+
+    vertices (B,V,3), joints (B,21,3) meters (final stage), global_orient (B,3), transl (B,3),
+    pose (B,45) as passed to HandModel.forward(pose=...), pose_pcs (B,k) or None, betas (B,10),
+    silhouette (B,S,S) or None.
+    """
+
+    vertices: np.ndarray
+    joints: np.ndarray
+    global_orient: np.ndarray
+    transl: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    pose_pcs: np.ndarray | None = None
+    silhouette: np.ndarray | None = None
+
+    def params(self, b: int) -> HandParameters:
+        return HandParameters(global_orient=self.global_orient[b], transl=self.transl[b], pose=self.pose[b],
+                              betas=self.betas[b], pose_pcs=None if self.pose_pcs is None else self.pose_pcs[b])
+
+
+class TorchRunner:
+    """Runs a Mask2HandNet: (masks (B,S,S), K (B,3,3)) numpy -> NetworkResult."""
+
+    def __init__(self, network, device):
+        import torch
+
+        self.network = network.eval()
+        self.device = torch.device(device)
+        self.hand = network.hand
+        self.input_size = int(network.config.input_size)
+
+    @property
+    def faces(self) -> np.ndarray:
+        return self.hand.faces.detach().cpu().numpy()
+
+    def __call__(self, masks: np.ndarray, K: np.ndarray) -> NetworkResult:
+        import torch
+
+        with torch.inference_mode():
+            mask_t = torch.as_tensor(np.asarray(masks, dtype=np.float32), device=self.device)
+            k_t = torch.as_tensor(np.asarray(K, dtype=np.float32), device=self.device)
+            out = self.network(mask_t, k_t)
+            refined = out.refined_vertices is not None
+            vertices = out.refined_vertices if refined else out.vertices
+            joints = out.refined_joints if out.refined_joints is not None else out.joints
+            p = out.params
+            pose_pcs = getattr(p, "pose_pcs", None)
+            pose = getattr(p, "pose", None)
+            if pose is None:
+                # axis-angle as HandModel.forward(pose=...) takes it: the model's mean is added there
+                pose = self.hand.finger_pose(pose_pcs=pose_pcs) - self.hand.pose_mean.to(pose_pcs.dtype)
+            betas = getattr(p, "betas", None)
+            if betas is None:
+                betas = torch.zeros(vertices.shape[0], 10, device=vertices.device)
+
+            def np32(x):
+                return None if x is None else x.detach().float().cpu().numpy()
+
+            return NetworkResult(vertices=np32(vertices), joints=np32(joints), global_orient=np32(p.global_orient),
+                                 transl=np32(p.transl), pose=np32(pose.reshape(pose.shape[0], -1)), betas=np32(betas),
+                                 pose_pcs=np32(pose_pcs), silhouette=np32(getattr(out, "silhouette", None)))
+
+
+def _project_batch(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (B,N,2) float32 of camera-space points (B,N,3) through K (B,3,3),
+    computed in float64 with the renderer's `project`."""
+    import torch
+
+    from mask2hand.render import project
+
+    pts = torch.from_numpy(np.asarray(points, dtype=np.float64))
+    k = torch.from_numpy(np.asarray(K, dtype=np.float64))
+    return project(pts, k).numpy().astype(np.float32)
+
+
+def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (N,2) of camera-space points (N,3) through K (3,3)."""
+    return _project_batch(np.asarray(points)[None], np.asarray(K)[None])[0]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+class Mask2Hand:
+    """A loaded model that predicts hands from silhouettes. Build it with `from_pretrained`."""
+
+    def __init__(self, runner, hand_identity: dict[str, Any], model_identity: dict[str, Any],
+                 flat_hand_mean: bool = True):
+        self.runner = runner
+        self.hand_identity = dict(hand_identity)
+        self.model_identity = dict(model_identity)
+        self.flat_hand_mean = flat_hand_mean
+        self.faces = np.asarray(runner.faces, dtype=np.int64)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, hand_model: str | None = None,
+                        mano_path: str | os.PathLike | None = None, device: str | None = None) -> "Mask2Hand":
+        """Load weights: `path` (a weights or checkpoint file) or the shipped default.
+
+        hand_model: "open" or "mano" (default: the one the weights were trained with);
+        mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "cpu" (default), "cuda", ...
+        """
+        from mask2hand.checkpoint import default_weights_path, load_network
+
+        device = device or "cpu"
+        network, payload = load_network(path, hand_model=hand_model, mano_path=mano_path, device=device)
+        file = Path(path) if path is not None else default_weights_path()
+        identity = {"weights": str(file) if path is not None else "default (shipped)",
+                    "sha256": _file_sha256(file) if file is not None and file.is_file() else None,
+                    "format": payload.get("format"), "network": payload.get("network") or
+                    payload.get("config", {}).get("network")}
+        runner = TorchRunner(network, device)
+        return cls(runner, runner.hand.identity, identity, flat_hand_mean=bool(runner.hand.flat_hand_mean))
+
+    @property
+    def input_size(self) -> int:
+        """The network's input side S in pixels (masks are padded to square and resampled to S x S)."""
+        return self.runner.input_size
+
+    # ------------------------------------------------------------------ stage 1
+    def prepare(self, source: str | os.PathLike | np.ndarray, K: np.ndarray | None = None,
+                focal: float | None = None, threshold: float = DEFAULT_THRESHOLD,
+                name: str | None = None) -> PreparedInput:
+        """Read and clean one mask (file or (H,W) array) and resolve its camera.
+
+        Raises Mask2HandError for a bad input (message without the file name: callers add it).
+        """
+        mask = prepare_mask(source, self.input_size, threshold=threshold, name=name)
+        camera = resolve_camera(mask.image_size, K=K, focal=focal)
+        return PreparedInput(mask=mask, camera=camera)
+
+    # ------------------------------------------------------------------ stage 2 + 3
+    def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64) -> list[Prediction]:
+        """Predictions for prepared inputs, run through the network in batches of `batch_size`."""
+        results: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            chunk = list(items[start:start + batch_size])
+            masks = np.stack([item.mask.model_input for item in chunk])
+            Ks = np.stack([item.K_model for item in chunk]).astype(np.float32)
+            results.extend(self.finish(chunk, self.runner(masks, Ks)))
+        return results
+
+    def finish(self, items: Sequence[PreparedInput], raw: NetworkResult) -> list[Prediction]:
+        """A network batch -> Predictions in each input's own image: 2-D joints, exact silhouette
+        at the input's resolution, IoU with the input mask. Inputs of equal size are rendered
+        together (one rasterizer call per image size)."""
+        import torch
+
+        from mask2hand.render import rasterize_silhouette
+        from mask2hand.render.contour import mask_iou
+
+        rendered: list[np.ndarray | None] = [None] * len(items)
+        ious = [0.0] * len(items)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for b, item in enumerate(items):
+            groups.setdefault(item.mask.image_size, []).append(b)
+        for size, members in groups.items():
+            silhouettes = rasterize_silhouette(raw.vertices[members].astype(np.float64), self.faces,
+                                               np.stack([items[b].camera.K for b in members]), image_size=size)
+            targets = np.stack([items[b].mask.mask for b in members])
+            group_iou = mask_iou(torch.from_numpy(silhouettes), torch.from_numpy(targets)).tolist()
+            for k, b in enumerate(members):
+                rendered[b], ious[b] = silhouettes[k], float(group_iou[k])
+        joints_2d = _project_batch(raw.joints, np.stack([item.camera.K for item in items]))
+        hand = {**self.hand_identity, "flat_hand_mean": self.flat_hand_mean}
+        return [Prediction(
+            vertices=raw.vertices[b], joints=raw.joints[b], joints_2d=joints_2d[b], params=raw.params(b),
+            K=item.camera.K, image_size=item.mask.image_size, mask=item.mask.mask, rendered_mask=rendered[b],
+            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b], faces=self.faces,
+            hand=hand, model=self.model_identity, camera=item.camera.source, warnings=list(item.mask.warnings),
+            notes=[item.camera.note] if item.camera.note else [], source=item.source)
+            for b, item in enumerate(items)]
+
+    # ------------------------------------------------------------------ all stages
+    def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,
+                batch_size: int = 64) -> Prediction | list[Prediction]:
+        """Predict hands from masks.
+
+        masks: a file path, an (H,W) array (numpy or torch; bool, 0/1 or 0..255), an
+        (B,H,W) array, or a list of paths/arrays (sizes may differ). A single path or
+        (H,W) array gives one Prediction, anything else a list.
+        K: None, one (3,3) for all, (B,3,3) or a list of (3,3)/None per mask, in pixels
+        of each input. focal: None, one focal length in pixels, or a list (principal
+        point at the image center). With neither, the default focal length is assumed
+        (see mask2hand.camera_defaults) and each prediction's notes say so.
+        threshold: grey level above which a pixel is hand (8-bit scale).
+        Raises Mask2HandError naming the first bad input.
+        """
+        single = _is_path(masks) or (not isinstance(masks, (list, tuple)) and np.ndim(_as_numpy(masks)) == 2)
+        sources = [masks] if single else list(masks) if not _is_array3(masks) else [m for m in _as_numpy(masks)]
+        n = len(sources)
+        if n == 0:
+            raise Mask2HandError("no masks given")
+        Ks = _per_input(K, n, "K", matrix=True)
+        focals = _per_input(focal, n, "focal", matrix=False)
+        items = []
+        for i, (src, k, f) in enumerate(zip(sources, Ks, focals)):
+            name = str(src) if _is_path(src) else f"<array {i}>"
+            try:
+                items.append(self.prepare(src if _is_path(src) else _as_numpy(src), K=k, focal=f,
+                                          threshold=threshold, name=name))
+            except Mask2HandError as exc:
+                raise Mask2HandError(f"{name}: {exc}") from None
+        results = self.predict_prepared(items, batch_size=batch_size)
+        return results[0] if single else results
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _is_array3(x: Any) -> bool:
+    return not isinstance(x, (list, tuple)) and not _is_path(x) and np.ndim(_as_numpy(x)) == 3
+
+
+def _per_input(value: Any, n: int, what: str, matrix: bool) -> list:
+    """Broadcast a K / focal argument to a list of n per-input values (None allowed)."""
+    if value is None:
+        return [None] * n
+    if isinstance(value, (list, tuple)) and (not matrix or np.ndim(value) != 2 or
+                                              any(v is None for v in value)):
+        values = list(value)
+    else:
+        array = _as_numpy(value)
+        if matrix and array.ndim == 3:
+            values = list(array)
+        elif matrix or array.ndim == 0:
+            values = [array] * n
+        else:
+            values = list(array)
+    if len(values) != n:
+        raise Mask2HandError(f"{len(values)} {what} values for {n} masks; give one for all or one per mask")
+    return values

@@ -1,0 +1,196 @@
+"""Drawing hands: 2-D and 3-D skeletons coloured per finger, shaded meshes, the prediction figure.
+
+Everything draws on matplotlib axes given by the caller, or builds a
+`matplotlib.figure.Figure` directly (no pyplot: no GUI backend, no global state), so
+it works in scripts, servers and tests alike. Image-space drawing uses the guide's
+continuous pixel coordinates: an (H,W) image is shown with extent (0, W, H, 0), so
+pixel (i, j) covers [j, j+1) x [i, i+1) and a projected point (u, v) lands exactly
+where it belongs.
+
+Skeleton colours and the 21-joint bone list are shared with the hand gallery
+(mask2hand.viz_gallery).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mask2hand.viz_gallery import FINGER_COLORS, FREIHAND_BONES, SKIN
+
+WRIST_COLOR = "#444444"
+CONTOUR_COLOR = "#ffbf00"
+LIGHT_DIRECTION = np.array([-0.3, -0.5, -1.0])
+"""Camera-space direction toward the light (up-left, from the camera side)."""
+
+
+def joint_colors() -> list[str]:
+    """One colour per joint (21,), FreiHAND order: the wrist grey, each finger its colour."""
+    return [WRIST_COLOR] + [FINGER_COLORS[(k - 1) // 4] for k in range(1, 21)]
+
+
+def bone_colors() -> list[str]:
+    """One colour per bone of FREIHAND_BONES (20,): the colour of the finger it belongs to."""
+    return [FINGER_COLORS[(child - 1) // 4] for _, child in FREIHAND_BONES]
+
+
+def face_shading(vertices: np.ndarray, faces: np.ndarray, light: np.ndarray = LIGHT_DIRECTION,
+                 ambient: float = 0.3) -> np.ndarray:
+    """Lambert intensity (F,) in [ambient, 1] of each face of a mesh (V,3) lit from `light`.
+
+    Two-sided (|n . l|): a face seen from behind is lit like its front, so a mesh whose
+    winding is flipped (mirrored hands) still looks right.
+    """
+    tri = np.asarray(vertices, dtype=np.float64)[faces]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-15
+    light = np.asarray(light, dtype=np.float64)
+    light = light / np.linalg.norm(light)
+    return ambient + (1.0 - ambient) * np.abs(normals @ light)
+
+
+def draw_mesh_image(ax, vertices: np.ndarray, vertices_2d: np.ndarray, faces: np.ndarray,
+                    color: np.ndarray = SKIN) -> None:
+    """Draw a camera-space mesh as the camera sees it: faces at their projections (V,2) pixels,
+    painted far to near (painter's algorithm on the face's mean depth), Lambert-shaded."""
+    from matplotlib.collections import PolyCollection
+
+    faces = np.asarray(faces)
+    vertices = np.asarray(vertices, dtype=np.float64)
+    depth = vertices[faces, 2].mean(axis=1)
+    visible = (vertices[faces, 2] > 0).all(axis=1)
+    order = np.argsort(-depth)
+    order = order[visible[order]]
+    shade = face_shading(vertices, faces)[order]
+    colours = np.clip(shade[:, None] * np.asarray(color)[None, :], 0.0, 1.0)
+    polys = np.asarray(vertices_2d, dtype=np.float64)[faces[order]]
+    ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors=colours, linewidths=0.2))
+
+
+def draw_skeleton_2d(ax, joints_2d: np.ndarray, linewidth: float = 2.0, markersize: float = 12.0) -> None:
+    """21 joints (21,2) in pixels drawn as a skeleton coloured per finger."""
+    from matplotlib.collections import LineCollection
+
+    joints_2d = np.asarray(joints_2d, dtype=np.float64)
+    segments = [joints_2d[[a, b]] for a, b in FREIHAND_BONES]
+    ax.add_collection(LineCollection(segments, colors=bone_colors(), linewidths=linewidth, zorder=3))
+    ax.scatter(joints_2d[:, 0], joints_2d[:, 1], s=markersize, c=joint_colors(), zorder=4, edgecolors="white",
+               linewidths=0.4)
+
+
+def draw_skeleton_3d(ax3d, joints: np.ndarray, linewidth: float = 2.0) -> None:
+    """21 camera-space joints (21,3) on a matplotlib 3-D axes, upright as in the image.
+
+    Plotted axes: x (right), z (depth, away from the viewer) and -y (up), so the image's
+    "up" is up; equal scale on all three axes.
+    """
+    joints = np.asarray(joints, dtype=np.float64)
+    p = np.stack([joints[:, 0], joints[:, 2], -joints[:, 1]], axis=1)
+    for (a, b), colour in zip(FREIHAND_BONES, bone_colors()):
+        ax3d.plot(p[[a, b], 0], p[[a, b], 1], p[[a, b], 2], color=colour, linewidth=linewidth)
+    ax3d.scatter(p[:, 0], p[:, 1], p[:, 2], c=joint_colors(), s=10, depthshade=False)
+    center = (p.max(axis=0) + p.min(axis=0)) / 2
+    half = max(float(np.ptp(p, axis=0).max()) / 2 * 1.1, 1e-3)
+    ax3d.set_xlim(center[0] - half, center[0] + half)
+    ax3d.set_ylim(center[1] - half, center[1] + half)
+    ax3d.set_zlim(center[2] - half, center[2] + half)
+    ax3d.set_box_aspect((1, 1, 1))
+    ax3d.view_init(elev=15, azim=-70)
+    for axis in (ax3d.xaxis, ax3d.yaxis, ax3d.zaxis):
+        axis.set_ticklabels([])
+        axis.set_tick_params(length=0)
+    ax3d.set_xlabel("x", fontsize=6, labelpad=-14)
+    ax3d.set_ylabel("z", fontsize=6, labelpad=-14)
+    ax3d.set_zlabel("-y", fontsize=6, labelpad=-14)
+
+
+def show_mask(ax, mask: np.ndarray, cmap: str = "gray", alpha: float = 1.0, vmax: float = 1.0) -> None:
+    """An (H,W) mask in continuous pixel coordinates (extent 0..W, 0..H, v down)."""
+    height, width = mask.shape
+    ax.imshow(np.asarray(mask, dtype=np.float32), cmap=cmap, vmin=0.0, vmax=vmax, alpha=alpha,
+              extent=(0, width, height, 0), interpolation="nearest")
+
+
+def draw_contour(ax, mask: np.ndarray, color: str = CONTOUR_COLOR, linewidth: float = 1.2) -> None:
+    """The outline of an (H,W) mask, through the pixel centers' half level."""
+    height, width = mask.shape
+    padded = np.pad(np.asarray(mask, dtype=np.float32), 1)  # closes contours at the image border
+    xs = np.arange(-1, width + 1) + 0.5
+    ys = np.arange(-1, height + 1) + 0.5
+    ax.contour(xs, ys, padded, levels=[0.5], colors=[color], linewidths=linewidth)
+
+
+def crop_box(masks: list[np.ndarray], points: list[np.ndarray], margin: float = 0.12) -> tuple[float, float, float]:
+    """A square view (center u, center v, half side) in pixels around the foreground of
+    `masks` and the (N,2) `points`, with a relative margin: so small hands in big images fill
+    the panels."""
+    lo = np.array([np.inf, np.inf])
+    hi = -lo
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        if len(rows):
+            lo = np.minimum(lo, [cols.min(), rows.min()])
+            hi = np.maximum(hi, [cols.max() + 1, rows.max() + 1])
+    for pts in points:
+        pts = np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if len(pts):
+            lo = np.minimum(lo, pts.min(axis=0))
+            hi = np.maximum(hi, pts.max(axis=0))
+    if not np.isfinite(lo).all():
+        shape = masks[0].shape if masks else (1, 1)
+        lo, hi = np.zeros(2), np.array([shape[1], shape[0]], dtype=np.float64)
+    center = (lo + hi) / 2
+    half = max(float((hi - lo).max()) / 2 * (1 + 2 * margin), 4.0)
+    return float(center[0]), float(center[1]), half
+
+
+def _frame(ax, box: tuple[float, float, float], title: str, background: str = "black") -> None:
+    cu, cv, half = box
+    ax.set_facecolor(background)  # the view may reach past the image: show it as background
+    ax.set_xlim(cu - half, cu + half)
+    ax.set_ylim(cv + half, cv - half)  # image v grows downward
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=8)
+
+
+def prediction_figure(mask: np.ndarray, rendered_mask: np.ndarray, joints_2d: np.ndarray, vertices: np.ndarray,
+                      vertices_2d: np.ndarray, faces: np.ndarray, joints: np.ndarray, iou: float | None = None,
+                      title: str | None = None, panel_size: float = 2.3):
+    """The paper's Fig. 1 / B1 row as a matplotlib Figure (five panels, one crop for the 2-D ones).
+
+    mask (H,W): the input; rendered_mask (H,W): the exact silhouette of the predicted hand;
+    joints_2d (21,2) and vertices_2d (V,2): projections in the input's pixels; vertices
+    (V,3) and joints (21,3): camera space, meters; faces (F,3).
+    Panels: input mask; predicted silhouette with the input's contour over it; 2-D skeleton
+    on the mask; shaded mesh seen by the camera; 3-D skeleton.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5 * panel_size, panel_size * (1.2 if title else 1.1)), dpi=110)
+    box = crop_box([mask, rendered_mask], [joints_2d])
+    axes = [fig.add_subplot(1, 5, k + 1) for k in range(4)]
+    ax3d = fig.add_subplot(1, 5, 5, projection="3d")
+
+    show_mask(axes[0], mask)
+    _frame(axes[0], box, "input mask")
+
+    show_mask(axes[1], rendered_mask)
+    draw_contour(axes[1], mask)
+    _frame(axes[1], box, "predicted silhouette" + (f" (IoU {iou:.3f})" if iou is not None else ""))
+
+    show_mask(axes[2], mask, vmax=2.5)  # dimmed so the coloured bones stand out
+    draw_skeleton_2d(axes[2], joints_2d)
+    _frame(axes[2], box, "2D skeleton")
+
+    draw_mesh_image(axes[3], vertices, vertices_2d, faces)
+    _frame(axes[3], box, "mesh", background="white")
+
+    draw_skeleton_3d(ax3d, joints)
+    ax3d.set_title("3D skeleton", fontsize=8)
+
+    if title:
+        fig.suptitle(title, fontsize=8, y=0.995, va="top")
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.80 if title else 0.88, wspace=0.06)
+    return fig

@@ -1,0 +1,191 @@
+"""The Python API (mask2hand.predict): shapes, coordinate maps, batching, saving, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mask2hand.camera_defaults import intrinsics, resolve_camera
+from mask2hand.errors import Mask2HandError
+from mask2hand.predict import Mask2Hand, Prediction
+from mask2hand.render import project
+from test_predict_support import TINY, blob_mask, save_mask_png, write_tiny_weights
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Mask2Hand:
+    path = write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
+    return Mask2Hand.from_pretrained(path)
+
+
+def test_prediction_shapes_and_identity(model, tmp_path):
+    path = save_mask_png(tmp_path / "hand.png", blob_mask(80, 120))
+    result = model.predict(path)
+    assert isinstance(result, Prediction)
+    V = model.faces.max() + 1
+    assert result.vertices.shape == (V, 3) and result.joints.shape == (21, 3) and result.joints_2d.shape == (21, 2)
+    assert result.params.global_orient.shape == (3,) and result.params.transl.shape == (3,)
+    assert result.params.pose.shape == (45,) and result.params.betas.shape == (10,)
+    assert result.silhouette.shape == (TINY["input_size"],) * 2
+    assert result.mask.shape == result.rendered_mask.shape == (80, 120) == result.image_size
+    assert 0.0 <= result.iou <= 1.0
+    assert result.faces.shape[1] == 3
+    assert result.hand["name"] == "open" and len(result.hand["asset_hash"]) == 64
+    assert result.model["sha256"] and result.model["network"]["input_size"] == TINY["input_size"]
+    assert result.source == str(path) and result.camera == "default"
+    assert any("absolute depth" in note for note in result.notes)
+
+
+def test_2d_joints_and_iou_are_those_of_the_3d_answer(model):
+    mask = blob_mask(100, 100)
+    result = model.predict(mask.astype(np.uint8) * 255, focal=300.0)
+    assert result.camera == "focal" and result.notes == []
+    assert np.allclose(result.K, intrinsics((100, 100), 300.0))
+    uv = project(torch.from_numpy(result.joints[None]).double(), torch.from_numpy(result.K[None]))[0].numpy()
+    assert np.allclose(result.joints_2d, uv, atol=1e-3)
+    inter = (result.rendered_mask & result.mask).sum()
+    union = (result.rendered_mask | result.mask).sum()
+    assert result.iou == pytest.approx(inter / union)
+
+
+def test_params_reproduce_the_preliminary_mesh(model):
+    """HandParameters fed to the hand layer give the network's preliminary hand."""
+    result = model.predict(blob_mask())
+    hand = model.runner.hand
+    p = result.params
+    out = hand(torch.from_numpy(p.global_orient[None]), torch.from_numpy(p.transl[None]),
+               pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
+    with torch.inference_mode():
+        raw = model.runner.network(torch.from_numpy(model.prepare(blob_mask()).mask.model_input[None]),
+                                   torch.from_numpy(model.prepare(blob_mask()).K_model[None]).float())
+    assert torch.allclose(out.vertices[0], raw.vertices[0], atol=1e-4)
+
+
+def test_rescaled_mask_gives_the_same_hand_and_scaled_2d_joints(model):
+    """A 2x upscaled mask with its 2x intrinsics is the same picture: same 3-D answer, 2-D joints x 2."""
+    mask = blob_mask(96, 96)
+    K = intrinsics((96, 96), 250.0)
+    big = np.kron(mask, np.ones((2, 2), dtype=bool))
+    K_big = np.diag([2.0, 2.0, 1.0]) @ K
+    a, b = model.predict([mask, big], K=[K, K_big])
+    assert np.allclose(a.joints, b.joints, atol=1e-5)
+    assert np.allclose(b.joints_2d, 2 * a.joints_2d, atol=1e-3)
+
+
+def test_padded_mask_maps_2d_joints_back_to_its_own_pixels(model):
+    """A non-square mask is padded to a square: the prediction equals that of the square image,
+    and its 2-D joints are shifted by exactly the padding."""
+    square = np.zeros((120, 120), dtype=bool)
+    square[:, 18:102] = blob_mask(120, 84)
+    K_square = intrinsics((120, 120), 260.0)
+    narrow = square[:, 18:102]  # (120, 84): padded by 18 columns each side
+    K_narrow = K_square.copy()
+    K_narrow[0, 2] -= 18
+    a, b = model.predict([square, narrow], K=np.stack([K_square, K_narrow]))
+    assert b.image_size == (120, 84)
+    assert np.allclose(a.joints, b.joints, atol=1e-5)
+    assert np.allclose(b.joints_2d, a.joints_2d - [18.0, 0.0], atol=1e-3)
+
+
+def test_batch_forms_and_batch_independence(model, tmp_path):
+    masks = [blob_mask(64, 64), blob_mask(90, 70), blob_mask(50, 100)]
+    singles = [model.predict(m) for m in masks]
+    batch = model.predict(masks, batch_size=2)
+    assert isinstance(batch, list) and len(batch) == 3
+    for s, b in zip(singles, batch):
+        assert np.allclose(s.joints, b.joints, atol=1e-5)
+    stacked = model.predict(torch.from_numpy(np.stack([masks[0]] * 2)))
+    assert len(stacked) == 2 and stacked[1].source == "<array 1>"
+    with pytest.raises(Mask2HandError, match="2 K values for 3 masks"):
+        model.predict(masks, K=[np.eye(3)] * 2)
+
+
+def test_bad_input_names_the_input(model):
+    with pytest.raises(Mask2HandError, match=r"<array 1>: the mask is empty"):
+        model.predict([blob_mask(), np.zeros((40, 40))])
+    with pytest.raises(Mask2HandError, match="file not found"):
+        model.predict("/nonexistent/mask.png")
+
+
+def test_save_writes_every_file(model, tmp_path):
+    import trimesh
+    from PIL import Image
+
+    result = model.predict(save_mask_png(tmp_path / "in.png", blob_mask()))
+    paths = result.save(tmp_path / "out")
+    assert set(paths) == {"obj", "ply", "json", "png"} and all(p.is_file() for p in paths.values())
+    assert paths["obj"].name == "in.obj"
+    for kind in ("obj", "ply"):
+        mesh = trimesh.load(paths[kind], process=False)
+        assert mesh.vertices.shape == result.vertices.shape and np.array_equal(mesh.faces, result.faces)
+        assert np.allclose(mesh.vertices, result.vertices, atol=1e-5)
+    data = json.loads(paths["json"].read_text())
+    assert np.allclose(data["joints"], result.joints, atol=1e-6)
+    assert np.allclose(data["joints_2d"], result.joints_2d, atol=1e-4)
+    assert np.allclose(data["K"], result.K) and data["iou"] == pytest.approx(result.iou)
+    assert data["hand"]["name"] == "open" and len(data["params"]["pose"]) == 45 and data["notes"]
+    with Image.open(paths["png"]) as image:
+        assert image.size[0] > 3 * image.size[1]  # a row of five panels
+    only = result.save(tmp_path / "nofig", stem="x", figure=False)
+    assert set(only) == {"obj", "ply", "json"} and not (tmp_path / "nofig" / "x.png").exists()
+
+
+def test_save_is_all_or_nothing(model, tmp_path, monkeypatch):
+    result = model.predict(blob_mask())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(Prediction, "figure", broken)
+    with pytest.raises(RuntimeError):
+        result.save(tmp_path / "out", stem="h")
+    out = tmp_path / "out"
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_figure_has_the_five_panels(model):
+    fig = model.predict(blob_mask()).figure()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 5
+    assert titles[0] == "input mask" and titles[1].startswith("predicted silhouette") and titles[4] == "3D skeleton"
+
+
+def test_checkpoint_of_another_hand_model_is_refused(tmp_path, mano_path):
+    path = write_tiny_weights(tmp_path / "mano.pt", hand_model="mano", hand_model_path=str(mano_path))
+    model = Mask2Hand.from_pretrained(path, mano_path=mano_path)
+    result = model.predict(blob_mask())
+    assert result.hand["name"] == "mano" and result.vertices.shape == (778, 3)
+    with pytest.raises(Mask2HandError, match="mano"):
+        Mask2Hand.from_pretrained(path, hand_model="open")
+
+
+def test_missing_default_weights_is_a_clear_error(monkeypatch):
+    import mask2hand.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "default_weights_path", lambda: None)
+    with pytest.raises(Mask2HandError, match="no shipped pretrained model"):
+        Mask2Hand.from_pretrained()
+
+
+def test_examples_are_consistent():
+    """examples/: the shared K is the default camera, the ground truth projects onto its masks."""
+    from mask2hand.masks import load_mask
+
+    K = np.array(json.loads((EXAMPLES / "K.json").read_text()))
+    truth = json.loads((EXAMPLES / "ground_truth.json").read_text())["examples"]
+    assert 8 <= len(truth) <= 12
+    for name, entry in truth.items():
+        mask, warnings = load_mask(EXAMPLES / name)
+        assert warnings == [] and mask.sum() == entry["mask_pixels"]
+        assert np.allclose(K, resolve_camera(mask.shape).K) and np.allclose(entry["K"], K)
+        joints = torch.tensor(entry["joints"], dtype=torch.float64)[None]
+        uv = project(joints, torch.from_numpy(K)[None])[0].numpy()
+        assert np.allclose(uv, entry["joints_2d"], atol=1e-6)
+        cols, rows = np.clip(uv.astype(int), 0, 223).T
+        assert mask[rows, cols].mean() > 0.6  # joints lie inside the silhouette (mostly; fingertips on edges)
