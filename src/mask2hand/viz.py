@@ -7,16 +7,18 @@ continuous pixel coordinates: an (H,W) image is shown with extent (0, W, H, 0), 
 pixel (i, j) covers [j, j+1) x [i, i+1) and a projected point (u, v) lands exactly
 where it belongs.
 
-Skeleton colours and the 21-joint bone list are shared with the hand gallery
-(mask2hand.viz_gallery).
+Skeleton colours and the 21-joint bone list defined here are shared with the hand
+gallery (mask2hand.viz_gallery).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mask2hand.viz_gallery import FINGER_COLORS, FREIHAND_BONES, SKIN
-
+# 21-joint skeleton in FreiHAND order: (parent, child) pairs and one colour per finger
+FREIHAND_BONES = tuple((0 if k % 4 == 1 else k - 1, k) for k in range(1, 21))
+FINGER_COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")  # thumb, index, middle, ring, little
+SKIN = np.array([0.93, 0.76, 0.65])
 WRIST_COLOR = "#444444"
 CONTOUR_COLOR = "#ffbf00"
 LIGHT_DIRECTION = np.array([-0.3, -0.5, -1.0])

@@ -112,6 +112,8 @@ class HandModel(nn.Module):
         self.register_buffer("faces", torch.as_tensor(np.asarray(data.faces, dtype=np.int64)))
         self.register_buffer("shape_basis", lbs.flatten_basis(f32(data.shapedirs)))
         self.register_buffer("pose_basis", lbs.flatten_basis(f32(data.posedirs)))
+        # a model without pose correctives (the open hand) skips that product entirely
+        self.has_pose_correctives = bool(np.any(data.posedirs))
         self.register_buffer("joint_regressor", f32(data.joint_regressor))
         self.register_buffer("weights", f32(data.weights))
         self.register_buffer("pose_components", f32(data.pose_components[:num_pose_pcs]))
@@ -185,7 +187,9 @@ class HandModel(nn.Module):
         rest_joints = lbs.regress_joints(self.joint_regressor.to(dtype), v_shaped)
         full_pose = torch.cat([global_orient, fingers.expand(batch, -1)], dim=1).reshape(batch, NUM_RIG_JOINTS, 3)
         rotations = lbs.axis_angle_to_matrix(full_pose)
-        v_posed = v_shaped + lbs.pose_blend(rotations, self.pose_basis.to(dtype))
+        v_posed = v_shaped
+        if self.has_pose_correctives:
+            v_posed = v_shaped + lbs.pose_blend(rotations, self.pose_basis.to(dtype))
         joints, transforms = lbs.kinematic_chain(rotations, rest_joints, self.parents)
         vertices = lbs.skin(v_posed, self.weights.to(dtype), transforms)
         vertices = vertices + transl.unsqueeze(1)
