@@ -1,0 +1,308 @@
+"""The torch Dataset of masks with 3D ground truth, read from a dataset folder or FreiHAND.
+
+Each item is a `HandSample`. A DataLoader fetches whole batches through
+`__getitems__` (vectorised: one memory-map read per array, one tensor per field) and
+needs `collate_fn=collate_samples`, which passes those `HandBatch`es through (and
+stacks lists of HandSample):
+
+    ds = MaskDataset("data/paper", split="train", augment=True, resolution=128)
+    loader = DataLoader(ds, batch_size=32, shuffle=True, num_workers=2, collate_fn=collate_samples)
+
+Per sample, in this order: read the mask; augmentation (rotation about the
+principal point, scaling through the focal length) and a change of resolution, both
+as one camera change applied to mask, K, joints, vertices and parameters (see
+augment.py); optional silhouette noise on the mask (noise.py); the contour distance
+field of the final mask (the contour loss's target), computed here in the data
+pipeline, once per sample, so the training step never does it.
+
+Randomness: the draws for item i in epoch e come from numpy's Generator seeded
+with (seed, e, i), so results do not depend on worker count or order; call
+`set_epoch(e)` before each epoch (DataLoader workers must not be persistent).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, transform_hand_params,
+                                    transform_points, warp_mask)
+from mask2hand.data.noise import NoiseConfig
+from mask2hand.data.storage import CARD_NAME, StoredDataset
+from mask2hand.errors import Mask2HandError
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The paper's FreiHAND augmentation by default: angle from [-pi, pi), scale from [0.9, 1.1)."""
+
+    angle_range: tuple[float, float] = ANGLE_RANGE
+    scale_range: tuple[float, float] = SCALE_RANGE
+
+
+@dataclass
+class HandParams:
+    """Hand-layer parameters of a sample (or batch, with a leading B): global_orient (3,),
+    transl (3,) meters, pose (45,) finger axis-angle as passed to HandModel.forward(pose=...),
+    betas (10,)."""
+
+    global_orient: torch.Tensor
+    transl: torch.Tensor
+    pose: torch.Tensor
+    betas: torch.Tensor
+
+
+@dataclass
+class HandSample:
+    """One training sample. mask (H,W) float32 0/1; K (3,3) float32 pixels; joints (21,3)
+    and vertices (V,3) float32 meters in camera space; distance_field (H,W) float32 pixels
+    (None if disabled); params when the source has hand-layer parameters; index: the
+    sample's id in its source."""
+
+    mask: torch.Tensor
+    K: torch.Tensor
+    joints: torch.Tensor
+    vertices: torch.Tensor
+    distance_field: torch.Tensor | None
+    params: HandParams | None
+    index: int
+
+
+@dataclass
+class HandBatch:
+    """A batch of HandSample: every tensor with a leading batch dimension B; index (B,) long."""
+
+    mask: torch.Tensor
+    K: torch.Tensor
+    joints: torch.Tensor
+    vertices: torch.Tensor
+    distance_field: torch.Tensor | None
+    params: HandParams | None
+    index: torch.Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "HandBatch":
+        def move(x):
+            return None if x is None else x.to(device, non_blocking=non_blocking)
+
+        params = None
+        if self.params is not None:
+            params = HandParams(*(move(getattr(self.params, f.name)) for f in fields(HandParams)))
+        return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
+                         vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
+                         index=move(self.index))
+
+    def sample(self, i: int) -> HandSample:
+        """Sample i of the batch (views of the batch tensors)."""
+        params = None
+        if self.params is not None:
+            params = HandParams(*(getattr(self.params, f.name)[i] for f in fields(HandParams)))
+        return HandSample(mask=self.mask[i], K=self.K[i], joints=self.joints[i], vertices=self.vertices[i],
+                          distance_field=None if self.distance_field is None else self.distance_field[i],
+                          params=params, index=int(self.index[i]))
+
+    def __len__(self) -> int:
+        return int(self.mask.shape[0])
+
+
+def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
+    """Stack HandSamples into a HandBatch (the DataLoader's collate_fn).
+
+    MaskDataset loads whole batches itself (`__getitems__`), which arrive here already
+    as a HandBatch and pass through unchanged.
+    """
+    if isinstance(samples, HandBatch):
+        return samples
+
+    def stack(name):
+        values = [getattr(s, name) for s in samples]
+        return None if values[0] is None else torch.stack(values)
+
+    params = None
+    if samples[0].params is not None:
+        params = HandParams(*(torch.stack([getattr(s.params, f.name) for s in samples]) for f in fields(HandParams)))
+    return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
+                     distance_field=stack("distance_field"), params=params,
+                     index=torch.as_tensor([s.index for s in samples], dtype=torch.long))
+
+
+class _FreiHandSource:
+    """FreiHAND read straight from its official layout (slow to open; see convert_freihand)."""
+
+    def __init__(self, root: Path, split: str | None, split_file: str | os.PathLike | None, split_seed: int):
+        from mask2hand.data.freihand import FreiHand, load_split_file, paper_split
+
+        self.data = FreiHand(root, load_mano=False)
+        self.image_size = (224, 224)
+        n = len(self.data)
+        if split is None:
+            self.ids = np.arange(n)
+        else:
+            splits = load_split_file(split_file, n) if split_file is not None else paper_split(n, seed=split_seed)
+            if split not in splits:
+                raise Mask2HandError(f"FreiHAND has no split '{split}'; choose one of {sorted(splits)}")
+            self.ids = splits[split]
+        self.K, self.joints, self.vertices = self.data.K, self.data.joints, self.data.vertices
+        self.params = None
+        self.pose_id = None
+
+    def masks(self, indices: np.ndarray) -> np.ndarray:
+        return np.stack([self.data.mask(int(i)) for i in indices])
+
+
+class _StoredSource:
+    def __init__(self, stored: StoredDataset, split: str | None):
+        self.stored = stored
+        self.image_size = stored.image_size
+        self.ids = stored.split_indices(split)
+        a = stored.arrays
+        self.K, self.joints, self.vertices = a["K"], a["joints"], a["vertices"]
+        names = ("global_orient", "transl", "pose", "betas")
+        self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
+        self.pose_id = a.get("pose_id")
+
+    def masks(self, indices: np.ndarray) -> np.ndarray:
+        return self.stored.masks(indices)
+
+
+def _size_pair(resolution: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    if resolution is None:
+        return None
+    if isinstance(resolution, int):
+        return (resolution, resolution)
+    return (int(resolution[0]), int(resolution[1]))
+
+
+class MaskDataset(Dataset):
+    """Masks with 3D ground truth, as HandSample items.
+
+    Args:
+        source: a dataset folder (written by `mask2hand synth` or convert_freihand), an
+            open StoredDataset, or a FreiHAND v2 folder (official layout).
+        split: a split name ("train", "val", "test") or None for all samples.
+        augment: True for the paper's rotation/scale augmentation, an AugmentConfig, or False.
+        noise: silhouette noise applied to the input mask (its distance field follows it,
+            as in the paper's appendix C), or None.
+        resolution: output size (int or (H, W)); K is scaled to match. None keeps the source's.
+        one_view_per_pose: for datasets with several views per pose (the paper's synthetic
+            set), an item is a pose and each epoch draws one of its views (paper sec. 4.4).
+        distance_field: compute the contour distance field (needed by the contour loss).
+        seed: base seed of the random draws.
+        split_file, split_seed: FreiHAND folders only (see freihand.py).
+    """
+
+    def __init__(self, source: str | os.PathLike | StoredDataset, split: str | None = None,
+                 augment: bool | AugmentConfig = False, noise: NoiseConfig | None = None,
+                 resolution: int | tuple[int, int] | None = None, one_view_per_pose: bool = False,
+                 distance_field: bool = True, seed: int = 0, split_file: str | os.PathLike | None = None,
+                 split_seed: int | None = None):
+        if isinstance(source, StoredDataset):
+            self.source = _StoredSource(source, split)
+        else:
+            path = Path(source)
+            looks_like_freihand = (path / "training_K.json").is_file() or (path / "FreiHAND_pub_v2").is_dir()
+            if (path / CARD_NAME).is_file() or not looks_like_freihand:
+                self.source = _StoredSource(StoredDataset(path), split)
+            else:
+                from mask2hand.data.freihand import PAPER_SPLIT_SEED
+
+                seed_ = PAPER_SPLIT_SEED if split_seed is None else split_seed
+                self.source = _FreiHandSource(path, split, split_file, seed_)
+        self.augment = AugmentConfig() if augment is True else (augment or None)
+        self.noise = noise
+        self.image_size = self.source.image_size
+        self.out_size = _size_pair(resolution) or self.image_size
+        self.compute_distance_field = distance_field
+        self.seed = int(seed)
+        self.epoch = 0
+        self.groups = None
+        if one_view_per_pose:
+            if self.source.pose_id is None:
+                raise Mask2HandError("one_view_per_pose needs a dataset with several views per pose "
+                                     "(the paper protocol's 'pose_id' array)")
+            pose_ids = np.asarray(self.source.pose_id)[self.source.ids]
+            order = np.argsort(pose_ids, kind="stable")
+            _, starts = np.unique(pose_ids[order], return_index=True)
+            self.groups = np.split(self.source.ids[order], starts[1:])
+
+    def __len__(self) -> int:
+        return len(self.groups) if self.groups is not None else len(self.source.ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random draws of an epoch (call before iterating)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, item: int) -> HandSample:
+        if not 0 <= item < len(self):
+            raise IndexError(item)
+        return self.load_batch([item]).sample(0)
+
+    def __getitems__(self, items: list[int]) -> HandBatch:
+        """A whole batch at once (the DataLoader calls this; collate_samples passes it through)."""
+        return self.load_batch(items)
+
+    def load_batch(self, items: list[int]) -> HandBatch:
+        """Items -> HandBatch, vectorised over the batch (the per-item draws are as in __getitem__)."""
+        src = self.source
+        n = len(items)
+        index = np.empty(n, np.int64)
+        angle, scale = np.zeros(n), np.ones(n)
+        rngs = []
+        for k, item in enumerate(items):
+            rng = np.random.default_rng((self.seed, self.epoch, int(item)))
+            if self.groups is not None:
+                views = self.groups[item]
+                index[k] = views[rng.integers(len(views))]
+            else:
+                index[k] = src.ids[item]
+            if self.augment is not None:
+                angle[k] = rng.uniform(*self.augment.angle_range)
+                scale[k] = rng.uniform(*self.augment.scale_range)
+            rngs.append(rng)
+        masks = src.masks(index)
+        K = np.asarray(src.K[index], dtype=np.float64)
+        joints = np.asarray(src.joints[index], dtype=np.float32)
+        vertices = np.asarray(src.vertices[index], dtype=np.float32)
+        params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
+
+        if self.augment is not None or self.out_size != self.image_size:
+            change = camera_change(K, self.image_size, angle, scale, self.out_size)
+            oh, ow = self.out_size
+            warped = np.empty((n, oh, ow), np.uint8)
+            for k in range(n):
+                warped[k] = warp_mask(masks[k], change[k])
+            lost = ~warped.reshape(n, -1).any(1)
+            if lost.any():
+                # a hand near a corner can rotate out of the image entirely: keep that sample unrotated
+                angle[lost], scale[lost] = 0.0, 1.0
+                change = camera_change(K, self.image_size, angle, scale, self.out_size)
+                for k in np.nonzero(lost)[0]:
+                    warped[k] = warp_mask(masks[k], change[k])
+            masks, K = warped, change.K
+            if self.augment is not None:
+                if params is not None:
+                    params[0], params[1] = transform_hand_params(params[0], params[1], joints[:, 0], change)
+                joints = transform_points(joints, change)
+                vertices = transform_points(vertices, change)
+        if self.noise is not None:
+            masks = np.stack([self.noise.apply(m, rng) for m, rng in zip(masks, rngs)])
+
+        dist = None
+        if self.compute_distance_field:
+            from mask2hand.render.contour import contour_distance_field
+
+            dist = torch.from_numpy(np.ascontiguousarray(contour_distance_field(masks), dtype=np.float32))
+        return HandBatch(
+            mask=torch.from_numpy(masks.astype(np.float32)),
+            K=torch.from_numpy(K.astype(np.float32)),
+            joints=torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
+            vertices=torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)),
+            distance_field=dist,
+            params=None if params is None else HandParams(*(torch.from_numpy(np.ascontiguousarray(p))
+                                                            for p in params)),
+            index=torch.from_numpy(index),
+        )
