@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "synth": ("synth", "make a dataset folder: the paper's synthetic set, the broad corpus, or FreiHAND converted"),
     "train": ("train", "train a network from a recipe (YAML), resumable, single process or torchrun"),
     "eval": ("eval", "evaluate a checkpoint on a dataset: the paper's tables"),
+    "ablate": ("ablate", "the paper's Table 5: nine short training runs with losses and RefineNet switched"),
 }
 
 
