@@ -1,0 +1,131 @@
+"""Mesh edges and the silhouette (contour) edges of projected meshes.
+
+For a directed mesh edge u -> v and a face containing it with third vertex c, the face's
+"side" is the sign of the 2-D cross product (v - u) x (c - u) of the projected points:
+which side of the edge's line the projected face lies on (0 for a zero-area face). The
+edge's side sum g = sum of its faces' sides tells how the projected faces sit around it:
+
+- g = 0: as many faces on each side (two faces on opposite sides, e.g. two front-facing
+  neighbours): the edge is interior to the union of its faces;
+- g != 0: more faces on one side (a contour edge between a front- and a back-facing face
+  gives +-2, an open boundary edge such as MANO's wrist +-1): the edge may lie on the
+  silhouette boundary.
+
+This needs no consistent face orientation. The boundary of the projected silhouette is
+contained in the edges with g != 0, and the coverage count of the triangles (how many
+projected faces contain a point) changes only across them, by g; the exact rasterizer and
+the fast soft renderer both build on that.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mask2hand.errors import Mask2HandError
+
+
+@dataclass(frozen=True)
+class MeshTopology:
+    """Edges of a triangle mesh (tensors on the device of the faces they were built from).
+
+    edges (E,2) vertex indices u < v; edge_faces (E,k) the faces containing each edge,
+    padded with F (an index past the last face); edge_dirs (E,k) +1 where the face runs
+    along the edge from u to v, -1 where it runs from v to u (padding: 0); faces (F,3).
+    """
+
+    edges: torch.Tensor
+    edge_faces: torch.Tensor
+    edge_dirs: torch.Tensor
+    faces: torch.Tensor
+
+    def to(self, device: torch.device) -> "MeshTopology":
+        return MeshTopology(self.edges.to(device), self.edge_faces.to(device), self.edge_dirs.to(device),
+                            self.faces.to(device))
+
+
+def _build_topology(faces: np.ndarray) -> MeshTopology:
+    num_faces = faces.shape[0]
+    # Corner k of face f owns the edge from vertex k to vertex k+1; its third vertex is k+2.
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    face_of = np.repeat(np.arange(num_faces), 3)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keys = np.stack([lo, hi], 1)
+    edges, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(edges))
+    k = int(counts.max()) if len(counts) else 1
+    slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    edge_faces = np.full((len(edges), k), num_faces, dtype=np.int64)
+    edge_dirs = np.zeros((len(edges), k), dtype=np.int8)
+    edge_faces[inverse[order], slot] = face_of[order]
+    edge_dirs[inverse[order], slot] = np.where(a < b, 1, -1)[order]
+    return MeshTopology(torch.from_numpy(edges.astype(np.int64)), torch.from_numpy(edge_faces),
+                        torch.from_numpy(edge_dirs), torch.from_numpy(faces))
+
+
+_CACHE: "OrderedDict[tuple, MeshTopology]" = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def mesh_topology(faces: torch.Tensor | np.ndarray) -> MeshTopology:
+    """The (cached) edge structure of a face list (F,3), on the faces' device."""
+    device = faces.device if torch.is_tensor(faces) else torch.device("cpu")
+    faces_np = faces.detach().cpu().numpy() if torch.is_tensor(faces) else np.asarray(faces)
+    if faces_np.ndim != 2 or faces_np.shape[1] != 3 or not np.issubdtype(faces_np.dtype, np.integer):
+        raise Mask2HandError(f"faces must be an integer array of shape (F,3), got {faces_np.dtype} {faces_np.shape}")
+    faces_np = np.ascontiguousarray(faces_np, dtype=np.int64)
+    key = (faces_np.shape, hash(faces_np.tobytes()), str(device))
+    topo = _CACHE.get(key)
+    if topo is None:
+        topo = _build_topology(faces_np).to(device)
+        _CACHE[key] = topo
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return topo
+
+
+@dataclass(frozen=True)
+class SilhouetteEdges:
+    """The edges with a non-zero side sum, over a batch (no gradient).
+
+    batch (M,) sample index; edge (M,) index into MeshTopology.edges; weight (M,) int32,
+    the coverage count change when crossing the edge's line from left to right (+x) in
+    image space: positive where the faces lie to the edge's right.
+    """
+
+    batch: torch.Tensor
+    edge: torch.Tensor
+    weight: torch.Tensor
+
+
+def silhouette_edges(uv: torch.Tensor, face_valid: torch.Tensor, topology: MeshTopology) -> SilhouetteEdges:
+    """Edges that can bound the silhouette, from projected vertices uv (B,V,2) and the
+    faces to render face_valid (B,F) bool. Not differentiable."""
+    with torch.no_grad():
+        batch, num_vertices = uv.shape[:2]
+        faces = topology.faces
+        p0, p1, p2 = (uv.index_select(1, faces[:, k]) for k in range(3))
+        e1, e2 = p1 - p0, p2 - p0
+        # Side of face f relative to its edge u -> v: the sign of its projected area,
+        # flipped when the face runs along the edge from v to u.
+        face_sign = torch.sign(e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).to(torch.int8) * face_valid
+        face_sign = torch.cat([face_sign, torch.zeros_like(face_sign[:, :1])], dim=1)
+        incident = face_sign.index_select(1, topology.edge_faces.view(-1)).view(batch, *topology.edge_faces.shape)
+        g = (incident * topology.edge_dirs).sum(-1, dtype=torch.int32)  # (B,E)
+        b_idx, e_idx = torch.nonzero(g, as_tuple=True)
+        ends = topology.edges.index_select(0, e_idx)
+        # A face to the right of an edge going down (or to the left of one going up) has
+        # the edge as its left boundary: coverage rises when crossing it towards +x.
+        y = uv[..., 1].reshape(-1)
+        base = b_idx * num_vertices
+        down = torch.sign(y.index_select(0, base + ends[:, 1]) - y.index_select(0, base + ends[:, 0]))
+        weight = (-down * g.view(-1).index_select(0, b_idx * g.shape[1] + e_idx)).to(torch.int32)
+        return SilhouetteEdges(b_idx, e_idx, weight)
