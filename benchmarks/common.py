@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI does; before torch is imported
+
+import torch  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 

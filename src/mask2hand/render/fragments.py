@@ -149,9 +149,13 @@ def _pixel_buffer(numel: int, device: torch.device) -> torch.Tensor:
     buffers = _workspace.__dict__.setdefault("buffers", {})
     buf = buffers.get(device)
     if buf is None or buf.numel() < numel:
-        buf = torch.empty(numel, dtype=torch.int64, device=device)
+        # made outside inference mode, so a buffer first needed under inference_mode()
+        # can still be written by later calls that record gradients
+        with torch.inference_mode(False):
+            buf = torch.empty(numel, dtype=torch.int64, device=device)
         buffers[device] = buf
-    return buf[:numel].fill_(_NO_PAIR)
+    with torch.inference_mode(False):
+        return buf[:numel].fill_(_NO_PAIR)
 
 
 def rasterize_contour_fragments(uv: torch.Tensor, face_valid: torch.Tensor, faces: torch.Tensor,
