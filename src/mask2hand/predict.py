@@ -22,9 +22,8 @@ mirroring back in `finish`.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,28 +31,9 @@ import numpy as np
 
 from mask2hand.camera_defaults import Camera, resolve_camera
 from mask2hand.errors import Mask2HandError
+from mask2hand.io_utils import file_sha256
+from mask2hand.hand.params import HandParams
 from mask2hand.masks import DEFAULT_THRESHOLD, PreparedMask, prepare_mask
-
-
-@dataclass
-class HandParameters:
-    """Hand-layer parameters of one prediction (MANO-compatible, see the guide).
-
-    global_orient (3,) axis-angle about the root joint; transl (3,) meters; pose (45,)
-    finger axis-angle in MANO joint order, as passed to `HandModel.forward(pose=...)` of
-    the same hand model (its mean pose, if not flat, is added there); pose_pcs (k,) the
-    network's pose-PCA coefficients, or None if it predicts axis-angle; betas (10,).
-    """
-
-    global_orient: np.ndarray
-    transl: np.ndarray
-    pose: np.ndarray
-    betas: np.ndarray
-    pose_pcs: np.ndarray | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"global_orient": self.global_orient, "transl": self.transl, "pose": self.pose,
-                "pose_pcs": self.pose_pcs, "betas": self.betas}
 
 
 @dataclass
@@ -62,7 +42,7 @@ class Prediction:
 
     vertices (V,3), joints (21,3): camera space, meters (FreiHAND joint order), the final
     (refined, if the network refines) answer. joints_2d (21,2): their projections in the
-    input image's pixels. params: HandParameters. K (3,3): the input image's intrinsics;
+    input image's pixels. params: HandParams. K (3,3): the input image's intrinsics;
     image_size (H,W). mask (H,W) bool: the cleaned input mask; rendered_mask (H,W) bool:
     the exact silhouette of the predicted hand at the input's resolution; iou: their IoU.
     silhouette (S,S): the network's soft silhouette of its preliminary (unrefined) hand at
@@ -77,7 +57,7 @@ class Prediction:
     vertices: np.ndarray
     joints: np.ndarray
     joints_2d: np.ndarray
-    params: HandParameters
+    params: HandParams
     K: np.ndarray
     image_size: tuple[int, int]
     mask: np.ndarray
@@ -104,7 +84,7 @@ class Prediction:
             "joint_order": "FreiHAND: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring; 17-20 little",
             "joints": self.joints,
             "joints_2d": self.joints_2d,
-            "params": self.params.to_dict(),
+            "params": asdict(self.params),
             "K": self.K,
             "camera": self.camera,
             "image_size": list(self.image_size),
@@ -189,9 +169,9 @@ class NetworkResult:
     pose_pcs: np.ndarray | None = None
     silhouette: np.ndarray | None = None
 
-    def params(self, b: int) -> HandParameters:
-        return HandParameters(global_orient=self.global_orient[b], transl=self.transl[b], pose=self.pose[b],
-                              betas=self.betas[b], pose_pcs=None if self.pose_pcs is None else self.pose_pcs[b])
+    def params(self, b: int) -> HandParams:
+        return HandParams(global_orient=self.global_orient[b], transl=self.transl[b], pose=self.pose[b],
+                          betas=self.betas[b], pose_pcs=None if self.pose_pcs is None else self.pose_pcs[b])
 
 
 class TorchRunner:
@@ -254,14 +234,6 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return _project_batch(np.asarray(points)[None], np.asarray(K)[None])[0]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
 
@@ -291,7 +263,7 @@ class Mask2Hand:
         network, payload = load_network(path, hand_model=hand_model, mano_path=mano_path, device=device)
         file = Path(path) if path is not None else default_weights_path()
         identity = {"weights": str(file) if path is not None else "default (shipped)",
-                    "sha256": _file_sha256(file) if file is not None and file.is_file() else None,
+                    "sha256": file_sha256(file) if file is not None and file.is_file() else None,
                     "format": payload.get("format"), "network": payload.get("network") or
                     payload.get("config", {}).get("network")}
         runner = TorchRunner(network, device)

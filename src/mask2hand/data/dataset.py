@@ -23,7 +23,7 @@ with (seed, e, i), so results do not depend on worker count or order; call
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,10 @@ from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, tra
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
 from mask2hand.errors import Mask2HandError
+from mask2hand.hand.params import HandParams
+
+# the stored hand-layer parameters, in the order the sources hold them
+PARAM_NAMES = ("global_orient", "transl", "pose", "betas")
 
 
 @dataclass(frozen=True)
@@ -43,18 +47,6 @@ class AugmentConfig:
 
     angle_range: tuple[float, float] = ANGLE_RANGE
     scale_range: tuple[float, float] = SCALE_RANGE
-
-
-@dataclass
-class HandParams:
-    """Hand-layer parameters of a sample (or batch, with a leading B): global_orient (3,),
-    transl (3,) meters, pose (45,) finger axis-angle as passed to HandModel.forward(pose=...),
-    betas (10,)."""
-
-    global_orient: torch.Tensor
-    transl: torch.Tensor
-    pose: torch.Tensor
-    betas: torch.Tensor
 
 
 @dataclass
@@ -91,7 +83,7 @@ class HandBatch:
 
         params = None
         if self.params is not None:
-            params = HandParams(*(move(getattr(self.params, f.name)) for f in fields(HandParams)))
+            params = self.params.map(move)
         return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
                          vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
                          index=move(self.index))
@@ -100,7 +92,7 @@ class HandBatch:
         """Sample i of the batch (views of the batch tensors)."""
         params = None
         if self.params is not None:
-            params = HandParams(*(getattr(self.params, f.name)[i] for f in fields(HandParams)))
+            params = self.params.map(lambda value: value[i])
         return HandSample(mask=self.mask[i], K=self.K[i], joints=self.joints[i], vertices=self.vertices[i],
                           distance_field=None if self.distance_field is None else self.distance_field[i],
                           params=params, index=int(self.index[i]))
@@ -124,7 +116,7 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
 
     params = None
     if samples[0].params is not None:
-        params = HandParams(*(torch.stack([getattr(s.params, f.name) for s in samples]) for f in fields(HandParams)))
+        params = HandParams.stack([s.params for s in samples], torch.stack)
     return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
                      distance_field=stack("distance_field"), params=params,
                      index=torch.as_tensor([s.index for s in samples], dtype=torch.long))
@@ -161,7 +153,7 @@ class _StoredSource:
         self.ids = stored.split_indices(split)
         a = stored.arrays
         self.K, self.joints, self.vertices = a["K"], a["joints"], a["vertices"]
-        names = ("global_orient", "transl", "pose", "betas")
+        names = PARAM_NAMES
         self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
         self.pose_id = a.get("pose_id")
 
@@ -302,7 +294,7 @@ class MaskDataset(Dataset):
             joints=torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
             vertices=torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)),
             distance_field=dist,
-            params=None if params is None else HandParams(*(torch.from_numpy(np.ascontiguousarray(p))
-                                                            for p in params)),
+            params=None if params is None else HandParams(
+                **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),
             index=torch.from_numpy(index),
         )

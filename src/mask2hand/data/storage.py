@@ -23,7 +23,6 @@ A folder without a complete card is never taken for a dataset.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.io_utils import file_sha256
 
 CARD_NAME = "card.json"
 DATASET_FORMAT = "mask2hand-dataset"
@@ -58,14 +58,6 @@ class ArraySpec:
 
     shape: tuple[int, ...]
     dtype: str
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class DatasetWriter:
@@ -149,11 +141,11 @@ class DatasetWriter:
         for name, spec in self.specs.items():
             file = self.tmp / f"{name}.npy"
             entries[name] = {"file": file.name, "shape": [self.num_samples, *spec.shape], "dtype": spec.dtype,
-                             "sha256": _sha256(file)}
+                             "sha256": file_sha256(file)}
         full_card = {"format": DATASET_FORMAT, "format_version": FORMAT_VERSION, "num_samples": self.num_samples,
                      "image_size": list(self.image_size), "mask_encoding": MASK_ENCODING, **card,
                      "arrays": entries,
-                     "extra_files": {name: _sha256(self.tmp / name) for name in self._extras}}
+                     "extra_files": {name: file_sha256(self.tmp / name) for name in self._extras}}
         tmp_card = self.tmp / (CARD_NAME + ".tmp")
         with open(tmp_card, "w") as fh:
             json.dump(full_card, fh, indent=2)
@@ -195,7 +187,7 @@ class StoredDataset:
             if not file.is_file():
                 raise Mask2HandError(f"dataset {self.path}: array file {entry['file']} is missing; "
                                      "the folder is damaged, generate it again")
-            if verify and _sha256(file) != entry["sha256"]:
+            if verify and file_sha256(file) != entry["sha256"]:
                 raise Mask2HandError(f"dataset {self.path}: {entry['file']} does not match its checksum in the "
                                      "card; the file is damaged, generate the dataset again")
             array = np.load(file, mmap_mode="r")

@@ -6,6 +6,7 @@ import os
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand.model import HandModel, HandModelData, HandOutput, MANO_TO_FREIHAND
+from mask2hand.hand.params import HandParams
 
 HAND_MODELS = ("open", "mano")
 
@@ -33,4 +34,4 @@ def load_hand_model(name: str = "open", *, path: str | os.PathLike | None = None
     return HandModel(data, num_pose_pcs=num_pose_pcs, flat_hand_mean=flat_hand_mean)
 
 
-__all__ = ["HAND_MODELS", "HandModel", "HandModelData", "HandOutput", "MANO_TO_FREIHAND", "load_hand_model"]
+__all__ = ["HAND_MODELS", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND", "load_hand_model"]

@@ -35,7 +35,7 @@ from torch import nn
 
 import mask2hand.render as render
 from mask2hand.errors import Mask2HandError
-from mask2hand.hand import HandModel, load_hand_model
+from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.nn.encoder import NUM_BETAS, Encoder, decode_root_position, focal_features
 from mask2hand.nn.fold import fold_batch_norms
@@ -110,28 +110,11 @@ class NetConfig:
 
 
 @dataclass
-class HandParams:
-    """Hand-layer parameters equivalent to the network's output (camera space, meters).
-
-    global_orient (B,3) axis-angle and rotation (B,3,3) the same rotation as a
-    matrix; transl (B,3); betas (B,10); pose_pcs (B,k) with pose_space "pca", else
-    pose (B,45) axis-angle (the other is None). `hand(global_orient, transl,
-    pose=..., pose_pcs=..., betas=...)` reproduces the preliminary mesh.
-    """
-
-    global_orient: torch.Tensor
-    rotation: torch.Tensor
-    transl: torch.Tensor
-    betas: torch.Tensor
-    pose_pcs: torch.Tensor | None = None
-    pose: torch.Tensor | None = None
-
-
-@dataclass
 class Mask2HandOutput:
     """What the network returns for a batch of B masks.
 
-    params: HandParams. vertices (B,V,3), joints (B,21,3): the preliminary hand
+    params: the equivalent hand-layer inputs (mask2hand.hand.HandParams; pose_pcs with
+    pose_space "pca", else pose). vertices (B,V,3), joints (B,21,3): the preliminary hand
     (hand layer). refined_vertices, refined_joints: after RefineNet (None when it is
     off). Geometry in meters, camera space of the input image. silhouette (B,S,S):
     soft silhouette of the preliminary mesh at the input size S; input_mask (B,S,S)
@@ -294,7 +277,7 @@ class Mask2HandNet(nn.Module):
         root = decode_root_position(code.translation, K, size).unsqueeze(1)
         vertices = (canonical.vertices - rest_root) @ rotation.transpose(1, 2) + root
         joints = (canonical.joints - rest_root) @ rotation.transpose(1, 2) + root
-        params = HandParams(global_orient=global_orient, rotation=rotation, transl=(root - rest_root).squeeze(1),
+        params = HandParams(global_orient=global_orient, transl=(root - rest_root).squeeze(1),
                             betas=betas, pose_pcs=code.pose if cfg.pose_space == "pca" else None,
                             pose=code.pose if cfg.pose_space == "axis_angle" else None)
 
