@@ -16,8 +16,18 @@ the others: `prepare` (file/array -> clean mask at the model's input size + came
 `NetworkResult`, numpy; the PyTorch runner here, an ONNX runner can replace it), and
 `finish` (the network's answers -> `Prediction`s in each original image: 2-D joints,
 exact silhouette, IoU). Test-time fitting and hypotheses would act on the
-NetworkResult between the last two stages; left hands by mirroring in `prepare` and
-mirroring back in `finish`.
+NetworkResult between the last two stages (temporal smoothing of sequences does, see
+mask2hand.sequence); left hands by mirroring in `prepare` and mirroring back in `finish`.
+
+Left hands (side="left"): the network only knows right hands, so the mask is mirrored
+about the image's vertical center line, u -> W - u (pixel column j -> W - 1 - j), and K
+with it: K' = P K F with P = [[-1,0,W],[0,1,0],[0,0,1]] and F = diag(-1,1,1), i.e.
+cx -> W - cx and the skew negated, fx, fy, cy unchanged. Then a camera point (x,y,z)
+seen at u in the original image is seen at W - u = fx (-x)/z + (W - cx) in the mirrored
+one: the mirrored picture is the original scene with camera x negated. So the right hand
+predicted in the mirrored picture maps back by x -> -x (vertices, joints), exactly, and
+its 2-D joints by u -> W - u; a reflection turns the mesh inside out, so the faces'
+winding is reversed to keep normals pointing outward.
 """
 
 from __future__ import annotations
@@ -33,12 +43,12 @@ from mask2hand.camera_defaults import Camera, resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.io_utils import file_sha256
 from mask2hand.hand.params import HandParams
-from mask2hand.masks import DEFAULT_THRESHOLD, PreparedMask, prepare_mask
+from mask2hand.masks import DEFAULT_THRESHOLD, PreparedMask, load_mask, prepare_mask
 
 
 @dataclass
 class Prediction:
-    """One predicted hand, in the input image's camera (right hand).
+    """One predicted hand, in the input image's camera.
 
     vertices (V,3), joints (21,3): camera space, meters (FreiHAND joint order), the final
     (refined, if the network refines) answer. joints_2d (21,2): their projections in the
@@ -51,7 +61,11 @@ class Prediction:
     identity (name, asset hash). model: the weights' identity. camera: where K came from
     ("K", "focal", "default"). warnings: what was changed in the input; notes: what the
     user should know about the answer (e.g. the assumed focal length). source: the input
-    file name or "<array i>".
+    file name or "<array i>". side: "right" or "left". For a left hand, vertices, joints,
+    joints_2d, faces (winding reversed), mask and rendered_mask are in the input's own
+    frame, but params (and silhouette) describe the mirrored right hand the network saw:
+    params in the mirrored camera (camera x negated, K' = mirror_K(K, W)), silhouette in
+    the mirrored model input.
     """
 
     vertices: np.ndarray
@@ -141,10 +155,18 @@ class PreparedInput:
 
     mask: PreparedMask
     camera: Camera
+    side: str = "right"
 
     @property
     def K_model(self) -> np.ndarray:
-        return self.mask.transform.K_to_model(self.camera.K)
+        """Intrinsics of the model input (of the mirrored picture for a left hand)."""
+        K = self.camera.K if self.side == "right" else mirror_K(self.camera.K, self.mask.image_size[1])
+        return self.mask.transform.K_to_model(K)
+
+    @property
+    def original_mask(self) -> np.ndarray:
+        """The cleaned mask (H,W) bool in the input's own frame (`mask.mask` is mirrored for a left hand)."""
+        return self.mask.mask if self.side == "right" else np.ascontiguousarray(self.mask.mask[:, ::-1])
 
     @property
     def source(self) -> str:
@@ -234,6 +256,23 @@ def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     return _project_batch(np.asarray(points)[None], np.asarray(K)[None])[0]
 
 
+SIDES = ("right", "left")
+
+
+def check_side(side: str) -> str:
+    """A validated hand side; raises Mask2HandError for anything but "right" or "left"."""
+    if side not in SIDES:
+        raise Mask2HandError(f"side must be 'right' or 'left', got {side!r}")
+    return side
+
+
+def mirror_K(K: np.ndarray, width: int) -> np.ndarray:
+    """Intrinsics (3,3) of the horizontally mirrored image (u -> W - u) with camera x negated:
+    P K F, P = [[-1,0,W],[0,1,0],[0,0,1]], F = diag(-1,1,1): cx -> W - cx, skew negated."""
+    P = np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    return P @ np.asarray(K, dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0])
+
+
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
 
@@ -277,14 +316,22 @@ class Mask2Hand:
     # ------------------------------------------------------------------ stage 1
     def prepare(self, source: str | os.PathLike | np.ndarray, K: np.ndarray | None = None,
                 focal: float | None = None, threshold: float = DEFAULT_THRESHOLD,
-                name: str | None = None) -> PreparedInput:
+                name: str | None = None, side: str = "right") -> PreparedInput:
         """Read and clean one mask (file or (H,W) array) and resolve its camera.
 
-        Raises Mask2HandError for a bad input (message without the file name: callers add it).
+        side="left" mirrors the cleaned mask (see the module docstring). Raises
+        Mask2HandError for a bad input (message without the file name: callers add it).
         """
-        mask = prepare_mask(source, self.input_size, threshold=threshold, name=name)
+        if check_side(side) == "left":
+            if name is None:
+                name = str(source) if _is_path(source) else "<array>"
+            clean, warnings = load_mask(source, threshold)
+            mask = prepare_mask(np.ascontiguousarray(clean[:, ::-1]), self.input_size, name=name)
+            mask.warnings = warnings + mask.warnings
+        else:
+            mask = prepare_mask(source, self.input_size, threshold=threshold, name=name)
         camera = resolve_camera(mask.image_size, K=K, focal=focal)
-        return PreparedInput(mask=mask, camera=camera)
+        return PreparedInput(mask=mask, camera=camera, side=side)
 
     # ------------------------------------------------------------------ stage 2 + 3
     def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64) -> list[Prediction]:
@@ -292,19 +339,35 @@ class Mask2Hand:
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             chunk = list(items[start:start + batch_size])
-            masks = np.stack([item.mask.model_input for item in chunk])
-            Ks = np.stack([item.K_model for item in chunk]).astype(np.float32)
-            results.extend(self.finish(chunk, self.runner(masks, Ks)))
+            results.extend(self.finish(chunk, self.run_network(chunk)))
         return results
+
+    def run_network(self, items: Sequence[PreparedInput]) -> NetworkResult:
+        """Stage 2 alone: the network's answer for prepared inputs, in one batch (for a left
+        hand, the right hand of the mirrored picture)."""
+        masks = np.stack([item.mask.model_input for item in items])
+        Ks = np.stack([item.K_model for item in items]).astype(np.float32)
+        return self.runner(masks, Ks)
 
     def finish(self, items: Sequence[PreparedInput], raw: NetworkResult) -> list[Prediction]:
         """A network batch -> Predictions in each input's own image: 2-D joints, exact silhouette
         at the input's resolution, IoU with the input mask. Inputs of equal size are rendered
-        together (one rasterizer call per image size)."""
+        together (one rasterizer call per image size). Left hands are mirrored back here
+        (camera x negated, faces' winding reversed)."""
         import torch
 
         from mask2hand.render import rasterize_silhouette
         from mask2hand.render.contour import mask_iou
+
+        left = np.array([item.side == "left" for item in items])
+        vertices, joints = raw.vertices, raw.joints
+        if left.any():
+            # x -> -x is exact (see the module docstring); copies keep the runner's arrays intact
+            flip = np.where(left, -1.0, 1.0).astype(vertices.dtype)[:, None]
+            vertices, joints = vertices.copy(), joints.copy()
+            vertices[..., 0] *= flip
+            joints[..., 0] *= flip
+        mirrored_faces = np.ascontiguousarray(self.faces[:, ::-1])
 
         rendered: list[np.ndarray | None] = [None] * len(items)
         ious = [0.0] * len(items)
@@ -312,25 +375,27 @@ class Mask2Hand:
         for b, item in enumerate(items):
             groups.setdefault(item.mask.image_size, []).append(b)
         for size, members in groups.items():
-            silhouettes = rasterize_silhouette(raw.vertices[members].astype(np.float64), self.faces,
+            # the rasterizer ignores winding, so one call serves both sides
+            silhouettes = rasterize_silhouette(vertices[members].astype(np.float64), self.faces,
                                                np.stack([items[b].camera.K for b in members]), image_size=size)
-            targets = np.stack([items[b].mask.mask for b in members])
+            targets = np.stack([items[b].original_mask for b in members])
             group_iou = mask_iou(torch.from_numpy(silhouettes), torch.from_numpy(targets)).tolist()
             for k, b in enumerate(members):
                 rendered[b], ious[b] = silhouettes[k], float(group_iou[k])
-        joints_2d = _project_batch(raw.joints, np.stack([item.camera.K for item in items]))
+        joints_2d = _project_batch(joints, np.stack([item.camera.K for item in items]))
         hand = {**self.hand_identity, "flat_hand_mean": self.flat_hand_mean}
         return [Prediction(
-            vertices=raw.vertices[b], joints=raw.joints[b], joints_2d=joints_2d[b], params=raw.params(b),
-            K=item.camera.K, image_size=item.mask.image_size, mask=item.mask.mask, rendered_mask=rendered[b],
-            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b], faces=self.faces,
-            hand=hand, model=self.model_identity, camera=item.camera.source, warnings=list(item.mask.warnings),
-            notes=[item.camera.note] if item.camera.note else [], source=item.source)
+            vertices=vertices[b], joints=joints[b], joints_2d=joints_2d[b], params=raw.params(b),
+            K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask, rendered_mask=rendered[b],
+            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b],
+            faces=mirrored_faces if left[b] else self.faces, hand=hand, model=self.model_identity,
+            camera=item.camera.source, warnings=list(item.mask.warnings),
+            notes=[item.camera.note] if item.camera.note else [], source=item.source, side=item.side)
             for b, item in enumerate(items)]
 
     # ------------------------------------------------------------------ all stages
     def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,
-                batch_size: int = 64) -> Prediction | list[Prediction]:
+                batch_size: int = 64, side: str = "right") -> Prediction | list[Prediction]:
         """Predict hands from masks.
 
         masks: a file path, an (H,W) array (numpy or torch; bool, 0/1 or 0..255), an
@@ -341,11 +406,14 @@ class Mask2Hand:
         point at the image center). With neither, the default focal length is assumed
         (see mask2hand.camera_defaults) and each prediction's notes say so.
         threshold: grey level above which a pixel is hand (8-bit scale).
+        side: "right" (default) or "left" for every mask: a left hand is predicted as the
+        right hand of the mirrored mask and mirrored back (see the module docstring).
         Raises Mask2HandError naming the first bad input.
         """
         single = _is_path(masks) or (not isinstance(masks, (list, tuple)) and np.ndim(_as_numpy(masks)) == 2)
         sources = [masks] if single else list(masks) if not _is_array3(masks) else [m for m in _as_numpy(masks)]
         n = len(sources)
+        check_side(side)
         if n == 0:
             raise Mask2HandError("no masks given")
         Ks = _per_input(K, n, "K", matrix=True)
@@ -355,7 +423,7 @@ class Mask2Hand:
             name = str(src) if _is_path(src) else f"<array {i}>"
             try:
                 items.append(self.prepare(src if _is_path(src) else _as_numpy(src), K=k, focal=f,
-                                          threshold=threshold, name=name))
+                                          threshold=threshold, name=name, side=side))
             except Mask2HandError as exc:
                 raise Mask2HandError(f"{name}: {exc}") from None
         results = self.predict_prepared(items, batch_size=batch_size)

@@ -5,6 +5,13 @@ recursive) and glob patterns. Per input, DIR receives <stem>.obj, <stem>.ply, <s
 and <stem>.png (the figure); DIR/summary.json lists every input with its status, IoU,
 output files, warnings and error. A bad input prints one line and is skipped; the exit
 status is 2 at the end if any input failed.
+
+Sequences: one video (.mp4, .avi, .mov, ...) or animated GIF, or with --sequence one
+folder of frames (sorted naturally by name: 2 before 10) or multi-page TIFF. Every frame
+is predicted, the hand parameters are smoothed over time with a One Euro filter
+(mask2hand.smoothing; --min-cutoff, --beta, --d-cutoff, --no-smoothing), and DIR receives
+the per-frame files as above, <name>.gif (input mask, predicted contour and 2-D skeleton
+per frame) and summary.json (per frame, plus the jitter with and without smoothing).
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ import glob
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from mask2hand.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+from mask2hand.smoothing import OneEuroConfig
 
 PROG = "mask2hand predict"
 SUMMARY_NAME = "summary.json"
@@ -41,6 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
     parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
+    seq = parser.add_argument_group("sequences (a video, a GIF, or --sequence with a folder of frames / TIFF stack)")
+    seq.add_argument("--sequence", action="store_true",
+                     help="treat the single INPUT (folder of frames, TIFF stack) as one sequence")
+    seq.add_argument("--fps", type=float, help="frame rate (default: the file's, else 30)")
+    seq.add_argument("--min-cutoff", type=float, default=OneEuroConfig.min_cutoff,
+                     help=f"One Euro cutoff at rest, Hz (default: {OneEuroConfig.min_cutoff})")
+    seq.add_argument("--beta", type=float, default=OneEuroConfig.beta,
+                     help=f"One Euro speed coefficient (default: {OneEuroConfig.beta})")
+    seq.add_argument("--d-cutoff", type=float, default=OneEuroConfig.d_cutoff,
+                     help=f"One Euro cutoff of the speed estimate, Hz (default: {OneEuroConfig.d_cutoff})")
+    seq.add_argument("--no-smoothing", action="store_true", help="predict every frame independently")
+    seq.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
+    parser.add_argument("--side", choices=("right", "left"), default="right",
+                        help="which hand the masks show (default: right); a left hand is predicted as the "
+                             "mirrored right hand and mirrored back into the camera frame")
 
 
 # ---------------------------------------------------------------------- inputs
@@ -143,6 +168,69 @@ def _predict_isolating_failures(model, prepared: list, batch_size: int) -> list:
         return results
 
 
+def is_sequence_file(arg: str) -> bool:
+    from mask2hand.sequence import is_sequence_file as check
+
+    return check(arg)
+
+
+def run_sequence(args: argparse.Namespace) -> int:
+    """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
+    from mask2hand.camera_defaults import KFile, check_focal
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export import write_json
+    from mask2hand.predict import Mask2Hand
+    from mask2hand.sequence import predict_sequence, read_frames, skeleton_panel, write_gif
+    from mask2hand.smoothing import mean_joint_acceleration
+
+    if len(args.inputs) != 1:
+        raise Mask2HandError("a sequence is one INPUT (a video, a GIF, or with --sequence a folder of frames or "
+                             "a TIFF stack); predict other files in a separate run")
+    if args.fps is not None and not args.fps > 0:
+        raise Mask2HandError("--fps must be positive")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise Mask2HandError(f"--out {out} exists and is not a folder; choose another output folder")
+    frames = read_frames(args.inputs[0])
+    smoothing = None if args.no_smoothing else OneEuroConfig(args.min_cutoff, args.beta, args.d_cutoff).check()
+    focal = check_focal(args.focal) if args.focal is not None else None
+    k_file = KFile(args.k_file) if args.k_file else None
+    K = k_file.for_input(args.inputs[0]) if k_file is not None else None  # one camera for the whole sequence
+    hand = args.hand or ("mano" if args.mano else None)
+    model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+    result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
+                              fps=args.fps, smoothing=smoothing, batch_size=args.batch_size)
+    entries = []
+    for t, (prediction, name) in enumerate(zip(result.predictions, frames.names)):
+        try:
+            paths = prediction.save(out, name, figure=not args.no_figure)
+        except OSError as exc:
+            raise Mask2HandError(f"cannot write the outputs of frame {t} ({exc}); check that {out} is writable "
+                                 "and has space") from None
+        entries.append({"frame": t, "input": prediction.source, "iou": prediction.iou,
+                        "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings})
+    gif = None
+    if not args.no_gif:
+        try:
+            gif = write_gif(out / f"{Path(frames.source).stem or 'sequence'}.gif",
+                            [skeleton_panel(p) for p in result.predictions], result.fps)
+        except OSError as exc:
+            raise Mask2HandError(f"cannot write the animation ({exc}); check that {out} is writable") from None
+    jitter = None
+    if len(result.predictions) >= 3:
+        jitter = {"raw": mean_joint_acceleration(np.stack([p.joints for p in result.raw])),
+                  "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
+    summary = {"model": model.model_identity, "hand": model.hand_identity, "source": frames.source,
+               "frames": len(entries), "fps": result.fps, "side": args.side,
+               "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
+                                                            "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
+               "jitter_m_per_frame2": jitter, "animation": gif.name if gif else None, "inputs": entries}
+    summary_path = write_json(out / SUMMARY_NAME, summary)
+    print(f"{len(entries)} frame(s) of {frames.source} predicted into {out}/"
+          f"{' (smoothed)' if smoothing else ''}{', animation ' + gif.name if gif else ''}; summary: {summary_path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -158,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         raise Mask2HandError("--batch-size must be at least 1")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
+    if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
+        return run_sequence(args)
     files, arg_errors = expand_inputs(args.inputs, exclude=out)
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
@@ -183,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
         for index, (path, stem) in enumerate(chunk, start=start):
             try:
                 K = k_file.for_input(path) if k_file is not None else None
-                prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path)))
+                prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
+                                              side=args.side))
                 names.append((index, path, stem))
             except Mask2HandError as exc:
                 records[index] = {"input": str(path), "status": "error", "error": str(exc)}
@@ -222,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model": model.model_identity, "hand": model.hand_identity,
                "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
-               "threshold": args.threshold, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
+               "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
                "inputs": entries}
     summary_path = write_json(out / SUMMARY_NAME, summary)
     print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
