@@ -293,3 +293,14 @@ def test_folded_batch_norms_give_the_same_output(backbone, mano_hand):
     torch.testing.assert_close(after.refined_vertices, before.refined_vertices, atol=1e-5, rtol=1e-4)
     with pytest.raises(Mask2HandError, match="folded"):
         net.train()
+
+
+def test_predicted_betas_stay_within_three_sigma():
+    """An unbounded shape head once collapsed the hand to 5 cm (beta0 = -16) during training."""
+    from mask2hand.nn.encoder import BETA_LIMIT, bounded_betas
+
+    raw = torch.tensor([[-1e4, -16.0, -1.0, 0.0, 0.5, 1.0, 16.0, 1e4, 2.0, -2.0]])
+    betas = bounded_betas(raw)
+    assert betas.abs().max() <= BETA_LIMIT
+    assert torch.allclose(betas[0, 3:6], raw[0, 3:6], atol=0.05)  # near zero nearly the identity
+    assert (betas[0, :3].diff() > 0).all() and (betas[0, 5:8].diff() > 0).all()  # monotone

@@ -34,6 +34,7 @@ from mask2hand.nn.backbone import build_backbone
 
 FEATURE_SIZE = 512
 NUM_BETAS = 10
+BETA_LIMIT = 3.0  # shape coefficients stay within +-3 standard deviations (the corpora clip there too)
 # A hand of about 0.2 m that spans 2/3 of the image is at 0.3 * f/S meters: tz = 0
 DEPTH_UNIT = 0.3
 MAX_LOG_DEPTH = 6.0
@@ -99,8 +100,19 @@ class Encoder(nn.Module):
             pose=self.pose_head(features),
             rotation=self.rotation_head(features),
             translation=self.translation_head(torch.cat([features, focal_features.to(features.dtype)], dim=1)),
-            betas=self.shape_head(features) if self.shape_head is not None else None,
+            betas=bounded_betas(self.shape_head(features)) if self.shape_head is not None else None,
         )
+
+
+def bounded_betas(raw: torch.Tensor, limit: float = BETA_LIMIT) -> torch.Tensor:
+    """Shape coefficients squashed smoothly into (-limit, limit) standard deviations.
+
+    Unbounded, the linear shape space lets a network shrink the hand without limit
+    (a 5 cm hand at beta0 = -16 was seen in training): early in training, when the hand is
+    misplaced, a collapsed hand lowers the unaligned joint error, and the aligned losses
+    are blind to scale. Real hands lie within +-3 sigma; near zero this is the identity.
+    """
+    return limit * torch.tanh(raw / limit)
 
 
 def focal_features(K: torch.Tensor, input_size: int) -> torch.Tensor:

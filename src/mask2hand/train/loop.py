@@ -247,6 +247,7 @@ class Trainer:
         self.net.train()
         logger = _Logger(self.out_dir, self.dist.is_main)
         samples_this_run, run_seconds = 0, 0.0
+        _stop_on_sigterm()
         try:
             while self.epoch < cfg.epochs and stop_reason == "finished":
                 self.train_set.set_epoch(self.epoch)
@@ -309,6 +310,23 @@ class Trainer:
             logger.finish(result, self.config)
         shutdown(self.dist)
         return result
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (schedulers, `kill`) like Ctrl-C: save last.pt and stop cleanly.
+
+    Background jobs of a non-interactive shell ignore SIGINT, so TERM is the way to stop them.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _progress(total: int, initial: int, desc: str, disable: bool):
