@@ -38,7 +38,7 @@ from torch import nn
 
 import mask2hand.render as render
 from common import print_table, setup_threads, write_json
-from mask2hand.nn import Mask2HandNet, NetConfig, focal_features
+from mask2hand.nn import Mask2HandNet, NetConfig, camera_features
 
 GOAL_BATCH1_MS = 10.0
 GOAL_BATCH64_PER_S = 300.0
@@ -193,7 +193,7 @@ def breakdown(config: NetConfig, batch: int) -> dict:
         p = out.params
         zeros = torch.zeros(batch, 3)
         stages = {
-            "encoder": lambda: net.encoder(image, focal_features(K_in, size)),
+            "encoder": lambda: net.encoder(image, camera_features(K_in, size)),
             "hand_layer": lambda: net.hand(zeros, zeros, pose_pcs=p.pose_pcs, pose=p.pose, betas=p.betas),
             "soft_render": lambda: render.render_soft_silhouette(out.vertices, net.faces, K_in, image_size=(size, size),
                                                                sigma=config.sigma, mode=config.silhouette_mode),

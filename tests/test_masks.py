@@ -175,11 +175,12 @@ def test_tiny_hand_refused():
 
 # ------------------------------------------------------------------ padding, resizing and K
 
+@pytest.mark.parametrize("crop_margin", [None, 1.25])
 @pytest.mark.parametrize("shape", [(120, 90), (90, 120), (300, 300), (50, 70)])
-def test_transform_maps_pixels_and_K_consistently(shape):
+def test_transform_maps_pixels_and_K_consistently(shape, crop_margin):
     mask = np.zeros(shape, bool)
     mask[shape[0] // 3: shape[0] // 2, shape[1] // 4: shape[1] // 2] = True
-    model_input, transform = resample_mask(mask, 64)
+    model_input, transform = resample_mask(mask, 64, crop_margin)
     assert model_input.shape == (64, 64) and model_input.dtype == np.float32
     # the blob's box lands where the transform says (to within a model pixel)
     rows, cols = np.nonzero(mask)
@@ -240,3 +241,14 @@ def test_k_file_forms(tmp_path):
     (tmp_path / "bad.json").write_text("[[1, 2]")
     with pytest.raises(Mask2HandError, match="not valid JSON"):
         KFile(tmp_path / "bad.json")
+
+
+def test_crop_fills_the_input_with_the_hand():
+    # a small blob near a corner: the crop centres it and scales its larger side to 1/margin
+    mask = np.zeros((400, 300), bool)
+    mask[20:60, 250:270] = True
+    model_input, transform = resample_mask(mask, 64, crop_margin=1.25)
+    rows, cols = np.nonzero(model_input)
+    assert abs((rows.max() + 1 - rows.min()) - 64 / 1.25) <= 2
+    assert abs(0.5 * (rows.min() + rows.max() + 1) - 32) <= 1.5 and abs(0.5 * (cols.min() + cols.max() + 1) - 32) <= 1.5
+    assert transform.scale > 1  # the 40-pixel blob was enlarged

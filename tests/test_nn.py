@@ -95,8 +95,8 @@ def test_paper_configuration(mano_hand):
     counts = net.parameter_counts()
     reference = torchvision.models.resnet18(weights=None)
     resnet_params = sum(p.numel() for n, p in reference.named_parameters() if not n.startswith("fc.")) - 2 * 64 * 49
-    heads = (512 * 512 + 512) + (512 * 256 + 256 + 256 * 6 + 6) + (512 * 256 + 256 + 256 * 128 + 128 + 128 * 3 + 3) \
-        + (514 * 256 + 256 + 256 * 128 + 128 + 128 * 3 + 3) + (512 * 256 + 256 + 256 * 10 + 10)
+    heads = (516 * 512 + 512) + (512 * 256 + 256 + 256 * 6 + 6) + (512 * 256 + 256 + 256 * 128 + 128 + 128 * 3 + 3) \
+        + (512 * 256 + 256 + 256 * 128 + 128 + 128 * 3 + 3) + (512 * 256 + 256 + 256 * 10 + 10)
     assert counts["encoder"] == resnet_params + heads
     assert counts["refine"] > 29_000_000  # 12,544 x 2,334 fully connected head
     masks, K = _masks_and_K(2, 64)

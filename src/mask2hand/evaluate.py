@@ -46,7 +46,7 @@ def parse_noise(spec: str):
 def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,
              device: str | torch.device = "cpu", seed: int = 0) -> ConditionResult:
     """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric."""
-    from mask2hand.data.dataset import MaskDataset, collate_samples
+    from mask2hand.data.dataset import CropConfig, MaskDataset, collate_samples
     from mask2hand.metrics import EvaluationAccumulator
     from mask2hand.train.data_setup import check_ground_truth_matches, split_source
 
@@ -54,8 +54,9 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     if not folder.exists():
         raise Mask2HandError(f"dataset not found: {folder}")
     noise_config = parse_noise(noise) if noise else None
+    crop = None if net.config.input_crop is None else CropConfig(margin=net.config.input_crop)
     dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=net.config.input_size,
-                          distance_field=False, seed=seed)
+                          distance_field=False, seed=seed, crop=crop)
     check_ground_truth_matches(dataset, net.hand, source)
     indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
     loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,

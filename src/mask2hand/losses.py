@@ -8,6 +8,12 @@ Terms (unweighted values in `LossTerms`, weights in `LossWeights`):
 - aligned_vertices (eq. 8): the same after Procrustes alignment;
 - bce, contour (eq. 5): `silhouette_bce` and `contour_loss` of the renderer between the
   rendered silhouette of the preliminary mesh and the input mask;
+- joints_2d, vertices_2d (ours, not in the paper): absolute error in pixels of the
+  projections of the joints / vertices into the network's input image (intrinsics
+  `output.input_K`), for the preliminary and the refined outputs. Unlike the 3-D terms
+  they do not see the depth, which a silhouette leaves ambiguous (a larger hand farther
+  away casts the same mask), so they keep the mesh on the mask where the unaligned 3-D
+  terms would trade image alignment for the mean depth;
 - total (eq. 1): the weighted sum of the enabled terms.
 
 Each 3-D term is the preliminary-output error plus the refined-output error, as in the
@@ -61,6 +67,8 @@ class LossWeights:
     aligned_vertices: float = 1.0
     bce: float = 0.0
     contour: float = 1e-4
+    joints_2d: float = 0.0
+    vertices_2d: float = 0.0
     preliminary_joints: bool = True
     preliminary_vertices: bool = True
     preliminary_aligned: bool = True
@@ -88,6 +96,18 @@ class LossWeights:
         return cls(preliminary_vertices=False)
 
     @classmethod
+    def cpu(cls) -> LossWeights:
+        """The shipped model's recipe (configs/cpu-default.yaml): the paper's aligned terms, a
+        quarter of its unaligned joint weight, and 2-D reprojection terms instead of the
+        silhouette terms (with ground-truth meshes they pull the mesh onto the mask more
+        directly, and training then needs no soft rendering)."""
+        return cls(joints=5e-4, contour=0.0, joints_2d=1.0, vertices_2d=1.0)
+
+    def needs_silhouette(self) -> bool:
+        """Whether a term compares a differentiable rendered silhouette with the mask."""
+        return self.bce > 0 or self.contour > 0
+
+    @classmethod
     def self_supervised(cls) -> LossWeights:
         """No annotations: only the silhouette terms (BCE with the ablation's 0.5, contour)."""
         return cls(joints=0.0, aligned_joints=0.0, vertices=0.0, aligned_vertices=0.0, bce=0.5, contour=1e-4)
@@ -104,6 +124,8 @@ class LossTerms:
     aligned_vertices: torch.Tensor | None = None
     bce: torch.Tensor | None = None
     contour: torch.Tensor | None = None
+    joints_2d: torch.Tensor | None = None
+    vertices_2d: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, float]:
         """Python floats of the total and every computed term, for logging."""
@@ -132,6 +154,19 @@ def _point_term(
     return total
 
 
+def _projection_term(predictions: list[torch.Tensor], target: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Sum over the predictions (B,N,3) of the mean absolute pixel error of their projections
+    through K (B,3,3) against the target's (B,N,3); depths are kept at least NEAR_Z."""
+    from mask2hand.render.camera import NEAR_Z
+
+    def project(points: torch.Tensor) -> torch.Tensor:
+        pixels = points @ K.transpose(1, 2).to(points)
+        return pixels[..., :2] / pixels[..., 2:].clamp_min(NEAR_Z)
+
+    target_uv = project(torch.as_tensor(target).to(predictions[0]))
+    return sum(_absolute_error(project(pred), target_uv) for pred in predictions)
+
+
 def _stage_predictions(preliminary: torch.Tensor | None, refined: torch.Tensor | None, keep_preliminary: bool) -> list[torch.Tensor]:
     if refined is None:
         return [] if preliminary is None else [preliminary]
@@ -151,7 +186,8 @@ def mask2hand_loss(output: Any, target: Any, weights: LossWeights) -> LossTerms:
     """The paper's training loss (eq. 1) with the terms enabled in `weights`.
 
     output: joints (B,21,3), vertices (B,V,3), refined_joints, refined_vertices (either may
-        be None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters.
+        be None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters; input_K (B,3,3)
+        for the 2-D terms.
     target: joints (B,21,3), vertices (B,V,3) (either may be None for self-supervision),
         mask (B,H,W) with hand = 1, distance_field (B,H,W) in pixels to the mask's contour.
     Returns `LossTerms`; `total` is differentiable w.r.t. the output tensors.
@@ -174,7 +210,16 @@ def mask2hand_loss(output: Any, target: Any, weights: LossWeights) -> LossTerms:
             preds = _stage_predictions(pred, refined, keep_prelim and weights.preliminary_aligned)
             terms[aligned_kind] = _point_term(preds, gt, scale, True, err)
 
-    if weights.bce > 0 or weights.contour > 0:
+    for kind, pred, refined, keep_prelim in (
+        ("joints", output.joints, refined_joints, weights.preliminary_joints),
+        ("vertices", output.vertices, refined_vertices, weights.preliminary_vertices),
+    ):
+        if getattr(weights, kind + "_2d") > 0:
+            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", kind + "_2d")
+            K = _require(getattr(output, "input_K", None), "the input intrinsics (output.input_K)", kind + "_2d")
+            terms[kind + "_2d"] = _projection_term(_stage_predictions(pred, refined, keep_prelim), gt, K)
+
+    if weights.needs_silhouette():
         # Imported here so that the 3-D terms work without the renderer being importable.
         from mask2hand.render.contour import contour_loss, silhouette_bce
 

@@ -12,9 +12,10 @@ runtime) reuse them:
    border and flipped, with a warning.
 3. `keep_largest_component(mask)`: the hand is the largest 8-connected region; other
    regions are dropped, with a warning when one of them is large.
-4. `prepare_mask(mask, size)`: pad to a square (centered) and resample to the model's
-   input size; the `MaskTransform` it returns maps pixel coordinates and K between the
-   original image and the model input, so outputs map back exactly.
+4. `prepare_mask(mask, size)`: pad to a square (centered), or cut the square around the
+   hand for a cropping network (mask2hand.crop), and resample to the model's input size;
+   the `MaskTransform` it returns maps pixel coordinates and K between the original
+   image and the model input, so outputs map back exactly.
 
 `load_mask(source)` runs steps 1-3. Problems the user can fix raise Mask2HandError with
 a one-line message; recoverable oddities are returned as warning strings (one line
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.crop import box_of_mask, integer_window, square_window, whole_image_window
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pbm", ".ppm", ".pnm", ".webp")
 ARRAY_SUFFIXES = (".npy",)
@@ -357,32 +359,36 @@ def _pil_from_array(array: np.ndarray):
 
 # ---------------------------------------------------------------------- preparing
 
-def square_transform(image_size: tuple[int, int], size: int) -> tuple[MaskTransform, tuple[int, int]]:
-    """The map that pads an (H,W) image to a centered square and resamples it to (size, size).
-
-    Returns the transform and the (top, left) padding in whole pixels.
-    """
-    height, width = image_size
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
+def window_transform(image_size: tuple[int, int], window: np.ndarray, size: int) -> MaskTransform:
+    """The map from an (H,W) image to a window (u0, v0, side) of it resampled to (size, size)
+    (see mask2hand.crop)."""
+    u0, v0, side = (float(x) for x in window)
     scale = size / side
-    return MaskTransform(scale=scale, offset=(left * scale, top * scale), original_size=(height, width),
-                         model_size=(size, size)), (top, left)
+    return MaskTransform(scale=scale, offset=(-u0 * scale, -v0 * scale), original_size=tuple(image_size),
+                         model_size=(size, size))
 
 
-def resample_mask(mask: np.ndarray, size: int) -> tuple[np.ndarray, MaskTransform]:
-    """Pad a mask (H,W) to a centered square and resample it to (size, size) float32 0/1.
+def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None) -> tuple[np.ndarray, MaskTransform]:
+    """Cut a square window out of a mask (H,W) and resample it to (size, size) float32 0/1.
 
-    Area averaging when shrinking (thin fingers survive large reductions), bilinear when
-    enlarging, then a cut at one half. cv2.resize maps continuous coordinates by exactly
-    size/side, so the returned transform is exact.
+    The window is the whole image padded to a centered square, or with `crop_margin` the
+    square around the hand (mask2hand.crop.square_window), grown to whole pixels; parts
+    outside the image are background. Area averaging when shrinking (thin fingers survive
+    large reductions), bilinear when enlarging, then a cut at one half. cv2.resize maps
+    continuous coordinates by exactly size/side, so the returned transform is exact.
     """
     import cv2
 
-    transform, (top, left) = square_transform(mask.shape, size)
-    side = max(mask.shape)
+    if crop_margin is None:
+        window = whole_image_window(mask.shape)
+    else:
+        window = integer_window(square_window(box_of_mask(mask), crop_margin))
+    transform = window_transform(mask.shape, window, size)
+    left, top, side = (int(x) for x in window)
     padded = np.zeros((side, side), dtype=np.float32)
-    padded[top:top + mask.shape[0], left:left + mask.shape[1]] = mask
+    rows = slice(max(top, 0), min(top + side, mask.shape[0]))
+    cols = slice(max(left, 0), min(left + side, mask.shape[1]))
+    padded[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = mask[rows, cols]
     if side == size:
         resized = padded
     else:
@@ -392,10 +398,11 @@ def resample_mask(mask: np.ndarray, size: int) -> tuple[np.ndarray, MaskTransfor
 
 
 def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: float = DEFAULT_THRESHOLD,
-                 name: str | None = None) -> PreparedMask:
-    """Load (file or array) and prepare a mask for a network with (size, size) input."""
+                 name: str | None = None, crop_margin: float | None = None) -> PreparedMask:
+    """Load (file or array) and prepare a mask for a network with (size, size) input
+    (cropped around the hand with `crop_margin`, see `resample_mask`)."""
     mask, warnings = load_mask(source, threshold)
-    model_input, transform = resample_mask(mask, size)
+    model_input, transform = resample_mask(mask, size, crop_margin)
     if not model_input.any():
         raise Mask2HandError(f"the hand region vanishes when the mask is resized to {size}x{size}; "
                              "give a mask where the hand covers more of the image")

@@ -206,6 +206,7 @@ class TorchRunner:
         self.device = torch.device(device)
         self.hand = network.hand
         self.input_size = int(network.config.input_size)
+        self.input_crop = network.config.input_crop
 
     @property
     def faces(self) -> np.ndarray:
@@ -310,7 +311,8 @@ class Mask2Hand:
 
     @property
     def input_size(self) -> int:
-        """The network's input side S in pixels (masks are padded to square and resampled to S x S)."""
+        """The network's input side S in pixels (masks are padded to square, or cut to the square
+        around the hand for a cropping network, and resampled to S x S)."""
         return self.runner.input_size
 
     # ------------------------------------------------------------------ stage 1
@@ -326,10 +328,12 @@ class Mask2Hand:
             if name is None:
                 name = str(source) if _is_path(source) else "<array>"
             clean, warnings = load_mask(source, threshold)
-            mask = prepare_mask(np.ascontiguousarray(clean[:, ::-1]), self.input_size, name=name)
+            mask = prepare_mask(np.ascontiguousarray(clean[:, ::-1]), self.input_size, name=name,
+                                crop_margin=self.runner.input_crop)
             mask.warnings = warnings + mask.warnings
         else:
-            mask = prepare_mask(source, self.input_size, threshold=threshold, name=name)
+            mask = prepare_mask(source, self.input_size, threshold=threshold, name=name,
+                                crop_margin=self.runner.input_crop)
         camera = resolve_camera(mask.image_size, K=K, focal=focal)
         return PreparedInput(mask=mask, camera=camera, side=side)
 

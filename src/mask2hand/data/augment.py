@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mask2hand.crop import window_matrix
+
 ANGLE_RANGE = (-math.pi, math.pi)
 SCALE_RANGE = (0.9, 1.1)
 MASK_BLUR_SIGMA = 0.7
@@ -66,9 +68,12 @@ def rotation_about_z(angle: float | np.ndarray) -> np.ndarray:
 
 
 def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.ndarray = 0.0,
-                  scale: float | np.ndarray = 1.0, out_size: tuple[int, int] | None = None) -> CameraChange:
+                  scale: float | np.ndarray = 1.0, out_size: tuple[int, int] | None = None,
+                  crop: np.ndarray | None = None) -> CameraChange:
     """The camera change for an in-image rotation `angle` (radians) and zoom `scale` about
-    the principal point, followed by resampling from image_size (H, W) to out_size."""
+    the principal point, followed by resampling from image_size (H, W) to out_size, or, with
+    `crop` windows (...,3) (u0, v0, side) in the rotated and zoomed image, by cutting that
+    square out and resampling it to out_size (square; see mask2hand.crop)."""
     K = np.asarray(K, dtype=np.float64)
     h, w = image_size
     oh, ow = out_size if out_size is not None else image_size
@@ -77,8 +82,13 @@ def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.
     k_new = K.copy()
     k_new[..., 0, :2] *= scale  # fx and the skew scale with the focal length
     k_new[..., 1, 1] *= scale[..., 0]
-    k_new[..., 0, :] *= ow / w
-    k_new[..., 1, :] *= oh / h
+    if crop is None:
+        k_new[..., 0, :] *= ow / w
+        k_new[..., 1, :] *= oh / h
+    else:
+        if oh != ow:
+            raise ValueError(f"a crop is resampled to a square, got out_size {out_size}")
+        k_new = window_matrix(crop, ow) @ k_new
     homography = k_new @ rz @ np.linalg.inv(K)  # continuous pixel coordinates, affine
     a, b = homography[..., :2, :2], homography[..., :2, 2]
     # pixel index j has continuous coordinate j + 0.5 (guide's convention)

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, transform_hand_params,
                                     transform_points, warp_mask)
+from mask2hand.crop import box_of_points, square_window
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
 from mask2hand.errors import Mask2HandError
@@ -47,6 +48,22 @@ class AugmentConfig:
 
     angle_range: tuple[float, float] = ANGLE_RANGE
     scale_range: tuple[float, float] = SCALE_RANGE
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """Cut each mask to the square around its hand (mask2hand.crop), for cropping networks.
+
+    margin: window side / larger side of the hand's box. jitter_shift: the window's center
+    moves by up to this fraction of its side in u and v; jitter_scale: its side is
+    multiplied by a factor from [lo, hi) (training only: crops found from real masks are
+    never exact). The box is that of the projected ground-truth vertices, which is the
+    mask's box to within a pixel.
+    """
+
+    margin: float = 1.25
+    jitter_shift: float = 0.0
+    jitter_scale: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass
@@ -180,6 +197,8 @@ class MaskDataset(Dataset):
         noise: silhouette noise applied to the input mask (its distance field follows it,
             as in the paper's appendix C), or None.
         resolution: output size (int or (H, W)); K is scaled to match. None keeps the source's.
+        crop: a CropConfig to cut each mask to the square around its hand before resampling
+            to `resolution` (which must then be square), or None for the whole image.
         one_view_per_pose: for datasets with several views per pose (the paper's synthetic
             set), an item is a pose and each epoch draws one of its views (paper sec. 4.4).
         distance_field: compute the contour distance field (needed by the contour loss).
@@ -191,7 +210,7 @@ class MaskDataset(Dataset):
                  augment: bool | AugmentConfig = False, noise: NoiseConfig | None = None,
                  resolution: int | tuple[int, int] | None = None, one_view_per_pose: bool = False,
                  distance_field: bool = True, seed: int = 0, split_file: str | os.PathLike | None = None,
-                 split_seed: int | None = None):
+                 split_seed: int | None = None, crop: CropConfig | None = None):
         if isinstance(source, StoredDataset):
             self.source = _StoredSource(source, split)
         else:
@@ -208,6 +227,9 @@ class MaskDataset(Dataset):
         self.noise = noise
         self.image_size = self.source.image_size
         self.out_size = _size_pair(resolution) or self.image_size
+        self.crop = crop
+        if crop is not None and self.out_size[0] != self.out_size[1]:
+            raise Mask2HandError(f"a crop is resampled to a square: give a square resolution, not {self.out_size}")
         self.compute_distance_field = distance_field
         self.seed = int(seed)
         self.epoch = 0
@@ -237,12 +259,24 @@ class MaskDataset(Dataset):
         """A whole batch at once (the DataLoader calls this; collate_samples passes it through)."""
         return self.load_batch(items)
 
+    def _camera_change(self, K: np.ndarray, vertices: np.ndarray, angle: np.ndarray, scale: np.ndarray,
+                       shift: np.ndarray, crop_scale: np.ndarray):
+        """The batch's camera change: augmentation, then the crop (if any) or the resolution change."""
+        if self.crop is None:
+            return camera_change(K, self.image_size, angle, scale, self.out_size)
+        augmented = camera_change(K, self.image_size, angle, scale)
+        points = transform_points(vertices.astype(np.float64), augmented) @ np.swapaxes(augmented.K, -1, -2)
+        box = box_of_points(points[..., :2] / points[..., 2:])
+        window = square_window(box, self.crop.margin, shift, crop_scale)
+        return camera_change(K, self.image_size, angle, scale, self.out_size, crop=window)
+
     def load_batch(self, items: list[int]) -> HandBatch:
         """Items -> HandBatch, vectorised over the batch (the per-item draws are as in __getitem__)."""
         src = self.source
         n = len(items)
         index = np.empty(n, np.int64)
         angle, scale = np.zeros(n), np.ones(n)
+        shift, crop_scale = np.zeros((n, 2)), np.ones(n)
         rngs = []
         for k, item in enumerate(items):
             rng = np.random.default_rng((self.seed, self.epoch, int(item)))
@@ -254,6 +288,9 @@ class MaskDataset(Dataset):
             if self.augment is not None:
                 angle[k] = rng.uniform(*self.augment.angle_range)
                 scale[k] = rng.uniform(*self.augment.scale_range)
+            if self.crop is not None:
+                shift[k] = rng.uniform(-self.crop.jitter_shift, self.crop.jitter_shift, size=2)
+                crop_scale[k] = rng.uniform(*self.crop.jitter_scale)
             rngs.append(rng)
         masks = src.masks(index)
         K = np.asarray(src.K[index], dtype=np.float64)
@@ -261,8 +298,8 @@ class MaskDataset(Dataset):
         vertices = np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
 
-        if self.augment is not None or self.out_size != self.image_size:
-            change = camera_change(K, self.image_size, angle, scale, self.out_size)
+        if self.augment is not None or self.crop is not None or self.out_size != self.image_size:
+            change = self._camera_change(K, vertices, angle, scale, shift, crop_scale)
             oh, ow = self.out_size
             warped = np.empty((n, oh, ow), np.uint8)
             for k in range(n):
@@ -271,7 +308,7 @@ class MaskDataset(Dataset):
             if lost.any():
                 # a hand near a corner can rotate out of the image entirely: keep that sample unrotated
                 angle[lost], scale[lost] = 0.0, 1.0
-                change = camera_change(K, self.image_size, angle, scale, self.out_size)
+                change = self._camera_change(K, vertices, angle, scale, shift, crop_scale)
                 for k in np.nonzero(lost)[0]:
                     warped[k] = warp_mask(masks[k], change[k])
             masks, K = warped, change.K

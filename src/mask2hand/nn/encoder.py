@@ -1,26 +1,29 @@
 """The Mask2Hand encoder (paper section 3.1, Table A1) and its camera parameterisation.
 
-Backbone -> Linear(C, 512) + ReLU -> four heads:
+Backbone, camera features -> Linear(C + 4, 512) + ReLU -> four heads:
     pose       Linear(512, 256), ReLU, Linear(256, #pose outputs)
     rotation   Linear(512, 256), ReLU, Linear(256, 128), ReLU, Linear(128, 3 or 6)
-    translation Linear(514, 256), ReLU, Linear(256, 128), ReLU, Linear(128, 3)
-                (the features concatenated with the two focal lengths)
+    translation Linear(512, 256), ReLU, Linear(256, 128), ReLU, Linear(128, 3)
     shape      Linear(512, 256), ReLU, Linear(256, 10)          (optional)
 C is 512 for the paper's ResNet18.
 
-Translation. The paper's code feeds the focal lengths in pixels and regresses the
-translation directly. We keep the head's shape but give its input and output a
-scale-free meaning, so that the same weights serve any image size and focal length:
+Camera features. The paper's code feeds the focal lengths in pixels to the translation
+head. Here every head sees four scale-free numbers of the intrinsics K' at the input
+size S (`camera_features`): log(fx'/S), log(fy'/S) (how far away a hand of a given size
+in the input is), and (S/2 - cx')/fx', (S/2 - cy')/fy', the direction of the ray through
+the input's center. The last two are 0 for a whole image with a centered principal
+point; for a crop around the hand (mask2hand.crop) they tell where in the field of view
+the crop lies, which changes the camera-space rotation that a given picture means.
+They are concatenated to the backbone's features before the shared fully connected layer.
 
-- input: log(fx'/S), log(fy'/S), the focal lengths of the mask at the network's
-  input size S (K' = K scaled to S) divided by S;
-- output (tx, ty, tz): the wrist (root joint) projects to the input-image point
-  u' = S (1/2 + tx), v' = S (1/2 + ty), i.e. (tx, ty) is its offset from the image
-  center in units of the image size, something a CNN sees in the mask; its depth is
-  z = DEPTH_UNIT * f'/S * exp(tz) with f' = (fx' + fy')/2. Apparent size in pixels
-  is f' * size / z, so tz is the log of the hand's metric size relative to its size
-  in the image and does not depend on the focal length; the hand in front of the
-  camera always has z > 0. The root is z K'^-1 (u', v', 1).
+Translation. The head's output (tx, ty, tz) has a scale-free meaning, so that the same
+weights serve any image size and focal length: the wrist (root joint) projects to the
+input-image point u' = S (1/2 + tx), v' = S (1/2 + ty), i.e. (tx, ty) is its offset
+from the image center in units of the image size, something a CNN sees in the mask; its
+depth is z = DEPTH_UNIT * f'/S * exp(tz) with f' = (fx' + fy')/2. Apparent size in
+pixels is f' * size / z, so tz is the log of the hand's metric size relative to its
+size in the image and does not depend on the focal length; the hand in front of the
+camera always has z > 0. The root is z K'^-1 (u', v', 1).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from mask2hand.nn.backbone import build_backbone
 
 FEATURE_SIZE = 512
 NUM_BETAS = 10
+NUM_CAMERA_FEATURES = 4
 BETA_LIMIT = 3.0  # shape coefficients stay within +-3 standard deviations (the corpora clip there too)
 # A hand of about 0.2 m that spans 2/3 of the image is at 0.3 * f/S meters: tz = 0
 DEPTH_UNIT = 0.3
@@ -61,7 +65,7 @@ def _mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
-    """Mask (B,1,S,S) and focal features (B,2) -> EncoderOutput.
+    """Mask (B,1,S,S) and camera features (B,4) -> EncoderOutput.
 
     Args:
         num_pose_outputs: pose PCA coefficients or 45 axis-angle values.
@@ -74,10 +78,11 @@ class Encoder(nn.Module):
                  backbone: str = "resnet18", backbone_width: float = 1.0):
         super().__init__()
         self.backbone = build_backbone(backbone, backbone_width)
-        self.fc = nn.Sequential(nn.Linear(self.backbone.out_features, FEATURE_SIZE), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(nn.Linear(self.backbone.out_features + NUM_CAMERA_FEATURES, FEATURE_SIZE),
+                                nn.ReLU(inplace=True))
         self.pose_head = _mlp([FEATURE_SIZE, 256, num_pose_outputs])
         self.rotation_head = _mlp([FEATURE_SIZE, 256, 128, rotation_dim])
-        self.translation_head = _mlp([FEATURE_SIZE + 2, 256, 128, 3])
+        self.translation_head = _mlp([FEATURE_SIZE, 256, 128, 3])
         self.shape_head = _mlp([FEATURE_SIZE, 256, NUM_BETAS]) if predict_shape else None
         self._init_outputs(rotation_dim)
 
@@ -94,12 +99,13 @@ class Encoder(nn.Module):
             last.weight.mul_(0.1)
             last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
 
-    def forward(self, mask: torch.Tensor, focal_features: torch.Tensor) -> EncoderOutput:
-        features = self.fc(self.backbone(mask))
+    def forward(self, mask: torch.Tensor, camera: torch.Tensor) -> EncoderOutput:
+        backbone = self.backbone(mask)
+        features = self.fc(torch.cat([backbone, camera.to(backbone.dtype)], dim=1))
         return EncoderOutput(
             pose=self.pose_head(features),
             rotation=self.rotation_head(features),
-            translation=self.translation_head(torch.cat([features, focal_features.to(features.dtype)], dim=1)),
+            translation=self.translation_head(features),
             betas=bounded_betas(self.shape_head(features)) if self.shape_head is not None else None,
         )
 
@@ -115,9 +121,13 @@ def bounded_betas(raw: torch.Tensor, limit: float = BETA_LIMIT) -> torch.Tensor:
     return limit * torch.tanh(raw / limit)
 
 
-def focal_features(K: torch.Tensor, input_size: int) -> torch.Tensor:
-    """(B,2) log(fx/S), log(fy/S) of intrinsics K (B,3,3) at the input size S."""
-    return torch.log(torch.stack([K[:, 0, 0], K[:, 1, 1]], dim=1) / input_size)
+def camera_features(K: torch.Tensor, input_size: int) -> torch.Tensor:
+    """(B,4) log(fx/S), log(fy/S), (S/2 - cx)/fx, (S/2 - cy)/fy of intrinsics K (B,3,3) at the
+    input size S (see the module docstring)."""
+    fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
+    half = 0.5 * input_size
+    return torch.stack([torch.log(fx / input_size), torch.log(fy / input_size), (half - cx) / fx, (half - cy) / fy],
+                       dim=1)
 
 
 def decode_root_position(code: torch.Tensor, K: torch.Tensor, input_size: int) -> torch.Tensor:

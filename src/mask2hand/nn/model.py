@@ -37,7 +37,7 @@ import mask2hand.render as render
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
-from mask2hand.nn.encoder import NUM_BETAS, Encoder, decode_root_position, focal_features
+from mask2hand.nn.encoder import NUM_BETAS, Encoder, decode_root_position, camera_features
 from mask2hand.nn.fold import fold_batch_norms
 from mask2hand.nn.refine import RefineNet
 from mask2hand.nn.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
@@ -62,6 +62,10 @@ class NetConfig:
         see mask2hand.render.soft.
     channels_last: run the CNNs in channels-last memory format.
     flat_hand_mean: see `uses_flat_hand_mean` (None: chosen by the hand model).
+    input_crop: None (the paper): the network sees the whole image, padded to a square;
+        a margin (e.g. 1.25): it sees the square window around the hand, that many times
+        the hand's larger side (mask2hand.crop). A preprocessing contract: the datasets and
+        `Mask2Hand.predict` cut the windows; `forward` takes masks and K as given.
     """
 
     hand_model: Literal["open", "mano"] = "open"
@@ -79,6 +83,7 @@ class NetConfig:
     silhouette_mode: Literal["contour", "faces"] = "contour"
     channels_last: bool = True
     flat_hand_mean: bool | None = None
+    input_crop: float | None = None
 
     def uses_flat_hand_mean(self) -> bool:
         """Whether zero pose coefficients mean the flat hand (None: the flat hand for MANO,
@@ -107,6 +112,8 @@ class NetConfig:
             raise Mask2HandError(f"input_size must be at least 32 pixels, got {self.input_size}")
         if self.sigma is not None and self.sigma <= 0:
             raise Mask2HandError(f"sigma must be positive, got {self.sigma}")
+        if self.input_crop is not None and not 1.0 <= self.input_crop <= 4.0:
+            raise Mask2HandError(f"input_crop must be a margin between 1 and 4 (or null), got {self.input_crop}")
 
 
 @dataclass
@@ -259,7 +266,7 @@ class Mask2HandNet(nn.Module):
         size = cfg.input_size
         mask, K = self.prepare_inputs(mask, K)
         image = mask.contiguous(memory_format=torch.channels_last) if cfg.channels_last else mask
-        code = self.encoder(image, focal_features(K, size))
+        code = self.encoder(image, camera_features(K, size))
 
         if cfg.rotation == "axis_angle":
             rotation = axis_angle_to_matrix(code.rotation)

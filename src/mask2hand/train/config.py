@@ -48,6 +48,8 @@ class DataSection:
     the 5 views of each pose per epoch). augment: the paper's FreiHAND augmentation
     (rotation [-pi, pi), scale [0.9, 1.1)). noise: silhouette noise applied to training
     masks (kinds, severities, probability; see mask2hand.data.noise), null for none.
+    crop_jitter_shift / crop_jitter_scale: for a cropping network (network.input_crop), the
+    training crops' random shift (fraction of the window) and size factor range.
     """
 
     train: str = "data/broad:train"
@@ -58,6 +60,8 @@ class DataSection:
     augment: bool = False
     noise: NoiseConfig | None = None
     workers: int = 1
+    crop_jitter_shift: float = 0.0
+    crop_jitter_scale: tuple[float, float] = (1.0, 1.0)
 
 
 @dataclass
@@ -65,7 +69,7 @@ class LossSection:
     """A LossWeights preset name and overrides of its fields."""
 
     preset: Literal["paper", "paper_ablation_bce", "paper_aligned_refined_only", "reference_code",
-                    "self_supervised"] = "paper"
+                    "cpu", "self_supervised"] = "paper"
     overrides: dict[str, Any] = field(default_factory=dict)
 
 

@@ -40,13 +40,15 @@ def ensure_generated(folder: Path, spec: GenerateSpec, hand_model: str, mano_pat
         generate_broad(folder, hand=hand_model, hand_path=mano_path, seed=spec.seed, corpus=corpus)
 
 
-def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None):
-    """The MaskDataset of a recipe's "train", "val" or "test" entry, at the network's input size.
+def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None, crop_margin: float | None = None):
+    """The MaskDataset of a recipe's "train", "val" or "test" entry, at the network's input size,
+    cut around the hand for a cropping network (`crop_margin`: its NetConfig.input_crop;
+    the training set's crops are jittered as data.crop_jitter_shift / crop_jitter_scale say).
 
     Missing synthetic folders named in data.generate are created first (by rank 0 only,
     the other processes wait). Ground truth made with another hand model is refused.
     """
-    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.data.dataset import CropConfig, MaskDataset
 
     source = getattr(config.data, role)
     if source is None:
@@ -62,10 +64,15 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
         raise Mask2HandError(f"data.{role}: {folder} does not exist; generate it with `mask2hand synth` "
                              "or add it to data.generate")
     training = role == "train"
+    crop = None
+    if crop_margin is not None:
+        crop = CropConfig(margin=crop_margin) if not training else CropConfig(
+            margin=crop_margin, jitter_shift=config.data.crop_jitter_shift,
+            jitter_scale=tuple(config.data.crop_jitter_scale))
     dataset = MaskDataset(folder, split=split, augment=config.data.augment and training,
                           noise=config.data.noise if training else noise, resolution=resolution,
                           one_view_per_pose=config.data.one_view_per_pose and training,
-                          seed=config.seed + ROLE_SEED_OFFSET[role])
+                          seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop)
     check_ground_truth_matches(dataset, hand, source)
     return dataset
 

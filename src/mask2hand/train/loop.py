@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +26,14 @@ from torch.utils.data import DataLoader
 
 from mask2hand.checkpoint import read_file, save_checkpoint
 from mask2hand.errors import Mask2HandError
+from mask2hand.losses import LossTerms
 from mask2hand.io_utils import write_text_atomic
 from mask2hand.train.config import TrainConfig, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
 from mask2hand.train.sampler import EpochSampler
 
-LOSS_TERMS = ("total", "joints", "aligned_joints", "vertices", "aligned_vertices", "bce", "contour")
+LOSS_TERMS = tuple(f.name for f in fields(LossTerms))
 
 
 @dataclass
@@ -84,8 +85,9 @@ class Trainer:
                 self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
 
         size = self.net_config.input_size
-        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand)
-        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand)
+        crop = self.net_config.input_crop
+        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand, crop_margin=crop)
+        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop)
         self.sampler = EpochSampler(len(self.train_set), seed=config.seed, rank=self.dist.rank,
                                     world_size=self.dist.world_size)
         self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
@@ -191,7 +193,7 @@ class Trainer:
         from mask2hand.losses import mask2hand_loss
 
         batch = batch.to(self.dist.device, non_blocking=True)
-        output = self.model(batch.mask, batch.K)
+        output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
         terms = mask2hand_loss(output, batch, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -223,7 +225,7 @@ class Trainer:
             if self.config.train.val_batches and i >= self.config.train.val_batches:
                 break
             batch = batch.to(self.dist.device)
-            output = self.net(batch.mask, batch.K)
+            output = self.net(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
             terms = mask2hand_loss(output, batch, self.loss_weights)
             n = float(len(batch))
             sums["count"] = sums.get("count", 0.0) + n

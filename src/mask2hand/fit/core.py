@@ -1,0 +1,457 @@
+"""Test-time fitting: adjust hand parameters until the rendered silhouette matches the mask.
+
+    from mask2hand.fit import FitConfig, fit_to_silhouette
+
+    result = fit_to_silhouette(params, masks, K, hand, FitConfig(steps=40))
+    result.iou_before, result.iou      # (B,) exact IoU at each input's resolution
+    result.params, result.vertices     # the fitted hands (numpy, batched)
+
+What is optimized, per mask and all masks of a batch at once (Adam):
+- the finger pose: the 45 axis-angle values (`pose_space="axis_angle"`) or a change of
+  the first `num_pcs` pose-PCA coefficients (`"pca"`; the part of the start outside
+  their span is kept);
+- the global rotation, as a left-multiplied change exp([delta]x) R0 of the start's
+  (no axis-angle singularity near pi);
+- the root joint's camera position r = r0 + d z0 (d is relative to the start's depth z0,
+  so one learning rate suits near and far hands); the layer's `transl` follows as
+  r - J0(betas), J0 the rest root joint;
+- the shape `betas` (`optimize_shape`).
+
+Objective per mask: silhouette term (soft IoU or BCE) + contour term (the paper's,
+mask2hand.render.contour) + joint limits (penalty outside mask2hand.hand.prior's boxes,
+in the anatomical joint frames) + shape prior (||betas||^2) + closeness to the start
+(finger pose and betas). All of it is evaluated in a *working frame*: the mask cropped
+to a square around the hand (`crop_margin` x the box's larger side) and resampled to
+`resolution` pixels, with K mapped the same way (mask2hand.masks.resample_mask), so the
+cost per step does not depend on the input's size. The soft silhouette uses the
+renderer's fast "contour" mode, whose 0.5-threshold is the exact silhouette, so the
+working-frame IoU of every step comes for free: each mask keeps its best step, and stops
+(early stopping) once its IoU has not risen by `min_improvement` for `patience` steps;
+the batch ends when every mask has stopped or after `steps` updates.
+
+Finally the IoU before and after is measured with the exact rasterizer at each input's
+own resolution; where the fitted hand does not beat the start there, the start is
+returned unchanged (`FitResult.kept_start`), so fitting never lowers the IoU.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.fit.priors import absolute_pose, limit_penalty, shape_penalty
+from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.hand.params import HandParams
+
+SILHOUETTE_LOSSES = ("iou", "bce")
+POSE_SPACES = ("axis_angle", "pca")
+
+
+@dataclass
+class FitConfig:
+    """Settings of `fit_to_silhouette`. Angles in radians, sigma in working-frame pixel^2.
+
+    steps: most Adam updates; resolution: working frame side (pixels); crop_margin: the
+    working window's side over the mask box's larger side; sigma: the soft silhouette's
+    sharpness; silhouette_loss: "iou" (soft IoU) or "bce"; *_weight: objective weights
+    (limit: per radian^2 of excess; shape: per unit ||betas||^2; init_pose / init_shape:
+    per radian^2 / unit^2 away from the start); lr_*: Adam step sizes (rotation and pose
+    in radians, translation relative to the start's depth, shape in betas units);
+    pose_space: "axis_angle" (45 values) or "pca" (first num_pcs coefficients);
+    optimize_shape: fit betas too; patience / min_improvement: early stopping on the
+    working-frame IoU; plausibility_weight: how much the prior penalty lowers a
+    hypothesis' score (score = IoU - plausibility_weight x prior penalty).
+    """
+
+    steps: int = 30
+    resolution: int = 96
+    crop_margin: float = 1.4
+    sigma: float = 1.5
+    silhouette_loss: str = "iou"
+    silhouette_weight: float = 1.0
+    contour_weight: float = 0.5
+    limit_weight: float = 10.0
+    shape_weight: float = 1e-3
+    init_pose_weight: float = 0.02
+    init_shape_weight: float = 0.01
+    lr_pose: float = 0.05
+    lr_rotation: float = 0.04
+    lr_translation: float = 0.01
+    lr_shape: float = 0.05
+    pose_space: str = "axis_angle"
+    num_pcs: int = 45
+    optimize_shape: bool = True
+    patience: int = 6
+    min_improvement: float = 1e-3
+    plausibility_weight: float = 1.0
+
+    def check(self) -> "FitConfig":
+        """Raise Mask2HandError naming the first bad setting; returns self."""
+        if not isinstance(self.steps, int) or isinstance(self.steps, bool) or self.steps < 0:
+            raise Mask2HandError(f"fit steps must be a whole number >= 0, got {self.steps!r}")
+        if not isinstance(self.resolution, int) or self.resolution < 16:
+            raise Mask2HandError(f"fit resolution must be an integer of at least 16 pixels, got {self.resolution!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise Mask2HandError(f"fit patience must be an integer >= 1, got {self.patience!r}")
+        if self.silhouette_loss not in SILHOUETTE_LOSSES:
+            raise Mask2HandError(f"silhouette_loss must be one of {SILHOUETTE_LOSSES}, got {self.silhouette_loss!r}")
+        if self.pose_space not in POSE_SPACES:
+            raise Mask2HandError(f"pose_space must be one of {POSE_SPACES}, got {self.pose_space!r}")
+        if not isinstance(self.num_pcs, int) or not 1 <= self.num_pcs <= 45:
+            raise Mask2HandError(f"num_pcs must be an integer from 1 to 45, got {self.num_pcs!r}")
+        if not self.crop_margin > 1.0:
+            raise Mask2HandError(f"crop_margin must be above 1 (the window must contain the hand), "
+                                 f"got {self.crop_margin}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if (f.name.endswith("_weight") or f.name.startswith("lr_") or f.name in ("sigma", "min_improvement")):
+                if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise Mask2HandError(f"fit setting {f.name} must be a finite number >= 0, got {value!r}")
+        if not self.sigma > 0:
+            raise Mask2HandError(f"sigma must be positive, got {self.sigma}")
+        return self
+
+
+@dataclass
+class FitResult:
+    """Fitted hands, numpy float32, batch first.
+
+    params: HandParams (global_orient (B,3), transl (B,3), pose (B,45) as
+    HandModel.forward(pose=...) takes it, betas (B,10); pose_pcs None); vertices (B,V,3)
+    and joints (B,21,3) in meters, camera space; iou_before, iou (B,) float64: exact IoU
+    with each input mask at its own resolution, of the start and of the answer; steps
+    (B,) int: Adam updates made before the mask stopped; prior_penalty (B,): the weighted
+    joint-limit and shape terms of the answer; kept_start (B,) bool: the fit did not
+    beat the start, which is returned.
+    """
+
+    params: HandParams
+    vertices: np.ndarray
+    joints: np.ndarray
+    iou_before: np.ndarray
+    iou: np.ndarray
+    steps: np.ndarray
+    prior_penalty: np.ndarray
+    kept_start: np.ndarray
+
+    def score(self, plausibility_weight: float) -> np.ndarray:
+        """(B,) IoU minus plausibility_weight x prior penalty: how well each hand explains its mask."""
+        return self.iou - plausibility_weight * self.prior_penalty
+
+
+# ---------------------------------------------------------------------- inputs
+
+def _tensor(value: Any, device, dtype=torch.float32) -> torch.Tensor:
+    if hasattr(value, "detach"):
+        return value.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(value), dtype=dtype, device=device)
+
+
+def start_tensors(params: HandParams, hand, device) -> dict[str, torch.Tensor]:
+    """Batched start parameters as float32 tensors on `device`: global_orient, transl, betas (B,10)
+    and pose (B,45) as the hand layer's `pose` input (from pose_pcs if that is all there is)."""
+    global_orient = _tensor(params.global_orient, device).reshape(-1, 3)
+    batch = global_orient.shape[0]
+    transl = _tensor(params.transl, device).reshape(batch, 3)
+    if params.pose is not None:
+        pose = _tensor(params.pose, device).reshape(batch, 45)
+    elif params.pose_pcs is not None:
+        pcs = _tensor(params.pose_pcs, device).reshape(batch, -1)
+        pose = hand.finger_pose(pose_pcs=pcs) - hand.pose_mean.to(pcs)
+    else:
+        raise Mask2HandError("the start parameters need a finger pose (pose or pose_pcs)")
+    betas = torch.zeros(batch, 10, device=device)
+    if params.betas is not None:
+        given = _tensor(params.betas, device).reshape(batch, -1)
+        betas[:, :given.shape[1]] = given
+    return {"global_orient": global_orient, "transl": transl, "pose": pose, "betas": betas}
+
+
+def as_mask_list(masks: Any) -> list[np.ndarray]:
+    """(B,H,W) array (numpy/torch) or a list of (H,W) arrays -> list of bool (H,W) numpy arrays."""
+    if hasattr(masks, "detach"):
+        masks = masks.detach().cpu().numpy()
+    if isinstance(masks, np.ndarray):
+        if masks.ndim != 3:
+            raise Mask2HandError(f"masks must be (B,H,W) or a list of (H,W) masks, got shape {masks.shape}")
+        masks = list(masks)
+    out = []
+    for i, m in enumerate(masks):
+        m = np.asarray(m.detach().cpu().numpy() if hasattr(m, "detach") else m)
+        if m.ndim != 2:
+            raise Mask2HandError(f"mask {i} must be 2-D (H,W), got shape {m.shape}")
+        m = m > 0.5 if m.dtype != bool else m
+        if not m.any():
+            raise Mask2HandError(f"mask {i} is empty: there is no silhouette to fit")
+        out.append(m)
+    return out
+
+
+def as_K_array(K: Any, batch: int) -> np.ndarray:
+    """(B,3,3) float64 intrinsics from a (3,3) (shared), (B,3,3) or a list of (3,3)."""
+    K = np.asarray(K.detach().cpu().numpy() if hasattr(K, "detach") else
+                   [np.asarray(k) for k in K] if isinstance(K, (list, tuple)) else K, dtype=np.float64)
+    if K.shape == (3, 3):
+        K = np.broadcast_to(K, (batch, 3, 3))
+    if K.shape != (batch, 3, 3):
+        raise Mask2HandError(f"K must be (3,3) or ({batch},3,3), got {K.shape}")
+    return np.ascontiguousarray(K)
+
+
+@dataclass
+class WorkingFrame:
+    """The masks and cameras of the fit's working frame: target (B,R,R) float 0/1, distance
+    field (B,R,R) pixels to the target's contour, K (B,3,3) in working pixels."""
+
+    target: torch.Tensor
+    distance: torch.Tensor
+    K: torch.Tensor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (int(self.target.shape[1]), int(self.target.shape[2]))
+
+
+def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_margin: float,
+                  device) -> WorkingFrame:
+    """Crop each mask around its hand, resample to resolution^2 and map its K the same way."""
+    from mask2hand.masks import resample_mask
+    from mask2hand.render.contour import contour_distance_field
+
+    targets, Ks = [], []
+    for mask, k in zip(masks, K):
+        work, transform = resample_mask(mask, resolution, crop_margin=crop_margin)
+        if not work.any():
+            raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
+        targets.append(work)
+        Ks.append(transform.K_to_model(k))
+    target = np.stack(targets)
+    return WorkingFrame(target=torch.as_tensor(target, device=device),
+                        distance=torch.as_tensor(contour_distance_field(target), device=device),
+                        K=torch.as_tensor(np.stack(Ks), dtype=torch.float32, device=device))
+
+
+def exact_iou(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """(B,) IoU of each hand's exact silhouette with its mask, at the mask's resolution
+    (one rasterizer call per image size)."""
+    from mask2hand.render import rasterize_silhouette
+
+    ious = np.zeros(len(masks))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for b, m in enumerate(masks):
+        groups.setdefault(m.shape, []).append(b)
+    for size, members in groups.items():
+        rendered = rasterize_silhouette(vertices[members].astype(np.float64), faces, K[members], image_size=size)
+        target = np.stack([masks[b] for b in members])
+        inter = (rendered & target).sum(axis=(1, 2))
+        union = (rendered | target).sum(axis=(1, 2))
+        ious[members] = inter / np.maximum(union, 1)
+    return ious
+
+
+# ---------------------------------------------------------------------- the fit
+
+class _Variables:
+    """The optimized variables and how they make a posed, placed hand."""
+
+    def __init__(self, start: dict[str, torch.Tensor], hand, config: FitConfig):
+        self.hand = hand
+        self.config = config
+        self.start = start
+        batch = start["pose"].shape[0]
+        device = start["pose"].device
+        self.rotation0 = axis_angle_to_matrix(start["global_orient"])
+        with torch.no_grad():
+            rest = hand(torch.zeros_like(start["global_orient"]), torch.zeros_like(start["transl"]),
+                        pose=start["pose"], betas=start["betas"])
+        self.root0 = rest.joints[:, 0] + start["transl"]  # root joint in camera space
+        self.depth0 = self.root0[:, 2:3].abs().clamp_min(1e-3)
+        self.rotation = torch.zeros(batch, 3, device=device, requires_grad=True)
+        self.shift = torch.zeros(batch, 3, device=device, requires_grad=True)
+        self.betas = start["betas"].clone().requires_grad_(config.optimize_shape)
+        if config.pose_space == "pca":
+            k = min(config.num_pcs, hand.num_pose_pcs)
+            self.components = hand.pose_components[:k].to(start["pose"])
+            self.pose_var = torch.zeros(batch, k, device=device, requires_grad=True)
+        else:
+            self.components = None
+            self.pose_var = start["pose"].clone().requires_grad_(True)
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        c = self.config
+        groups = [{"params": [self.pose_var], "lr": c.lr_pose}, {"params": [self.rotation], "lr": c.lr_rotation},
+                  {"params": [self.shift], "lr": c.lr_translation}]
+        if c.optimize_shape:
+            groups.append({"params": [self.betas], "lr": c.lr_shape})
+        return torch.optim.Adam(groups)
+
+    def pose(self) -> torch.Tensor:
+        """The hand layer's `pose` input (B,45)."""
+        if self.components is None:
+            return self.pose_var
+        return self.start["pose"] + self.pose_var @ self.components
+
+    def rotation_matrix(self) -> torch.Tensor:
+        return axis_angle_to_matrix(self.rotation) @ self.rotation0
+
+    def root(self) -> torch.Tensor:
+        return self.root0 + self.shift * self.depth0
+
+    def posed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Vertices (B,V,3), joints (B,21,3) in camera space and the rest root joint J0 (B,3)."""
+        out = self.hand(torch.zeros_like(self.rotation), torch.zeros_like(self.shift), pose=self.pose(),
+                        betas=self.betas)
+        j0 = out.joints[:, :1]
+        rot_t = self.rotation_matrix().transpose(1, 2)
+        root = self.root().unsqueeze(1)
+        return (out.vertices - j0) @ rot_t + root, (out.joints - j0) @ rot_t + root, j0[:, 0]
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {"pose_var": self.pose_var.detach().clone(), "rotation": self.rotation.detach().clone(),
+                "shift": self.shift.detach().clone(), "betas": self.betas.detach().clone()}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, value in state.items():
+                getattr(self, name).copy_(value)
+
+    def layer_params(self) -> dict[str, torch.Tensor]:
+        """The hand layer's inputs of the current state (detached): global_orient, transl, pose, betas."""
+        from mask2hand.nn.rotation import matrix_to_axis_angle
+
+        with torch.no_grad():
+            _, _, j0 = self.posed()
+            return {"global_orient": matrix_to_axis_angle(self.rotation_matrix()), "transl": self.root() - j0,
+                    "pose": self.pose().clone(), "betas": self.betas.detach().clone()}
+
+
+def _objective(variables: _Variables, silhouette: torch.Tensor, frame: WorkingFrame,
+               config: FitConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total (B,), prior penalty (B,)) of the current state and its soft silhouette (B,R,R)."""
+    from mask2hand.render.contour import contour_term
+
+    target = frame.target
+    if config.silhouette_loss == "iou":
+        inter = (silhouette * target).sum(dim=(1, 2))
+        union = (silhouette + target - silhouette * target).sum(dim=(1, 2)).clamp_min(1.0)
+        sil = 1.0 - inter / union
+    else:
+        sil = torch.nn.functional.binary_cross_entropy(silhouette.clamp(1e-6, 1 - 1e-6), target,
+                                                       reduction="none").mean(dim=(1, 2))
+    side = float(frame.size[0])
+    contour = (contour_term(silhouette) * frame.distance).sum(dim=(1, 2)) / (side * side)
+    pose = variables.pose()
+    prior = (config.limit_weight * limit_penalty(absolute_pose(variables.hand, pose))
+             + config.shape_weight * shape_penalty(variables.betas))
+    start = variables.start
+    init = (config.init_pose_weight * ((pose - start["pose"]) ** 2).sum(dim=1)
+            + config.init_shape_weight * ((variables.betas - start["betas"]) ** 2).sum(dim=1))
+    total = config.silhouette_weight * sil + config.contour_weight * contour + prior + init
+    return total, prior
+
+
+def fit_to_silhouette(params_init: HandParams, masks: Any, K: Any, hand, config: FitConfig | None = None
+                      ) -> FitResult:
+    """Fit hands to silhouettes, all masks of the batch at once (see the module docstring).
+
+    params_init: HandParams, batched (B leading; numpy or torch), pose as the hand
+    layer's `pose` input or pose_pcs; masks: (B,H,W) (bool or 0/1, numpy or torch) or a
+    list of B (H_i,W_i) masks; K (3,3) or (B,3,3) pixel intrinsics of each mask; hand:
+    the HandModel the parameters belong to; config: FitConfig (default settings if None).
+    Raises Mask2HandError for bad settings or an empty mask.
+    """
+    config = (config or FitConfig()).check()
+    if config.pose_space == "pca" and hand.num_pose_pcs < config.num_pcs:
+        raise Mask2HandError(f"num_pcs={config.num_pcs} but the hand layer has {hand.num_pose_pcs} pose PCs")
+    device = hand.faces.device
+    mask_list = as_mask_list(masks)
+    with torch.no_grad():
+        start = start_tensors(params_init, hand, device)
+    batch = start["pose"].shape[0]
+    if len(mask_list) != batch:
+        raise Mask2HandError(f"{len(mask_list)} masks for {batch} start hands; give one mask per hand")
+    K_np = as_K_array(K, batch)
+    faces = hand.faces
+    faces_np = faces.detach().cpu().numpy()
+
+    variables = _Variables(start, hand, config)
+    with torch.no_grad():
+        start_out = hand(start["global_orient"], start["transl"], pose=start["pose"], betas=start["betas"])
+    iou_before = exact_iou(start_out.vertices.cpu().numpy(), faces_np, K_np, mask_list)
+
+    steps = np.zeros(batch, dtype=np.int64)
+    if config.steps > 0:
+        frame = working_frame(mask_list, K_np, config.resolution, config.crop_margin, device)
+        steps = _optimize(variables, frame, config)
+
+    fitted = variables.layer_params()
+    with torch.no_grad():
+        out = hand(fitted["global_orient"], fitted["transl"], pose=fitted["pose"], betas=fitted["betas"])
+        prior_fit = (config.limit_weight * limit_penalty(absolute_pose(hand, fitted["pose"]))
+                     + config.shape_weight * shape_penalty(fitted["betas"]))
+        prior_start = (config.limit_weight * limit_penalty(absolute_pose(hand, start["pose"]))
+                       + config.shape_weight * shape_penalty(start["betas"]))
+    vertices = out.vertices.cpu().numpy()
+    iou = exact_iou(vertices, faces_np, K_np, mask_list)
+    keep = iou <= iou_before  # the fit must beat the start on the input's own pixels
+    keep_t = torch.as_tensor(keep, device=device)[:, None]
+
+    def choose(fit_value: torch.Tensor, start_value: torch.Tensor) -> np.ndarray:
+        shape = (-1,) + (1,) * (fit_value.ndim - 1)
+        return torch.where(keep_t.reshape(shape), start_value, fit_value).float().cpu().numpy()
+
+    params = HandParams(**{name: choose(fitted[name], start[name]) for name in ("global_orient", "transl", "pose",
+                                                                                 "betas")})
+    return FitResult(params=params, vertices=choose(out.vertices, start_out.vertices),
+                     joints=choose(out.joints, start_out.joints), iou_before=iou_before,
+                     iou=np.where(keep, iou_before, iou), steps=steps,
+                     prior_penalty=choose(prior_fit, prior_start), kept_start=keep)
+
+
+def _optimize(variables: _Variables, frame: WorkingFrame, config: FitConfig) -> np.ndarray:
+    """Adam on the objective with per-mask best-step tracking and early stopping; leaves the
+    best state of each mask in `variables`. Returns the updates made per mask (B,)."""
+    from mask2hand.render import render_soft_silhouette
+
+    batch = frame.target.shape[0]
+    device = frame.target.device
+    optimizer = variables.optimizer()
+    best_iou = torch.full((batch,), -1.0, dtype=torch.float64, device=device)
+    best = variables.snapshot()
+    since_best = torch.zeros(batch, dtype=torch.long, device=device)
+    active = torch.ones(batch, dtype=torch.bool, device=device)
+    steps = torch.zeros(batch, dtype=torch.long, device=device)
+    target = frame.target > 0.5
+    faces = variables.hand.faces
+    for step in range(config.steps + 1):
+        vertices, _, _ = variables.posed()
+        silhouette = render_soft_silhouette(vertices, faces, frame.K, frame.size, sigma=config.sigma)
+        with torch.no_grad():
+            hard = silhouette > 0.5
+            inter = (hard & target).sum(dim=(1, 2)).double()
+            union = (hard | target).sum(dim=(1, 2)).double().clamp_min(1.0)
+            iou = inter / union
+            better = active & (iou > best_iou + config.min_improvement)
+            # a new best by any margin is kept; only a real improvement resets the patience
+            improved = active & (iou > best_iou)
+            state = variables.snapshot()
+            for name, value in state.items():
+                best[name][improved] = value[improved]
+            best_iou = torch.where(improved, iou, best_iou)
+            since_best = torch.where(better, torch.zeros_like(since_best), since_best + 1)
+            steps = torch.where(active, torch.full_like(steps, step), steps)
+            active &= since_best <= config.patience
+        if step == config.steps or not bool(active.any()):
+            break
+        total, _ = _objective(variables, silhouette, frame, config)
+        optimizer.zero_grad(set_to_none=True)
+        # inactive masks no longer move: their best state is already kept
+        (total * active.to(total.dtype)).sum().backward()
+        optimizer.step()
+    variables.restore(best)
+    return steps.cpu().numpy()
