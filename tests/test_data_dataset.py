@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mask2hand.data.dataset import AugmentConfig, HandBatch, MaskDataset, collate_samples
+from mask2hand.data.dataset import AugmentConfig, CropConfig, HandBatch, MaskDataset, collate_samples
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.synthetic import PaperProtocol, generate_paper
 from mask2hand.hand import load_hand_model
@@ -124,3 +124,31 @@ def test_hand_rotated_out_of_the_image_is_kept_unrotated(tmp_path):
     np.testing.assert_array_equal(s.mask.numpy(), masks[0])
     np.testing.assert_allclose(s.K.numpy(), K[0])
     assert torch.equal(s.joints, torch.ones(21, 3))
+
+
+def test_crop_centres_the_hand_and_keeps_the_camera_consistent(paper_path, hand):
+    margin = 1.25
+    ds = MaskDataset(paper_path, split="train", augment=True, resolution=64, crop=CropConfig(margin=margin), seed=3)
+    full = MaskDataset(paper_path, split="train", augment=True, seed=3)
+    for i in range(4):
+        s, f = ds[i], full[i]
+        assert s.mask.shape == (64, 64)
+        # same augmentation draws: the 3-D truth is the same; only the pixels' frame changed
+        torch.testing.assert_close(s.vertices, f.vertices)
+        rendered = rasterize_silhouette(s.vertices[None], hand.faces, s.K[None], (64, 64))[0]
+        assert iou(rendered, s.mask.numpy()) >= 0.93
+        rows, cols = np.nonzero(s.mask.numpy())
+        extent = max(rows.max() + 1 - rows.min(), cols.max() + 1 - cols.min())
+        assert abs(extent - 64 / margin) <= 2.5
+        centre = (0.5 * (rows.min() + rows.max() + 1), 0.5 * (cols.min() + cols.max() + 1))
+        assert max(abs(centre[0] - 32), abs(centre[1] - 32)) <= 2.0
+
+
+def test_crop_jitter_moves_and_scales_the_window(paper_path):
+    plain = MaskDataset(paper_path, split="train", resolution=64, crop=CropConfig())
+    jittered = MaskDataset(paper_path, split="train", resolution=64,
+                           crop=CropConfig(jitter_shift=0.1, jitter_scale=(0.8, 1.2)))
+    changed = [not torch.equal(plain[i].K, jittered[i].K) for i in range(4)]
+    assert all(changed)
+    with pytest.raises(Exception, match="square"):
+        MaskDataset(paper_path, split="train", resolution=(64, 48), crop=CropConfig())

@@ -220,3 +220,28 @@ def test_with_the_real_renderer_contour_functions():
     assert torch.allclose(terms.contour, contour.contour_loss(output.silhouette, target.distance_field))
     terms.total.backward()
     assert torch.isfinite(output.silhouette.grad).all()
+
+
+def test_reprojection_terms_measure_pixels_and_ignore_depth():
+    output, target = make_batch(refined=False)
+    K = torch.tensor([[500.0, 0, 64], [0, 500.0, 64], [0, 0, 1]], dtype=torch.float64).expand(3, 3, 3)
+    output = types.SimpleNamespace(**vars(output), input_K=K)
+    weights = LossWeights(joints=0, aligned_joints=0, vertices=0, aligned_vertices=0, contour=0,
+                          joints_2d=1.0, vertices_2d=1.0)
+    assert float(mask2hand_loss(output, target, weights).total) == pytest.approx(0.0, abs=1e-9)
+    # moving every point along its own viewing ray changes no projection
+    output.joints = target.joints * 1.3
+    output.vertices = target.vertices * 0.8
+    assert float(mask2hand_loss(output, target, weights).total) == pytest.approx(0.0, abs=1e-9)
+    # a sideways shift of 1 mm at 0.6 m is 500 * 0.001 / 0.6 pixels in u, none in v: mean over u, v
+    shift = torch.tensor([0.001, 0.0, 0.0], dtype=torch.float64)
+    output.joints = target.joints + shift
+    output.vertices = target.vertices.clone()
+    terms = mask2hand_loss(output, target, weights)
+    expected = (500 * 0.001 / target.joints[..., 2]).mean() / 2
+    assert float(terms.joints_2d) == pytest.approx(float(expected), rel=1e-6)
+    assert float(terms.vertices_2d) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cpu_preset_needs_no_silhouette():
+    assert not LossWeights.cpu().needs_silhouette() and LossWeights.paper().needs_silhouette()

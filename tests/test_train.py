@@ -205,3 +205,29 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0 and "Table 5" in text and "PA-MPJPE" in text
     assert len(json.loads((tmp_path / "abl" / "ablation.json").read_text())) == 2
+
+
+def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.evaluate import network_inputs
+    from mask2hand.masks import prepare_mask
+
+    recipe = tiny_recipe(data_dir, epochs=1)
+    recipe["network"]["input_crop"] = 1.25
+    recipe["loss"] = {"preset": "cpu"}
+    recipe["data"].update(crop_jitter_shift=0.05, crop_jitter_scale=[0.9, 1.1])
+    result = Trainer(load_config(recipe), tmp_path / "run", quiet=True).run()
+    assert result.stop_reason == "finished"
+    header = (tmp_path / "run" / "epochs.csv").read_text().splitlines()[0].split(",")
+    assert "train_vertices_2d" in header and "train_contour" not in header
+
+    # evaluation feeds the network what `predict` would: the crop found from the mask itself
+    sample = MaskDataset(data_dir, split="test")[0]
+    masks, K = network_inputs(sample.mask[None], sample.K[None], 32, 1.25)
+    prepared = prepare_mask(sample.mask.numpy(), 32, crop_margin=1.25)
+    assert (masks[0].numpy() == prepared.model_input).all()
+    assert torch.allclose(K[0], torch.as_tensor(prepared.transform.K_to_model(sample.K.numpy()), dtype=torch.float32))
+
+    code = cli_main(["eval", str(tmp_path / "run" / "last.pt"), f"{data_dir}:test", "--sensor-size", "24"])
+    text = capsys.readouterr().out
+    assert code == 0 and "clean @24px" in text

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -43,20 +44,47 @@ def parse_noise(spec: str):
     return NoiseConfig(kinds=(kind,), severities=(int(level),), probability=1.0)
 
 
+def network_inputs(masks: torch.Tensor, K: torch.Tensor, size: int,
+                   crop_margin: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks (B,H,W) and K (B,3,3) -> the network's inputs (B,S,S) and intrinsics (B,3,3),
+    prepared exactly as `Mask2Hand.predict` prepares a mask (mask2hand.masks.resample_mask:
+    padded or cut around the hand, resampled, binarized). An empty mask keeps the whole image."""
+    from mask2hand.masks import resample_mask
+
+    out_masks, out_K = [], []
+    for mask, k in zip(masks.cpu().numpy() > 0.5, K.cpu().numpy()):
+        resampled, transform = resample_mask(mask, size, crop_margin if mask.any() else None)
+        out_masks.append(resampled)
+        out_K.append(transform.K_to_model(k))
+    return torch.from_numpy(np.stack(out_masks)), torch.from_numpy(np.stack(out_K).astype(np.float32))
+
+
 def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,
-             device: str | torch.device = "cpu", seed: int = 0) -> ConditionResult:
-    """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric."""
-    from mask2hand.data.dataset import CropConfig, MaskDataset, collate_samples
+             device: str | torch.device = "cpu", seed: int = 0, sensor_size: int | None = None) -> ConditionResult:
+    """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric.
+
+    The masks reach the network the way `mask2hand predict` would give them, when that
+    differs from training: a cropping network (NetConfig.input_crop) gets the square around
+    the hand found from the (possibly noisy) mask itself, and with `sensor_size` the masks are
+    first resampled to sensor_size x sensor_size (a low-resolution sensor's picture), then
+    prepared. Otherwise the dataset is read at the network's input size, as in training.
+    mIoU and Dice compare the final mesh's exact mask with the input mask at the resolution
+    the dataset delivers it (the sensor's, or the source's).
+    """
+    from mask2hand.data.dataset import MaskDataset, collate_samples
     from mask2hand.metrics import EvaluationAccumulator
     from mask2hand.train.data_setup import check_ground_truth_matches, split_source
 
     folder, split = split_source(source)
     if not folder.exists():
         raise Mask2HandError(f"dataset not found: {folder}")
+    if sensor_size is not None and sensor_size < 8:
+        raise Mask2HandError(f"the sensor size must be at least 8 pixels, got {sensor_size}")
     noise_config = parse_noise(noise) if noise else None
-    crop = None if net.config.input_crop is None else CropConfig(margin=net.config.input_crop)
-    dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=net.config.input_size,
-                          distance_field=False, seed=seed, crop=crop)
+    size = net.config.input_size
+    prepared = net.config.input_crop is not None or sensor_size is not None
+    dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=sensor_size if prepared else size,
+                          distance_field=False, seed=seed)
     check_ground_truth_matches(dataset, net.hand, source)
     indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
     loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,
@@ -67,13 +95,20 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     with torch.no_grad():
         for batch in loader:
             batch = batch.to(device)
-            output = net(batch.mask, batch.K)
+            if prepared:
+                masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)
+                output = net(masks.to(device), K.to(device))
+            else:
+                output = net(batch.mask, batch.K)
             accumulator.update(output, batch, K=batch.K, faces=faces)
     result = accumulator.result()
     stages = {"preliminary": result.preliminary.summary()}
     if result.refined is not None:
         stages["refined"] = result.refined.summary()
-    return ConditionResult(condition=noise or "clean", stages=stages, num_samples=result.num_samples)
+    condition = noise or "clean"
+    if sensor_size is not None:
+        condition += f" @{sensor_size}px"
+    return ConditionResult(condition=condition, stages=stages, num_samples=result.num_samples)
 
 
 def format_tables(results: list[ConditionResult], align: str = "both") -> str:

@@ -1,4 +1,4 @@
-"""`mask2hand eval CHECKPOINT DATA [--align both] [--noise KIND:LEVEL ...] [--json OUT]`."""
+"""`mask2hand eval CHECKPOINT DATA [--align both] [--noise KIND:LEVEL ...] [--sensor-size N ...] [--json OUT]`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", action="append", default=[], metavar="KIND:LEVEL",
                         help="also evaluate on masks with this noise (repeatable; kinds: jitter, erode, dilate, "
                              "merge, holes, lowres; levels 1-3); prints the appendix-C robustness table")
+    parser.add_argument("--sensor-size", type=int, action="append", default=[], metavar="N",
+                        help="also evaluate on masks first resampled to N x N, like a low-resolution sensor's "
+                             "(repeatable, e.g. --sensor-size 32 --sensor-size 64)")
     parser.add_argument("--hand", choices=["open", "mano"], default=None, help="hand model (default: the checkpoint's)")
     parser.add_argument("--mano", default=None, help="MANO_RIGHT.pkl for MANO-trained checkpoints")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -30,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     results = [evaluate(net, args.data, None, args.batch_size, args.max_samples, args.device)]
     for spec in args.noise:
         results.append(evaluate(net, args.data, spec, args.batch_size, args.max_samples, args.device))
+    for side in args.sensor_size:
+        results.append(evaluate(net, args.data, None, args.batch_size, args.max_samples, args.device,
+                                sensor_size=side))
     print(format_tables(results, args.align))
     if args.json:
         write_results(results, args.json, {"checkpoint": args.checkpoint, "data": args.data})
