@@ -189,3 +189,20 @@ def test_examples_are_consistent():
         assert np.allclose(uv, entry["joints_2d"], atol=1e-6)
         cols, rows = np.clip(uv.astype(int), 0, 223).T
         assert mask[rows, cols].mean() > 0.6  # joints lie inside the silhouette (mostly; fingertips on edges)
+
+
+def test_cropping_model_answers_the_same_wherever_the_canvas_ends(tmp_path):
+    """For a network that sees the square around the hand, enlarging the canvas (with K
+    following) changes nothing: same 3-D hand, 2-D joints shifted by the offset."""
+    model = Mask2Hand.from_pretrained(write_tiny_weights(tmp_path / "crop.pt", input_crop=1.25))
+    assert model.runner.input_crop == 1.25
+    small = blob_mask(96, 96)
+    K_small = intrinsics((96, 96), 250.0)
+    large = np.zeros((300, 260), dtype=bool)
+    large[150:246, 20:116] = small
+    K_large = K_small.copy()
+    K_large[:2, 2] += [20.0, 150.0]
+    a, b = model.predict([small, large], K=[K_small, K_large])
+    assert np.allclose(a.joints, b.joints, atol=1e-5)
+    assert np.allclose(b.joints_2d, a.joints_2d + [20.0, 150.0], atol=1e-3)
+    assert a.iou == pytest.approx(b.iou, abs=1e-6)
