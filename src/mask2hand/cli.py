@@ -24,6 +24,7 @@ from mask2hand.errors import Mask2HandError
 SUBCOMMANDS = {
     "hand-gallery": ("hand_gallery", "draw the open hand model: rest pose, shape and pose variety"),
     "predict": ("predict", "predict 3D hands (meshes, joints, figures) from silhouette files"),
+    "export-onnx": ("export_onnx", "export a checkpoint to one ONNX file that predicts without torch"),
     "synth": ("synth", "make a dataset folder: the paper's synthetic set, the broad corpus, or FreiHAND converted"),
     "train": ("train", "train a network from a recipe (YAML), resumable, single process or torchrun"),
     "eval": ("eval", "evaluate a checkpoint on a dataset: the paper's tables"),

@@ -13,11 +13,11 @@
 The pipeline has three stages, kept apart so later features plug in without changing
 the others: `prepare` (file/array -> clean mask at the model's input size + camera,
 `PreparedInput`), the network runner (a batch of model inputs and intrinsics ->
-`NetworkResult`, numpy; the PyTorch runner here, an ONNX runner can replace it), and
+`NetworkResult`, numpy; `TorchRunner` here, or `mask2hand.onnx_runtime.OnnxRunner`), and
 `finish` (the network's answers -> `Prediction`s in each original image: 2-D joints,
-exact silhouette, IoU). Test-time fitting and hypotheses would act on the
-NetworkResult between the last two stages (temporal smoothing of sequences does, see
-mask2hand.sequence); left hands by mirroring in `prepare` and mirroring back in `finish`.
+exact silhouette, IoU). Test-time fitting and hypotheses act on the NetworkResult
+between the last two stages (mask2hand.fit.pipeline; temporal smoothing of sequences
+too, see mask2hand.sequence); left hands by mirroring in `prepare` and mirroring back in `finish`.
 
 Left hands (side="left"): the network only knows right hands, so the mask is mirrored
 about the image's vertical center line, u -> W - u (pixel column j -> W - 1 - j), and K
@@ -65,7 +65,9 @@ class Prediction:
     joints_2d, faces (winding reversed), mask and rendered_mask are in the input's own
     frame, but params (and silhouette) describe the mirrored right hand the network saw:
     params in the mirrored camera (camera x negated, K' = mirror_K(K, W)), silhouette in
-    the mirrored model input.
+    the mirrored model input. With fitting (predict(fit=...)): iou_before_fit, the network's
+    IoU, and fit_steps; with hypotheses: a list of mask2hand.fit.Hypothesis (params,
+    vertices, joints, iou, score, ...), best first, in the same frames as the fields above.
     """
 
     vertices: np.ndarray
@@ -86,6 +88,9 @@ class Prediction:
     notes: list[str] = field(default_factory=list)
     source: str = "<array>"
     side: str = "right"
+    iou_before_fit: float | None = None
+    fit_steps: int | None = None
+    hypotheses: list | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the meshes and images, JSON-ready (via mask2hand.export.to_jsonable):
@@ -107,6 +112,8 @@ class Prediction:
             "model": self.model,
             "warnings": self.warnings,
             "notes": self.notes,
+            **({} if self.fit_steps is None else {"iou_before_fit": self.iou_before_fit, "fit_steps": self.fit_steps}),
+            **({} if self.hypotheses is None else {"hypotheses": [h.to_dict() for h in self.hypotheses]}),
         }
 
     def figure(self, title: str | None = None):
@@ -136,6 +143,9 @@ class Prediction:
         writers = {paths["obj"]: lambda: mesh_bytes(self.vertices, self.faces, "obj"),
                    paths["ply"]: lambda: mesh_bytes(self.vertices, self.faces, "ply"),
                    paths["json"]: lambda: json_text(self.to_dict()).encode()}
+        for rank, hypothesis in enumerate(self.hypotheses or [], start=1):
+            paths[f"hyp{rank}"] = directory / f"{stem}_hyp{rank}.obj"
+            writers[paths[f"hyp{rank}"]] = lambda h=hypothesis: mesh_bytes(h.vertices, self.faces, "obj")
         if figure:
             paths["png"] = directory / f"{stem}.png"
 
@@ -218,16 +228,13 @@ class TorchRunner:
         with torch.inference_mode():
             mask_t = torch.as_tensor(np.asarray(masks, dtype=np.float32), device=self.device)
             k_t = torch.as_tensor(np.asarray(K, dtype=np.float32), device=self.device)
-            out = self.network(mask_t, k_t)
+            out = self.network(mask_t, k_t, exact_silhouette=True)
             refined = out.refined_vertices is not None
             vertices = out.refined_vertices if refined else out.vertices
             joints = out.refined_joints if out.refined_joints is not None else out.joints
             p = out.params
             pose_pcs = getattr(p, "pose_pcs", None)
-            pose = getattr(p, "pose", None)
-            if pose is None:
-                # axis-angle as HandModel.forward(pose=...) takes it: the model's mean is added there
-                pose = self.hand.finger_pose(pose_pcs=pose_pcs) - self.hand.pose_mean.to(pose_pcs.dtype)
+            pose = layer_finger_pose(self.hand, p)
             betas = getattr(p, "betas", None)
             if betas is None:
                 betas = torch.zeros(vertices.shape[0], 10, device=vertices.device)
@@ -240,16 +247,21 @@ class TorchRunner:
                                  pose_pcs=np32(pose_pcs), silhouette=np32(getattr(out, "silhouette", None)))
 
 
+def layer_finger_pose(hand, params: HandParams):
+    """The finger pose (B,45) tensor of network params as `HandModel.forward(pose=...)` takes it:
+    `params.pose`, or the axis-angle of `params.pose_pcs` (the model's mean, added by forward,
+    taken out). hand: the network's HandModel."""
+    if params.pose is not None:
+        return params.pose.reshape(params.pose.shape[0], -1)
+    return hand.finger_pose(pose_pcs=params.pose_pcs) - hand.pose_mean.to(params.pose_pcs.dtype)
+
+
 def _project_batch(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pixel coordinates (B,N,2) float32 of camera-space points (B,N,3) through K (B,3,3),
-    computed in float64 with the renderer's `project`."""
-    import torch
+    computed in float64 with the renderer's projection (numpy)."""
+    from mask2hand.render.exact import project_points
 
-    from mask2hand.render import project
-
-    pts = torch.from_numpy(np.asarray(points, dtype=np.float64))
-    k = torch.from_numpy(np.asarray(K, dtype=np.float64))
-    return project(pts, k).numpy().astype(np.float32)
+    return project_points(np.asarray(points, dtype=np.float64), np.asarray(K, dtype=np.float64)).astype(np.float32)
 
 
 def _project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -279,7 +291,8 @@ def _is_path(x: Any) -> bool:
 
 
 class Mask2Hand:
-    """A loaded model that predicts hands from silhouettes. Build it with `from_pretrained`."""
+    """A loaded model that predicts hands from silhouettes. Build it with `from_pretrained`
+    (PyTorch) or `from_onnx` (an exported model, no torch needed)."""
 
     def __init__(self, runner, hand_identity: dict[str, Any], model_identity: dict[str, Any],
                  flat_hand_mean: bool = True):
@@ -308,6 +321,17 @@ class Mask2Hand:
                     payload.get("config", {}).get("network")}
         runner = TorchRunner(network, device)
         return cls(runner, runner.hand.identity, identity, flat_hand_mean=bool(runner.hand.flat_hand_mean))
+
+    @classmethod
+    def from_onnx(cls, path: str | os.PathLike, threads: int | None = None) -> "Mask2Hand":
+        """Load an exported ONNX model (`mask2hand export-onnx`) and run it with onnxruntime, without
+        torch. threads: onnxruntime's intra-op threads (None: its default)."""
+        from mask2hand.onnx_runtime import EXPORT_FORMAT, OnnxRunner
+
+        runner = OnnxRunner(path, threads=threads)
+        identity = {"onnx": str(path), "sha256": file_sha256(path), "format": EXPORT_FORMAT,
+                    "network": runner.network_config, "exported_from": runner.metadata.get("source")}
+        return cls(runner, runner.hand_identity, identity, flat_hand_mean=runner.flat_hand_mean)
 
     @property
     def input_size(self) -> int:
@@ -338,12 +362,22 @@ class Mask2Hand:
         return PreparedInput(mask=mask, camera=camera, side=side)
 
     # ------------------------------------------------------------------ stage 2 + 3
-    def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64) -> list[Prediction]:
-        """Predictions for prepared inputs, run through the network in batches of `batch_size`."""
+    def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64, fit=None,
+                         hypotheses: int | None = None) -> list[Prediction]:
+        """Predictions for prepared inputs, run through the network in batches of `batch_size`;
+        `fit` and `hypotheses` as in `predict` (mask2hand.fit.pipeline)."""
+        if fit is not None or hypotheses is not None:
+            from mask2hand.fit.pipeline import predictions_with_fit, resolve_fit, resolve_hypotheses
+
+            fit, hypotheses = resolve_fit(fit), resolve_hypotheses(hypotheses)
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             chunk = list(items[start:start + batch_size])
-            results.extend(self.finish(chunk, self.run_network(chunk)))
+            raw = self.run_network(chunk)
+            if fit is None and hypotheses is None:
+                results.extend(self.finish(chunk, raw))
+            else:
+                results.extend(predictions_with_fit(self, chunk, raw, fit, hypotheses))
         return results
 
     def run_network(self, items: Sequence[PreparedInput]) -> NetworkResult:
@@ -358,10 +392,7 @@ class Mask2Hand:
         at the input's resolution, IoU with the input mask. Inputs of equal size are rendered
         together (one rasterizer call per image size). Left hands are mirrored back here
         (camera x negated, faces' winding reversed)."""
-        import torch
-
-        from mask2hand.render import rasterize_silhouette
-        from mask2hand.render.contour import mask_iou
+        from mask2hand.render.exact import mask_iou_numpy, rasterize
 
         left = np.array([item.side == "left" for item in items])
         vertices, joints = raw.vertices, raw.joints
@@ -380,10 +411,10 @@ class Mask2Hand:
             groups.setdefault(item.mask.image_size, []).append(b)
         for size, members in groups.items():
             # the rasterizer ignores winding, so one call serves both sides
-            silhouettes = rasterize_silhouette(vertices[members].astype(np.float64), self.faces,
-                                               np.stack([items[b].camera.K for b in members]), image_size=size)
+            silhouettes = rasterize(vertices[members], self.faces, np.stack([items[b].camera.K for b in members]),
+                                    image_size=size)
             targets = np.stack([items[b].original_mask for b in members])
-            group_iou = mask_iou(torch.from_numpy(silhouettes), torch.from_numpy(targets)).tolist()
+            group_iou = mask_iou_numpy(silhouettes, targets).tolist()
             for k, b in enumerate(members):
                 rendered[b], ious[b] = silhouettes[k], float(group_iou[k])
         joints_2d = _project_batch(joints, np.stack([item.camera.K for item in items]))
@@ -399,7 +430,8 @@ class Mask2Hand:
 
     # ------------------------------------------------------------------ all stages
     def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,
-                batch_size: int = 64, side: str = "right") -> Prediction | list[Prediction]:
+                batch_size: int = 64, side: str = "right", fit=None,
+                hypotheses: int | None = None) -> Prediction | list[Prediction]:
         """Predict hands from masks.
 
         masks: a file path, an (H,W) array (numpy or torch; bool, 0/1 or 0..255), an
@@ -412,7 +444,11 @@ class Mask2Hand:
         threshold: grey level above which a pixel is hand (8-bit scale).
         side: "right" (default) or "left" for every mask: a left hand is predicted as the
         right hand of the mirrored mask and mirrored back (see the module docstring).
-        Raises Mask2HandError naming the first bad input.
+        fit: None (the network's answer), a number of steps or a mask2hand.fit.FitConfig:
+        test-time fitting to the silhouette (the answer is replaced where that raises the
+        IoU; `iou_before_fit` and `fit_steps` report it). hypotheses: None or k, the k best
+        distinct fitted hands (mask2hand.fit.hypotheses) in `Prediction.hypotheses`.
+        Raises Mask2HandError naming the first bad input or setting.
         """
         single = _is_path(masks) or (not isinstance(masks, (list, tuple)) and np.ndim(_as_numpy(masks)) == 2)
         sources = [masks] if single else list(masks) if not _is_array3(masks) else [m for m in _as_numpy(masks)]
@@ -430,7 +466,7 @@ class Mask2Hand:
                                           threshold=threshold, name=name, side=side))
             except Mask2HandError as exc:
                 raise Mask2HandError(f"{name}: {exc}") from None
-        results = self.predict_prepared(items, batch_size=batch_size)
+        results = self.predict_prepared(items, batch_size=batch_size, fit=fit, hypotheses=hypotheses)
         return results[0] if single else results
 
 

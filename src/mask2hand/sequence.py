@@ -198,6 +198,9 @@ def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
     rate = float(fps or frames.fps or DEFAULT_FPS)
     if not rate > 0:
         raise Mask2HandError(f"the frame rate must be positive, got {rate}")
+    if smoothing is not None and getattr(model.runner, "hand", None) is None:
+        raise Mask2HandError("smoothing re-poses the hand layer, which this model's runtime (ONNX) does not have: "
+                             "load the PyTorch weights (Mask2Hand.from_pretrained) or pass smoothing=None")
     items = []
     for image, name in zip(frames.images, frames.names):
         label = str(image) if isinstance(image, (str, os.PathLike)) else f"{frames.source} frame {name}"

@@ -6,6 +6,10 @@ and <stem>.png (the figure); DIR/summary.json lists every input with its status,
 output files, warnings and error. A bad input prints one line and is skipped; the exit
 status is 2 at the end if any input failed.
 
+--fit [STEPS] fits each answer to its silhouette (mask2hand.fit; the JSON and summary gain
+iou_before_fit and fit_steps); --hypotheses K adds the K best distinct hands that explain
+the silhouette to the JSON ("hypotheses", best score first) and writes <stem>_hypN.obj.
+
 Sequences: one video (.mp4, .avi, .mov, ...) or animated GIF, or with --sequence one
 folder of frames (sorted naturally by name: 2 before 10) or multi-page TIFF. Every frame
 is predicted, the hand parameters are smoothed over time with a One Euro filter
@@ -49,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"grey level above which a pixel is hand (default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
+                        help="torch (default: --checkpoint weights) or onnx (--model, a file from "
+                             "`mask2hand export-onnx`; runs without torch)")
+    parser.add_argument("--model", metavar="FILE.onnx", help="the exported ONNX model, for --runtime onnx")
     parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
     parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
     seq = parser.add_argument_group("sequences (a video, a GIF, or --sequence with a folder of frames / TIFF stack)")
@@ -66,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--side", choices=("right", "left"), default="right",
                         help="which hand the masks show (default: right); a left hand is predicted as the "
                              "mirrored right hand and mirrored back into the camera frame")
+    fitting = parser.add_argument_group("test-time fitting and hypotheses (single masks, not sequences)")
+    fitting.add_argument("--fit", nargs="?", type=int, const=True, metavar="STEPS",
+                         help="fit the answer to the silhouette (default 40 steps; put --fit after the inputs "
+                              "or give STEPS); the JSON reports the IoU before and after")
+    fitting.add_argument("--hypotheses", type=int, metavar="K",
+                         help="also return the K best distinct hands that explain the silhouette, ranked by "
+                              "score (IoU and plausibility), each written as <stem>_hypN.obj")
 
 
 # ---------------------------------------------------------------------- inputs
@@ -149,20 +164,21 @@ class _Reporter:
         tqdm.write(" ".join(text.split()), file=sys.stderr)
 
 
-def _predict_isolating_failures(model, prepared: list, batch_size: int) -> list:
+def _predict_isolating_failures(model, prepared: list, batch_size: int, **options) -> list:
     """Predictions for a chunk; if the batch fails (e.g. a degenerate answer), each input alone,
-    so one bad answer costs only its own input. Failed entries are the Mask2HandError."""
+    so one bad answer costs only its own input. Failed entries are the Mask2HandError.
+    options: fit / hypotheses of Mask2Hand.predict_prepared."""
     from mask2hand.errors import Mask2HandError
 
     if not prepared:
         return []
     try:
-        return model.predict_prepared(prepared, batch_size=batch_size)
+        return model.predict_prepared(prepared, batch_size=batch_size, **options)
     except Mask2HandError:
         results: list = []
         for item in prepared:
             try:
-                results.append(model.predict_prepared([item])[0])
+                results.append(model.predict_prepared([item], **options)[0])
             except Mask2HandError as exc:
                 results.append(exc)
         return results
@@ -174,12 +190,29 @@ def is_sequence_file(arg: str) -> bool:
     return check(arg)
 
 
+def load_model(args: argparse.Namespace):
+    """The Mask2Hand of --runtime: PyTorch weights (--checkpoint) or an exported ONNX file (--model)."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.predict import Mask2Hand
+
+    if args.runtime == "onnx":
+        if not args.model:
+            raise Mask2HandError("--runtime onnx needs --model FILE.onnx (made by `mask2hand export-onnx`)")
+        if args.checkpoint or args.hand or args.mano:
+            raise Mask2HandError("--checkpoint, --hand and --mano are for --runtime torch; the ONNX model file "
+                                 "holds its weights and hand model")
+        return Mask2Hand.from_onnx(args.model)
+    if args.model:
+        raise Mask2HandError("--model is the ONNX file of --runtime onnx; for PyTorch weights use --checkpoint")
+    hand = args.hand or ("mano" if args.mano else None)
+    return Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+
+
 def run_sequence(args: argparse.Namespace) -> int:
     """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
     from mask2hand.camera_defaults import KFile, check_focal
     from mask2hand.errors import Mask2HandError
     from mask2hand.export import write_json
-    from mask2hand.predict import Mask2Hand
     from mask2hand.sequence import predict_sequence, read_frames, skeleton_panel, write_gif
     from mask2hand.smoothing import mean_joint_acceleration
 
@@ -196,8 +229,10 @@ def run_sequence(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     k_file = KFile(args.k_file) if args.k_file else None
     K = k_file.for_input(args.inputs[0]) if k_file is not None else None  # one camera for the whole sequence
-    hand = args.hand or ("mano" if args.mano else None)
-    model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+    if args.runtime == "onnx" and smoothing is not None:
+        raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
+                             "use --runtime torch, or --no-smoothing")
+    model = load_model(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
                               fps=args.fps, smoothing=smoothing, batch_size=args.batch_size)
     entries = []
@@ -237,7 +272,6 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, KFile, check_focal
     from mask2hand.errors import Mask2HandError
     from mask2hand.export import write_json
-    from mask2hand.predict import Mask2Hand
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -246,13 +280,22 @@ def run(args: argparse.Namespace) -> int:
         raise Mask2HandError("--batch-size must be at least 1")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
+    fit = hypotheses = None
+    if args.fit is not None or args.hypotheses is not None:  # fitting needs torch: import it only then
+        if args.runtime == "onnx":
+            raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
+        from mask2hand.fit.pipeline import resolve_fit, resolve_hypotheses
+
+        fit, hypotheses = resolve_fit(args.fit), resolve_hypotheses(args.hypotheses)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
+        if fit is not None or hypotheses is not None:
+            raise Mask2HandError("--fit and --hypotheses work on single masks, not on sequences; "
+                                 "drop them or predict the frames as separate files")
         return run_sequence(args)
     files, arg_errors = expand_inputs(args.inputs, exclude=out)
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
-    hand = args.hand or ("mano" if args.mano else None)
-    model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+    model = load_model(args)
 
     records: dict[int, dict] = {}  # input index -> summary entry; argument errors first, then files in order
     arg_records = [{"input": arg, "status": "error", "error": msg} for arg, msg in arg_errors]
@@ -285,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
                 records[index] = {"input": str(path), "status": "error", "error": message}
                 report.line("error", str(path), message)
                 bar.update(1)
-        predictions = _predict_isolating_failures(model, prepared, args.batch_size)
+        predictions = _predict_isolating_failures(model, prepared, args.batch_size, fit=fit, hypotheses=hypotheses)
         for (index, path, stem), prediction in zip(names, predictions):
             if isinstance(prediction, Exception):
                 records[index] = {"input": str(path), "status": "error", "error": str(prediction)}
@@ -305,6 +348,11 @@ def run(args: argparse.Namespace) -> int:
                 records[index] = {"input": str(path), "status": "ok", "iou": prediction.iou,
                                   "camera": prediction.camera, "outputs": {k: p.name for k, p in paths.items()},
                                   "warnings": prediction.warnings}
+                if prediction.fit_steps is not None:
+                    records[index].update(iou_before_fit=prediction.iou_before_fit, fit_steps=prediction.fit_steps)
+                if prediction.hypotheses is not None:
+                    records[index]["hypotheses"] = [{"start": h.start, "iou": h.iou, "score": h.score}
+                                                    for h in prediction.hypotheses]
             bar.update(1)
     bar.close()
 

@@ -20,7 +20,7 @@ What is optimized, per mask and all masks of a batch at once (Adam):
 Objective per mask: silhouette term (soft IoU or BCE) + contour term (the paper's,
 mask2hand.render.contour) + joint limits (penalty outside mask2hand.hand.prior's boxes,
 in the anatomical joint frames) + shape prior (||betas||^2) + closeness to the start
-(finger pose and betas). All of it is evaluated in a *working frame*: the mask cropped
+(finger pose, betas and the root's depth). All of it is evaluated in a *working frame*: the mask cropped
 to a square around the hand (`crop_margin` x the box's larger side) and resampled to
 `resolution` pixels, with K mapped the same way (mask2hand.masks.resample_mask), so the
 cost per step does not depend on the input's size. The soft silhouette uses the
@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,27 +58,34 @@ class FitConfig:
 
     steps: most Adam updates; resolution: working frame side (pixels); crop_margin: the
     working window's side over the mask box's larger side; sigma: the soft silhouette's
-    sharpness; silhouette_loss: "iou" (soft IoU) or "bce"; *_weight: objective weights
-    (limit: per radian^2 of excess; shape: per unit ||betas||^2; init_pose / init_shape:
-    per radian^2 / unit^2 away from the start); lr_*: Adam step sizes (rotation and pose
-    in radians, translation relative to the start's depth, shape in betas units);
-    pose_space: "axis_angle" (45 values) or "pca" (first num_pcs coefficients);
-    optimize_shape: fit betas too; patience / min_improvement: early stopping on the
-    working-frame IoU; plausibility_weight: how much the prior penalty lowers a
-    hypothesis' score (score = IoU - plausibility_weight x prior penalty).
+    sharpness; silhouette_loss: "iou" (soft IoU) or "bce".
+    *_weight: objective weights. limit: per radian^2 of excess; shape: per unit
+    ||betas||^2; init_pose / init_shape: per radian^2 / unit^2 away from the start;
+    init_depth: per squared relative change of the root's depth, which the silhouette
+    barely constrains (a bigger hand farther away looks the same), so the size is left to
+    the shape and the depth to the start.
+    lr_*: Adam step sizes (rotation and pose in radians, translation relative to the
+    start's depth, shape in betas units). pose_space: "axis_angle" (45 values) or "pca"
+    (first num_pcs coefficients); optimize_shape: fit betas too.
+    patience / min_improvement: early stopping on the working-frame IoU. align_below_iou:
+    a start whose working-frame IoU is below this is first moved so its silhouette's
+    centroid and area match the mask's (where that raises its IoU; 0: never).
+    plausibility_weight: how much the prior penalty lowers a score
+    (score = IoU - plausibility_weight x prior penalty).
     """
 
-    steps: int = 30
+    steps: int = 40
     resolution: int = 96
     crop_margin: float = 1.4
-    sigma: float = 1.5
+    sigma: float = 1.0
     silhouette_loss: str = "iou"
     silhouette_weight: float = 1.0
-    contour_weight: float = 0.5
+    contour_weight: float = 0.01
     limit_weight: float = 10.0
     shape_weight: float = 1e-3
-    init_pose_weight: float = 0.02
+    init_pose_weight: float = 0.05
     init_shape_weight: float = 0.01
+    init_depth_weight: float = 5.0
     lr_pose: float = 0.05
     lr_rotation: float = 0.04
     lr_translation: float = 0.01
@@ -86,8 +93,9 @@ class FitConfig:
     pose_space: str = "axis_angle"
     num_pcs: int = 45
     optimize_shape: bool = True
-    patience: int = 6
+    patience: int = 10
     min_improvement: float = 1e-3
+    align_below_iou: float = 0.5
     plausibility_weight: float = 1.0
 
     def check(self) -> "FitConfig":
@@ -109,7 +117,8 @@ class FitConfig:
                                  f"got {self.crop_margin}")
         for f in fields(self):
             value = getattr(self, f.name)
-            if (f.name.endswith("_weight") or f.name.startswith("lr_") or f.name in ("sigma", "min_improvement")):
+            numeric = f.name.endswith("_weight") or f.name.startswith("lr_")
+            if numeric or f.name in ("sigma", "min_improvement", "align_below_iou"):
                 if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                     raise Mask2HandError(f"fit setting {f.name} must be a finite number >= 0, got {value!r}")
         if not self.sigma > 0:
@@ -273,6 +282,7 @@ class _Variables:
         self.depth0 = self.root0[:, 2:3].abs().clamp_min(1e-3)
         self.rotation = torch.zeros(batch, 3, device=device, requires_grad=True)
         self.shift = torch.zeros(batch, 3, device=device, requires_grad=True)
+        self.depth_reference = torch.zeros(batch, device=device)  # the start's depth (after alignment)
         self.betas = start["betas"].clone().requires_grad_(config.optimize_shape)
         if config.pose_space == "pca":
             k = min(config.num_pcs, hand.num_pose_pcs)
@@ -350,7 +360,8 @@ def _objective(variables: _Variables, silhouette: torch.Tensor, frame: WorkingFr
              + config.shape_weight * shape_penalty(variables.betas))
     start = variables.start
     init = (config.init_pose_weight * ((pose - start["pose"]) ** 2).sum(dim=1)
-            + config.init_shape_weight * ((variables.betas - start["betas"]) ** 2).sum(dim=1))
+            + config.init_shape_weight * ((variables.betas - start["betas"]) ** 2).sum(dim=1)
+            + config.init_depth_weight * (variables.shift[:, 2] - variables.depth_reference) ** 2)
     total = config.silhouette_weight * sil + config.contour_weight * contour + prior + init
     return total, prior
 
@@ -413,6 +424,58 @@ def fit_to_silhouette(params_init: HandParams, masks: Any, K: Any, hand, config:
                      prior_penalty=choose(prior_fit, prior_start), kept_start=keep)
 
 
+def _hard_iou(vertices: torch.Tensor, frame: WorkingFrame, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact silhouettes (B,R,R) bool in the working frame and their IoU (B,) with the target."""
+    from mask2hand.render import rasterize_silhouette
+
+    hard = torch.as_tensor(rasterize_silhouette(vertices.detach(), faces, frame.K, frame.size))
+    target = frame.target.cpu() > 0.5
+    inter = (hard & target).sum(dim=(1, 2)).double()
+    union = (hard | target).sum(dim=(1, 2)).double().clamp_min(1.0)
+    return hard, inter / union
+
+
+def _align_start(variables: _Variables, frame: WorkingFrame, below_iou: float) -> None:
+    """Move each start whose working-frame IoU is below `below_iou` so its silhouette's centroid
+    and area match the target's (depth scaled by the square root of the area ratio), where
+    that raises the IoU: a start off the mask (IoU ~ 0) would otherwise get no gradient at
+    all. Good starts are left alone: their area mismatch is more often the pose's or the
+    shape's than the depth's. The depth prior then holds the new depth."""
+    with torch.no_grad():
+        vertices, _, _ = variables.posed()
+        hard, iou = _hard_iou(vertices, frame, variables.hand.faces)
+        target = frame.target.cpu() > 0.5
+        rows = torch.arange(frame.size[0], dtype=torch.float64)[None, :, None] + 0.5
+        cols = torch.arange(frame.size[1], dtype=torch.float64)[None, None, :] + 0.5
+
+        def moments(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            area = m.sum(dim=(1, 2)).double()
+            safe = area.clamp_min(1.0)
+            u = (m * cols).sum(dim=(1, 2)) / safe
+            v = (m * rows).sum(dim=(1, 2)) / safe
+            return torch.stack([u, v, torch.ones_like(u)], dim=1), area
+
+        c_hand, a_hand = moments(hard)
+        c_target, a_target = moments(target)
+        K_inv = torch.linalg.inv(frame.K.double().cpu())
+        root = variables.root().double().cpu()
+        depth = root[:, 2]
+        seen = a_hand > 0
+        new_depth = torch.where(seen, depth * (a_hand / a_target).sqrt(), depth)
+        ray_hand = (K_inv @ c_hand.unsqueeze(-1)).squeeze(-1)
+        ray_target = (K_inv @ c_target.unsqueeze(-1)).squeeze(-1)
+        offset = torch.where(seen[:, None], root - ray_hand * depth[:, None], torch.zeros_like(root))
+        new_root = ray_target * new_depth[:, None] + offset
+        old_shift = variables.shift.detach().clone()
+        depth0 = variables.depth0.double().cpu()
+        variables.shift.copy_(((new_root - variables.root0.double().cpu()) / depth0).to(variables.shift))
+        aligned, _, _ = variables.posed()
+        _, aligned_iou = _hard_iou(aligned, frame, variables.hand.faces)
+        keep_old = ((aligned_iou <= iou) | (iou >= below_iou)).to(variables.shift.device)[:, None]
+        variables.shift.copy_(torch.where(keep_old, old_shift, variables.shift))
+        variables.depth_reference = variables.shift[:, 2].detach().clone()
+
+
 def _optimize(variables: _Variables, frame: WorkingFrame, config: FitConfig) -> np.ndarray:
     """Adam on the objective with per-mask best-step tracking and early stopping; leaves the
     best state of each mask in `variables`. Returns the updates made per mask (B,)."""
@@ -428,6 +491,8 @@ def _optimize(variables: _Variables, frame: WorkingFrame, config: FitConfig) -> 
     steps = torch.zeros(batch, dtype=torch.long, device=device)
     target = frame.target > 0.5
     faces = variables.hand.faces
+    if config.align_below_iou > 0:
+        _align_start(variables, frame, config.align_below_iou)
     for step in range(config.steps + 1):
         vertices, _, _ = variables.posed()
         silhouette = render_soft_silhouette(vertices, faces, frame.K, frame.size, sigma=config.sigma)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.hand.model import HandModel, HandModelData, HandOutput, MANO_TO_FREIHAND
 from mask2hand.hand.params import HandParams
+
+if TYPE_CHECKING:
+    from mask2hand.hand.model import HandModel
 
 HAND_MODELS = ("open", "mano")
 
@@ -31,7 +34,22 @@ def load_hand_model(name: str = "open", *, path: str | os.PathLike | None = None
         data = load_mano_data(path, fingertips=fingertips)
     else:
         raise Mask2HandError(f"unknown hand model '{name}'; choose one of {HAND_MODELS}")
+    from mask2hand.hand.model import HandModel
+
     return HandModel(data, num_pose_pcs=num_pose_pcs, flat_hand_mean=flat_hand_mean)
+
+
+_MODEL_NAMES = ("HandModel", "HandModelData", "HandOutput", "MANO_TO_FREIHAND")
+
+
+def __getattr__(name: str):
+    # torch is imported with the hand layer on first use, so that HandParams (and the
+    # torch-free prediction path that uses it) does not need torch
+    if name in _MODEL_NAMES:
+        from mask2hand.hand import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'mask2hand.hand' has no attribute {name!r}")
 
 
 __all__ = ["HAND_MODELS", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND", "load_hand_model"]

@@ -147,6 +147,16 @@ class Mask2HandOutput:
         return self.refined_joints if self.refined_joints is not None else self.joints
 
 
+@dataclass
+class PreliminaryHand:
+    """The hand layer's answer before RefineNet: params (HandParams, as in Mask2HandOutput),
+    vertices (B,V,3) and joints (B,21,3) in meters, camera space."""
+
+    params: HandParams
+    vertices: torch.Tensor
+    joints: torch.Tensor
+
+
 class Mask2HandNet(nn.Module):
     """The Mask2Hand network.
 
@@ -265,6 +275,25 @@ class Mask2HandNet(nn.Module):
         cfg = self.config
         size = cfg.input_size
         mask, K = self.prepare_inputs(mask, K)
+        hand = self.preliminary(mask, K)
+        if exact_silhouette:
+            exact = render.rasterize_silhouette(hand.vertices.detach(), self.hand.faces, K.detach(),
+                                                image_size=(size, size))
+            silhouette = torch.as_tensor(exact, device=mask.device).to(mask.dtype)
+        else:
+            silhouette = render.render_soft_silhouette(hand.vertices, self.hand.faces, K, image_size=(size, size),
+                                                       sigma=cfg.sigma, mode=cfg.silhouette_mode)
+        output = Mask2HandOutput(params=hand.params, vertices=hand.vertices, joints=hand.joints,
+                                 silhouette=silhouette, input_mask=mask.squeeze(1), input_K=K)
+        if self.refine_net is not None:
+            output.refined_vertices, output.refined_joints = self.refine(mask, silhouette, hand.vertices)
+        return output
+
+    def preliminary(self, mask: torch.Tensor, K: torch.Tensor) -> PreliminaryHand:
+        """The encoder and the hand layer: prepared masks (B,1,S,S) and their intrinsics at the
+        input size K (B,3,3) (see `prepare_inputs`) -> PreliminaryHand."""
+        cfg = self.config
+        size = cfg.input_size
         image = mask.contiguous(memory_format=torch.channels_last) if cfg.channels_last else mask
         code = self.encoder(image, camera_features(K, size))
 
@@ -287,19 +316,14 @@ class Mask2HandNet(nn.Module):
         params = HandParams(global_orient=global_orient, transl=(root - rest_root).squeeze(1),
                             betas=betas, pose_pcs=code.pose if cfg.pose_space == "pca" else None,
                             pose=code.pose if cfg.pose_space == "axis_angle" else None)
+        return PreliminaryHand(params=params, vertices=vertices, joints=joints)
 
-        if exact_silhouette:
-            exact = render.rasterize_silhouette(vertices.detach(), self.hand.faces, K.detach(), image_size=(size, size))
-            silhouette = torch.as_tensor(exact, device=mask.device).to(mask.dtype)
-        else:
-            silhouette = render.render_soft_silhouette(vertices, self.hand.faces, K, image_size=(size, size),
-                                                       sigma=cfg.sigma, mode=cfg.silhouette_mode)
-        output = Mask2HandOutput(params=params, vertices=vertices, joints=joints, silhouette=silhouette,
-                                 input_mask=mask.squeeze(1), input_K=K)
-        if self.refine_net is not None:
-            images = torch.cat([mask, silhouette.unsqueeze(1).to(mask.dtype)], dim=1)
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            output.refined_vertices = vertices + self.refine_net(images)
-            output.refined_joints = self.hand.joints_from_vertices(output.refined_vertices)
-        return output
+    def refine(self, mask: torch.Tensor, silhouette: torch.Tensor,
+               vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RefineNet: prepared masks (B,1,S,S), the silhouette (B,S,S) of the preliminary mesh
+        and its vertices (B,V,3) -> refined vertices (B,V,3) and their joints (B,21,3), meters."""
+        images = torch.cat([mask, silhouette.unsqueeze(1).to(mask.dtype)], dim=1)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        refined = vertices + self.refine_net(images)
+        return refined, self.hand.joints_from_vertices(refined)

@@ -1,20 +1,30 @@
 """Rendering: pinhole cameras, the exact silhouette rasterizer, the soft silhouette
-renderer and the silhouette losses/metrics (`mask2hand.render.contour`)."""
+renderer and the silhouette losses/metrics (`mask2hand.render.contour`).
 
-from mask2hand.render.camera import NEAR_Z, project, unproject
-from mask2hand.render.raster import rasterize_silhouette
-from mask2hand.render.soft import (
-    SoftSilhouetteRenderer,
-    default_sigma,
-    render_soft_silhouette,
-)
+The names below are imported on first use, so that the torch-free parts
+(`mask2hand.render.exact`: numpy projection, rasterizer and IoU) can be used without torch.
+"""
 
-__all__ = [
-    "NEAR_Z",
-    "SoftSilhouetteRenderer",
-    "default_sigma",
-    "project",
-    "rasterize_silhouette",
-    "render_soft_silhouette",
-    "unproject",
-]
+from __future__ import annotations
+
+import importlib
+
+from mask2hand.render.exact import NEAR_Z
+
+_LAZY = {
+    "SoftSilhouetteRenderer": "soft",
+    "default_sigma": "soft",
+    "project": "camera",
+    "rasterize_silhouette": "raster",
+    "render_soft_silhouette": "soft",
+    "unproject": "camera",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"mask2hand.render.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'mask2hand.render' has no attribute {name!r}")
+
+
+__all__ = ["NEAR_Z", *sorted(_LAZY)]

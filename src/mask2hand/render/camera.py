@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.render import exact
+from mask2hand.render.exact import NEAR_Z  # noqa: F401  (defined with the torch-free core; re-exported here)
 
-NEAR_Z = 1e-3
-"""Near plane depth in meters: faces with any vertex at z <= NEAR_Z are not rendered."""
 
 
 def _check_K(K: torch.Tensor, batch: int) -> None:
@@ -37,8 +37,7 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         raise Mask2HandError(f"points must have shape (B,N,3), got {tuple(points.shape)}")
     K = torch.as_tensor(K).to(points)
     _check_K(K, points.shape[0])
-    uvw = points @ K.transpose(1, 2)
-    return uvw[..., :2] / uvw[..., 2:3]
+    return exact.project_points(points, K)
 
 
 def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -71,10 +70,8 @@ def project_for_rendering(vertices: torch.Tensor, faces: torch.Tensor, K: torch.
     front = in_front(vertices, near)
     if bool(front.all()):  # the common case: skip the per-face gather
         return project(vertices, K), torch.ones(vertices.shape[0], faces.shape[0], dtype=torch.bool, device=vertices.device)
-    safe = torch.where(front.unsqueeze(-1), vertices, torch.ones_like(vertices))
-    uv = project(safe, K)
-    face_valid = front[:, faces].all(dim=-1)
-    return uv, face_valid
+    _check_K(torch.as_tensor(K), vertices.shape[0])
+    return exact.project_for_rendering(vertices, faces, torch.as_tensor(K).to(vertices), near)
 
 
 def check_finite(name: str, value: torch.Tensor | np.ndarray) -> None:

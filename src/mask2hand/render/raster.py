@@ -1,8 +1,10 @@
 """The exact silhouette rasterizer: a pixel is hand iff its center lies in a projected triangle.
 
-Not differentiable. Scanline counting over silhouette edges: along a pixel-center row
-y = i + 0.5, the number of projected triangles containing the point (x, y) changes only
-where the row crosses an edge, by the edge's side sum g (see `topology`). Edges whose
+Not differentiable; this module is the torch entry point of the scan conversion in
+`mask2hand.render.exact` (shared with the numpy and ONNX paths). Scanline counting over
+silhouette edges: along a pixel-center row y = i + 0.5, the number of projected triangles
+containing the point (x, y) changes only where the row crosses an edge, by the edge's side
+sum g (see `topology`). Edges whose
 faces lie on both sides (g = 0, every edge inside the silhouette of a closed mesh) change
 nothing and are skipped, so only the few hundred edges with g != 0 are scan-converted:
 each adds its weight into a per-row difference array at the first pixel center at or
@@ -27,6 +29,7 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.render import exact
 from mask2hand.render.camera import check_finite, project_for_rendering
 from mask2hand.render.topology import MeshTopology, SilhouetteEdges, mesh_topology, silhouette_edges
 
@@ -41,39 +44,9 @@ def coverage_counts(uv: torch.Tensor, topology: MeshTopology, contour: Silhouett
                     image_size: tuple[int, int]) -> torch.Tensor:
     """How many projected faces contain each pixel center: int32 (B,H,W+1), the last column
     being scratch space (ignore it)."""
-    height, width = image_size
-    batch = uv.shape[0]
-    device = uv.device
     with torch.no_grad():
-        flat = uv.reshape(-1, 2).double()
-        ends = topology.edges.index_select(0, contour.edge)  # (M,2)
-        base = contour.batch * uv.shape[1]
-        pu = flat.index_select(0, base + ends[:, 0])
-        pv = flat.index_select(0, base + ends[:, 1])
-        y_lo = torch.minimum(pu[:, 1], pv[:, 1])
-        y_hi = torch.maximum(pu[:, 1], pv[:, 1])
-        # Rows with center in [y_lo, y_hi), clipped to the image (rows are independent).
-        row_first = torch.ceil(y_lo - 0.5).clamp(0, height).long()
-        row_end = torch.ceil(y_hi - 0.5).clamp(0, height).long()
-        counts = (row_end - row_first).clamp(min=0)
-        total = int(counts.sum())
-        count_dtype = torch.int32
-        diff = torch.zeros(batch * height * (width + 1), dtype=count_dtype, device=device)
-        if total:
-            owner = torch.repeat_interleave(torch.arange(len(counts), device=device), counts)
-            starts = torch.cumsum(counts, 0) - counts
-            rows = torch.arange(total, device=device) - (starts - row_first).index_select(0, owner)
-            # The crossing of each edge's line with the row: x = ux + (y - uy) * slope.
-            slope = (pv[:, 0] - pu[:, 0]) / (pv[:, 1] - pu[:, 1])
-            x = pu[:, 0].index_select(0, owner) + (rows + 0.5 - pu[:, 1].index_select(0, owner)) * slope.index_select(0, owner)
-            weight = contour.weight.index_select(0, owner)
-            # Left boundaries (weight > 0) start at the first center >= x (centers on the
-            # edge are inside); right boundaries stop after the last center <= x.
-            col = torch.where(weight > 0, torch.ceil(x - 0.5), torch.floor(x - 0.5) + 1)
-            col = col.clamp(0, width).long()
-            index = (contour.batch.index_select(0, owner) * height + rows) * (width + 1) + col
-            diff.index_add_(0, index, weight.to(count_dtype))
-        return torch.cumsum(diff.view(batch, height, width + 1), dim=2, dtype=count_dtype)
+        return exact.coverage_counts(uv.double(), topology.edges, contour.batch, contour.edge, contour.weight,
+                                     image_size)
 
 
 def rasterize_projected(uv: torch.Tensor, faces: torch.Tensor, face_valid: torch.Tensor,

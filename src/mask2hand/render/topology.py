@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.render.exact import build_edge_table, edge_side_sums, silhouette_edge_list
 
 
 @dataclass(frozen=True)
@@ -48,25 +49,9 @@ class MeshTopology:
 
 
 def _build_topology(faces: np.ndarray) -> MeshTopology:
-    num_faces = faces.shape[0]
-    # Corner k of face f owns the edge from vertex k to vertex k+1; its third vertex is k+2.
-    a = faces.reshape(-1)
-    b = faces[:, [1, 2, 0]].reshape(-1)
-    face_of = np.repeat(np.arange(num_faces), 3)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keys = np.stack([lo, hi], 1)
-    edges, inverse = np.unique(keys, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse, minlength=len(edges))
-    k = int(counts.max()) if len(counts) else 1
-    slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
-    edge_faces = np.full((len(edges), k), num_faces, dtype=np.int64)
-    edge_dirs = np.zeros((len(edges), k), dtype=np.int8)
-    edge_faces[inverse[order], slot] = face_of[order]
-    edge_dirs[inverse[order], slot] = np.where(a < b, 1, -1)[order]
-    return MeshTopology(torch.from_numpy(edges.astype(np.int64)), torch.from_numpy(edge_faces),
-                        torch.from_numpy(edge_dirs), torch.from_numpy(faces))
+    table = build_edge_table(faces)
+    return MeshTopology(torch.from_numpy(table.edges), torch.from_numpy(table.edge_faces),
+                        torch.from_numpy(table.edge_dirs), torch.from_numpy(faces))
 
 
 _CACHE: "OrderedDict[tuple, MeshTopology]" = OrderedDict()
@@ -110,22 +95,5 @@ def silhouette_edges(uv: torch.Tensor, face_valid: torch.Tensor, topology: MeshT
     """Edges that can bound the silhouette, from projected vertices uv (B,V,2) and the
     faces to render face_valid (B,F) bool. Not differentiable."""
     with torch.no_grad():
-        batch, num_vertices = uv.shape[:2]
-        faces = topology.faces
-        p0, p1, p2 = (uv.index_select(1, faces[:, k]) for k in range(3))
-        e1, e2 = p1 - p0, p2 - p0
-        # Side of face f relative to its edge u -> v: the sign of its projected area,
-        # flipped when the face runs along the edge from v to u.
-        face_sign = torch.sign(e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]).to(torch.int8) * face_valid
-        face_sign = torch.cat([face_sign, torch.zeros_like(face_sign[:, :1])], dim=1)
-        incident = face_sign.index_select(1, topology.edge_faces.view(-1)).view(batch, *topology.edge_faces.shape)
-        g = (incident * topology.edge_dirs).sum(-1, dtype=torch.int32)  # (B,E)
-        b_idx, e_idx = torch.nonzero(g, as_tuple=True)
-        ends = topology.edges.index_select(0, e_idx)
-        # A face to the right of an edge going down (or to the left of one going up) has
-        # the edge as its left boundary: coverage rises when crossing it towards +x.
-        y = uv[..., 1].reshape(-1)
-        base = b_idx * num_vertices
-        down = torch.sign(y.index_select(0, base + ends[:, 1]) - y.index_select(0, base + ends[:, 0]))
-        weight = (-down * g.view(-1).index_select(0, b_idx * g.shape[1] + e_idx)).to(torch.int32)
-        return SilhouetteEdges(b_idx, e_idx, weight)
+        side_sums = edge_side_sums(uv, face_valid, topology.faces, topology.edge_faces, topology.edge_dirs)
+        return SilhouetteEdges(*silhouette_edge_list(uv, side_sums, topology.edges))

@@ -1,0 +1,191 @@
+"""Accuracy and cost of fitting and hypotheses on a dataset with 3-D ground truth.
+
+    from mask2hand.fit.evaluate import FitEvalSettings, evaluate_fitting
+
+    report = evaluate_fitting(Mask2Hand.from_pretrained(), MaskDataset("data/broad", split="test"),
+                              FitEvalSettings(num_samples=200))
+    print(report.table())
+
+Rows (`MODES`), each with MPJPE and PA-MPJPE (cm; mask2hand.metrics: FreiHAND's
+protocol, Procrustes with reflections for PA), mIoU (exact silhouette at the mask's
+resolution vs the mask) and seconds per mask (wall clock, whole batches, divided by the
+number of masks; modes that start from the network include its time):
+- "network": the network alone (`Mask2Hand.predict` without fitting);
+- "network + fit": the network's answer fitted (fit.pipeline, as `predict(fit=...)`);
+- "prior fit": no network, the best of `prior_starts` fits from the pose prior
+  (fit.search.fit_from_prior);
+- "top-1 of K": the best-scored of the K hypotheses (fit.search.hypotheses_batch);
+- "best of K (oracle)": per sample and per metric, the best of the K hypotheses (lowest
+  MPJPE, lowest PA-MPJPE, highest IoU, each chosen separately), as multi-hypothesis pose
+  papers report it; its time is that of the hypotheses.
+Masks are fed at the dataset's own resolution with its K, as a user would give them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.fit.core import FitConfig
+
+MODES = ("network", "network + fit", "prior fit", "top-1 of K", "best of K (oracle)")
+
+
+@dataclass
+class FitEvalSettings:
+    """fit: the FitConfig of every fit; k: hypotheses per mask; prior_starts: starts of the
+    network-free fit; num_samples: the first N samples of the dataset (None: all);
+    batch_size: masks per batch; modes: which rows of MODES to run."""
+
+    fit: FitConfig = field(default_factory=FitConfig)
+    k: int = 5
+    prior_starts: int = 8
+    num_samples: int | None = 200
+    batch_size: int = 16
+    modes: tuple[str, ...] = MODES
+
+    def check(self) -> "FitEvalSettings":
+        from mask2hand.fit.search import check_count
+
+        self.fit.check()
+        check_count(self.k, "k")
+        check_count(self.prior_starts, "prior_starts")
+        check_count(self.batch_size, "batch_size")
+        if self.num_samples is not None:
+            check_count(self.num_samples, "num_samples")
+        unknown = [m for m in self.modes if m not in MODES]
+        if unknown:
+            raise Mask2HandError(f"unknown evaluation modes {unknown}; choose from {MODES}")
+        return self
+
+
+@dataclass
+class FitEvaluation:
+    """rows: mode -> {"mpjpe_cm", "pa_mpjpe_cm", "miou", "seconds_per_mask"}; num_samples;
+    settings: the settings as a dict."""
+
+    rows: dict[str, dict[str, float]]
+    num_samples: int
+    settings: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_samples": self.num_samples, "settings": self.settings, "rows": self.rows}
+
+    def table(self) -> str:
+        """The rows as an aligned text table."""
+        columns = [("mode", None), ("MPJPE (cm)", "mpjpe_cm"), ("PA-MPJPE (cm)", "pa_mpjpe_cm"), ("mIoU", "miou"),
+                   ("s/mask", "seconds_per_mask")]
+        lines = [[name] + [f"{self.rows[name][key]:.3f}" for _, key in columns[1:]] for name in self.rows]
+        header = [title for title, _ in columns]
+        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+        out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
+        out += ["  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+        return "\n".join(out)
+
+
+class _Accumulator:
+    """Per-sample joint errors (cm) and IoU of one mode, and its seconds."""
+
+    def __init__(self) -> None:
+        self.mpjpe: list[np.ndarray] = []
+        self.pa_mpjpe: list[np.ndarray] = []
+        self.iou: list[np.ndarray] = []
+        self.seconds = 0.0
+
+    def add(self, mpjpe: np.ndarray, pa_mpjpe: np.ndarray, iou: np.ndarray) -> None:
+        self.mpjpe.append(np.asarray(mpjpe))
+        self.pa_mpjpe.append(np.asarray(pa_mpjpe))
+        self.iou.append(np.asarray(iou, dtype=np.float64))
+
+    def row(self, n: int) -> dict[str, float]:
+        return {"mpjpe_cm": float(np.concatenate(self.mpjpe).mean()),
+                "pa_mpjpe_cm": float(np.concatenate(self.pa_mpjpe).mean()),
+                "miou": float(np.concatenate(self.iou).mean()), "seconds_per_mask": self.seconds / n}
+
+
+def joint_errors_cm(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample mean joint error (B,) in cm, unaligned and Procrustes-aligned (FreiHAND's
+    protocol, reflections allowed), of joints (B,21,3) vs (B,21,3) in meters."""
+    from mask2hand.metrics import point_errors
+
+    unaligned = point_errors(pred, target).mean(dim=1).numpy() * 100
+    aligned = point_errors(pred, target, aligned=True).mean(dim=1).numpy() * 100
+    return unaligned, aligned
+
+
+def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, progress=None) -> FitEvaluation:
+    """Run the MODES rows of `settings` over the first samples of `dataset` (see the module docstring).
+
+    model: a mask2hand.predict.Mask2Hand; dataset: a mask2hand.data.dataset.MaskDataset
+    with ground-truth joints made with the model's hand (no augmentation or noise unless
+    that is what is measured); progress: optional callable(done, total).
+    """
+    from mask2hand.fit.pipeline import network_frame, predictions_with_fit
+    from mask2hand.fit.search import fit_from_prior, hypotheses_batch
+
+    settings = (settings or FitEvalSettings()).check()
+    total = len(dataset) if settings.num_samples is None else min(settings.num_samples, len(dataset))
+    if total == 0:
+        raise Mask2HandError("the dataset has no samples to evaluate")
+    hand = model.runner.hand
+    from mask2hand.train.data_setup import check_ground_truth_matches
+
+    check_ground_truth_matches(dataset, hand, "the dataset")
+    modes = [m for m in MODES if m in settings.modes]
+    acc = {mode: _Accumulator() for mode in modes}
+    for start in range(0, total, settings.batch_size):
+        batch = dataset.load_batch(list(range(start, min(start + settings.batch_size, total))))
+        target = batch.joints.numpy().astype(np.float64)
+        masks = [(m > 0.5).astype(np.uint8) * 255 for m in batch.mask.numpy()]
+        items = [model.prepare(m, K=k.astype(np.float64), name=f"<sample {int(i)}>")
+                 for m, k, i in zip(masks, batch.K.numpy(), batch.index)]
+        t0 = time.perf_counter()
+        raw = model.run_network(items)
+        network = model.finish(items, raw)
+        network_seconds = time.perf_counter() - t0
+
+        def record(mode: str, joints: np.ndarray, iou: np.ndarray, seconds: float) -> None:
+            acc[mode].add(*joint_errors_cm(joints, target), iou)
+            acc[mode].seconds += seconds
+
+        if "network" in acc:
+            record("network", np.stack([p.joints for p in network]), np.array([p.iou for p in network]),
+                   network_seconds)
+        if "network + fit" in acc:
+            t0 = time.perf_counter()
+            fitted = predictions_with_fit(model, items, raw, settings.fit, None)
+            record("network + fit", np.stack([p.joints for p in fitted]), np.array([p.iou for p in fitted]),
+                   network_seconds + time.perf_counter() - t0)
+        fit_masks, fit_K = network_frame(items)
+        if "prior fit" in acc:
+            t0 = time.perf_counter()
+            prior = fit_from_prior(fit_masks, fit_K, hand, n_starts=settings.prior_starts, config=settings.fit)
+            record("prior fit", prior.joints, prior.iou, time.perf_counter() - t0)
+        if "top-1 of K" in acc or "best of K (oracle)" in acc:
+            from mask2hand.hand.params import HandParams
+
+            t0 = time.perf_counter()
+            params = HandParams(global_orient=raw.global_orient, transl=raw.transl, pose=raw.pose, betas=raw.betas)
+            ranked = hypotheses_batch(params, fit_masks, fit_K, hand, k=settings.k, config=settings.fit)
+            seconds = network_seconds + time.perf_counter() - t0
+            if "top-1 of K" in acc:
+                record("top-1 of K", np.stack([h[0].joints for h in ranked]), np.array([h[0].iou for h in ranked]),
+                       seconds)
+            if "best of K (oracle)" in acc:
+                best = np.zeros((len(ranked), 3))
+                for b, hyps in enumerate(ranked):
+                    joints = np.stack([h.joints for h in hyps])
+                    unaligned, aligned = joint_errors_cm(joints, np.repeat(target[b:b + 1], len(hyps), axis=0))
+                    best[b] = unaligned.min(), aligned.min(), max(h.iou for h in hyps)
+                acc["best of K (oracle)"].add(best[:, 0], best[:, 1], best[:, 2])
+                acc["best of K (oracle)"].seconds += seconds
+        if progress is not None:
+            progress(min(start + settings.batch_size, total), total)
+    settings_dict = asdict(settings)
+    settings_dict["modes"] = list(settings.modes)
+    return FitEvaluation(rows={mode: acc[mode].row(total) for mode in modes}, num_samples=total,
+                         settings=settings_dict)

@@ -1,0 +1,108 @@
+"""Fitting and hypotheses inside `Mask2Hand.predict`: between the network and `finish`.
+
+The network's answer (NetworkResult) lives in the frame the network saw: the input's own
+camera for a right hand, the mirrored picture for a left hand (mask2hand.predict). The
+fit runs in that same frame, on the cleaned full-resolution mask (`PreparedMask.mask`,
+mirrored for a left hand) with the matching K, and hands back a NetworkResult that
+`finish` turns into Predictions exactly as it does the network's (mirroring left hands
+back). The fitted answer replaces the network's only where its IoU with the input is
+higher: the fit starts from the network's parametric (preliminary) hand, while the
+network's final answer may be its refined mesh.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.fit.core import FitConfig, fit_to_silhouette
+from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
+from mask2hand.hand.params import HandParams
+
+if TYPE_CHECKING:
+    from mask2hand.predict import Mask2Hand, NetworkResult, PreparedInput, Prediction
+
+
+def resolve_fit(fit: Any) -> FitConfig | None:
+    """`predict(fit=...)`: None/False (no fit), True (defaults), a number of steps (int >= 0) or a
+    FitConfig. Raises Mask2HandError for anything else."""
+    if fit is None or fit is False:
+        return None
+    if fit is True:
+        return FitConfig()
+    if isinstance(fit, FitConfig):
+        return fit.check()
+    if isinstance(fit, (int, np.integer)):
+        if fit < 0:
+            raise Mask2HandError(f"fit steps must be >= 0, got {fit}")
+        return replace(FitConfig(), steps=int(fit)).check()
+    raise Mask2HandError(f"fit must be None, a number of steps or a FitConfig, got {fit!r}")
+
+
+def resolve_hypotheses(hypotheses: Any) -> int | None:
+    """`predict(hypotheses=...)`: None (none) or a count k >= 1."""
+    if hypotheses is None:
+        return None
+    return check_count(hypotheses, "hypotheses (the number of hands to return)")
+
+
+def network_frame(items: Sequence["PreparedInput"]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Masks (full resolution, bool) and K (B,3,3) of the frame the network saw (mirrored for left hands)."""
+    from mask2hand.predict import mirror_K
+
+    masks = [item.mask.mask for item in items]
+    Ks = np.stack([item.camera.K if item.side == "right" else mirror_K(item.camera.K, item.mask.image_size[1])
+                   for item in items])
+    return masks, Ks
+
+
+def _network_params(raw: "NetworkResult") -> HandParams:
+    return HandParams(global_orient=raw.global_orient, transl=raw.transl, pose=raw.pose, betas=raw.betas)
+
+
+def fit_network_result(items: Sequence["PreparedInput"], raw: "NetworkResult", hand, config: FitConfig
+                       ) -> tuple["NetworkResult", np.ndarray]:
+    """The network's batch fitted to its masks: (a NetworkResult with the fitted hands, steps (B,))."""
+    masks, Ks = network_frame(items)
+    result = fit_to_silhouette(_network_params(raw), masks, Ks, hand, config)
+    p = result.params
+    fitted = replace(raw, vertices=result.vertices, joints=result.joints, global_orient=p.global_orient,
+                     transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None)
+    return fitted, result.steps
+
+
+def _to_input_frame(hypothesis: Hypothesis, left: bool) -> Hypothesis:
+    if not left:
+        return hypothesis
+    flip = np.array([-1.0, 1.0, 1.0], dtype=hypothesis.vertices.dtype)
+    return replace(hypothesis, vertices=hypothesis.vertices * flip, joints=hypothesis.joints * flip)
+
+
+def predictions_with_fit(model: "Mask2Hand", items: Sequence["PreparedInput"], raw: "NetworkResult",
+                         fit: FitConfig | None, k: int | None) -> list["Prediction"]:
+    """`finish` for a network batch with test-time fitting (fit) and/or k hypotheses.
+
+    Each Prediction is the fitted hand where that raised the IoU, else the network's;
+    iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
+    the input's frame, params in the network's, like Prediction.params) when k is given.
+    """
+    network = model.finish(items, raw)
+    hand = model.runner.hand
+    results = network
+    if fit is not None:
+        fitted_raw, steps = fit_network_result(items, raw, hand, fit)
+        fitted = model.finish(items, fitted_raw)
+        results = []
+        for net, fit_pred, n in zip(network, fitted, steps):
+            chosen = fit_pred if fit_pred.iou > net.iou else net
+            chosen.iou_before_fit, chosen.fit_steps = net.iou, int(n)
+            results.append(chosen)
+    if k is not None:
+        masks, Ks = network_frame(items)
+        ranked = hypotheses_batch(_network_params(raw), masks, Ks, hand, k=k, config=fit or FitConfig())
+        for prediction, item, hyps in zip(results, items, ranked):
+            prediction.hypotheses = [_to_input_frame(h, item.side == "left") for h in hyps]
+    return results

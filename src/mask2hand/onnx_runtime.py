@@ -1,0 +1,115 @@
+"""Running an exported Mask2Hand ONNX file without torch: numpy, onnxruntime (and Pillow for files).
+
+    from mask2hand import Mask2Hand
+
+    model = Mask2Hand.from_onnx("mask2hand.onnx")     # or: mask2hand predict --runtime onnx --model ...
+    result = model.predict("examples/open_palm.png")
+
+`OnnxRunner` is the ONNX twin of `mask2hand.predict.TorchRunner`: the same attributes
+(faces, input_size, input_crop, hand identity) and `__call__(masks, K) -> NetworkResult`,
+so `Mask2Hand` prepares inputs and finishes predictions the same way for both. Everything
+it needs is in the file's metadata (see mask2hand.onnx_export). It has no torch hand layer
+(`hand` is None): what needs one (smoothing a sequence, which re-poses the mesh) needs
+the PyTorch runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+
+EXPORT_FORMAT = "mask2hand-onnx"
+EXPORT_FORMAT_VERSION = 1
+METADATA_PREFIX = "mask2hand."
+"""metadata_props keys of an export start with this; their values are JSON."""
+
+
+def read_metadata(custom_metadata: dict[str, str], source: str) -> dict[str, Any]:
+    """The mask2hand metadata (decoded) of an ONNX model's custom metadata map; raises
+    Mask2HandError if the model is not a mask2hand export this version can run."""
+    values = {}
+    for key, text in custom_metadata.items():
+        if key.startswith(METADATA_PREFIX):
+            try:
+                values[key[len(METADATA_PREFIX):]] = json.loads(text)
+            except json.JSONDecodeError:
+                raise Mask2HandError(f"{source}: its metadata entry {key} is not valid JSON; export the model "
+                                     "again with `mask2hand export-onnx`") from None
+    if values.get("format") != EXPORT_FORMAT:
+        raise Mask2HandError(f"{source} is an ONNX model but not a mask2hand export (no mask2hand metadata); "
+                             "make one with `mask2hand export-onnx CHECKPOINT OUT.onnx`")
+    if int(values.get("format_version", 0)) > EXPORT_FORMAT_VERSION:
+        raise Mask2HandError(f"{source} was exported by a newer mask2hand (format version "
+                             f"{values['format_version']}); upgrade mask2hand")
+    missing = [k for k in ("hand", "flat_hand_mean", "input_size", "faces", "outputs") if k not in values]
+    if missing:
+        raise Mask2HandError(f"{source}: the mask2hand metadata lacks {', '.join(missing)}; export it again")
+    return values
+
+
+class OnnxRunner:
+    """Runs an exported network with onnxruntime: (masks (B,S,S), K (B,3,3)) numpy -> NetworkResult.
+
+    path: the .onnx file written by `mask2hand export-onnx`; threads: onnxruntime's intra-op
+    threads (None: its default, all cores). Raises Mask2HandError for a missing file, a file
+    that is not a readable ONNX model or not a mask2hand export, or a missing onnxruntime.
+    """
+
+    hand = None  # no torch hand layer (see the module docstring)
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise Mask2HandError(f"ONNX model not found: {path}; export one with "
+                                 f"`mask2hand export-onnx CHECKPOINT {path.name}`")
+        try:
+            import onnxruntime
+        except ImportError:
+            raise Mask2HandError("running an ONNX model needs onnxruntime: pip install 'mask2hand[onnx]'") from None
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: the graph's unused-initializer notes are noise
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for any unreadable file
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Mask2HandError(f"{path} is not a readable ONNX model ({reason[:200]})") from None
+        self.path = path
+        self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self.input_size = int(self.metadata["input_size"])
+        self.input_crop = self.metadata.get("input_crop")
+        self.hand_identity = dict(self.metadata["hand"])
+        self.flat_hand_mean = bool(self.metadata["flat_hand_mean"])
+        self.network_config = self.metadata.get("network")
+        self.faces = np.asarray(self.metadata["faces"], dtype=np.int64)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run_graph(self, masks: np.ndarray, K: np.ndarray) -> dict[str, np.ndarray]:
+        """The graph's outputs by name for masks (B,S,S) or (B,1,S,S) in [0,1] and K (B,3,3) at S."""
+        masks = np.asarray(masks, dtype=np.float32)
+        if masks.ndim == 3:
+            masks = masks[:, None]
+        size = self.input_size
+        if masks.ndim != 4 or masks.shape[1:] != (1, size, size):
+            raise Mask2HandError(f"masks must be (B,{size},{size}) at the model's input size, got {masks.shape}")
+        K = np.asarray(K, dtype=np.float32)
+        if K.shape != (masks.shape[0], 3, 3):
+            raise Mask2HandError(f"K must be (B,3,3) with B={masks.shape[0]}, got {K.shape}")
+        values = self.session.run(None, {"mask": np.ascontiguousarray(masks), "K": np.ascontiguousarray(K)})
+        return dict(zip(self.output_names, values))
+
+    def __call__(self, masks: np.ndarray, K: np.ndarray):
+        from mask2hand.predict import NetworkResult
+
+        out = self.run_graph(masks, K)
+        return NetworkResult(vertices=out["vertices"], joints=out["joints"], global_orient=out["global_orient"],
+                             transl=out["transl"], pose=out["pose"], betas=out["betas"],
+                             pose_pcs=out.get("pose_pcs"), silhouette=out["silhouette"])

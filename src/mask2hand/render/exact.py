@@ -1,0 +1,375 @@
+"""The exact silhouette rasterizer's core, written once for numpy arrays and torch tensors.
+
+Importing this module does not import torch: the torch-free prediction path (the ONNX
+runtime) renders with numpy, while the torch renderers (`raster`, `fragments`) and the
+ONNX graph (`mask2hand.onnx_export`) call the same functions with tensors. The rule is
+the one described in `mask2hand.render.raster`: a pixel is hand iff its center lies in
+a projected triangle, found by scanline counting over the edges whose side sum g is not
+zero (see `mask2hand.render.topology`).
+
+Two ways to enumerate the (edge, row) pairs of the scan conversion:
+
+- sparse (eager numpy or torch): each silhouette edge expands to exactly the rows it
+  owns (a repeat), the least work;
+- dense (`dense_rows=True`, for tracing to ONNX): every silhouette edge against as many
+  rows as the longest one owns, then NonZero picks the owned pairs. No data-dependent
+  Python control flow, only NonZero, Gather, Where, ScatterElements(add), CumSum and
+  elementwise operators, so it traces to one ONNX graph.
+
+Both give the same coverage counts, bit for bit, for the same float64 inputs.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+
+NEAR_Z = 1e-3
+"""Near plane depth in meters: faces with any vertex at z <= NEAR_Z are not rendered."""
+
+
+# ---------------------------------------------------------------------- array backends
+
+class _NumpyOps:
+    """The few operations spelled differently in numpy and torch (the rest is written with
+    operators and functions both have, through `xp`)."""
+
+    xp = np
+
+    @staticmethod
+    def nonzero(a):
+        return np.nonzero(a)
+
+    @staticmethod
+    def arange(n: int, like):
+        return np.arange(n, dtype=np.int64)
+
+    @staticmethod
+    def zeros(n: int, like):
+        return np.zeros(n, dtype=like.dtype)
+
+    @staticmethod
+    def take(a, index):
+        return np.take(a, index, axis=1)  # several times faster than a[:, index]
+
+    @staticmethod
+    def gather(a, index):
+        return np.take(a, index, axis=0)
+
+    @staticmethod
+    def scatter_add(base, index, values):
+        return base + np.bincount(index, weights=values, minlength=base.size).astype(base.dtype)
+
+    @staticmethod
+    def cumsum(a, axis: int):
+        return np.cumsum(a, axis, dtype=a.dtype)
+
+    @staticmethod
+    def repeat(values, counts):
+        return np.repeat(values, counts)
+
+    @staticmethod
+    def to_int(a):
+        return a.astype(np.int64)
+
+    @staticmethod
+    def to_int32(a):
+        return a.astype(np.int32)
+
+    @staticmethod
+    def sign_int(a):
+        return np.sign(a).astype(np.int8)
+
+    @staticmethod
+    def sum_int32(a, axis: int):
+        return a.sum(axis, dtype=np.int32)
+
+    @staticmethod
+    def cast(a, like):
+        return a.astype(like.dtype, copy=False)
+
+
+class _TorchOps:
+    """_NumpyOps for torch tensors (eager, or traced for ONNX)."""
+
+    def __init__(self):
+        import torch
+
+        self.xp = torch
+
+    def nonzero(self, a):
+        index = self.xp.nonzero(a)  # (M,2); as_tuple=False traces to ONNX NonZero
+        return index[:, 0], index[:, 1]
+
+    def arange(self, n, like):
+        return self.xp.arange(n, device=like.device)
+
+    def zeros(self, n, like):
+        return self.xp.zeros(n, dtype=like.dtype, device=like.device)
+
+    @staticmethod
+    def take(a, index):
+        # index_select is several times faster than advanced indexing, and exports to Gather
+        return a.index_select(1, index.reshape(-1)).view(*a.shape[:1], *index.shape, *a.shape[2:])
+
+    @staticmethod
+    def gather(a, index):
+        return a.index_select(0, index)
+
+    @staticmethod
+    def scatter_add(base, index, values):
+        return base.scatter_add_(0, index, values)  # in place: base is always a fresh buffer
+
+    def cumsum(self, a, axis: int):
+        return self.xp.cumsum(a, axis, dtype=a.dtype)
+
+    def repeat(self, values, counts):
+        return self.xp.repeat_interleave(values, counts)
+
+    @staticmethod
+    def to_int(a):
+        return a.long()
+
+    def to_int32(self, a):
+        return a.to(self.xp.int32)
+
+    def sign_int(self, a):
+        # int8 is the fastest in eager mode; ONNX Runtime has no int8 Mul/ReduceSum kernels
+        return self.xp.sign(a).to(self.xp.int32 if self.xp.onnx.is_in_onnx_export() else self.xp.int8)
+
+    def sum_int32(self, a, axis: int):
+        return a.sum(axis, dtype=self.xp.int32)
+
+    @staticmethod
+    def cast(a, like):
+        return a.to(like.dtype)
+
+
+_TORCH_OPS: list[_TorchOps] = []
+
+
+def _ops(array: Any):
+    if isinstance(array, np.ndarray):
+        return _NumpyOps
+    if not _TORCH_OPS:  # made on first use: torch is imported only by torch callers
+        _TORCH_OPS.append(_TorchOps())
+    return _TORCH_OPS[0]
+
+
+# ---------------------------------------------------------------------- projection
+
+def project_points(points, K):
+    """Pixel coordinates (B,N,2) (u right, v down) of camera-space points (B,N,3) through
+    intrinsics K (B,3,3): (K p)[:2] / z. numpy or torch (differentiable)."""
+    uvw = points @ K.swapaxes(1, 2)
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def project_for_rendering(vertices, faces, K, near: float = NEAR_Z):
+    """Projected vertices uv (B,V,2) and the faces that may be rendered (B,F) bool.
+
+    Vertices at or behind the near plane are projected with a stand-in point (1, 1, 1)
+    so that no inf/NaN appears; every face using such a vertex is invalid.
+    """
+    ops = _ops(vertices)
+    front = vertices[..., 2] > near
+    safe = ops.xp.where(front[..., None], vertices, ops.xp.ones_like(vertices))
+    corners = ops.take(front, faces)  # (B,F,3)
+    face_valid = corners[..., 0] & corners[..., 1] & corners[..., 2]
+    return project_points(safe, K), face_valid
+
+
+# ---------------------------------------------------------------------- mesh edges
+
+@dataclass(frozen=True)
+class EdgeTable:
+    """Edges of a triangle mesh as numpy arrays: edges (E,2) int64 vertex indices u < v;
+    edge_faces (E,k) int64, the faces containing each edge padded with F (one past the
+    last face); edge_dirs (E,k) int8, +1 where the face runs along the edge from u to v,
+    -1 where from v to u, 0 for padding."""
+
+    edges: np.ndarray
+    edge_faces: np.ndarray
+    edge_dirs: np.ndarray
+
+
+def build_edge_table(faces: np.ndarray) -> EdgeTable:
+    """The EdgeTable of faces (F,3) int64."""
+    num_faces = faces.shape[0]
+    # Corner k of face f owns the edge from vertex k to vertex k+1; its third vertex is k+2.
+    a = faces.reshape(-1)
+    b = faces[:, [1, 2, 0]].reshape(-1)
+    face_of = np.repeat(np.arange(num_faces), 3)
+    keys = np.stack([np.minimum(a, b), np.maximum(a, b)], 1)
+    edges, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(edges))
+    k = int(counts.max()) if len(counts) else 1
+    slot = np.arange(len(order)) - np.repeat(np.cumsum(counts) - counts, counts)
+    edge_faces = np.full((len(edges), k), num_faces, dtype=np.int64)
+    edge_dirs = np.zeros((len(edges), k), dtype=np.int8)
+    edge_faces[inverse[order], slot] = face_of[order]
+    edge_dirs[inverse[order], slot] = np.where(a < b, 1, -1)[order]
+    return EdgeTable(edges.astype(np.int64).reshape(-1, 2), edge_faces, edge_dirs)
+
+
+_TABLES: "OrderedDict[tuple, EdgeTable]" = OrderedDict()
+
+
+def edge_table(faces) -> EdgeTable:
+    """The (cached) EdgeTable of an integer face array (F,3)."""
+    faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3 or not np.issubdtype(faces.dtype, np.integer):
+        raise Mask2HandError(f"faces must be an integer array of shape (F,3), got {faces.dtype} {faces.shape}")
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    key = (faces.shape, hash(faces.tobytes()))
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = build_edge_table(faces)
+        while len(_TABLES) > 8:
+            _TABLES.popitem(last=False)
+    return table
+
+
+# ---------------------------------------------------------------------- silhouette edges
+
+def edge_side_sums(uv, face_valid, faces, edge_faces, edge_dirs):
+    """Side sum g (B,E) int32 of every edge (see mask2hand.render.topology).
+
+    uv (B,V,2) pixels; face_valid (B,F) bool; faces (F,3); edge_faces, edge_dirs (E,k)
+    from the EdgeTable (arrays of uv's kind). A face's side is the sign of its projected
+    area (0 for a zero-area or invalid face).
+    """
+    ops = _ops(uv)
+    corners = ops.take(uv, faces)  # (B,F,3,2)
+    e1, e2 = corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0]
+    side = ops.sign_int(e1[..., 0] * e2[..., 1] - e1[..., 1] * e2[..., 0]) * face_valid
+    side = ops.xp.concatenate([side, side[:, :1] * 0], 1)  # column F: the padding's side, 0
+    return ops.sum_int32(ops.take(side, edge_faces) * edge_dirs, -1)
+
+
+def silhouette_edge_list(uv, side_sums, edges):
+    """The edges with g != 0: (batch (M,), edge (M,), weight (M,)).
+
+    weight (int32) is the coverage change when crossing the edge's line towards +x,
+    -sign(dy) g: a face to the right of an edge going down (or to the left of one going
+    up) has the edge as its left boundary.
+    """
+    ops = _ops(uv)
+    batch, edge = ops.nonzero(side_sums)
+    num_vertices, num_edges = uv.shape[1], side_sums.shape[1]
+    y = uv[..., 1].reshape(-1)
+    base = batch * num_vertices
+    ends = ops.gather(edges, edge)
+    down = ops.xp.sign(ops.gather(y, base + ends[:, 1]) - ops.gather(y, base + ends[:, 0]))
+    weight = -down * ops.gather(side_sums.reshape(-1), batch * num_edges + edge)
+    return batch, edge, ops.to_int32(weight)
+
+
+# ---------------------------------------------------------------------- scan conversion
+
+def coverage_counts(uv, edges, batch, edge, weight, image_size: tuple[int, int], dense_rows: bool = False):
+    """How many projected faces contain each pixel center: (B,H,W+1) int32, the last column
+    being scratch space (ignore it).
+
+    uv (B,V,2) pixels (float64 for exact results); edges (E,2); batch, edge, weight (M,):
+    the silhouette edges (`silhouette_edge_list`). dense_rows: see the module docstring.
+    """
+    ops = _ops(uv)
+    xp = ops.xp
+    height, width = image_size
+    num_images, num_vertices = uv.shape[0], uv.shape[1]
+    flat = uv.reshape(-1, 2)
+    ends = ops.gather(edges, edge)  # (M,2)
+    base = batch * num_vertices
+    pu, pv = ops.gather(flat, base + ends[:, 0]), ops.gather(flat, base + ends[:, 1])
+    y_lo, y_hi = xp.minimum(pu[:, 1], pv[:, 1]), xp.maximum(pu[:, 1], pv[:, 1])
+    # An edge owns the rows whose center lies in [y_lo, y_hi), clipped to the image.
+    row_first = xp.clip(xp.ceil(y_lo - 0.5), 0, height)
+    row_end = xp.clip(xp.ceil(y_hi - 0.5), 0, height)
+    dy = pv[:, 1] - pu[:, 1]
+    slope = (pv[:, 0] - pu[:, 0]) / xp.where(dy == 0, xp.ones_like(dy), dy)  # dy = 0: owns no row
+    if dense_rows:  # every edge against as many rows as the longest edge owns, then the owned pairs
+        span = xp.clip(row_end - row_first, 0, None)
+        longest = xp.concatenate([span, ops.cast(ops.zeros(1, like=weight), span)]).max()  # 0 without edges
+        # 0 .. longest - 1 with a data-dependent length (NonZero: tracing has no dynamic arange)
+        _, steps = ops.nonzero(ops.cast(ops.arange(height, like=uv), uv)[None, :] < longest)
+        steps = ops.cast(steps, uv)
+        owner, step = ops.nonzero(steps[None, :] < span[:, None])
+        rows = ops.gather(row_first, owner) + ops.gather(steps, step)
+    else:  # each edge repeated for the rows it owns
+        counts = ops.to_int(xp.clip(row_end - row_first, 0, None))
+        owner = ops.repeat(ops.arange(len(counts), like=counts), counts)
+        starts = ops.cast(xp.cumsum(counts, 0) - counts, uv)
+        rows = ops.cast(ops.arange(len(owner), like=owner), uv) - ops.gather(starts - row_first, owner)
+
+    def take(values):
+        return ops.gather(values, owner)
+
+    # The crossing of each edge's line with the row's center line y = row + 0.5.
+    x = take(pu[:, 0]) + (rows + 0.5 - take(pu[:, 1])) * take(slope)
+    pair_weight = take(weight)
+    # Left boundaries (weight > 0) start at the first center >= x (centers on the edge are
+    # inside); right boundaries stop after the last center <= x.
+    col = xp.clip(xp.where(pair_weight > 0, xp.ceil(x - 0.5), xp.floor(x - 0.5) + 1), 0, width)
+    index = ops.to_int((take(ops.cast(batch, uv)) * height + rows) * (width + 1) + col)
+    diff = ops.scatter_add(ops.zeros(num_images * height * (width + 1), like=weight), index.reshape(-1),
+                           pair_weight.reshape(-1))
+    return ops.cumsum(diff.reshape(num_images, height, width + 1), 2)
+
+
+def silhouette(vertices, K, faces, edges, edge_faces, edge_dirs, image_size: tuple[int, int],
+               dense_rows: bool = False):
+    """Exact silhouettes (B,H,W) bool of meshes (B,V,3) through K (B,3,3); the mesh arrays are
+    the faces (F,3) and their EdgeTable's arrays, of the same kind as vertices (numpy or torch).
+    No checks: see `rasterize` for the checked numpy entry point."""
+    uv, face_valid = project_for_rendering(vertices, faces, K)
+    side_sums = edge_side_sums(uv, face_valid, faces, edge_faces, edge_dirs)
+    batch, edge, weight = silhouette_edge_list(uv, side_sums, edges)
+    return coverage_counts(uv, edges, batch, edge, weight, image_size, dense_rows)[..., :image_size[1]] > 0
+
+
+# ---------------------------------------------------------------------- numpy entry points
+
+def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
+    """Exact silhouette masks (B,H,W) bool, numpy only (no torch): the same pixels as
+    `mask2hand.render.rasterize_silhouette`.
+
+    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
+    image_size (H, W). Computed in float64.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64)
+    K = np.asarray(K, dtype=np.float64)
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise Mask2HandError(f"vertices must have shape (B,V,3), got {vertices.shape}")
+    if K.shape != (vertices.shape[0], 3, 3):
+        raise Mask2HandError(f"K must have shape (B,3,3) with B={vertices.shape[0]}, got {K.shape}")
+    for name, value in (("vertices", vertices), ("K", K)):
+        if not np.isfinite(value).all():
+            raise Mask2HandError(f"{name} contains NaN or inf values; check the hand parameters / camera that "
+                                 "produced them")
+    table = edge_table(faces)  # checks the faces' shape and type
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[1]):
+        raise Mask2HandError(f"faces index vertices outside 0..{vertices.shape[1] - 1}")
+    height, width = (int(s) for s in image_size)
+    return silhouette(vertices, K, faces, table.edges, table.edge_faces, table.edge_dirs, (height, width))
+
+
+def mask_iou_numpy(pred, target) -> np.ndarray:
+    """Intersection over union (B,) float64 of binary masks (B,H,W) (bool, or values > 0.5 are
+    hand); two empty masks have IoU 1. The numpy twin of `mask2hand.render.contour.mask_iou`."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    pred = pred if pred.dtype == bool else pred > 0.5
+    target = target if target.dtype == bool else target > 0.5
+    if pred.ndim != 3 or pred.shape != target.shape:
+        raise Mask2HandError(f"pred and target must both have shape (B,H,W), got {pred.shape} and {target.shape}")
+    intersection = (pred & target).reshape(len(pred), -1).sum(1, dtype=np.float64)
+    union = (pred | target).reshape(len(pred), -1).sum(1, dtype=np.float64)
+    return np.where(union > 0, intersection / np.maximum(union, 1), 1.0)

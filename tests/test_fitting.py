@@ -1,0 +1,315 @@
+"""Test-time fitting, network-free fitting, hypotheses, their predict/CLI integration and evaluation.
+
+Ground truth: hands drawn from the pose prior, rendered with the exact rasterizer, then
+perturbed; the network, where one is needed, is a tiny random one (test_predict_support).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mask2hand import cli
+from mask2hand.data.synthetic import sample_orientations
+from mask2hand.errors import Mask2HandError
+from mask2hand.fit import FitConfig, fit_from_prior, fit_to_silhouette, hypotheses
+from mask2hand.fit.core import _Variables, start_tensors
+from mask2hand.fit.priors import limit_penalty
+from mask2hand.fit.starts import palm_flip, place_on_mask, swap_flexion
+from mask2hand.hand import HandParams, load_hand_model
+from mask2hand.hand.prior import JOINT_LIMITS, local_to_pose, pose_to_local, sample_pose_prior, within_limits
+from mask2hand.predict import Mask2Hand
+from mask2hand.render import rasterize_silhouette
+from test_predict_support import blob_mask, save_mask_png, write_tiny_weights
+
+SIZE = 128
+FOCAL = 250.0
+FAST = FitConfig(steps=25)
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return load_hand_model("open")
+
+
+def layer(hand, params: HandParams):
+    with torch.no_grad():
+        return hand(**{k: torch.as_tensor(np.asarray(v)) for k, v in params.layer_inputs().items()})
+
+
+def make_scene(hand, n: int, seed: int = 0):
+    """n prior hands (random rotation and shape) centred 0.5 m in front of a 128x128 camera:
+    (params, masks (n,H,W) bool, K (n,3,3), joints (n,21,3))."""
+    rng = np.random.default_rng(seed)
+    pose = sample_pose_prior(n, rng).astype(np.float32) - hand.pose_mean.numpy()
+    orient = sample_orientations(rng, n, "so3_uniform").astype(np.float32)
+    betas = np.clip(rng.normal(0, 1, (n, 10)), -2, 2).astype(np.float32)
+    K = np.repeat(np.array([[[FOCAL, 0, SIZE / 2], [0, FOCAL, SIZE / 2], [0, 0, 1]]]), n, axis=0)
+    centred = layer(hand, HandParams(orient, np.zeros((n, 3), np.float32), betas, pose))
+    transl = (np.array([0, 0, 0.5]) - centred.vertices.mean(1).numpy()).astype(np.float32)
+    params = HandParams(global_orient=orient, transl=transl, betas=betas, pose=pose)
+    out = layer(hand, params)
+    masks = rasterize_silhouette(out.vertices.double(), hand.faces, K, (SIZE, SIZE))
+    return params, masks, K, out.joints.numpy()
+
+
+def perturb(params: HandParams, seed: int = 1, scale: float = 1.0) -> HandParams:
+    """Rotation ~0.25 rad, finger pose ~0.3 rad, translation ~2 cm, betas ~0.5 away."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    n = params.pose.shape[0]
+    turn = Rotation.from_rotvec(rng.normal(0, 0.25 * scale / np.sqrt(3), (n, 3)))
+    return HandParams(
+        global_orient=(turn * Rotation.from_rotvec(params.global_orient)).as_rotvec().astype(np.float32),
+        transl=(params.transl + rng.normal(0, 0.02 * scale / np.sqrt(3), (n, 3))).astype(np.float32),
+        pose=(params.pose + rng.normal(0, 0.3 * scale / np.sqrt(3), (n, 45))).astype(np.float32),
+        betas=(params.betas + rng.normal(0, 0.5 * scale, (n, 10))).astype(np.float32))
+
+
+def mean_joint_error(joints: np.ndarray, target: np.ndarray) -> float:
+    return float(np.linalg.norm(joints - target, axis=-1).mean())
+
+
+# ---------------------------------------------------------------------- fit_to_silhouette
+
+def test_fit_raises_iou_and_brings_joints_closer(hand):
+    params, masks, K, joints = make_scene(hand, 4)
+    start = perturb(params)
+    result = fit_to_silhouette(start, masks, K, hand, FAST)
+    assert result.vertices.shape == (4, hand.num_vertices, 3) and result.joints.shape == (4, 21, 3)
+    assert np.all(result.iou >= result.iou_before)
+    assert result.iou.mean() > result.iou_before.mean() + 0.15
+    assert result.iou.mean() > 0.8
+    assert mean_joint_error(result.joints, joints) < 0.8 * mean_joint_error(layer(hand, start).joints.numpy(), joints)
+    # the reported IoU is the exact silhouette's at the input resolution, and params reproduce the hand
+    out = layer(hand, result.params)
+    assert np.allclose(out.vertices.numpy(), result.vertices, atol=1e-5)
+    rendered = rasterize_silhouette(out.vertices.double(), hand.faces, K, (SIZE, SIZE))
+    iou = (rendered & masks).sum((1, 2)) / (rendered | masks).sum((1, 2))
+    assert np.allclose(iou, result.iou)
+
+
+def test_working_parametrization_is_the_hand_layer(hand):
+    """Rotating the zero-orientation hand about its root joint and placing the root reproduces
+    HandModel.forward(global_orient, transl) exactly; the fitted params convert back."""
+    params, _, _, _ = make_scene(hand, 3, seed=4)
+    variables = _Variables(start_tensors(params, hand, "cpu"), hand, FAST)
+    vertices, joints, _ = variables.posed()
+    out = layer(hand, params)
+    assert torch.allclose(vertices, out.vertices, atol=1e-6) and torch.allclose(joints, out.joints, atol=1e-6)
+    back = variables.layer_params()
+    again = hand(back["global_orient"], back["transl"], pose=back["pose"], betas=back["betas"])
+    assert torch.allclose(again.vertices, out.vertices, atol=1e-5)
+
+
+def test_zero_steps_returns_the_start_with_its_iou(hand):
+    params, masks, K, _ = make_scene(hand, 2, seed=2)
+    start = perturb(params)
+    result = fit_to_silhouette(start, masks, K, hand, replace(FAST, steps=0))
+    assert np.array_equal(result.iou, result.iou_before) and result.kept_start.all()
+    assert np.allclose(result.params.pose, start.pose) and np.all(result.steps == 0)
+
+
+def test_early_stopping_stops_after_patience(hand):
+    params, masks, K, _ = make_scene(hand, 2, seed=5)
+    start = perturb(params, scale=0.5)
+    # no step can beat the best by 1.0: every mask stops once its patience runs out
+    stalled = fit_to_silhouette(start, masks, K, hand, replace(FAST, steps=50, patience=3, min_improvement=1.0))
+    assert np.all(stalled.steps == 4)
+    patient = fit_to_silhouette(start, masks, K, hand, replace(FAST, steps=6, patience=100))
+    assert np.all(patient.steps == 6)
+
+
+def test_joint_limit_prior_brings_the_pose_within_limits(hand):
+    params, masks, K, _ = make_scene(hand, 3, seed=3)
+    local = pose_to_local(params.pose)
+    # every finger joint bent backwards, at least 0.2 rad past its limit
+    local[:, :, 0] = np.minimum(local[:, :, 0] - 0.6, JOINT_LIMITS[:, 0, 0] - 0.2)
+    bad = replace(params, pose=local_to_pose(local).astype(np.float32))
+    start_penalty = limit_penalty(torch.from_numpy(bad.pose)).numpy()
+    assert not within_limits(bad.pose).any() and start_penalty.min() > 0.1
+    free = fit_to_silhouette(bad, masks, K, hand, replace(FAST, limit_weight=0.0))
+    held = fit_to_silhouette(bad, masks, K, hand, FAST)
+    held_penalty = limit_penalty(torch.from_numpy(held.params.pose)).numpy()
+    assert held_penalty.sum() < 0.1 * limit_penalty(torch.from_numpy(free.params.pose)).numpy().sum()
+    assert np.all(held_penalty < 0.05 * start_penalty)
+
+
+def test_limit_penalty_is_zero_inside_and_grows_outside():
+    inside = torch.from_numpy(sample_pose_prior(16, 0))
+    assert torch.all(limit_penalty(inside) < 1e-20)  # clamped onto the box: rounding only
+    local = np.zeros((15, 3))
+    local[1, 0] = JOINT_LIMITS[1, 0, 1] + 0.2  # index PIP 0.2 rad past full flexion
+    assert limit_penalty(torch.from_numpy(local_to_pose(local)[None])).item() == pytest.approx(0.04, rel=1e-6)
+
+
+def test_pca_space_fit_improves(hand):
+    params, masks, K, _ = make_scene(hand, 2, seed=6)
+    result = fit_to_silhouette(perturb(params), masks, K, hand, replace(FAST, pose_space="pca", num_pcs=12))
+    assert result.iou.mean() > result.iou_before.mean() + 0.1
+
+
+def test_bad_settings_and_inputs_raise(hand):
+    params, masks, K, _ = make_scene(hand, 1, seed=7)
+    for bad in (dict(steps=-1), dict(resolution=4), dict(silhouette_loss="l2"), dict(lr_pose=-0.1),
+                dict(crop_margin=0.9), dict(patience=0), dict(pose_space="quat")):
+        with pytest.raises(Mask2HandError):
+            fit_to_silhouette(params, masks, K, hand, replace(FAST, **bad))
+    with pytest.raises(Mask2HandError, match="empty"):
+        fit_to_silhouette(params, np.zeros_like(masks), K, hand, FAST)
+    with pytest.raises(Mask2HandError, match="2 masks for 1"):
+        fit_to_silhouette(params, np.concatenate([masks, masks]), K, hand, FAST)
+
+
+# ---------------------------------------------------------------------- starts, prior, hypotheses
+
+def test_palm_flip_and_flexion_swap_are_involutions(hand):
+    params, _, _, _ = make_scene(hand, 3, seed=8)
+    flipped = palm_flip(params)
+    assert not np.allclose(flipped.global_orient, params.global_orient, atol=1e-3)
+    twice = palm_flip(flipped)
+    original, back = layer(hand, params), layer(hand, twice)
+    assert torch.allclose(original.vertices, back.vertices, atol=1e-5)
+    assert torch.allclose(layer(hand, flipped).joints[:, 0], original.joints[:, 0], atol=1e-6)  # root kept
+    swapped = swap_flexion(hand, params, "index", "middle")
+    a, b = pose_to_local(params.pose), pose_to_local(swapped.pose)
+    assert np.allclose(b[:, 0:3, 0], a[:, 3:6, 0], atol=1e-6) and np.allclose(b[:, 3:6, 0], a[:, 0:3, 0], atol=1e-6)
+    assert np.allclose(b[:, 6:, :], a[:, 6:, :], atol=1e-6)
+    assert np.allclose(swap_flexion(hand, swapped, "index", "middle").pose, params.pose, atol=1e-5)
+
+
+def test_placement_from_the_mask_alone_covers_the_mask(hand):
+    _, masks, K, _ = make_scene(hand, 2, seed=9)
+    poses = sample_pose_prior(4, 1)
+    for mask, k in zip(masks, K):
+        placed = place_on_mask(hand, mask, k, poses, [(0.0, True), (np.pi, True), (0.0, False), (np.pi, False)])
+        rendered = rasterize_silhouette(layer(hand, placed).vertices.double(), hand.faces, np.repeat(k[None], 4, 0),
+                                        (SIZE, SIZE))
+        area = rendered.sum((1, 2))
+        assert np.all(np.abs(area / mask.sum() - 1) < 0.35)
+        iou = (rendered & mask).sum((1, 2)) / (rendered | mask).sum((1, 2))
+        assert iou.max() > 0.3
+
+
+def test_fit_from_prior_finds_the_silhouette(hand):
+    _, masks, K, _ = make_scene(hand, 2, seed=10)
+    result = fit_from_prior(masks, K, hand, n_starts=4, config=FAST)
+    assert result.joints.shape == (2, 21, 3)
+    assert np.all(result.iou > 0.7)
+    with pytest.raises(Mask2HandError, match="n_starts"):
+        fit_from_prior(masks, K, hand, n_starts=0)
+
+
+def test_hypotheses_are_distinct_and_sorted_by_score(hand):
+    params, masks, K, _ = make_scene(hand, 1, seed=11)
+    start = perturb(params).map(lambda v: v[0])
+    hyps = hypotheses(start, masks[0], K[0], hand, k=4, config=replace(FAST, steps=12), min_distance_cm=1.0)
+    assert 2 <= len(hyps) <= 4
+    scores = [h.score for h in hyps]
+    assert scores == sorted(scores, reverse=True)
+    for h in hyps:
+        assert h.score == pytest.approx(h.iou - FAST.plausibility_weight * h.prior_penalty)
+        assert 0.0 <= h.iou <= 1.0 and h.vertices.shape == (hand.num_vertices, 3)
+    for i in range(len(hyps)):
+        for j in range(i):
+            a, b = hyps[i].joints, hyps[j].joints
+            assert np.linalg.norm((a - a[:1]) - (b - b[:1]), axis=-1).mean() >= 0.01
+    with pytest.raises(Mask2HandError, match="k"):
+        hypotheses(start, masks[0], K[0], hand, k=0)
+
+
+# ---------------------------------------------------------------------- predict and the CLI
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
+
+
+@pytest.fixture(scope="module")
+def model(weights) -> Mask2Hand:
+    return Mask2Hand.from_pretrained(weights)
+
+
+def test_predict_with_fit_and_hypotheses(model, tmp_path):
+    mask = blob_mask(100, 100)
+    plain = model.predict(mask, focal=220.0)
+    assert plain.fit_steps is None and plain.hypotheses is None
+    result = model.predict(mask, focal=220.0, fit=10, hypotheses=2)
+    assert result.iou_before_fit == pytest.approx(plain.iou)
+    assert result.iou >= result.iou_before_fit and 0 <= result.fit_steps <= 10
+    assert 1 <= len(result.hypotheses) <= 2
+    assert [h.score for h in result.hypotheses] == sorted((h.score for h in result.hypotheses), reverse=True)
+    paths = result.save(tmp_path, "hand", figure=False)
+    data = json.loads(paths["json"].read_text())
+    assert data["fit_steps"] == result.fit_steps and data["iou_before_fit"] == pytest.approx(plain.iou)
+    assert [h["score"] for h in data["hypotheses"]] == pytest.approx([h.score for h in result.hypotheses])
+    for rank in range(1, len(result.hypotheses) + 1):
+        assert (tmp_path / f"hand_hyp{rank}.obj").is_file()
+    with pytest.raises(Mask2HandError, match="fit steps"):
+        model.predict(mask, fit=-1)
+    with pytest.raises(Mask2HandError, match="hypotheses"):
+        model.predict(mask, hypotheses=0)
+
+
+def test_left_hand_fit_is_the_mirror_of_the_right(model):
+    mask = blob_mask(96, 96)
+    K = np.array([[200.0, 0, 40.0], [0, 200.0, 50.0], [0, 0, 1]])
+    right = model.predict(mask, K=K, fit=8)
+    mirrored_K = np.array([[200.0, 0, 96 - 40.0], [0, 200.0, 50.0], [0, 0, 1]])
+    left = model.predict(np.ascontiguousarray(mask[:, ::-1]), K=mirrored_K, fit=8, side="left")
+    assert left.iou == pytest.approx(right.iou) and left.fit_steps == right.fit_steps
+    assert np.allclose(left.vertices, right.vertices * [-1, 1, 1], atol=1e-5)
+    assert np.allclose(left.params.pose, right.params.pose)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    code = cli.main(["predict", *argv])
+    return code, capsys.readouterr().err
+
+
+def test_cli_fit_and_hypotheses_write_the_files(weights, tmp_path, capsys):
+    src = save_mask_png(tmp_path / "hand.png", blob_mask(90, 90))
+    out = tmp_path / "out"
+    code, err = run_cli([str(src), "--checkpoint", str(weights), "--out", str(out), "--no-figure", "--fit", "6",
+                         "--hypotheses", "2"], capsys)
+    assert code == 0, err
+    data = json.loads((out / "hand.json").read_text())
+    assert data["fit_steps"] <= 6 and data["iou"] >= data["iou_before_fit"]
+    assert (out / "hand_hyp1.obj").is_file() and len(data["hypotheses"]) <= 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["inputs"][0]["fit_steps"] == data["fit_steps"] and "hyp1" in summary["inputs"][0]["outputs"]
+
+
+@pytest.mark.parametrize("flags, phrase", [(["--fit", "-1"], "fit steps"), (["--hypotheses", "0"], "hypotheses")])
+def test_cli_bad_fit_settings_are_one_line(weights, tmp_path, capsys, flags, phrase):
+    src = save_mask_png(tmp_path / "hand.png", blob_mask(64, 64))
+    code, err = run_cli([str(src), "--checkpoint", str(weights), "--out", str(tmp_path / "o"), *flags], capsys)
+    assert code == 2 and phrase in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------- evaluation
+
+def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.data.synthetic import BroadCorpus, generate_broad
+    from mask2hand.fit.evaluate import MODES, FitEvalSettings, evaluate_fitting
+
+    folder = generate_broad(tmp_path / "data", corpus=BroadCorpus(train=0, val=0, test=3))
+    dataset = MaskDataset(folder, split="test", distance_field=False)
+    settings = FitEvalSettings(fit=replace(FAST, steps=4), k=2, prior_starts=2, num_samples=2, batch_size=2)
+    report = evaluate_fitting(model, dataset, settings)
+    assert report.num_samples == 2 and list(report.rows) == list(MODES)
+    for row in report.rows.values():
+        assert all(np.isfinite(v) for v in row.values()) and row["seconds_per_mask"] > 0
+    rows = report.rows
+    assert rows["best of K (oracle)"]["pa_mpjpe_cm"] <= rows["top-1 of K"]["pa_mpjpe_cm"] + 1e-9
+    assert rows["best of K (oracle)"]["miou"] >= rows["top-1 of K"]["miou"] - 1e-9
+    assert rows["network + fit"]["miou"] >= rows["network"]["miou"] - 1e-9
+    assert "network + fit" in report.table()
