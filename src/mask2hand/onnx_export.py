@@ -26,7 +26,6 @@ crop margin, the network config and where the weights came from.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import json
@@ -91,26 +90,6 @@ class ExportGraph(nn.Module):
         return (vertices, joints, params.global_orient, params.transl, params.betas, pose, *pcs, silhouette)
 
 
-def _solve_3x3(A: torch.Tensor, B: torch.Tensor, **kwargs) -> torch.Tensor:
-    """torch.linalg.solve for 3x3 systems with the adjugate: A^-1 has rows (a1 x a2, a2 x a0,
-    a0 x a1) / det(A) for the columns a0, a1, a2 of A. B (...,3) or (...,3,k)."""
-    if A.shape[-2:] != (3, 3) or kwargs:
-        raise Mask2HandError(f"the ONNX export supports torch.linalg.solve only for plain 3x3 systems, got A of "
-                             f"shape {tuple(A.shape)}")
-
-    def cross(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return torch.stack([u[..., 1] * v[..., 2] - u[..., 2] * v[..., 1],
-                            u[..., 2] * v[..., 0] - u[..., 0] * v[..., 2],
-                            u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]], dim=-1)
-
-    a0, a1, a2 = A[..., :, 0], A[..., :, 1], A[..., :, 2]
-    rows = torch.stack([cross(a1, a2), cross(a2, a0), cross(a0, a1)], dim=-2)
-    inverse = rows / (a0 * rows[..., 0, :]).sum(-1)[..., None, None]
-    if B.ndim == A.ndim - 1:
-        return (inverse @ B.unsqueeze(-1)).squeeze(-1)
-    return inverse @ B
-
-
 class _ExportableAdaptiveAvgPool2d(nn.Module):
     """nn.AdaptiveAvgPool2d that exports for any sizes: torch.onnx only exports output sizes
     that divide the input size (RefineNet's compact head pools 2x2 -> 4x4 at S = 64 and
@@ -146,19 +125,6 @@ def _exportable_copy(network):
             if isinstance(child, nn.AdaptiveAvgPool2d):
                 setattr(module, name, _ExportableAdaptiveAvgPool2d(child.output_size))
     return network
-
-
-@contextlib.contextmanager
-def _traceable_linalg_solve():
-    """torch.onnx has no symbolic for aten::linalg_solve (used to decode the wrist position,
-    mask2hand.nn.encoder.decode_root_position): while exporting, 3x3 solves are written
-    out with the adjugate, the same values to float rounding."""
-    original = torch.linalg.solve
-    torch.linalg.solve = _solve_3x3
-    try:
-        yield
-    finally:
-        torch.linalg.solve = original
 
 
 @dataclass
@@ -244,7 +210,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
     names = output_names(network.config.pose_space)
     dynamic = {name: {0: "batch"} for name in (*INPUT_NAMES, *names)}
     buffer = io.BytesIO()
-    with torch.no_grad(), _traceable_linalg_solve(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings():
         # the tracer's notes on Python-side shape checks and on the fixed spatial size (the
         # adaptive pooling matrices): they hold for any batch
         warnings.simplefilter("ignore", torch.jit.TracerWarning)

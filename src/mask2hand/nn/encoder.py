@@ -135,12 +135,13 @@ def decode_root_position(code: torch.Tensor, K: torch.Tensor, input_size: int) -
 
     K (B,3,3) are the intrinsics at the input size S; see the module docstring.
     """
+    from mask2hand.render.camera import unproject
+
     tx, ty, tz = code.unbind(-1)
     focal = 0.5 * (K[:, 0, 0] + K[:, 1, 1]) / input_size
     depth = DEPTH_UNIT * focal * torch.exp(tz.clamp(-MAX_LOG_DEPTH, MAX_LOG_DEPTH))
-    pixel = torch.stack([input_size * (0.5 + tx), input_size * (0.5 + ty), torch.ones_like(tx)], dim=-1)
-    ray = torch.linalg.solve(K.to(code.dtype), pixel.unsqueeze(-1)).squeeze(-1)  # (x/z, y/z, 1)
-    return ray * depth.unsqueeze(-1)
+    pixel = torch.stack([input_size * (0.5 + tx), input_size * (0.5 + ty)], dim=-1)
+    return unproject(pixel[:, None], depth[:, None], K.to(code.dtype))[:, 0]
 
 
 def encode_root_position(root: torch.Tensor, K: torch.Tensor, input_size: int) -> torch.Tensor:

@@ -44,14 +44,18 @@ def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.T
     """Camera-space points (B,N,3) at depth z (B,N) (meters) seen at pixel coordinates uv (B,N,2).
 
     The inverse of `project` for the given depth: project(unproject(uv, z, K), K) == uv.
+    K is a pinhole matrix (upper triangular, last row 0 0 1; the guide's convention), so the
+    ray is solved in closed form (which also exports to ONNX, unlike a general solve).
     """
     if uv.ndim != 3 or uv.shape[-1] != 2 or depth.shape != uv.shape[:2]:
         raise Mask2HandError(f"uv must be (B,N,2) and depth (B,N), got {tuple(uv.shape)} and {tuple(depth.shape)}")
     K = torch.as_tensor(K).to(uv)
     _check_K(K, uv.shape[0])
-    homogeneous = torch.cat([uv, torch.ones_like(uv[..., :1])], dim=-1)
-    rays = torch.linalg.solve(K, homogeneous.transpose(1, 2)).transpose(1, 2)  # (B,N,3) with z = 1
-    return rays * (depth / rays[..., 2]).unsqueeze(-1)
+    fx, skew, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]
+    fy, cy = K[:, 1, 1, None], K[:, 1, 2, None]
+    y = (uv[..., 1] - cy) / fy
+    x = (uv[..., 0] - cx - skew * y) / fx
+    return torch.stack([x * depth, y * depth, depth], dim=-1)
 
 
 def in_front(points: torch.Tensor, near: float = NEAR_Z) -> torch.Tensor:
