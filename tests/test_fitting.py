@@ -199,9 +199,11 @@ def test_placement_from_the_mask_alone_covers_the_mask(hand):
 
 def test_fit_from_prior_finds_the_silhouette(hand):
     _, masks, K, _ = make_scene(hand, 2, seed=10)
-    result = fit_from_prior(masks, K, hand, n_starts=4, config=FAST)
+    result = fit_from_prior(list(masks), K, hand, n_starts=4, config=FAST)
     assert result.joints.shape == (2, 21, 3)
     assert np.all(result.iou > 0.7)
+    single = fit_from_prior(masks[0], K[0], hand, n_starts=2, config=replace(FAST, steps=2))
+    assert single.joints.shape == (1, 21, 3)
     with pytest.raises(Mask2HandError, match="n_starts"):
         fit_from_prior(masks, K, hand, n_starts=0)
 
@@ -268,6 +270,16 @@ def test_left_hand_fit_is_the_mirror_of_the_right(model):
     assert np.allclose(left.params.pose, right.params.pose)
 
 
+def test_fitting_without_a_hand_layer_is_refused():
+    from types import SimpleNamespace
+
+    from mask2hand.fit.pipeline import predictions_with_fit
+
+    onnx_like = SimpleNamespace(runner=SimpleNamespace(hand=None))
+    with pytest.raises(Mask2HandError, match="PyTorch hand layer"):
+        predictions_with_fit(onnx_like, [], None, FitConfig(), None)
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     code = cli.main(["predict", *argv])
     return code, capsys.readouterr().err
@@ -292,6 +304,20 @@ def test_cli_bad_fit_settings_are_one_line(weights, tmp_path, capsys, flags, phr
     code, err = run_cli([str(src), "--checkpoint", str(weights), "--out", str(tmp_path / "o"), *flags], capsys)
     assert code == 2 and phrase in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_fit_without_steps_uses_the_default_and_sequences_are_refused(weights, tmp_path, capsys):
+    from PIL import Image
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["predict", "a.png", "--fit"])
+    assert args.fit is True and args.hypotheses is None
+    assert parser.parse_args(["predict", "a.png", "--fit", "7"]).fit == 7
+    frames = [Image.fromarray(blob_mask(48, 48).astype(np.uint8) * 255) for _ in range(2)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    code, err = run_cli([str(tmp_path / "clip.gif"), "--checkpoint", str(weights), "--out", str(tmp_path / "o"),
+                         "--fit"], capsys)
+    assert code == 2 and "sequences" in err and len(err.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------------- evaluation

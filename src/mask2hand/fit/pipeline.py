@@ -89,8 +89,12 @@ def predictions_with_fit(model: "Mask2Hand", items: Sequence["PreparedInput"], r
     iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
     the input's frame, params in the network's, like Prediction.params) when k is given.
     """
+    hand = getattr(model.runner, "hand", None)
+    if hand is None:
+        raise Mask2HandError("test-time fitting and hypotheses need the PyTorch hand layer, which this runtime "
+                             "(ONNX) does not have; load the model with Mask2Hand.from_pretrained (the torch "
+                             "runtime) or drop fit / hypotheses")
     network = model.finish(items, raw)
-    hand = model.runner.hand
     results = network
     if fit is not None:
         fitted_raw, steps = fit_network_result(items, raw, hand, fit)

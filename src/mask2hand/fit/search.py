@@ -65,11 +65,14 @@ def fit_from_prior(masks: Any, K: Any, hand, n_starts: int = 8, config: FitConfi
                    seed: int = 0) -> FitResult:
     """Network-free fitting: the best of `n_starts` fits per mask (see the module docstring).
 
-    masks: (B,H,W) or a list of (H,W) masks; K: (3,3) or (B,3,3). Returns a FitResult
-    with one hand per mask; its iou_before is the chosen start's.
+    masks: one (H,W) mask, (B,H,W) or a list of (H,W) masks; K: (3,3) or (B,3,3). Returns
+    a FitResult with one hand per mask (B = 1 for one mask); its iou_before is the chosen
+    start's.
     """
     config = (config or FitConfig()).check()
     n_starts = check_count(n_starts, "n_starts")
+    if not isinstance(masks, (list, tuple)) and np.ndim(masks) == 2:
+        masks = [masks]
     mask_list = as_mask_list(masks)
     K_np = as_K_array(K, len(mask_list))
     starts = _concat([prior_starts(hand, m, k, n_starts, seed) for m, k in zip(mask_list, K_np)])
