@@ -34,6 +34,38 @@ def time_per_call(fn: Callable[[], object], min_seconds: float = 1.0, warmup: in
     return samples[len(samples) // 2]
 
 
+def best_time(fn: Callable[[], object], calls: int = 1, warmup: int = 0) -> float:
+    """Fastest of `calls` calls of `fn`, in seconds, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def load_model(checkpoint: str | None, tmp: Path):
+    """(Mask2Hand, description of the weights): the given checkpoint, else the shipped
+    weights, else a random NetConfig() network saved under `tmp` (timing and plumbing only)."""
+    from mask2hand.checkpoint import CHECKPOINT_FORMAT, default_weights_path, export_weights
+    from mask2hand.config_utils import to_dict
+    from mask2hand.nn import Mask2HandNet, NetConfig
+    from mask2hand.predict import Mask2Hand
+
+    if checkpoint:
+        return Mask2Hand.from_pretrained(checkpoint), checkpoint
+    if default_weights_path() is not None:
+        return Mask2Hand.from_pretrained(), "shipped default"
+    torch.manual_seed(0)
+    config = NetConfig()
+    net = Mask2HandNet(config)
+    path = export_weights({"format": CHECKPOINT_FORMAT, "config": {"network": to_dict(config)},
+                           "hand": net.hand.identity, "model": net.state_dict()}, Path(tmp) / "random.pt")
+    return Mask2Hand.from_pretrained(path), "random init of NetConfig() (timing and plumbing only)"
+
+
 def print_table(rows: list[dict], columns: list[str]) -> None:
     widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))

@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import setup_threads, write_json
+from common import load_model, setup_threads, write_json
 from mask2hand.data.dataset import MaskDataset
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig
@@ -28,27 +28,6 @@ from mask2hand.fit.evaluate import MODES, FitEvalSettings, evaluate_fitting
 from mask2hand.train.data_setup import split_source
 
 GOALS = {"miou_after_fit": 0.93, "seconds_per_mask_fit": 1.0, "oracle_pa_reduction": 0.20}
-
-
-def load_model(checkpoint: str | None, tmp: Path):
-    """(Mask2Hand, description of the weights)."""
-    from mask2hand.checkpoint import CHECKPOINT_FORMAT, default_weights_path, export_weights
-    from mask2hand.config_utils import to_dict
-    from mask2hand.nn import Mask2HandNet, NetConfig
-    from mask2hand.predict import Mask2Hand
-
-    if checkpoint:
-        return Mask2Hand.from_pretrained(checkpoint), checkpoint
-    if default_weights_path() is not None:
-        return Mask2Hand.from_pretrained(), "shipped default"
-    import torch
-
-    torch.manual_seed(0)
-    config = NetConfig()
-    net = Mask2HandNet(config)
-    path = export_weights({"format": CHECKPOINT_FORMAT, "config": {"network": to_dict(config)},
-                           "hand": net.hand.identity, "model": net.state_dict()}, tmp / "random.pt")
-    return Mask2Hand.from_pretrained(path), "random init of NetConfig() (plumbing and timing only)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,14 +30,13 @@ import argparse
 import copy
 import dataclasses
 import os
-import time
 
 import torch
 import torchvision
 from torch import nn
 
 import mask2hand.render as render
-from common import print_table, setup_threads, write_json
+from common import best_time, print_table, setup_threads, write_json
 from mask2hand.nn import Mask2HandNet, NetConfig, camera_features
 
 GOAL_BATCH1_MS = 10.0
@@ -69,16 +68,6 @@ def blobs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     f = 2.3 * size
     K = torch.tensor([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]]).expand(batch, 3, 3).clone()
     return masks.float(), K
-
-
-def best_time(fn, calls: int = 1) -> float:
-    """Fastest of `calls` calls, in seconds."""
-    best = float("inf")
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 @dataclasses.dataclass

@@ -26,7 +26,6 @@ import argparse
 import copy
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -38,7 +37,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from common import print_table, setup_threads, write_json  # noqa: E402
+from common import best_time, print_table, setup_threads, write_json  # noqa: E402
 from mask2hand.nn import Mask2HandNet, NetConfig  # noqa: E402
 from mask2hand.onnx_export import export_onnx, synthetic_check_inputs  # noqa: E402
 from mask2hand.onnx_runtime import OnnxRunner  # noqa: E402
@@ -46,17 +45,6 @@ from mask2hand.render import exact  # noqa: E402
 
 GOAL_BATCH1_MS = 5.0
 BATCH = 64
-
-
-def best_time(fn, calls: int) -> float:
-    """Fastest of `calls` calls, in seconds (after one warm-up call)."""
-    fn()
-    best = float("inf")
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def silhouette_session(network, threads: int, folder: Path):
@@ -132,8 +120,8 @@ def main() -> None:
         best = {name: {"b1": float("inf"), "b64": float("inf")} for name in rows}
         for _ in range(rounds):
             for name, timers in rows.items():
-                best[name]["b1"] = min(best[name]["b1"], best_time(timers["b1"], calls_b1))
-                best[name]["b64"] = min(best[name]["b64"], best_time(timers["b64"], calls_b64))
+                best[name]["b1"] = min(best[name]["b1"], best_time(timers["b1"], calls_b1, warmup=1))
+                best[name]["b64"] = min(best[name]["b64"], best_time(timers["b64"], calls_b64, warmup=1))
 
         ours = runner.run_graph(masks, K)
         with torch.inference_mode():

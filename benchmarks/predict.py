@@ -22,31 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from common import print_table, setup_threads, time_per_call, write_json
-from mask2hand.checkpoint import CHECKPOINT_FORMAT, default_weights_path, export_weights
-from mask2hand.config_utils import to_dict
+from common import load_model, print_table, setup_threads, time_per_call, write_json
 from mask2hand.masks import load_mask
-from mask2hand.nn import Mask2HandNet, NetConfig
-from mask2hand.predict import Mask2Hand
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GOAL_BATCH1_MS = 10.0
 GOAL_BATCH64_PER_S = 300.0
-
-
-def load_model(checkpoint: str | None, tmp: Path) -> tuple[Mask2Hand, str]:
-    if checkpoint:
-        return Mask2Hand.from_pretrained(checkpoint), checkpoint
-    if default_weights_path() is not None:
-        return Mask2Hand.from_pretrained(), "shipped default"
-    torch.manual_seed(0)
-    config = NetConfig()
-    net = Mask2HandNet(config)
-    path = export_weights({"format": CHECKPOINT_FORMAT, "config": {"network": to_dict(config)},
-                           "hand": net.hand.identity, "model": net.state_dict()}, tmp / "random.pt")
-    return Mask2Hand.from_pretrained(path), "random init of NetConfig() (timing only)"
 
 
 def main() -> None:
