@@ -1,0 +1,58 @@
+"""Make a training run's checkpoint the shipped model: src/mask2hand/weights/default.pt.
+
+Writes the inference-only weights (float16) of RUN/best.pt (or --checkpoint), with the
+run's summary, the time it trained and the machine in the file's "training" record, and
+copies the run's small records (config.yaml, epochs.csv, summary.json, loss_curve.png)
+to docs/runs/<name>/ so the card can cite them. The evaluation tables are made
+afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md.
+
+Run: python tools/release_model.py RUN_DIR [--checkpoint best.pt] [--name cpu-default-v1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+from pathlib import Path
+
+import torch
+
+from mask2hand.checkpoint import export_weights, read_file
+from mask2hand.io_utils import file_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "src" / "mask2hand" / "weights" / "default.pt"
+RECORDS = ("config.yaml", "epochs.csv", "summary.json", "loss_curve.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="the training run's folder")
+    parser.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run folder (default best.pt)")
+    parser.add_argument("--name", default="cpu-default-v1", help="release name (docs/runs/NAME)")
+    args = parser.parse_args()
+
+    payload = read_file(args.run / args.checkpoint)
+    summary = json.loads((args.run / "summary.json").read_text()) if (args.run / "summary.json").is_file() else {}
+    record = {
+        "release": args.name, "checkpoint": args.checkpoint, "epoch": payload.get("epoch"),
+        "step": payload.get("step"), "train_seconds": payload.get("train_seconds"), "run_summary": summary,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
+    }
+    WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
+    export_weights(payload, WEIGHTS, half=True, training_summary=record)
+    records = ROOT / "docs" / "runs" / args.name
+    records.mkdir(parents=True, exist_ok=True)
+    for name in RECORDS:
+        if (args.run / name).is_file():
+            shutil.copyfile(args.run / name, records / name)
+    size_mb = WEIGHTS.stat().st_size / 1e6
+    print(f"wrote {WEIGHTS} ({size_mb:.1f} MB, sha256 {file_sha256(WEIGHTS)[:16]}...) from "
+          f"{args.run / args.checkpoint} (step {payload.get('step')}); records in {records}")
+
+
+if __name__ == "__main__":
+    main()
