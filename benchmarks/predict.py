@@ -1,7 +1,7 @@
 """Speed of `Mask2Hand.predict`: the network alone and the whole predict path, 2 CPU threads.
 
 Rows, each at batch 1 and batch 64, ms per mask and masks/s:
-- network: the runner on prepared model inputs (encoder + hand layer + soft silhouette +
+- network: the runner on prepared model inputs (BatchNorm folded; encoder + hand layer + exact silhouette +
   RefineNet), what issue 7's <= 10 ms / >= 300 masks/s goals are about;
 - predict (arrays): `Mask2Hand.predict` on 224x224 uint8 arrays: cleaning (binarize,
   largest component), padding/resampling, network, exact silhouette at 224x224, IoU,

@@ -319,7 +319,7 @@ class Mask2Hand:
                     "sha256": file_sha256(file) if file is not None and file.is_file() else None,
                     "format": payload.get("format"), "network": payload.get("network") or
                     payload.get("config", {}).get("network")}
-        runner = TorchRunner(network, device)
+        runner = TorchRunner(network.fold_batch_norms(), device)
         return cls(runner, runner.hand.identity, identity, flat_hand_mean=bool(runner.hand.flat_hand_mean))
 
     @classmethod
