@@ -40,7 +40,7 @@ def main() -> None:
     model = Mask2Hand.from_pretrained()
     paths = [str(ROOT / "examples" / name) for name in args.names]
     plain = model.predict(paths)
-    fitted = model.predict(paths, fit=40)
+    fitted = model.predict(paths, fit=True)
     ranked = model.predict(paths, hypotheses=args.k)
     fig, axes = plt.subplots(len(paths), 2 + args.k, figsize=(2.2 * (2 + args.k), 2.3 * len(paths)), squeeze=False)
     for row, (a, b, c) in enumerate(zip(plain, fitted, ranked)):

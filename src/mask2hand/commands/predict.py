@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "mirrored right hand and mirrored back into the camera frame")
     fitting = parser.add_argument_group("test-time fitting and hypotheses (single masks, not sequences)")
     fitting.add_argument("--fit", nargs="?", type=int, const=True, metavar="STEPS",
-                         help="fit the answer to the silhouette (default 40 steps; put --fit after the inputs "
+                         help="fit the answer to the silhouette (default 80 steps; put --fit after the inputs "
                               "or give STEPS); the JSON reports the IoU before and after")
     fitting.add_argument("--hypotheses", type=int, metavar="K",
                          help="also return the K best distinct hands that explain the silhouette, ranked by "

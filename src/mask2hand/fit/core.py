@@ -74,8 +74,8 @@ class FitConfig:
     (score = IoU - plausibility_weight x prior penalty).
     """
 
-    steps: int = 40
-    resolution: int = 96
+    steps: int = 80
+    resolution: int = 128
     crop_margin: float = 1.4
     sigma: float = 1.0
     silhouette_loss: str = "iou"
@@ -93,7 +93,7 @@ class FitConfig:
     pose_space: str = "axis_angle"
     num_pcs: int = 45
     optimize_shape: bool = True
-    patience: int = 10
+    patience: int = 20
     min_improvement: float = 1e-3
     align_below_iou: float = 0.5
     plausibility_weight: float = 1.0
