@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common import print_table, setup_threads, write_json
+from common import load_model, print_table, setup_threads, write_json
 from mask2hand.sequence import Frames, predict_sequence, synthetic_sequence
 from mask2hand.smoothing import OneEuroConfig, mean_joint_acceleration
-from predict import load_model
 
 IMAGE_SIZE = (224, 224)
 FPS = 30.0

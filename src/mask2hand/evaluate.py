@@ -47,16 +47,11 @@ def parse_noise(spec: str):
 def network_inputs(masks: torch.Tensor, K: torch.Tensor, size: int,
                    crop_margin: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks (B,H,W) and K (B,3,3) -> the network's inputs (B,S,S) and intrinsics (B,3,3),
-    prepared exactly as `Mask2Hand.predict` prepares a mask (mask2hand.masks.resample_mask:
-    padded or cut around the hand, resampled, binarized). An empty mask keeps the whole image."""
-    from mask2hand.masks import resample_mask
+    prepared exactly as `Mask2Hand.predict` prepares a mask (mask2hand.masks.resample_masks)."""
+    from mask2hand.masks import resample_masks
 
-    out_masks, out_K = [], []
-    for mask, k in zip(masks.cpu().numpy() > 0.5, K.cpu().numpy()):
-        resampled, transform = resample_mask(mask, size, crop_margin if mask.any() else None)
-        out_masks.append(resampled)
-        out_K.append(transform.K_to_model(k))
-    return torch.from_numpy(np.stack(out_masks)), torch.from_numpy(np.stack(out_K).astype(np.float32))
+    inputs, K_model = resample_masks(masks.cpu().numpy(), K.cpu().numpy(), size, crop_margin)
+    return torch.from_numpy(inputs), torch.from_numpy(K_model.astype(np.float32))
 
 
 def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,

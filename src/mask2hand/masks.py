@@ -397,6 +397,20 @@ def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None)
     return (resized > 0.5).astype(np.float32), transform
 
 
+def resample_masks(masks, K: np.ndarray, size: int,
+                   crop_margin: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (each (H,W) 0/1, sizes may differ) with their intrinsics K (B,3,3) -> model inputs
+    (B,size,size) float32 0/1 and their intrinsics (B,3,3) float64, each cut and resampled by
+    `resample_mask`; an empty mask keeps the whole image (there is no hand to cut around)."""
+    inputs, Ks = [], []
+    for mask, k in zip(masks, np.asarray(K)):
+        mask = np.asarray(mask) > 0.5
+        resampled, transform = resample_mask(mask, size, crop_margin if mask.any() else None)
+        inputs.append(resampled)
+        Ks.append(transform.K_to_model(k))
+    return np.stack(inputs), np.stack(Ks)
+
+
 def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: float = DEFAULT_THRESHOLD,
                  name: str | None = None, crop_margin: float | None = None) -> PreparedMask:
     """Load (file or array) and prepare a mask for a network with (size, size) input

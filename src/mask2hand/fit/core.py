@@ -229,20 +229,15 @@ class WorkingFrame:
 def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_margin: float,
                   device) -> WorkingFrame:
     """Crop each mask around its hand, resample to resolution^2 and map its K the same way."""
-    from mask2hand.masks import resample_mask
+    from mask2hand.masks import resample_masks
     from mask2hand.render.contour import contour_distance_field
 
-    targets, Ks = [], []
-    for mask, k in zip(masks, K):
-        work, transform = resample_mask(mask, resolution, crop_margin=crop_margin)
-        if not work.any():
-            raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
-        targets.append(work)
-        Ks.append(transform.K_to_model(k))
-    target = np.stack(targets)
+    target, Ks = resample_masks(masks, K, resolution, crop_margin)
+    if not target.reshape(len(target), -1).any(axis=1).all():
+        raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
     return WorkingFrame(target=torch.as_tensor(target, device=device),
                         distance=torch.as_tensor(contour_distance_field(target), device=device),
-                        K=torch.as_tensor(np.stack(Ks), dtype=torch.float32, device=device))
+                        K=torch.as_tensor(Ks, dtype=torch.float32, device=device))
 
 
 def exact_iou(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:

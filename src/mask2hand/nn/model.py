@@ -37,7 +37,7 @@ import mask2hand.render as render
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
-from mask2hand.nn.encoder import NUM_BETAS, Encoder, decode_root_position, camera_features
+from mask2hand.nn.encoder import NUM_BETAS, Encoder, camera_features, decode_root_position
 from mask2hand.nn.fold import fold_batch_norms
 from mask2hand.nn.refine import RefineNet
 from mask2hand.nn.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
