@@ -83,8 +83,8 @@ class FitConfig:
     contour_weight: float = 0.01
     limit_weight: float = 10.0
     shape_weight: float = 1e-3
-    init_pose_weight: float = 0.05
-    init_shape_weight: float = 0.01
+    init_pose_weight: float = 0.02
+    init_shape_weight: float = 0.002
     init_depth_weight: float = 5.0
     lr_pose: float = 0.05
     lr_rotation: float = 0.04
