@@ -133,6 +133,30 @@ def test_resume_with_other_network_settings_is_refused(trained_run, data_dir):
         Trainer(load_config(recipe), out, resume=True, quiet=True)
 
 
+def test_fine_tuning_starts_from_the_given_weights(trained_run, data_dir, tmp_path):
+    from mask2hand.checkpoint import export_weights, read_file
+
+    out, _, _ = trained_run
+    export_weights(read_file(out / "best.pt"), tmp_path / "w.pt", half=False)
+    for source in (out / "best.pt", tmp_path / "w.pt"):
+        tuned = Trainer(load_config(tiny_recipe(data_dir, init_from=str(source))), tmp_path / source.stem, quiet=True)
+        fresh = Trainer(load_config(tiny_recipe(data_dir)), tmp_path / f"fresh-{source.stem}", quiet=True)
+        assert tuned.epoch == 0 and tuned.step == 0
+        assert tuned.validate()["total"] < fresh.validate()["total"]
+        stored = read_file(out / "best.pt")["model"]
+        assert all(torch.equal(v, stored[k]) for k, v in tuned.net.state_dict().items())
+
+
+def test_fine_tuning_refuses_weights_of_another_network(trained_run, data_dir, tmp_path):
+    out, _, _ = trained_run
+    recipe = tiny_recipe(data_dir, init_from=str(out / "best.pt"))
+    recipe["network"]["num_pose_pcs"] = 12
+    with pytest.raises(Mask2HandError, match="init_from.*same network"):
+        Trainer(load_config(recipe), tmp_path / "other", quiet=True)
+    with pytest.raises(Mask2HandError, match="not found"):
+        Trainer(load_config(tiny_recipe(data_dir, init_from=str(tmp_path / "missing.pt"))), tmp_path / "m", quiet=True)
+
+
 def test_overrides_and_validation_errors_are_clear(data_dir):
     config = load_config(tiny_recipe(data_dir), ["train.lr=3e-4", "network.num_pose_pcs=45"])
     assert config.train.lr == 3e-4 and config.network["num_pose_pcs"] == 45

@@ -77,7 +77,10 @@ class LossSection:
 class TrainSection:
     """Optimisation. scheduler "plateau" is the paper's ReduceLROnPlateau on the validation
     loss; "cosine" anneals to zero over the epochs. max_minutes stops a run (after a
-    checkpoint) when its wall-clock budget is spent; null means no budget.
+    checkpoint) when its wall-clock budget is spent; null means no budget. init_from:
+    fine-tune, starting from the weights of a checkpoint, a weights file or "default" (the
+    shipped model) made with the same network settings and hand model; the optimiser,
+    schedule and epoch count start afresh (a resumed run ignores it: its last.pt wins).
     """
 
     epochs: int = 150
@@ -94,6 +97,7 @@ class TrainSection:
     val_batches: int | None = None
     device: str = "auto"
     threads: int | None = None
+    init_from: str | None = None
 
 
 @dataclass

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mask2hand.checkpoint import read_file, save_checkpoint
+from mask2hand.checkpoint import (check_hand_identity, default_weights_path, network_config_of, read_file,
+                                  save_checkpoint)
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses import LossTerms
 from mask2hand.io_utils import write_text_atomic
@@ -114,7 +115,9 @@ class Trainer:
         self.train_seconds = 0.0
         if resume:
             self._resume()
-        elif self.dist.is_main:
+        elif config.train.init_from:
+            self._start_from(config.train.init_from)
+        if not resume and self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if (self.out_dir / "last.pt").exists():
                 raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
@@ -142,13 +145,23 @@ class Trainer:
 
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
 
+    def _start_from(self, source: str) -> None:
+        """Load the model weights of train.init_from (see TrainSection), checking they fit."""
+        path = default_weights_path() if source == "default" else Path(source)
+        if path is None:
+            raise Mask2HandError("train.init_from: this installation has no shipped model to start from")
+        payload = read_file(path)
+        check_hand_identity(payload, self.net.hand.identity, str(path))
+        if network_config(TrainConfig(network=network_config_of(payload))) != self.net_config:
+            raise Mask2HandError(f"train.init_from: {path} was trained with network settings "
+                                 f"{network_config_of(payload)}, unlike this recipe's; fine-tuning needs the same network")
+        self.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()})
+
     def _resume(self) -> None:
         path = self.out_dir / "last.pt"
         payload = read_file(path)
         if payload.get("format") != "mask2hand-checkpoint":
             raise Mask2HandError(f"{path} is a weights file, not a training checkpoint; it cannot be resumed")
-        from mask2hand.checkpoint import check_hand_identity
-
         check_hand_identity(payload, self.net.hand.identity, str(path))
         stored_net = payload["config"]["network"]
         mine = self.config.to_dict()["network"]
