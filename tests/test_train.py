@@ -12,7 +12,7 @@ import torch
 
 from mask2hand import Mask2HandError
 from mask2hand.cli import main as cli_main
-from mask2hand.train.config import load_config
+from mask2hand.train.config import load_config, recipe_names
 from mask2hand.train.loop import Trainer
 
 
@@ -168,7 +168,10 @@ def test_overrides_and_validation_errors_are_clear(data_dir):
         load_config(tiny_recipe(data_dir), ["network.backbone=vgg"])
     with pytest.raises(Mask2HandError, match="recipe not found"):
         load_config("no-such-recipe")
-    for name in ("paper-synthetic", "paper-freihand-6pc", "paper-freihand-45pc", "cpu-default"):
+    names = recipe_names()
+    assert {"paper-synthetic", "paper-freihand-6pc", "paper-freihand-45pc", "cpu-default", "cpu-robust",
+            "cpu-lowres"} <= set(names)
+    for name in names:
         assert load_config(name).name == name
 
 
