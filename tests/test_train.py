@@ -169,8 +169,7 @@ def test_overrides_and_validation_errors_are_clear(data_dir):
     with pytest.raises(Mask2HandError, match="recipe not found"):
         load_config("no-such-recipe")
     names = recipe_names()
-    assert {"paper-synthetic", "paper-freihand-6pc", "paper-freihand-45pc", "cpu-default", "cpu-robust",
-            "cpu-lowres"} <= set(names)
+    assert {"paper-synthetic", "paper-freihand-6pc", "paper-freihand-45pc", "cpu-default", "cpu-lowres"} <= set(names)
     for name in names:
         assert load_config(name).name == name
 

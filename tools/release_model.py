@@ -6,7 +6,7 @@ copies the run's small records (config.yaml, epochs.csv, summary.json, loss_curv
 to docs/runs/<name>/ so the card can cite them. The evaluation tables are made
 afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md.
 
-Run: python tools/release_model.py RUN_DIR [--checkpoint best.pt] [--name cpu-default-v1]
+Run: python tools/release_model.py RUN_DIR --name cpu-default-v3 [--checkpoint best.pt]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the training run's folder")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run folder (default best.pt)")
-    parser.add_argument("--name", default="cpu-default-v1", help="release name (docs/runs/NAME)")
+    parser.add_argument("--name", required=True, help="release name, the records folder docs/runs/NAME")
     args = parser.parse_args()
 
     payload = read_file(args.run / args.checkpoint)
