@@ -115,6 +115,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(data_dir, tmp_path,
     assert resumed.stop_reason == "finished" and resumed.steps_done == len(reference)
     steps = read_steps(tmp_path / "b" / "steps.csv")
     assert [s for s, _ in steps] == [s for s, _ in reference]
+    epochs = [row.split(",")[0] for row in (tmp_path / "b" / "epochs.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2"]
     for (_, loss), (_, expected) in zip(steps, reference):
         assert abs(loss - expected) <= 1e-6 * max(1.0, abs(expected))
 

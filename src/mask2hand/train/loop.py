@@ -186,7 +186,8 @@ class Trainer:
             epochs = self.out_dir / "epochs.csv"
             if epochs.exists():
                 rows = epochs.read_text().splitlines()
-                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) < self.epoch]
+                # rows are numbered by epochs done, so the checkpoint's own count is a finished epoch
+                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= self.epoch]
                 write_text_atomic(epochs, "\n".join(kept) + "\n")
 
     def _checkpoint_state(self) -> dict:
