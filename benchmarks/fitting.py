@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             reduction >= GOALS["oracle_pa_reduction"]
     for name, ok in checks.items():
         print(f"goal {name}: {'met' if ok else 'NOT met'}")
-    write_json(args.out, {"data": args.data, "sensor_size": args.sensor_size, "weights": weights, "threads": args.threads, "goals": GOALS,
-                          "checks": checks, **report.to_dict()})
+    write_json(args.out, {"data": args.data, "sensor_size": args.sensor_size, "weights": weights,
+                          "threads": args.threads, "goals": GOALS, "checks": checks, **report.to_dict()})
     return 0
 
 

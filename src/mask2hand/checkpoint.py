@@ -70,6 +70,11 @@ def export_weights(checkpoint: dict[str, Any], path: str | os.PathLike, half: bo
     return Path(path)
 
 
+def float32_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The model state_dict of a checkpoint or weights payload with floating tensors in float32."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
+
+
 def default_weights_path() -> Path | None:
     """The shipped pretrained weights inside the package, or None if this build has none."""
     candidate = resources.files("mask2hand") / "weights" / DEFAULT_WEIGHTS
@@ -113,9 +118,8 @@ def load_network(path: str | os.PathLike | None = None, hand_model: str | None =
     config = dataclass_from_dict(NetConfig, values, where=f"{path} network")
     net = Mask2HandNet(config)
     check_hand_identity(payload, net.hand.identity, str(path))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
     try:
-        net.load_state_dict(state)
+        net.load_state_dict(float32_state(payload))
     except RuntimeError as exc:
         raise Mask2HandError(f"{path}: weights do not fit the network it describes ({exc})") from None
     return net.to(device).eval(), payload

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mask2hand.checkpoint import (check_hand_identity, default_weights_path, network_config_of, read_file,
-                                  save_checkpoint)
+from mask2hand.checkpoint import (check_hand_identity, default_weights_path, float32_state, network_config_of,
+                                  read_file, save_checkpoint)
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses import LossTerms
 from mask2hand.io_utils import write_text_atomic
@@ -151,23 +151,23 @@ class Trainer:
         if path is None:
             raise Mask2HandError("train.init_from: this installation has no shipped model to start from")
         payload = read_file(path)
-        check_hand_identity(payload, self.net.hand.identity, str(path))
-        if network_config(TrainConfig(network=network_config_of(payload))) != self.net_config:
-            raise Mask2HandError(f"train.init_from: {path} was trained with network settings "
-                                 f"{network_config_of(payload)}, unlike this recipe's; fine-tuning needs the same network")
-        self.net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()})
+        self._check_same_network(payload, f"train.init_from: {path}", "fine-tuning needs the same network")
+        self.net.load_state_dict(float32_state(payload))
+
+    def _check_same_network(self, payload: dict, source: str, advice: str) -> None:
+        """Refuse a checkpoint or weights payload of another hand model or other network settings."""
+        check_hand_identity(payload, self.net.hand.identity, source)
+        stored = network_config_of(payload)
+        if network_config(TrainConfig(network=stored)) != self.net_config:
+            raise Mask2HandError(f"{source} was trained with network settings {stored}, the recipe now says "
+                                 f"{self.config.to_dict()['network']}; {advice}")
 
     def _resume(self) -> None:
         path = self.out_dir / "last.pt"
         payload = read_file(path)
         if payload.get("format") != "mask2hand-checkpoint":
             raise Mask2HandError(f"{path} is a weights file, not a training checkpoint; it cannot be resumed")
-        check_hand_identity(payload, self.net.hand.identity, str(path))
-        stored_net = payload["config"]["network"]
-        mine = self.config.to_dict()["network"]
-        if network_config(TrainConfig(network=stored_net)) != self.net_config:
-            raise Mask2HandError(f"{path} was trained with network settings {stored_net}, the recipe now says "
-                                 f"{mine}; resume with the run's own config.yaml")
+        self._check_same_network(payload, str(path), "resume with the run's own config.yaml")
         self.net.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
