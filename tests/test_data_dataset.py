@@ -152,3 +152,37 @@ def test_crop_jitter_moves_and_scales_the_window(paper_path):
     assert all(changed)
     with pytest.raises(Exception, match="square"):
         MaskDataset(paper_path, split="train", resolution=(64, 48), crop=CropConfig())
+
+
+@pytest.mark.parametrize("kind", ["erode", "dilate"])
+def test_noisy_crop_is_what_predict_makes_of_the_noisy_image(paper_path, kind):
+    from mask2hand.data.noise import apply_noise
+    from mask2hand.masks import resample_masks
+
+    noise = NoiseConfig(kinds=(kind,), severities=(3,))
+    cropped = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig(), noise=noise)
+    image = MaskDataset(paper_path, split="train")
+    for i in range(3):
+        s, f = cropped[i], image[i]
+        # the noise acts in the image frame, at its size relative to the hand there; the window
+        # is then found from the noisy mask, exactly as predict and evaluation find it
+        noisy = apply_noise(f.mask.numpy(), kind, 3)
+        expected, K = resample_masks(noisy[None], f.K.numpy()[None], 48, CropConfig().margin)
+        np.testing.assert_array_equal(s.mask.numpy(), expected[0])
+        np.testing.assert_allclose(s.K.numpy(), K[0], rtol=1e-6)
+    clean = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig())[0]
+    # erosion shrinks the hand's box, so the window is smaller and the focal length in it longer
+    assert (cropped[0].K[0, 0] > clean.K[0, 0]) == (kind == "erode")
+
+
+def test_specks_do_not_move_the_hand_window(paper_path):
+    from mask2hand.masks import resample_masks
+
+    sample = MaskDataset(paper_path, split="test")[0]
+    mask, K = sample.mask.numpy(), sample.K.numpy()[None]
+    specked = mask.copy()
+    specked[1, 1] = specked[-2, -2] = 1
+    clean_input, clean_K = resample_masks(mask[None], K, 48, 1.25)
+    specked_input, specked_K = resample_masks(specked[None], K, 48, 1.25)
+    np.testing.assert_array_equal(specked_input, clean_input)
+    np.testing.assert_allclose(specked_K, clean_K)

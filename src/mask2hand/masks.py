@@ -302,6 +302,29 @@ def _border_fraction(mask: np.ndarray) -> float:
     return float(border.mean())
 
 
+def _regions(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mask (H,W) -> (labels (H,W) int32 of its 8-connected regions, 0 for background;
+    areas (R,) in pixels of regions 1..R)."""
+    import cv2
+
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(np.asarray(mask).astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    return labels, areas
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """Mask (H,W) -> its largest 8-connected region (H,W) bool (an empty mask stays empty).
+
+    The silhouette of one hand is one connected region, so any other region is noise
+    (a segmenter's speckle); `predict`, evaluation, fitting and training all cut the
+    hand's window around this region.
+    """
+    labels, areas = _regions(mask)
+    if len(areas) == 0:
+        return np.zeros(np.shape(mask), bool)
+    return labels == int(np.argmax(areas)) + 1
+
+
 def keep_largest_component(mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Mask (H,W) bool -> (its largest 8-connected region, warnings).
 
@@ -309,10 +332,7 @@ def keep_largest_component(mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
     least LARGE_BLOB_FRACTION of its area (small specks are dropped silently).
     Raises Mask2HandError when the hand region has fewer than MIN_HAND_PIXELS pixels.
     """
-    import cv2
-
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    labels, areas = _regions(mask)
     if len(areas) == 0:
         raise Mask2HandError("the mask is empty; the hand must be white (bright) on black")
     order = np.argsort(areas)[::-1]
@@ -368,43 +388,53 @@ def window_transform(image_size: tuple[int, int], window: np.ndarray, size: int)
                          model_size=(size, size))
 
 
-def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None) -> tuple[np.ndarray, MaskTransform]:
-    """Cut a square window out of a mask (H,W) and resample it to (size, size) float32 0/1.
+def resample_window(mask: np.ndarray, window: np.ndarray, size: int) -> np.ndarray:
+    """Cut an integer window (3,) (u0, v0, side) out of a mask (H,W) and resample it to
+    (size, size) float32 0/1; parts outside the image are background.
 
-    The window is the whole image padded to a centered square, or with `crop_margin` the
-    square around the hand (mask2hand.crop.square_window), grown to whole pixels; parts
-    outside the image are background. Area averaging when shrinking (thin fingers survive
-    large reductions), bilinear when enlarging, then a cut at one half. cv2.resize maps
-    continuous coordinates by exactly size/side, so the returned transform is exact.
+    Area averaging when shrinking (thin fingers survive large reductions), bilinear when
+    enlarging, then a cut at one half. cv2.resize maps continuous coordinates by exactly
+    size/side, so `window_transform` of the same window is exact.
     """
     import cv2
 
-    if crop_margin is None:
-        window = whole_image_window(mask.shape)
-    else:
-        window = integer_window(square_window(box_of_mask(mask), crop_margin))
-    transform = window_transform(mask.shape, window, size)
     left, top, side = (int(x) for x in window)
     padded = np.zeros((side, side), dtype=np.float32)
     rows = slice(max(top, 0), min(top + side, mask.shape[0]))
     cols = slice(max(left, 0), min(left + side, mask.shape[1]))
-    padded[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = mask[rows, cols]
+    if rows.start < rows.stop and cols.start < cols.stop:
+        padded[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = mask[rows, cols]
     if side == size:
         resized = padded
     else:
         interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
         resized = cv2.resize(padded, (size, size), interpolation=interp)
-    return (resized > 0.5).astype(np.float32), transform
+    return (resized > 0.5).astype(np.float32)
+
+
+def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None) -> tuple[np.ndarray, MaskTransform]:
+    """Cut a square window out of a mask (H,W) and resample it to (size, size) float32 0/1
+    (`resample_window`), with the transform from the image to the result.
+
+    The window is the whole image padded to a centered square, or with `crop_margin` the
+    square around the hand (mask2hand.crop.square_window), grown to whole pixels.
+    """
+    if crop_margin is None:
+        window = whole_image_window(mask.shape)
+    else:
+        window = integer_window(square_window(box_of_mask(mask), crop_margin))
+    return resample_window(mask, window, size), window_transform(mask.shape, window, size)
 
 
 def resample_masks(masks, K: np.ndarray, size: int,
                    crop_margin: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Masks (each (H,W) 0/1, sizes may differ) with their intrinsics K (B,3,3) -> model inputs
-    (B,size,size) float32 0/1 and their intrinsics (B,3,3) float64, each cut and resampled by
+    (B,size,size) float32 0/1 and their intrinsics (B,3,3) float64, prepared as `predict`
+    prepares a mask: the largest region kept (`largest_component`), then cut and resampled by
     `resample_mask`; an empty mask keeps the whole image (there is no hand to cut around)."""
     inputs, Ks = [], []
     for mask, k in zip(masks, np.asarray(K)):
-        mask = np.asarray(mask) > 0.5
+        mask = largest_component(np.asarray(mask) > 0.5)
         resampled, transform = resample_mask(mask, size, crop_margin if mask.any() else None)
         inputs.append(resampled)
         Ks.append(transform.K_to_model(k))

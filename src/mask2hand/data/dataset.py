@@ -15,6 +15,12 @@ augment.py); optional silhouette noise on the mask (noise.py); the contour dista
 field of the final mask (the contour loss's target), computed here in the data
 pipeline, once per sample, so the training step never does it.
 
+With a crop (cropping networks) the mask goes the way `predict` takes a sensor's
+mask: augmented at the source's resolution, noise there (so a noise model has the
+size relative to the hand that it has at test time), the window found from the
+(noisy) mask's largest region, then cut and resampled (mask2hand.masks). The crop's
+camera change is applied to K and the 3-D targets as above.
+
 Randomness: the draws for item i in epoch e come from numpy's Generator seeded
 with (seed, e, i), so results do not depend on worker count or order; call
 `set_epoch(e)` before each epoch (DataLoader workers must not be persistent).
@@ -32,10 +38,11 @@ from torch.utils.data import Dataset
 
 from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, transform_hand_params,
                                     transform_points, warp_mask)
-from mask2hand.crop import box_of_points, square_window
+from mask2hand.crop import box_of_mask, box_of_points, integer_window, square_window
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
 from mask2hand.errors import Mask2HandError
+from mask2hand.masks import resample_window
 from mask2hand.hand.params import HandParams
 
 # the stored hand-layer parameters, in the order the sources hold them
@@ -57,8 +64,8 @@ class CropConfig:
     margin: window side / larger side of the hand's box. jitter_shift: the window's center
     moves by up to this fraction of its side in u and v; jitter_scale: its side is
     multiplied by a factor from [lo, hi) (training only: crops found from real masks are
-    never exact). The box is that of the projected ground-truth vertices, which is the
-    mask's box to within a pixel.
+    never exact). The box is that of the mask's largest region, as in `predict` (of the
+    projected ground-truth vertices if the mask is empty).
     """
 
     margin: float = 1.25
@@ -259,16 +266,44 @@ class MaskDataset(Dataset):
         """A whole batch at once (the DataLoader calls this; collate_samples passes it through)."""
         return self.load_batch(items)
 
-    def _camera_change(self, K: np.ndarray, vertices: np.ndarray, angle: np.ndarray, scale: np.ndarray,
-                       shift: np.ndarray, crop_scale: np.ndarray):
-        """The batch's camera change: augmentation, then the crop (if any) or the resolution change."""
-        if self.crop is None:
-            return camera_change(K, self.image_size, angle, scale, self.out_size)
-        augmented = camera_change(K, self.image_size, angle, scale)
-        points = transform_points(vertices.astype(np.float64), augmented) @ np.swapaxes(augmented.K, -1, -2)
-        box = box_of_points(points[..., :2] / points[..., 2:])
-        window = square_window(box, self.crop.margin, shift, crop_scale)
-        return camera_change(K, self.image_size, angle, scale, self.out_size, crop=window)
+    def _warp_masks(self, masks: np.ndarray, K: np.ndarray, angle: np.ndarray, scale: np.ndarray,
+                    out_size: tuple[int, int]) -> tuple[np.ndarray, object]:
+        """Masks (B,H,W) -> (warped uint8 (B,oh,ow), CameraChange) by augmentation and resizing.
+
+        A hand near a corner can rotate out of the image entirely: such a sample is kept
+        unrotated (angle and scale are reset in place)."""
+        change = camera_change(K, self.image_size, angle, scale, out_size)
+        warped = np.stack([warp_mask(m, change[k]) for k, m in enumerate(masks)])
+        lost = ~warped.reshape(len(masks), -1).any(1)
+        if lost.any():
+            angle[lost], scale[lost] = 0.0, 1.0
+            change = camera_change(K, self.image_size, angle, scale, out_size)
+            for k in np.nonzero(lost)[0]:
+                warped[k] = warp_mask(masks[k], change[k])
+        return warped, change
+
+    def _crop_windows(self, masks: np.ndarray, K: np.ndarray, vertices: np.ndarray, change,
+                      shift: np.ndarray, crop_scale: np.ndarray) -> np.ndarray:
+        """Integer windows (B,3) around the hands of masks (B,H,W) in the augmented image, found
+        as `predict` finds them (the largest region's box; the projected vertices' box if the
+        mask is empty), then jittered."""
+        from mask2hand.masks import largest_component
+
+        windows = np.empty((len(masks), 3))
+        for k, mask in enumerate(masks):
+            region = largest_component(mask)
+            if region.any():
+                box = box_of_mask(region)
+            else:
+                points = transform_points(vertices[k].astype(np.float64), change[k]) @ change.K[k].T
+                box = box_of_points(points[:, :2] / points[:, 2:])
+            windows[k] = integer_window(square_window(box, self.crop.margin, shift[k], crop_scale[k]))
+        return windows
+
+    def _apply_noise(self, masks: np.ndarray, rngs: list) -> np.ndarray:
+        if self.noise is None:
+            return masks
+        return np.stack([self.noise.apply(m, rng) for m, rng in zip(masks, rngs)])
 
     def load_batch(self, items: list[int]) -> HandBatch:
         """Items -> HandBatch, vectorised over the batch (the per-item draws are as in __getitem__)."""
@@ -298,27 +333,29 @@ class MaskDataset(Dataset):
         vertices = np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
 
-        if self.augment is not None or self.crop is not None or self.out_size != self.image_size:
-            change = self._camera_change(K, vertices, angle, scale, shift, crop_scale)
-            oh, ow = self.out_size
-            warped = np.empty((n, oh, ow), np.uint8)
-            for k in range(n):
-                warped[k] = warp_mask(masks[k], change[k])
-            lost = ~warped.reshape(n, -1).any(1)
-            if lost.any():
-                # a hand near a corner can rotate out of the image entirely: keep that sample unrotated
-                angle[lost], scale[lost] = 0.0, 1.0
-                change = self._camera_change(K, vertices, angle, scale, shift, crop_scale)
-                for k in np.nonzero(lost)[0]:
-                    warped[k] = warp_mask(masks[k], change[k])
-            masks, K = warped, change.K
+        change = None
+        if self.crop is not None:
+            # as `predict` sees a mask: noise in the image frame, then the window found from it
+            if self.augment is not None:
+                masks, change = self._warp_masks(masks, K, angle, scale, self.image_size)
+            else:
+                change = camera_change(K, self.image_size)
+            masks = self._apply_noise(masks, rngs)
+            windows = self._crop_windows(masks, K, vertices, change, shift, crop_scale)
+            size = self.out_size[0]
+            masks = np.stack([resample_window(m, w, size) for m, w in zip(masks, windows)]).astype(np.uint8)
+            change = camera_change(K, self.image_size, angle, scale, self.out_size, crop=windows)
+        else:
+            if self.augment is not None or self.out_size != self.image_size:
+                masks, change = self._warp_masks(masks, K, angle, scale, self.out_size)
+            masks = self._apply_noise(masks, rngs)
+        if change is not None:
+            K = change.K
             if self.augment is not None:
                 if params is not None:
                     params[0], params[1] = transform_hand_params(params[0], params[1], joints[:, 0], change)
                 joints = transform_points(joints, change)
                 vertices = transform_points(vertices, change)
-        if self.noise is not None:
-            masks = np.stack([self.noise.apply(m, rng) for m, rng in zip(masks, rngs)])
 
         dist = None
         if self.compute_distance_field:
