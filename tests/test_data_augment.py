@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.data.augment import (camera_change, rotation_about_z, sample_rotation_scale, transform_hand_params,
+from mask2hand.data.augment import (camera_change, crop_change, rotation_about_z, sample_rotation_scale, transform_hand_params,
                                     transform_points, warp_mask)
 from mask2hand.data.storage import open_dataset
 from mask2hand.data.synthetic import PaperProtocol, generate_paper
@@ -79,3 +79,26 @@ def test_transformed_params_reproduce_the_transformed_hand(small_set, hand):
     np.testing.assert_allclose(out.vertices[0].numpy(), transform_points(np.asarray(a["vertices"][0]), change),
                                atol=2e-5)
     np.testing.assert_allclose(out.joints[0].numpy(), transform_points(np.asarray(a["joints"][0]), change), atol=2e-5)
+
+
+def test_crop_change_maps_pixels_as_its_K_projects(small_set, hand):
+    K = small_set.arrays["K"][:2].astype(np.float64)
+    change = camera_change(K, (224, 224), angle=np.array([0.4, -1.2]), scale=np.array([1.05, 0.95]), out_size=(96, 96))
+    windows = np.array([[10.0, 20.0, 50.0], [-5.0, 30.0, 70.0]])
+    cropped = crop_change(change, windows, 64)
+    assert cropped.image_size == (64, 64)
+    np.testing.assert_array_equal(cropped.rotation, change.rotation)
+    points = np.array([[0.02, -0.01, 0.5], [-0.03, 0.04, 0.6]])
+    for b in range(2):
+        source = points @ K[b].T
+        source_px = source[:, :2] / source[:, 2:]
+        moved = transform_points(points, cropped[b]) @ cropped.K[b].T
+        target_px = moved[:, :2] / moved[:, 2:]
+        # the pixel map acts on pixel indices: continuous coordinate = index + 0.5
+        index = source_px - 0.5
+        mapped = index @ cropped.warp[b][:, :2].T + cropped.warp[b][:, 2] + 0.5
+        np.testing.assert_allclose(mapped, target_px, atol=1e-9)
+        # the window's corner lands on the crop's corner
+        corner = (windows[b, :2] - change.K[b][:2, 2]) / change.K[b][[0, 1], [0, 1]]
+        at_corner = transform_points(np.array([[*corner, 1.0]]) @ np.linalg.inv(change.rotation[b]).T, cropped[b])
+        np.testing.assert_allclose((at_corner @ cropped.K[b].T)[0, :2], [0.0, 0.0], atol=1e-9)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mask2hand.data.dataset import AugmentConfig, CropConfig, HandBatch, MaskDataset, collate_samples
+from mask2hand.data.dataset import AugmentConfig, CropConfig, HandBatch, MaskDataset, SensorConfig, collate_samples
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.synthetic import PaperProtocol, generate_paper
 from mask2hand.hand import load_hand_model
@@ -186,3 +186,28 @@ def test_specks_do_not_move_the_hand_window(paper_path):
     specked_input, specked_K = resample_masks(specked[None], K, 48, 1.25)
     np.testing.assert_array_equal(specked_input, clean_input)
     np.testing.assert_allclose(specked_K, clean_K)
+
+
+def test_sensor_samples_are_what_evaluation_makes_of_a_sensor_image(paper_path):
+    from mask2hand.masks import resample_masks
+    from mask2hand.errors import Mask2HandError
+
+    sensed = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig(),
+                         sensor=SensorConfig(sizes=(32,), probability=1.0))
+    at_32 = MaskDataset(paper_path, split="train", resolution=32)
+    full = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig())
+    for i in range(3):
+        s, f = sensed[i], at_32[i]
+        expected, K = resample_masks(f.mask.numpy()[None], f.K.numpy()[None], 48, CropConfig().margin)
+        np.testing.assert_array_equal(s.mask.numpy(), expected[0])
+        np.testing.assert_allclose(s.K.numpy(), K[0], rtol=1e-6)
+        torch.testing.assert_close(s.vertices, f.vertices)
+    assert not np.array_equal(sensed[0].mask.numpy(), full[0].mask.numpy())
+    half = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig(),
+                       sensor=SensorConfig(sizes=(32,), probability=0.5))
+    kinds = {bool(np.array_equal(half[i].mask.numpy(), full[i].mask.numpy())) for i in range(len(half))}
+    assert kinds == {True, False}
+    with pytest.raises(Mask2HandError, match="cropping network"):
+        MaskDataset(paper_path, split="train", resolution=48, sensor=SensorConfig())
+    with pytest.raises(Mask2HandError, match="at least 8"):
+        SensorConfig(sizes=(4,))

@@ -68,12 +68,9 @@ def rotation_about_z(angle: float | np.ndarray) -> np.ndarray:
 
 
 def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.ndarray = 0.0,
-                  scale: float | np.ndarray = 1.0, out_size: tuple[int, int] | None = None,
-                  crop: np.ndarray | None = None) -> CameraChange:
+                  scale: float | np.ndarray = 1.0, out_size: tuple[int, int] | None = None) -> CameraChange:
     """The camera change for an in-image rotation `angle` (radians) and zoom `scale` about
-    the principal point, followed by resampling from image_size (H, W) to out_size, or, with
-    `crop` windows (...,3) (u0, v0, side) in the rotated and zoomed image, by cutting that
-    square out and resampling it to out_size (square; see mask2hand.crop)."""
+    the principal point, followed by resampling from image_size (H, W) to out_size."""
     K = np.asarray(K, dtype=np.float64)
     h, w = image_size
     oh, ow = out_size if out_size is not None else image_size
@@ -82,19 +79,27 @@ def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.
     k_new = K.copy()
     k_new[..., 0, :2] *= scale  # fx and the skew scale with the focal length
     k_new[..., 1, 1] *= scale[..., 0]
-    if crop is None:
-        k_new[..., 0, :] *= ow / w
-        k_new[..., 1, :] *= oh / h
-    else:
-        if oh != ow:
-            raise ValueError(f"a crop is resampled to a square, got out_size {out_size}")
-        k_new = window_matrix(crop, ow) @ k_new
+    k_new[..., 0, :] *= ow / w
+    k_new[..., 1, :] *= oh / h
     homography = k_new @ rz @ np.linalg.inv(K)  # continuous pixel coordinates, affine
     a, b = homography[..., :2, :2], homography[..., :2, 2]
     # pixel index j has continuous coordinate j + 0.5 (guide's convention)
     offset = a.sum(-1) * 0.5 + b - 0.5
     warp = np.concatenate([a, offset[..., None]], axis=-1)
     return CameraChange(rotation=rz, K=k_new, image_size=(int(oh), int(ow)), warp=warp)
+
+
+def crop_change(change: CameraChange, windows: np.ndarray, size: int) -> CameraChange:
+    """`change` followed by cutting square windows (B,3) (u0, v0, side) out of its image and
+    resampling them to (size, size) (see mask2hand.crop): the camera rotation is unchanged,
+    K and the pixel map gain the window's map."""
+    m = window_matrix(windows, size)
+    index_map = m[..., :2, :].copy()  # pixel index j has continuous coordinate j + 0.5
+    index_map[..., :, 2] += 0.5 * m[..., [0, 1], [0, 1]] - 0.5
+    warp = index_map[..., :, :2] @ change.warp[..., :, :2]
+    offset = (index_map[..., :, :2] @ change.warp[..., :, 2:])[..., 0] + index_map[..., :, 2]
+    return CameraChange(rotation=change.rotation, K=m @ change.K, image_size=(size, size),
+                        warp=np.concatenate([warp, offset[..., None]], axis=-1))
 
 
 def sample_rotation_scale(rng: np.random.Generator, angle_range: tuple[float, float] = ANGLE_RANGE,

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, transform_hand_params,
-                                    transform_points, warp_mask)
+from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, CameraChange, camera_change, crop_change,
+                                    transform_hand_params, transform_points, warp_mask)
 from mask2hand.crop import box_of_mask, box_of_points, integer_window, square_window
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
@@ -71,6 +71,23 @@ class CropConfig:
     margin: float = 1.25
     jitter_shift: float = 0.0
     jitter_scale: tuple[float, float] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class SensorConfig:
+    """Low-resolution sensors in training (cropping networks only): with `probability`, a
+    sample's image is taken at N x N pixels, N drawn uniformly from `sizes`, the way
+    `mask2hand eval --sensor-size N` takes it (a change of resolution of the whole image,
+    augment.warp_mask), before noise and the crop; the rest keep the source's resolution."""
+
+    sizes: tuple[int, ...] = (32,)
+    probability: float = 1.0
+
+    def __post_init__(self):
+        if not self.sizes or any(int(n) < 8 for n in self.sizes):
+            raise Mask2HandError(f"sensor sizes must be at least 8 pixels, got {list(self.sizes)}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise Mask2HandError(f"the sensor probability must be in [0, 1], got {self.probability}")
 
 
 @dataclass
@@ -206,6 +223,7 @@ class MaskDataset(Dataset):
         resolution: output size (int or (H, W)); K is scaled to match. None keeps the source's.
         crop: a CropConfig to cut each mask to the square around its hand before resampling
             to `resolution` (which must then be square), or None for the whole image.
+        sensor: a SensorConfig (with a crop only): some images taken at a low resolution first.
         one_view_per_pose: for datasets with several views per pose (the paper's synthetic
             set), an item is a pose and each epoch draws one of its views (paper sec. 4.4).
         distance_field: compute the contour distance field (needed by the contour loss).
@@ -217,7 +235,8 @@ class MaskDataset(Dataset):
                  augment: bool | AugmentConfig = False, noise: NoiseConfig | None = None,
                  resolution: int | tuple[int, int] | None = None, one_view_per_pose: bool = False,
                  distance_field: bool = True, seed: int = 0, split_file: str | os.PathLike | None = None,
-                 split_seed: int | None = None, crop: CropConfig | None = None):
+                 split_seed: int | None = None, crop: CropConfig | None = None,
+                 sensor: SensorConfig | None = None):
         if isinstance(source, StoredDataset):
             self.source = _StoredSource(source, split)
         else:
@@ -237,6 +256,10 @@ class MaskDataset(Dataset):
         self.crop = crop
         if crop is not None and self.out_size[0] != self.out_size[1]:
             raise Mask2HandError(f"a crop is resampled to a square: give a square resolution, not {self.out_size}")
+        if sensor is not None and crop is None:
+            raise Mask2HandError("sensor sizes need a cropping network (network.input_crop): "
+                                 "a whole-image network sees one resolution only")
+        self.sensor = sensor
         self.compute_distance_field = distance_field
         self.seed = int(seed)
         self.epoch = 0
@@ -267,11 +290,12 @@ class MaskDataset(Dataset):
         return self.load_batch(items)
 
     def _warp_masks(self, masks: np.ndarray, K: np.ndarray, angle: np.ndarray, scale: np.ndarray,
-                    out_size: tuple[int, int]) -> tuple[np.ndarray, object]:
+                    out_size: tuple[int, int]) -> tuple[np.ndarray, CameraChange]:
         """Masks (B,H,W) -> (warped uint8 (B,oh,ow), CameraChange) by augmentation and resizing.
 
         A hand near a corner can rotate out of the image entirely: such a sample is kept
-        unrotated (angle and scale are reset in place)."""
+        unrotated (its angle and scale in the returned change are reset)."""
+        angle, scale = angle.copy(), scale.copy()
         change = camera_change(K, self.image_size, angle, scale, out_size)
         warped = np.stack([warp_mask(m, change[k]) for k, m in enumerate(masks)])
         lost = ~warped.reshape(len(masks), -1).any(1)
@@ -282,11 +306,11 @@ class MaskDataset(Dataset):
                 warped[k] = warp_mask(masks[k], change[k])
         return warped, change
 
-    def _crop_windows(self, masks: np.ndarray, K: np.ndarray, vertices: np.ndarray, change,
+    def _crop_windows(self, masks: np.ndarray, vertices: np.ndarray, change,
                       shift: np.ndarray, crop_scale: np.ndarray) -> np.ndarray:
-        """Integer windows (B,3) around the hands of masks (B,H,W) in the augmented image, found
-        as `predict` finds them (the largest region's box; the projected vertices' box if the
-        mask is empty), then jittered."""
+        """Integer windows (B,3) around the hands of masks (B,H,W) in the frame `change` maps to,
+        found as `predict` finds them (the largest region's box; the projected vertices' box if
+        the mask is empty), then jittered."""
         from mask2hand.masks import largest_component
 
         windows = np.empty((len(masks), 3))
@@ -300,6 +324,30 @@ class MaskDataset(Dataset):
             windows[k] = integer_window(square_window(box, self.crop.margin, shift[k], crop_scale[k]))
         return windows
 
+    def _crop_batch(self, masks: np.ndarray, K: np.ndarray, vertices: np.ndarray, draws: dict,
+                    rngs: list) -> tuple[np.ndarray, CameraChange]:
+        """Masks (B,H,W) -> (crops (B,S,S) uint8, CameraChange from the source to the crops).
+
+        As `predict` takes a sensor's mask: each sample's image is augmented at the source's
+        resolution or, for a drawn sensor size N, taken at N x N; noise acts in that frame;
+        the window is found from the (noisy) mask and resampled to S (mask2hand.masks)."""
+        n, size = len(masks), self.out_size[0]
+        crops = np.empty((n, size, size), np.uint8)
+        rotation, K_crop, warp = np.empty((n, 3, 3)), np.empty((n, 3, 3)), np.empty((n, 2, 3))
+        for side in np.unique(draws["sensor"]):
+            idx = np.nonzero(draws["sensor"] == side)[0]
+            frame = self.image_size if side == 0 else (int(side), int(side))
+            if self.augment is None and frame == self.image_size:
+                framed, change = masks[idx], camera_change(K[idx], self.image_size)
+            else:
+                framed, change = self._warp_masks(masks[idx], K[idx], draws["angle"][idx], draws["scale"][idx], frame)
+            framed = self._apply_noise(framed, [rngs[i] for i in idx])
+            windows = self._crop_windows(framed, vertices[idx], change, draws["shift"][idx], draws["crop_scale"][idx])
+            crops[idx] = [resample_window(m, w, size) for m, w in zip(framed, windows)]
+            part = crop_change(change, windows, size)
+            rotation[idx], K_crop[idx], warp[idx] = part.rotation, part.K, part.warp
+        return crops, CameraChange(rotation=rotation, K=K_crop, image_size=(size, size), warp=warp)
+
     def _apply_noise(self, masks: np.ndarray, rngs: list) -> np.ndarray:
         if self.noise is None:
             return masks
@@ -312,6 +360,7 @@ class MaskDataset(Dataset):
         index = np.empty(n, np.int64)
         angle, scale = np.zeros(n), np.ones(n)
         shift, crop_scale = np.zeros((n, 2)), np.ones(n)
+        sensor = np.zeros(n, np.int64)  # 0: the source's resolution
         rngs = []
         for k, item in enumerate(items):
             rng = np.random.default_rng((self.seed, self.epoch, int(item)))
@@ -326,6 +375,8 @@ class MaskDataset(Dataset):
             if self.crop is not None:
                 shift[k] = rng.uniform(-self.crop.jitter_shift, self.crop.jitter_shift, size=2)
                 crop_scale[k] = rng.uniform(*self.crop.jitter_scale)
+            if self.sensor is not None and rng.random() < self.sensor.probability:
+                sensor[k] = self.sensor.sizes[int(rng.integers(len(self.sensor.sizes)))]
             rngs.append(rng)
         masks = src.masks(index)
         K = np.asarray(src.K[index], dtype=np.float64)
@@ -335,16 +386,8 @@ class MaskDataset(Dataset):
 
         change = None
         if self.crop is not None:
-            # as `predict` sees a mask: noise in the image frame, then the window found from it
-            if self.augment is not None:
-                masks, change = self._warp_masks(masks, K, angle, scale, self.image_size)
-            else:
-                change = camera_change(K, self.image_size)
-            masks = self._apply_noise(masks, rngs)
-            windows = self._crop_windows(masks, K, vertices, change, shift, crop_scale)
-            size = self.out_size[0]
-            masks = np.stack([resample_window(m, w, size) for m, w in zip(masks, windows)]).astype(np.uint8)
-            change = camera_change(K, self.image_size, angle, scale, self.out_size, crop=windows)
+            draws = {"angle": angle, "scale": scale, "shift": shift, "crop_scale": crop_scale, "sensor": sensor}
+            masks, change = self._crop_batch(masks, K, vertices, draws, rngs)
         else:
             if self.augment is not None or self.out_size != self.image_size:
                 masks, change = self._warp_masks(masks, K, angle, scale, self.out_size)

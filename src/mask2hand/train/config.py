@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
+from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.config_utils import apply_overrides, dataclass_from_dict, to_dict
 from mask2hand.errors import Mask2HandError
@@ -50,6 +51,8 @@ class DataSection:
     masks (kinds, severities, probability; see mask2hand.data.noise), null for none.
     crop_jitter_shift / crop_jitter_scale: for a cropping network (network.input_crop), the
     training crops' random shift (fraction of the window) and size factor range.
+    sensor: for a cropping network, low-resolution sensors (sizes, probability; see
+    mask2hand.data.dataset.SensorConfig), null for none.
     """
 
     train: str = "data/broad:train"
@@ -62,6 +65,7 @@ class DataSection:
     workers: int = 1
     crop_jitter_shift: float = 0.0
     crop_jitter_scale: tuple[float, float] = (1.0, 1.0)
+    sensor: SensorConfig | None = None
 
 
 @dataclass

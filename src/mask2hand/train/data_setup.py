@@ -43,7 +43,8 @@ def ensure_generated(folder: Path, spec: GenerateSpec, hand_model: str, mano_pat
 def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None, crop_margin: float | None = None):
     """The MaskDataset of a recipe's "train", "val" or "test" entry, at the network's input size,
     cut around the hand for a cropping network (`crop_margin`: its NetConfig.input_crop;
-    the training set's crops are jittered as data.crop_jitter_shift / crop_jitter_scale say).
+    the training set's crops are jittered as data.crop_jitter_shift / crop_jitter_scale say,
+    and taken at low resolutions as data.sensor says).
 
     Missing synthetic folders named in data.generate are created first (by rank 0 only,
     the other processes wait). Ground truth made with another hand model is refused.
@@ -72,7 +73,8 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
     dataset = MaskDataset(folder, split=split, augment=config.data.augment and training,
                           noise=config.data.noise if training else noise, resolution=resolution,
                           one_view_per_pose=config.data.one_view_per_pose and training,
-                          seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop)
+                          seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop,
+                          sensor=config.data.sensor if training else None)
     check_ground_truth_matches(dataset, hand, source)
     return dataset
 
