@@ -42,7 +42,7 @@ from mask2hand.crop import box_of_mask, box_of_points, integer_window, square_wi
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
 from mask2hand.errors import Mask2HandError
-from mask2hand.masks import resample_window
+from mask2hand.masks import largest_component, resample_window
 from mask2hand.hand.params import HandParams
 
 # the stored hand-layer parameters, in the order the sources hold them
@@ -306,13 +306,11 @@ class MaskDataset(Dataset):
                 warped[k] = warp_mask(masks[k], change[k])
         return warped, change
 
-    def _crop_windows(self, masks: np.ndarray, vertices: np.ndarray, change,
+    def _crop_windows(self, masks: np.ndarray, vertices: np.ndarray, change: CameraChange,
                       shift: np.ndarray, crop_scale: np.ndarray) -> np.ndarray:
         """Integer windows (B,3) around the hands of masks (B,H,W) in the frame `change` maps to,
         found as `predict` finds them (the largest region's box; the projected vertices' box if
         the mask is empty), then jittered."""
-        from mask2hand.masks import largest_component
-
         windows = np.empty((len(masks), 3))
         for k, mask in enumerate(masks):
             region = largest_component(mask)
