@@ -6,8 +6,10 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from mask2hand.config_utils import recipe_names
+
     parser.add_argument("recipe", help="a YAML recipe file or the name of a shipped recipe "
-                                       "(paper-synthetic, paper-freihand-6pc, paper-freihand-45pc, cpu-default)")
+                                       f"({', '.join(recipe_names())})")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, config.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set train.lr=3e-4 (repeatable)")

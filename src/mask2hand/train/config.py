@@ -20,7 +20,7 @@ import yaml
 
 from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
-from mask2hand.config_utils import apply_overrides, dataclass_from_dict, to_dict
+from mask2hand.config_utils import apply_overrides, dataclass_from_dict, recipe_names, to_dict
 from mask2hand.errors import Mask2HandError
 
 
@@ -144,12 +144,6 @@ def resolve_recipe(source: str | os.PathLike) -> Path:
     if named.is_file():
         return named
     raise Mask2HandError(f"recipe not found: {source} (give a YAML file or one of: {', '.join(recipe_names())})")
-
-
-def recipe_names() -> list[str]:
-    """Names of the recipes shipped in mask2hand/configs."""
-    folder = resources.files("mask2hand") / "configs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def network_config(config: TrainConfig):
