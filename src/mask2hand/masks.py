@@ -419,11 +419,15 @@ def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None)
     The window is the whole image padded to a centered square, or with `crop_margin` the
     square around the hand (mask2hand.crop.square_window), grown to whole pixels.
     """
-    if crop_margin is None:
-        window = whole_image_window(mask.shape)
-    else:
-        window = integer_window(square_window(box_of_mask(mask), crop_margin))
+    window = whole_image_window(mask.shape) if crop_margin is None else hand_window(mask, crop_margin)
     return resample_window(mask, window, size), window_transform(mask.shape, window, size)
+
+
+def hand_window(mask: np.ndarray, crop_margin: float) -> np.ndarray:
+    """The integer window (3,) (u0, v0, side) around a mask's hand that `resample_mask` cuts:
+    the square of crop_margin x the box's larger side (mask2hand.crop.square_window), grown
+    to whole pixels."""
+    return integer_window(square_window(box_of_mask(mask), crop_margin))
 
 
 def resample_masks(masks, K: np.ndarray, size: int,

@@ -76,8 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "mirrored right hand and mirrored back into the camera frame")
     fitting = parser.add_argument_group("test-time fitting and hypotheses (single masks, not sequences)")
     fitting.add_argument("--fit", nargs="?", type=int, const=True, metavar="STEPS",
-                         help="fit the answer to the silhouette (default 80 steps; put --fit after the inputs "
-                              "or give STEPS); the JSON reports the IoU before and after")
+                         help="fit the answer to the silhouette: at most STEPS updates along the main pose "
+                              "components (default 80), then up to 30 of every joint angle; put --fit after the "
+                              "inputs or give STEPS; the JSON reports the IoU before and after")
     fitting.add_argument("--hypotheses", type=int, metavar="K",
                          help="also return the K best distinct hands that explain the silhouette, ranked by "
                               "score (IoU and plausibility), each written as <stem>_hypN.obj")
