@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: {exc}")
     rows = report.rows
     sensor = f" at {args.sensor_size} x {args.sensor_size} px" if args.sensor_size else ""
-    print(f"{report.num_samples} masks of {args.data}{sensor}; weights: {weights}; {args.threads} thread(s); "
+    left_out = f" ({len(report.refused)} refused by predict, left out)" if report.refused else ""
+    print(f"{report.num_samples} masks of {args.data}{sensor}{left_out}; weights: {weights}; {args.threads} thread(s); "
           f"fit steps {args.steps}, K {args.k}, prior starts {args.prior_starts}; {time.perf_counter() - t0:.0f} s")
     print(report.table())
     checks = {}

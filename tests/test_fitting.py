@@ -396,7 +396,7 @@ def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     dataset = MaskDataset(folder, split="test", distance_field=False)
     settings = FitEvalSettings(fit=replace(FAST, steps=4), k=2, prior_starts=2, num_samples=2, batch_size=2)
     report = evaluate_fitting(model, dataset, settings)
-    assert report.num_samples == 2 and list(report.rows) == list(MODES)
+    assert report.num_samples == 2 and list(report.rows) == list(MODES) and report.refused == []
     for row in report.rows.values():
         assert all(np.isfinite(v) for v in row.values()) and row["seconds_per_mask"] > 0
     rows = report.rows
@@ -404,3 +404,34 @@ def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     assert rows["best of K (oracle)"]["miou"] >= rows["top-1 of K"]["miou"] - 1e-9
     assert rows["network + fit"]["miou"] >= rows["network"]["miou"] - 1e-9
     assert "network + fit" in report.table()
+    # a mask predict refuses is left out of every row, and the others keep their own ground truth
+    class Blanked:
+        """The dataset with sample 1's mask emptied, or without sample 1."""
+
+        def __init__(self, drop: bool):
+            self.drop = drop
+
+        def __len__(self):
+            return 2 if self.drop else 3
+
+        def __getattr__(self, name):
+            return getattr(dataset, name)
+
+        def load_batch(self, items):
+            if self.drop:
+                return dataset.load_batch([0 if i == 0 else 2 for i in items])
+            batch = dataset.load_batch(items)
+            batch.mask[[k for k, i in enumerate(items) if i == 1]] = 0
+            return batch
+
+    quick = replace(settings, modes=("network", "network + fit"), num_samples=None, batch_size=1)
+    blanked = evaluate_fitting(model, Blanked(drop=False), quick)
+    dropped = evaluate_fitting(model, Blanked(drop=True), quick)
+    assert blanked.refused == [1] and blanked.num_samples == 2
+    for mode in quick.modes:
+        for key in ("mpjpe_cm", "pa_mpjpe_cm", "miou"):
+            assert blanked.rows[mode][key] == pytest.approx(dropped.rows[mode][key], rel=1e-5), (mode, key)
+    # at 6 x 6 pixels no hand has the pixels predict asks for: every mask is refused, clearly
+    tiny = MaskDataset(folder, split="test", distance_field=False, resolution=6)
+    with pytest.raises(Mask2HandError, match="refused all 2"):
+        evaluate_fitting(model, tiny, replace(settings, modes=("network",)))

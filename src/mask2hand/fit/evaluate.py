@@ -18,7 +18,9 @@ number of masks; modes that start from the network include its time):
 - "best of K (oracle)": per sample and per metric, the best of the K hypotheses (lowest
   MPJPE, lowest PA-MPJPE, highest IoU, each chosen separately), as multi-hypothesis pose
   papers report it; its time is that of the hypotheses.
-Masks are fed at the dataset's own resolution with its K, as a user would give them.
+Masks are fed at the dataset's own resolution with its K, as a user would give them; a mask
+that `predict` refuses (at a low sensor resolution, a hand of fewer than
+mask2hand.masks.MIN_HAND_PIXELS pixels) is left out of every row and counted in `refused`.
 """
 
 from __future__ import annotations
@@ -65,15 +67,18 @@ class FitEvalSettings:
 
 @dataclass
 class FitEvaluation:
-    """rows: mode -> {"mpjpe_cm", "pa_mpjpe_cm", "miou", "seconds_per_mask"}; num_samples;
-    settings: the settings as a dict."""
+    """rows: mode -> {"mpjpe_cm", "pa_mpjpe_cm", "miou", "seconds_per_mask"}; num_samples: the
+    masks measured; refused: dataset indices `predict` refused (left out); settings: the
+    settings as a dict."""
 
     rows: dict[str, dict[str, float]]
     num_samples: int
     settings: dict[str, Any]
+    refused: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"num_samples": self.num_samples, "settings": self.settings, "rows": self.rows}
+        return {"num_samples": self.num_samples, "refused": self.refused, "settings": self.settings,
+                "rows": self.rows}
 
     def table(self) -> str:
         """The rows as an aligned text table."""
@@ -137,12 +142,20 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
     check_ground_truth_matches(dataset, hand, "the dataset")
     modes = [m for m in MODES if m in settings.modes]
     acc = {mode: _Accumulator() for mode in modes}
+    refused: list[int] = []
     for start in range(0, total, settings.batch_size):
         batch = dataset.load_batch(list(range(start, min(start + settings.batch_size, total))))
-        target = batch.joints.numpy().astype(np.float64)
-        masks = [(m > 0.5).astype(np.uint8) * 255 for m in batch.mask.numpy()]
-        items = [model.prepare(m, K=k.astype(np.float64), name=f"<sample {int(i)}>")
-                 for m, k, i in zip(masks, batch.K.numpy(), batch.index)]
+        items, kept = [], []
+        for row, (mask, k, index) in enumerate(zip(batch.mask.numpy(), batch.K.numpy(), batch.index)):
+            try:
+                items.append(model.prepare((mask > 0.5).astype(np.uint8) * 255, K=k.astype(np.float64),
+                                           name=f"<sample {int(index)}>"))
+                kept.append(row)
+            except Mask2HandError:
+                refused.append(int(index))
+        if not items:
+            continue
+        target = batch.joints.numpy()[kept].astype(np.float64)
         t0 = time.perf_counter()
         raw = model.run_network(items)
         network = model.finish(items, raw)
@@ -185,7 +198,10 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
                 acc["best of K (oracle)"].seconds += seconds
         if progress is not None:
             progress(min(start + settings.batch_size, total), total)
+    measured = total - len(refused)
+    if measured == 0:
+        raise Mask2HandError(f"predict refused all {total} masks (too small a hand at this resolution?)")
     settings_dict = asdict(settings)
     settings_dict["modes"] = list(settings.modes)
-    return FitEvaluation(rows={mode: acc[mode].row(total) for mode in modes}, num_samples=total,
-                         settings=settings_dict)
+    return FitEvaluation(rows={mode: acc[mode].row(measured) for mode in modes}, num_samples=measured,
+                         settings=settings_dict, refused=refused)
