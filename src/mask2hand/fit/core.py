@@ -252,6 +252,8 @@ class WorkingFrame:
 
     def coverage(self, silhouette: torch.Tensor) -> torch.Tensor:
         """(B,G,G) fraction of each comparison cell covered by a silhouette (B,R,R)."""
+        if self.pixels.shape[1] == silhouette.shape[1] and bool(self.cells.min() == silhouette.shape[1]):
+            return silhouette  # every mask is compared on the working frame's own pixels
         pooling = self.pooling.to(silhouette.dtype)
         return pooling @ silhouette @ pooling.transpose(1, 2)
 
