@@ -279,14 +279,15 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
     covers more than half of it, which is how an area-averaged, thresholded picture records
     a hand. Comparing with an enlarged (blurred, re-thresholded) copy would fit its blur.
     """
-    from mask2hand.masks import hand_window, largest_component, resample_masks, resample_window
+    from mask2hand.masks import hand_window, largest_component, resample_window, window_transform
     from mask2hand.render.contour import contour_distance_field
 
-    target, Ks = resample_masks(masks, K, resolution, crop_margin)
-    if not target.reshape(len(target), -1).any(axis=1).all():
-        raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
     cleaned = [largest_component(m) for m in masks]
     windows = [hand_window(m, crop_margin) for m in cleaned]
+    target = np.stack([resample_window(m, w, resolution) for m, w in zip(cleaned, windows)])
+    if not target.reshape(len(target), -1).any(axis=1).all():
+        raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
+    Ks = np.stack([window_transform(m.shape, w, resolution).K_to_model(k) for m, w, k in zip(cleaned, windows, K)])
     grids = [min(int(w[2]), resolution) for w in windows]
     grid = max(grids)
     pixels = np.zeros((len(masks), grid, grid), dtype=np.float32)
@@ -435,39 +436,45 @@ def fit_to_silhouette(params_init: HandParams, masks: Any, K: Any, hand, config:
     Raises Mask2HandError for bad settings or an empty mask.
     """
     config = (config or FitConfig()).check()
-    first = _fit_stage(params_init, masks, K, hand, config)
+    if config.pose_space == "pca" and hand.num_pose_pcs < config.num_pcs:
+        raise Mask2HandError(f"num_pcs={config.num_pcs} but the hand layer has {hand.num_pose_pcs} pose PCs")
+    mask_list = as_mask_list(masks)
+    batch = _tensor(params_init.global_orient, "cpu").reshape(-1, 3).shape[0]
+    if len(mask_list) != batch:
+        raise Mask2HandError(f"{len(mask_list)} masks for {batch} start hands; give one mask per hand")
+    K_np = as_K_array(K, batch)
+    frame = None
+    if config.steps > 0:
+        frame = working_frame(mask_list, K_np, config.resolution, config.crop_margin, hand.faces.device)
+    first = _fit_stage(params_init, mask_list, K_np, frame, hand, config)
     if config.pose_space != "pca" or config.steps == 0 or config.detail_steps == 0:
         return first
     detail = replace(config, pose_space="axis_angle", steps=config.detail_steps,
                      init_pose_weight=config.detail_pose_weight, align_below_iou=0.0)
-    second = _fit_stage(first.params, masks, K, hand, detail)
+    second = _fit_stage(first.params, mask_list, K_np, frame, hand, detail, iou_before=first.iou)
     return replace(second, iou_before=first.iou_before, steps=first.steps + second.steps,
                    kept_start=first.kept_start & second.kept_start)
 
 
-def _fit_stage(params_init: HandParams, masks: Any, K: Any, hand, config: FitConfig) -> FitResult:
-    """One stage of `fit_to_silhouette` in config.pose_space."""
-    if config.pose_space == "pca" and hand.num_pose_pcs < config.num_pcs:
-        raise Mask2HandError(f"num_pcs={config.num_pcs} but the hand layer has {hand.num_pose_pcs} pose PCs")
+def _fit_stage(params_init: HandParams, mask_list: list[np.ndarray], K_np: np.ndarray, frame: WorkingFrame | None,
+               hand, config: FitConfig, iou_before: np.ndarray | None = None) -> FitResult:
+    """One stage of `fit_to_silhouette` in config.pose_space, on the masks' working frame (None
+    when config.steps is 0); iou_before: the start's exact IoU, when it is already known."""
     device = hand.faces.device
-    mask_list = as_mask_list(masks)
     with torch.no_grad():
         start = start_tensors(params_init, hand, device)
     batch = start["pose"].shape[0]
-    if len(mask_list) != batch:
-        raise Mask2HandError(f"{len(mask_list)} masks for {batch} start hands; give one mask per hand")
-    K_np = as_K_array(K, batch)
     faces = hand.faces
     faces_np = faces.detach().cpu().numpy()
 
     variables = _Variables(start, hand, config)
     with torch.no_grad():
         start_out = hand(start["global_orient"], start["transl"], pose=start["pose"], betas=start["betas"])
-    iou_before = exact_iou(start_out.vertices.cpu().numpy(), faces_np, K_np, mask_list)
+    if iou_before is None:
+        iou_before = exact_iou(start_out.vertices.cpu().numpy(), faces_np, K_np, mask_list)
 
     steps = np.zeros(batch, dtype=np.int64)
-    if config.steps > 0:
-        frame = working_frame(mask_list, K_np, config.resolution, config.crop_margin, device)
+    if frame is not None:
         steps = _optimize(variables, frame, config)
 
     fitted = variables.layer_params()
