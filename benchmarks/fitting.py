@@ -1,6 +1,6 @@
 """Test-time fitting and hypotheses on held-out masks: accuracy and seconds per mask.
 
-Rows (mask2hand.fit.evaluate): network alone, network + fit, prior-only fit (no
+Rows (mask2hand.evaluation.fitting): network alone, network + fit, prior-only fit (no
 network), top-1 of K hypotheses, best of K (oracle); columns MPJPE, PA-MPJPE (cm), mIoU,
 seconds per mask. Issue 8's goals are printed beside the table: mIoU >= 0.93 after
 fitting, PA-MPJPE after fitting below the network's, <= 1 s per mask at the default
@@ -27,7 +27,7 @@ from common import load_model, setup_threads, write_json
 from mask2hand.data.dataset import MaskDataset
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig
-from mask2hand.fit.evaluate import MODES, FitEvalSettings, evaluate_fitting
+from mask2hand.evaluation.fitting import MODES, FitEvalSettings, evaluate_fitting
 from mask2hand.train.data_setup import split_source
 
 GOALS = {"miou_after_fit": 0.93, "seconds_per_mask_fit": 1.0, "oracle_pa_reduction": 0.20}

@@ -3,8 +3,8 @@
 Rows (network input 128 x 128 and the open hand, 1,100 vertices / 2,196 faces, unless
 --checkpoint gives other weights; random weights otherwise, which cost the same):
 
-- onnxruntime: the whole exported graph (mask2hand.onnx_export: encoder, hand layer, exact
-  silhouette, RefineNet) run by mask2hand.onnx_runtime.OnnxRunner;
+- onnxruntime: the whole exported graph (mask2hand.export.onnx: encoder, hand layer, exact
+  silhouette, RefineNet) run by mask2hand.inference.onnx_runner.OnnxRunner;
 - pytorch fast path: Mask2HandNet with fold_batch_norms() and forward(exact_silhouette=True),
   the same computation;
 - silhouette alone: the graph's traced exact rasterizer by itself in onnxruntime, and the
@@ -39,8 +39,8 @@ import torch  # noqa: E402
 
 from common import best_time, print_table, setup_threads, write_json  # noqa: E402
 from mask2hand.nn import Mask2HandNet, NetConfig  # noqa: E402
-from mask2hand.onnx_export import export_onnx, synthetic_check_inputs  # noqa: E402
-from mask2hand.onnx_runtime import OnnxRunner  # noqa: E402
+from mask2hand.export.onnx import export_onnx, synthetic_check_inputs  # noqa: E402
+from mask2hand.inference.onnx_runner import OnnxRunner  # noqa: E402
 from mask2hand.render import exact  # noqa: E402
 
 GOAL_BATCH1_MS = 5.0
@@ -51,7 +51,7 @@ def silhouette_session(network, threads: int, folder: Path):
     """onnxruntime session of the exported graph's rasterizer alone: (vertices, K) -> silhouette."""
     import onnxruntime
 
-    from mask2hand.onnx_export import ExportGraph
+    from mask2hand.export.onnx import ExportGraph
 
     class SilhouetteOnly(ExportGraph):
         def forward(self, vertices, K):

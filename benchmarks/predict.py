@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from common import load_model, print_table, setup_threads, time_per_call, write_json
-from mask2hand.masks import load_mask
+from mask2hand.image.masks import load_mask
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 GOAL_BATCH1_MS = 10.0

@@ -35,8 +35,8 @@ import torch  # noqa: E402
 from common import print_table, setup_threads, time_per_call, write_json  # noqa: E402
 from mask2hand.render import rasterize_silhouette, render_soft_silhouette  # noqa: E402
 from mask2hand.render.contour import mask_iou  # noqa: E402
-from mask2hand.render.reference import render_soft_silhouette_dense  # noqa: E402
-from mask2hand.render.synthetic import RenderScene, scene_from_meshes  # noqa: E402
+from mask2hand.testing.reference import render_soft_silhouette_dense  # noqa: E402
+from mask2hand.testing.scenes import RenderScene, scene_from_meshes  # noqa: E402
 
 BATCH = 32
 SIZES = (128, 224)
@@ -169,7 +169,7 @@ def make_figure(path: Path) -> None:
     fig.suptitle(f"mask2hand renderer, open hand, {size}x{size}, default sigma {default_sigma((size, size)):.3f} px^2 "
                  "(contour mode)", fontsize=11)
     fig.tight_layout()
-    from mask2hand.io_utils import atomic_path
+    from mask2hand.utils.files import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")

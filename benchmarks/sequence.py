@@ -1,9 +1,9 @@
 """Jitter of sequence predictions with and without One Euro smoothing, 2 CPU threads.
 
-A synthetic sequence (mask2hand.sequence.synthetic_sequence: an open hand easing into a
+A synthetic sequence (mask2hand.inference.sequence.synthetic_sequence: an open hand easing into a
 half-closed, turned pose, exact silhouettes at 224x224, 30 fps) is predicted frame by
 frame; jitter is the mean frame-to-frame joint acceleration (norm of the second
-difference, m/frame^2; mask2hand.smoothing.mean_joint_acceleration), for the raw and the
+difference, m/frame^2; mask2hand.inference.smoothing.mean_joint_acceleration), for the raw and the
 smoothed predictions and for the ground-truth motion itself (the floor a perfect
 predictor would reach). Weights: the shipped model if this build has one, else a randomly
 initialised network: then the numbers only check the mechanism (a random network's
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from common import load_model, print_table, setup_threads, write_json
-from mask2hand.sequence import Frames, predict_sequence, synthetic_sequence
-from mask2hand.smoothing import OneEuroConfig, mean_joint_acceleration
+from mask2hand.inference.sequence import Frames, predict_sequence, synthetic_sequence
+from mask2hand.inference.smoothing import OneEuroConfig, mean_joint_acceleration
 
 IMAGE_SIZE = (224, 224)
 FPS = 30.0

@@ -157,7 +157,7 @@ def test_crop_jitter_moves_and_scales_the_window(paper_path):
 @pytest.mark.parametrize("kind", ["erode", "dilate"])
 def test_noisy_crop_is_what_predict_makes_of_the_noisy_image(paper_path, kind):
     from mask2hand.data.noise import apply_noise
-    from mask2hand.masks import resample_masks
+    from mask2hand.image.masks import resample_masks
 
     noise = NoiseConfig(kinds=(kind,), severities=(3,))
     cropped = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig(), noise=noise)
@@ -176,7 +176,7 @@ def test_noisy_crop_is_what_predict_makes_of_the_noisy_image(paper_path, kind):
 
 
 def test_specks_do_not_move_the_hand_window(paper_path):
-    from mask2hand.masks import resample_masks
+    from mask2hand.image.masks import resample_masks
 
     sample = MaskDataset(paper_path, split="test")[0]
     mask, K = sample.mask.numpy(), sample.K.numpy()[None]
@@ -189,7 +189,7 @@ def test_specks_do_not_move_the_hand_window(paper_path):
 
 
 def test_sensor_samples_are_what_evaluation_makes_of_a_sensor_image(paper_path):
-    from mask2hand.masks import resample_masks
+    from mask2hand.image.masks import resample_masks
     from mask2hand.errors import Mask2HandError
 
     sensed = MaskDataset(paper_path, split="train", resolution=48, crop=CropConfig(),

@@ -1,7 +1,7 @@
 """Test-time fitting, network-free fitting, hypotheses, their predict/CLI integration and evaluation.
 
 Ground truth: hands drawn from the pose prior, rendered with the exact rasterizer, then
-perturbed; the network, where one is needed, is a tiny random one (test_predict_support).
+perturbed; the network, where one is needed, is a tiny random one (tiny_model).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from mask2hand.fit.priors import limit_penalty
 from mask2hand.fit.starts import palm_flip, place_on_mask, swap_flexion
 from mask2hand.hand import HandParams, load_hand_model
 from mask2hand.hand.prior import JOINT_LIMITS, local_to_pose, pose_to_local, sample_pose_prior, within_limits
-from mask2hand.predict import Mask2Hand
+from mask2hand.inference.api import Mask2Hand
 from mask2hand.render import rasterize_silhouette
-from test_predict_support import blob_mask, save_mask_png, write_tiny_weights
+from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 SIZE = 128
 FOCAL = 250.0
@@ -193,7 +193,7 @@ def test_pooling_matrix_averages_by_overlap():
 def test_low_resolution_masks_are_compared_on_their_own_pixels(hand):
     """A 24 x 24 picture of a hand (area-averaged, cut at one half, as a low-resolution sensor's)
     is the comparison target; the true hand covers each of its hand cells more than half."""
-    from mask2hand.masks import resample_window
+    from mask2hand.image.masks import resample_window
 
     params, fine_masks, K, joints = make_scene(hand, 3, seed=9)
     side = 24
@@ -338,7 +338,7 @@ def test_left_hand_fit_is_the_mirror_of_the_right(model):
 def test_fitting_without_a_hand_layer_is_refused():
     from types import SimpleNamespace
 
-    from mask2hand.fit.pipeline import predictions_with_fit
+    from mask2hand.inference.fitting import predictions_with_fit
 
     onnx_like = SimpleNamespace(runner=SimpleNamespace(hand=None))
     with pytest.raises(Mask2HandError, match="PyTorch hand layer"):
@@ -390,7 +390,7 @@ def test_cli_fit_without_steps_uses_the_default_and_sequences_are_refused(weight
 def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.data.synthetic import BroadCorpus, generate_broad
-    from mask2hand.fit.evaluate import MODES, FitEvalSettings, evaluate_fitting
+    from mask2hand.evaluation.fitting import MODES, FitEvalSettings, evaluate_fitting
 
     folder = generate_broad(tmp_path / "data", corpus=BroadCorpus(train=0, val=0, test=3))
     dataset = MaskDataset(folder, split="test", distance_field=False)

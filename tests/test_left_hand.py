@@ -14,11 +14,11 @@ import trimesh
 
 from mask2hand import cli
 from mask2hand.errors import Mask2HandError
-from mask2hand.export import mesh_bytes
+from mask2hand.export.files import mesh_bytes
 from mask2hand.hand import load_hand_model
-from mask2hand.predict import Mask2Hand, mirror_K
+from mask2hand.inference.api import Mask2Hand, mirror_K
 from mask2hand.render import project, rasterize_silhouette
-from test_predict_support import save_mask_png, write_tiny_weights
+from tiny_model import save_mask_png, write_tiny_weights
 
 SIZE = (96, 128)  # (H, W): not square, so the padding and the mirror are not trivially symmetric
 K_OFF_CENTER = np.array([[260.0, 0.0, 70.3], [0.0, 255.0, 45.1], [0.0, 0.0, 1.0]])

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
 from mask2hand import Mask2HandError
-from mask2hand.losses import LossTerms, LossWeights, mask2hand_loss
-from mask2hand.procrustes import procrustes_align
+from mask2hand.losses.objective import LossTerms, LossWeights, mask2hand_loss
+from mask2hand.losses.procrustes import procrustes_align
 
 
 @dataclass

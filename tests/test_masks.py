@@ -1,4 +1,4 @@
-"""The mask loader and preparer (mask2hand.masks) and the camera defaults."""
+"""The mask loader and preparer (mask2hand.image.masks) and the camera defaults."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
+from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
-from mask2hand.masks import (MAX_IMAGE_SIDE, binarize, keep_largest_component, load_mask, prepare_mask, read_image,
+from mask2hand.image.masks import (MAX_IMAGE_SIDE, binarize, keep_largest_component, load_mask, prepare_mask, read_image,
                              resample_mask)
 
 

@@ -13,7 +13,7 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from mask2hand import Mask2HandError
-from mask2hand.metrics import (
+from mask2hand.evaluation.metrics import (
     EvaluationAccumulator,
     PointErrorStats,
     curve_auc,

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from scipy.spatial.transform import Rotation
 
-from mask2hand.config_utils import dataclass_from_dict
+from mask2hand.utils.dataclass_config import dataclass_from_dict
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import load_hand_model
 from mask2hand.nn import (Mask2HandNet, NetConfig, RefineNet, build_backbone, decode_root_position,

@@ -15,16 +15,16 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from mask2hand import cli  # noqa: E402
-from mask2hand.config_utils import dataclass_from_dict, to_dict  # noqa: E402
+from mask2hand.utils.dataclass_config import dataclass_from_dict, to_dict  # noqa: E402
 from mask2hand.errors import Mask2HandError  # noqa: E402
-from mask2hand.io_utils import file_sha256  # noqa: E402
+from mask2hand.utils.files import file_sha256  # noqa: E402
 from mask2hand.nn import Mask2HandNet, NetConfig  # noqa: E402
-from mask2hand.onnx_export import check_parity, export_onnx, synthetic_check_inputs  # noqa: E402
-from mask2hand.onnx_runtime import OnnxRunner  # noqa: E402
-from mask2hand.predict import Mask2Hand  # noqa: E402
+from mask2hand.export.onnx import check_parity, export_onnx, synthetic_check_inputs  # noqa: E402
+from mask2hand.inference.onnx_runner import OnnxRunner  # noqa: E402
+from mask2hand.inference.api import Mask2Hand  # noqa: E402
 from mask2hand.render import rasterize_silhouette  # noqa: E402
 from mask2hand.render.exact import mask_iou_numpy  # noqa: E402
-from test_predict_support import TINY, write_tiny_weights  # noqa: E402
+from tiny_model import TINY, write_tiny_weights  # noqa: E402
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 TOLERANCE_M = 1e-4

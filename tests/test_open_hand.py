@@ -278,7 +278,7 @@ def test_pca_coefficients_in_the_papers_range_stay_near_the_limits():
 
 
 def test_hand_gallery_writes_png_and_obj(tmp_path):
-    from mask2hand.viz_gallery import write_hand_gallery
+    from mask2hand.export.gallery import write_hand_gallery
 
     paths = write_hand_gallery(tmp_path)
     png, obj = paths
@@ -290,7 +290,7 @@ def test_hand_gallery_writes_png_and_obj(tmp_path):
 
 def test_hand_gallery_reports_an_unusable_output_folder(tmp_path):
     from mask2hand import Mask2HandError
-    from mask2hand.viz_gallery import write_hand_gallery
+    from mask2hand.export.gallery import write_hand_gallery
 
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

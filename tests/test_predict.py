@@ -1,4 +1,4 @@
-"""The Python API (mask2hand.predict): shapes, coordinate maps, batching, saving, figures."""
+"""The Python API (mask2hand.inference.api): shapes, coordinate maps, batching, saving, figures."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.camera_defaults import intrinsics, resolve_camera
+from mask2hand.inference.cameras import intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
-from mask2hand.predict import Mask2Hand, Prediction
+from mask2hand.inference.api import Mask2Hand, Prediction
 from mask2hand.render import project
-from test_predict_support import TINY, blob_mask, save_mask_png, write_tiny_weights
+from tiny_model import TINY, blob_mask, save_mask_png, write_tiny_weights
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -166,7 +166,7 @@ def test_checkpoint_of_another_hand_model_is_refused(tmp_path, mano_path):
 
 
 def test_missing_default_weights_is_a_clear_error(monkeypatch):
-    import mask2hand.checkpoint as checkpoint
+    import mask2hand.nn.checkpoint as checkpoint
 
     monkeypatch.setattr(checkpoint, "default_weights_path", lambda: None)
     with pytest.raises(Mask2HandError, match="no shipped pretrained model"):
@@ -175,7 +175,7 @@ def test_missing_default_weights_is_a_clear_error(monkeypatch):
 
 def test_examples_are_consistent():
     """examples/: the shared K is the default camera, the ground truth projects onto its masks."""
-    from mask2hand.masks import load_mask
+    from mask2hand.image.masks import load_mask
 
     K = np.array(json.loads((EXAMPLES / "K.json").read_text()))
     truth = json.loads((EXAMPLES / "ground_truth.json").read_text())["examples"]

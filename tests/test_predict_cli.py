@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from mask2hand import cli
-from mask2hand.masks import MAX_IMAGE_SIDE
-from test_predict_support import blob_mask, save_mask_png, write_tiny_weights
+from mask2hand.image.masks import MAX_IMAGE_SIDE
+from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 PREDICT_ENTRY = ("predict", "predict 3D hands from silhouette files")
 

@@ -7,7 +7,7 @@ import torch
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
-from mask2hand.procrustes import procrustes_align
+from mask2hand.losses.procrustes import procrustes_align
 
 
 def random_points(batch, n, seed, dtype=torch.float64):

@@ -14,7 +14,7 @@ from mask2hand.render import project, rasterize_silhouette
 from mask2hand.render.contour import mask_iou
 from mask2hand.render.exact import edge_table, mask_iou_numpy, project_points, rasterize, silhouette
 from mask2hand.render.raster import rasterize_projected
-from mask2hand.render.synthetic import synthetic_scene
+from mask2hand.testing.scenes import synthetic_scene
 
 
 def dense_torch(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor, size) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_torch_free_modules_import_without_torch():
             "        if name.split('.')[0] == 'torch': raise ImportError(name)\n"
             "sys.meta_path.insert(0, Hide())\n"
             "import numpy as np\n"
-            "import mask2hand.predict, mask2hand.onnx_runtime, mask2hand.hand, mask2hand.render\n"
+            "import mask2hand.inference.api, mask2hand.inference.onnx_runner, mask2hand.hand, mask2hand.render\n"
             "from mask2hand.render.exact import rasterize\n"
             "from mask2hand.hand import HandParams\n"
             "corners = np.array([[[0., 0., 1.], [9.2, 0., 1.], [0., 9.2, 1.]]])\n"

@@ -8,7 +8,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.render import rasterize_silhouette
 from mask2hand.render.camera import project_for_rendering
 from mask2hand.render.raster import rasterize_projected
-from mask2hand.render.synthetic import synthetic_scene
+from mask2hand.testing.scenes import synthetic_scene
 
 TOLERANCE_PX = 0.01
 

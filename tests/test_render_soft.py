@@ -9,9 +9,9 @@ import torch
 from mask2hand.errors import Mask2HandError
 from mask2hand.render import SoftSilhouetteRenderer, default_sigma, rasterize_silhouette, render_soft_silhouette
 from mask2hand.render.contour import mask_iou
-from mask2hand.render.reference import render_soft_silhouette_dense
+from mask2hand.testing.reference import render_soft_silhouette_dense
 from mask2hand.render.soft import CUTOFF_PROBABILITY, cutoff_radius_sq
-from mask2hand.render.synthetic import capsule_mesh, scene_from_meshes, synthetic_scene
+from mask2hand.testing.scenes import capsule_mesh, scene_from_meshes, synthetic_scene
 
 
 @pytest.fixture(scope="module")

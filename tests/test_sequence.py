@@ -13,12 +13,12 @@ from scipy.spatial.transform import Rotation
 from mask2hand import cli
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import load_hand_model
-from mask2hand.predict import Mask2Hand
-from mask2hand.sequence import (Frames, natural_key, predict_sequence, read_frames, skeleton_panel,
+from mask2hand.inference.api import Mask2Hand
+from mask2hand.inference.sequence import (Frames, natural_key, predict_sequence, read_frames, skeleton_panel,
                                 synthetic_sequence)
-from mask2hand.smoothing import (OneEuroConfig, continuous_quaternions, mean_joint_acceleration, one_euro_filter,
+from mask2hand.inference.smoothing import (OneEuroConfig, continuous_quaternions, mean_joint_acceleration, one_euro_filter,
                                  smooth_rotations)
-from test_predict_support import write_tiny_weights
+from tiny_model import write_tiny_weights
 
 NUM_FRAMES = 16
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.checkpoint import default_weights_path, read_file
-from mask2hand.predict import Mask2Hand
-from mask2hand.procrustes import procrustes_align
+from mask2hand.nn.checkpoint import default_weights_path, read_file
+from mask2hand.inference.api import Mask2Hand
+from mask2hand.losses.procrustes import procrustes_align
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

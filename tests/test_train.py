@@ -57,7 +57,7 @@ def test_tiny_run_lowers_validation_loss_and_writes_its_files(trained_run):
 
 
 def test_checkpoint_loads_as_a_network(trained_run):
-    from mask2hand.checkpoint import load_network
+    from mask2hand.nn.checkpoint import load_network
 
     out, _, _ = trained_run
     net, payload = load_network(out / "best.pt")
@@ -136,7 +136,7 @@ def test_resume_with_other_network_settings_is_refused(trained_run, data_dir):
 
 
 def test_fine_tuning_starts_from_the_given_weights(trained_run, data_dir, tmp_path):
-    from mask2hand.checkpoint import export_weights, read_file
+    from mask2hand.nn.checkpoint import export_weights, read_file
 
     out, _, _ = trained_run
     export_weights(read_file(out / "best.pt"), tmp_path / "w.pt", half=False)
@@ -248,8 +248,8 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
 
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
-    from mask2hand.evaluate import network_inputs
-    from mask2hand.masks import prepare_mask
+    from mask2hand.evaluation.network import network_inputs
+    from mask2hand.image.masks import prepare_mask
 
     recipe = tiny_recipe(data_dir, epochs=1)
     recipe["network"]["input_crop"] = 1.25

@@ -4,7 +4,7 @@ Every mask is rendered by this project (the open hand, the exact rasterizer), so
 examples carry no third-party data. Each example is a finger pose (anatomical
 flexion / abduction / twist per joint, see mask2hand.hand.prior), a view (a rotation
 of the hand) and a hand size in pixels; the hand is centered in a 224x224 image seen
-by the default camera of mask2hand.camera_defaults (so `mask2hand predict examples`
+by the default camera of mask2hand.inference.cameras (so `mask2hand predict examples`
 needs no --K). Writes, all into examples/:
 
     <name>.png            the mask, hand white (255) on black (0)
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from mask2hand.camera_defaults import default_focal, intrinsics
-from mask2hand.export import json_text, write_files
+from mask2hand.inference.cameras import default_focal, intrinsics
+from mask2hand.export.files import json_text, write_files
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.prior import ARCHETYPES, FINGERS, JOINT_LIMITS, local_to_pose
 from mask2hand.render import project, rasterize_silhouette

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mask2hand import Mask2Hand  # noqa: E402
-from mask2hand.export import write_figure  # noqa: E402
+from mask2hand.export.files import write_figure  # noqa: E402
 from mask2hand.render import rasterize_silhouette  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

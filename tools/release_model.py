@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from mask2hand.checkpoint import export_weights, read_file
-from mask2hand.io_utils import file_sha256
+from mask2hand.nn.checkpoint import export_weights, read_file
+from mask2hand.utils.files import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "mask2hand" / "weights" / "default.pt"

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from mask2hand.io_utils import write_text_atomic
+    from mask2hand.utils.files import write_text_atomic
     from mask2hand.errors import Mask2HandError
     from mask2hand.train.ablation import TABLE5_ROWS, format_ablation, run_ablation
     from mask2hand.train.config import load_config

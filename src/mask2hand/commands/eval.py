@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mask2hand.checkpoint import load_network
-    from mask2hand.evaluate import evaluate, format_tables, write_results
+    from mask2hand.nn.checkpoint import load_network
+    from mask2hand.evaluation.network import evaluate, format_tables, write_results
 
     path = None if args.checkpoint == "default" else args.checkpoint
     net, _ = load_network(path, hand_model=args.hand, mano_path=args.mano, device=args.device)

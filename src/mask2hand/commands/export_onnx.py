@@ -1,7 +1,7 @@
 """`mask2hand export-onnx CHECKPOINT OUT.onnx [--check N]`: one ONNX file, runnable without torch.
 
 The graph goes from a mask at the network's input size and its intrinsics to the hand
-(see mask2hand.onnx_export); the file carries everything `mask2hand predict --runtime onnx
+(see mask2hand.export.onnx); the file carries everything `mask2hand predict --runtime onnx
 --model OUT.onnx` needs. With --check N (default 100; 0 skips it) N synthetic masks run
 through PyTorch and onnxruntime before the file is put in place; if the final vertices or
 joints differ by more than --tolerance meters, nothing is written and the exit status is 1.
@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mask2hand.errors import Mask2HandError
-    from mask2hand.io_utils import atomic_path
-    from mask2hand.onnx_export import DEFAULT_OPSET, check_parity, export_onnx, mano_notice
+    from mask2hand.utils.files import atomic_path
+    from mask2hand.export.onnx import DEFAULT_OPSET, check_parity, export_onnx, mano_notice
 
     if args.check < 0:
         raise Mask2HandError("--check must be 0 (no check) or a number of masks")

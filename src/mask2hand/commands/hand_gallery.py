@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mask2hand.viz_gallery import write_hand_gallery
+    from mask2hand.export.gallery import write_hand_gallery
 
     paths = write_hand_gallery(args.out, seed=args.seed)
     for path in paths:

@@ -13,7 +13,7 @@ the silhouette to the JSON ("hypotheses", best score first) and writes <stem>_hy
 Sequences: one video (.mp4, .avi, .mov, ...) or animated GIF, or with --sequence one
 folder of frames (sorted naturally by name: 2 before 10) or multi-page TIFF. Every frame
 is predicted, the hand parameters are smoothed over time with a One Euro filter
-(mask2hand.smoothing; --min-cutoff, --beta, --d-cutoff, --no-smoothing), and DIR receives
+(mask2hand.inference.smoothing; --min-cutoff, --beta, --d-cutoff, --no-smoothing), and DIR receives
 the per-frame files as above, <name>.gif (input mask, predicted contour and 2-D skeleton
 per frame) and summary.json (per frame, plus the jitter with and without smoothing).
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mask2hand.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
-from mask2hand.smoothing import OneEuroConfig
+from mask2hand.image.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+from mask2hand.inference.smoothing import OneEuroConfig
 
 PROG = "mask2hand predict"
 SUMMARY_NAME = "summary.json"
@@ -186,7 +186,7 @@ def _predict_isolating_failures(model, prepared: list, batch_size: int, **option
 
 
 def is_sequence_file(arg: str) -> bool:
-    from mask2hand.sequence import is_sequence_file as check
+    from mask2hand.inference.sequence import is_sequence_file as check
 
     return check(arg)
 
@@ -194,7 +194,7 @@ def is_sequence_file(arg: str) -> bool:
 def load_model(args: argparse.Namespace):
     """The Mask2Hand of --runtime: PyTorch weights (--checkpoint) or an exported ONNX file (--model)."""
     from mask2hand.errors import Mask2HandError
-    from mask2hand.predict import Mask2Hand
+    from mask2hand.inference.api import Mask2Hand
 
     if args.runtime == "onnx":
         if not args.model:
@@ -211,11 +211,11 @@ def load_model(args: argparse.Namespace):
 
 def run_sequence(args: argparse.Namespace) -> int:
     """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
-    from mask2hand.camera_defaults import KFile, check_focal
+    from mask2hand.inference.cameras import KFile, check_focal
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export import write_json
-    from mask2hand.sequence import predict_sequence, read_frames, skeleton_panel, write_gif
-    from mask2hand.smoothing import mean_joint_acceleration
+    from mask2hand.export.files import write_json
+    from mask2hand.inference.sequence import predict_sequence, read_frames, skeleton_panel, write_gif
+    from mask2hand.inference.smoothing import mean_joint_acceleration
 
     if len(args.inputs) != 1:
         raise Mask2HandError("a sequence is one INPUT (a video, a GIF, or with --sequence a folder of frames or "
@@ -270,9 +270,9 @@ def run_sequence(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export import write_json
+    from mask2hand.export.files import write_json
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -285,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fit is not None or args.hypotheses is not None:  # fitting needs torch: import it only then
         if args.runtime == "onnx":
             raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
-        from mask2hand.fit.pipeline import resolve_fit, resolve_hypotheses
+        from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses
 
         fit, hypotheses = resolve_fit(args.fit), resolve_hypotheses(args.hypotheses)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from mask2hand.crop import window_matrix
+from mask2hand.image.crop import window_matrix
 
 ANGLE_RANGE = (-math.pi, math.pi)
 SCALE_RANGE = (0.9, 1.1)
@@ -91,7 +91,7 @@ def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.
 
 def crop_change(change: CameraChange, windows: np.ndarray, size: int) -> CameraChange:
     """`change` followed by cutting square windows (B,3) (u0, v0, side) out of its image and
-    resampling them to (size, size) (see mask2hand.crop): the camera rotation is unchanged,
+    resampling them to (size, size) (see mask2hand.image.crop): the camera rotation is unchanged,
     K and the pixel map gain the window's map."""
     m = window_matrix(windows, size)
     index_map = m[..., :2, :].copy()  # pixel index j has continuous coordinate j + 0.5

@@ -18,7 +18,7 @@ pipeline, once per sample, so the training step never does it.
 With a crop (cropping networks) the mask goes the way `predict` takes a sensor's
 mask: augmented at the source's resolution, noise there (so a noise model has the
 size relative to the hand that it has at test time), the window found from the
-(noisy) mask's largest region, then cut and resampled (mask2hand.masks). The crop's
+(noisy) mask's largest region, then cut and resampled (mask2hand.image.masks). The crop's
 camera change is applied to K and the 3-D targets as above.
 
 Randomness: the draws for item i in epoch e come from numpy's Generator seeded
@@ -38,11 +38,11 @@ from torch.utils.data import Dataset
 
 from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, CameraChange, camera_change, crop_change,
                                     transform_hand_params, transform_points, warp_mask)
-from mask2hand.crop import box_of_mask, box_of_points, integer_window, square_window
+from mask2hand.image.crop import box_of_mask, box_of_points, integer_window, square_window
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset
 from mask2hand.errors import Mask2HandError
-from mask2hand.masks import largest_component, resample_window
+from mask2hand.image.masks import largest_component, resample_window
 from mask2hand.hand.params import HandParams
 
 # the stored hand-layer parameters, in the order the sources hold them
@@ -59,7 +59,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class CropConfig:
-    """Cut each mask to the square around its hand (mask2hand.crop), for cropping networks.
+    """Cut each mask to the square around its hand (mask2hand.image.crop), for cropping networks.
 
     margin: window side / larger side of the hand's box. jitter_shift: the window's center
     moves by up to this fraction of its side in u and v; jitter_scale: its side is
@@ -328,7 +328,7 @@ class MaskDataset(Dataset):
 
         As `predict` takes a sensor's mask: each sample's image is augmented at the source's
         resolution or, for a drawn sensor size N, taken at N x N; noise acts in that frame;
-        the window is found from the (noisy) mask and resampled to S (mask2hand.masks)."""
+        the window is found from the (noisy) mask and resampled to S (mask2hand.image.masks)."""
         n, size = len(masks), self.out_size[0]
         crops = np.empty((n, size, size), np.uint8)
         rotation, K_crop, warp = np.empty((n, 3, 3)), np.empty((n, 3, 3)), np.empty((n, 2, 3))

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.io_utils import file_sha256
+from mask2hand.utils.files import file_sha256
 
 CARD_NAME = "card.json"
 DATASET_FORMAT = "mask2hand-dataset"

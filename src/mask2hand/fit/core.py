@@ -27,7 +27,7 @@ mask2hand.render.contour) + joint limits (penalty outside mask2hand.hand.prior's
 in the anatomical joint frames) + shape prior (||betas||^2) + closeness to the start
 (finger pose, betas and the root's depth). All of it is evaluated in a *working frame*: the mask cropped
 to a square around the hand (`crop_margin` x the box's larger side) and resampled to
-`resolution` pixels, with K mapped the same way (mask2hand.masks.resample_mask), so the
+`resolution` pixels, with K mapped the same way (mask2hand.image.masks.resample_mask), so the
 cost per step does not depend on the input's size. The silhouette term compares on the
 coarser of the working frame's pixels and the mask's own (`WorkingFrame`): a small hand
 or a low-resolution sensor's mask is matched cell by cell, by the fraction of each of its
@@ -279,7 +279,7 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
     covers more than half of it, which is how an area-averaged, thresholded picture records
     a hand. Comparing with an enlarged (blurred, re-thresholded) copy would fit its blur.
     """
-    from mask2hand.masks import hand_window, largest_component, resample_window, window_transform
+    from mask2hand.image.masks import hand_window, largest_component, resample_window, window_transform
     from mask2hand.render.contour import contour_distance_field
 
     cleaned = [largest_component(m) for m in masks]

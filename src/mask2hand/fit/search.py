@@ -194,7 +194,7 @@ def hypotheses(start: Any, mask: Any = None, K: Any = None, hand=None, k: int = 
                n_prior: int | None = None, min_distance_cm: float = 1.0, seed: int = 0) -> list[Hypothesis]:
     """Up to k distinct hands that explain one silhouette, best score first.
 
-    start: HandParams of one hand (unbatched) or a mask2hand.predict.Prediction (its
+    start: HandParams of one hand (unbatched) or a mask2hand.inference.api.Prediction (its
     params, and its mask and K when not given; for a left-hand Prediction the mask and K
     are mirrored to the frame its params live in, and so are the hypotheses). mask (H,W),
     K (3,3), hand: the HandModel of the params. See the module docstring.
@@ -203,7 +203,7 @@ def hypotheses(start: Any, mask: Any = None, K: Any = None, hand=None, k: int = 
         raise Mask2HandError("hypotheses needs the hand model the parameters belong to (hand=...)")
     params = start
     if hasattr(start, "params") and hasattr(start, "mask"):
-        from mask2hand.predict import mirror_K
+        from mask2hand.inference.api import mirror_K
 
         params = start.params
         left = getattr(start, "side", "right") == "left"

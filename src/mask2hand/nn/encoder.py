@@ -12,7 +12,7 @@ head. Here every head sees four scale-free numbers of the intrinsics K' at the i
 size S (`camera_features`): log(fx'/S), log(fy'/S) (how far away a hand of a given size
 in the input is), and (S/2 - cx')/fx', (S/2 - cy')/fy', the direction of the ray through
 the input's center. The last two are 0 for a whole image with a centered principal
-point; for a crop around the hand (mask2hand.crop) they tell where in the field of view
+point; for a crop around the hand (mask2hand.image.crop) they tell where in the field of view
 the crop lies, which changes the camera-space rotation that a given picture means.
 They are concatenated to the backbone's features before the shared fully connected layer.
 

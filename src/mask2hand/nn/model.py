@@ -64,7 +64,7 @@ class NetConfig:
     flat_hand_mean: see `uses_flat_hand_mean` (None: chosen by the hand model).
     input_crop: None (the paper): the network sees the whole image, padded to a square;
         a margin (e.g. 1.25): it sees the square window around the hand, that many times
-        the hand's larger side (mask2hand.crop). A preprocessing contract: the datasets and
+        the hand's larger side (mask2hand.image.crop). A preprocessing contract: the datasets and
         `Mask2Hand.predict` cut the windows; `forward` takes masks and K as given.
     """
 

@@ -2,7 +2,7 @@
 
 Importing this module does not import torch: the torch-free prediction path (the ONNX
 runtime) renders with numpy, while the torch renderers (`raster`, `fragments`) and the
-ONNX graph (`mask2hand.onnx_export`) call the same functions with tensors. The rule is
+ONNX graph (`mask2hand.export.onnx`) call the same functions with tensors. The rule is
 the one described in `mask2hand.render.raster`: a pixel is hand iff its center lies in
 a projected triangle, found by scanline counting over the edges whose side sum g is not
 zero (see `mask2hand.render.topology`).

@@ -67,8 +67,8 @@ def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:
 def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch_size: int = 64,
                  max_test_samples: int | None = None) -> list[dict]:
     """Train and evaluate every row; returns one dict per row (switches + final-output metrics)."""
-    from mask2hand.checkpoint import load_network
-    from mask2hand.evaluate import evaluate
+    from mask2hand.nn.checkpoint import load_network
+    from mask2hand.evaluation.network import evaluate
     from mask2hand.train.loop import Trainer
 
     test = base.data.test or base.data.val

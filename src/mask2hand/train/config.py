@@ -20,7 +20,7 @@ import yaml
 
 from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
-from mask2hand.config_utils import apply_overrides, dataclass_from_dict, recipe_names, to_dict
+from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, recipe_names, to_dict
 from mask2hand.errors import Mask2HandError
 
 
@@ -155,7 +155,7 @@ def network_config(config: TrainConfig):
 def loss_weights(config: TrainConfig):
     from dataclasses import replace
 
-    from mask2hand.losses import LossWeights
+    from mask2hand.losses.objective import LossWeights
 
     base = getattr(LossWeights, config.loss.preset)()
     valid = set(LossWeights.__dataclass_fields__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from mask2hand.io_utils import atomic_path
+from mask2hand.utils.files import atomic_path
 
 
 def plot_loss_curves(run_dir: str | Path) -> Path | None:

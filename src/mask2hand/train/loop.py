@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mask2hand.checkpoint import (check_hand_identity, default_weights_path, float32_state, network_config_of,
+from mask2hand.nn.checkpoint import (check_hand_identity, default_weights_path, float32_state, network_config_of,
                                   read_file, save_checkpoint)
 from mask2hand.errors import Mask2HandError
-from mask2hand.losses import LossTerms
-from mask2hand.io_utils import write_text_atomic
+from mask2hand.losses.objective import LossTerms
+from mask2hand.utils.files import write_text_atomic
 from mask2hand.train.config import TrainConfig, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
@@ -204,7 +204,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def _train_step(self, batch) -> dict[str, float]:
-        from mask2hand.losses import mask2hand_loss
+        from mask2hand.losses.objective import mask2hand_loss
 
         batch = batch.to(self.dist.device, non_blocking=True)
         output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
@@ -230,7 +230,7 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation loss terms and point/mask metrics (means over the validation set)."""
-        from mask2hand.losses import mask2hand_loss
+        from mask2hand.losses.objective import mask2hand_loss
         from mask2hand.train.val_metrics import batch_metric_sums
 
         self.net.eval()

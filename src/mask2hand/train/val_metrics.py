@@ -1,6 +1,6 @@
 """Per-batch metric sums for validation during training (reducible across processes).
 
-`mask2hand eval` uses the full FreiHAND-protocol accumulator of mask2hand.metrics;
+`mask2hand eval` uses the full FreiHAND-protocol accumulator of mask2hand.evaluation.metrics;
 training only needs means, which add up across batches and ranks.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from mask2hand.metrics import point_errors
+from mask2hand.evaluation.metrics import point_errors
 
 CM = 100.0
 

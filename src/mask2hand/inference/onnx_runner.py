@@ -5,10 +5,10 @@
     model = Mask2Hand.from_onnx("mask2hand.onnx")     # or: mask2hand predict --runtime onnx --model ...
     result = model.predict("examples/open_palm.png")
 
-`OnnxRunner` is the ONNX twin of `mask2hand.predict.TorchRunner`: the same attributes
+`OnnxRunner` is the ONNX twin of `mask2hand.inference.api.TorchRunner`: the same attributes
 (faces, input_size, input_crop, hand identity) and `__call__(masks, K) -> NetworkResult`,
 so `Mask2Hand` prepares inputs and finishes predictions the same way for both. Everything
-it needs is in the file's metadata (see mask2hand.onnx_export). It has no torch hand layer
+it needs is in the file's metadata (see mask2hand.export.onnx). It has no torch hand layer
 (`hand` is None): what needs one (smoothing a sequence, which re-poses the mesh) needs
 the PyTorch runtime.
 """
@@ -107,7 +107,7 @@ class OnnxRunner:
         return dict(zip(self.output_names, values))
 
     def __call__(self, masks: np.ndarray, K: np.ndarray):
-        from mask2hand.predict import NetworkResult
+        from mask2hand.inference.api import NetworkResult
 
         out = self.run_graph(masks, K)
         return NetworkResult(vertices=out["vertices"], joints=out["joints"], global_orient=out["global_orient"],

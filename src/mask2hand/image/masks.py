@@ -13,7 +13,7 @@ runtime) reuse them:
 3. `keep_largest_component(mask)`: the hand is the largest 8-connected region; other
    regions are dropped, with a warning when one of them is large.
 4. `prepare_mask(mask, size)`: pad to a square (centered), or cut the square around the
-   hand for a cropping network (mask2hand.crop), and resample to the model's input size;
+   hand for a cropping network (mask2hand.image.crop), and resample to the model's input size;
    the `MaskTransform` it returns maps pixel coordinates and K between the original
    image and the model input, so outputs map back exactly.
 
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.crop import box_of_mask, integer_window, square_window, whole_image_window
+from mask2hand.image.crop import box_of_mask, integer_window, square_window, whole_image_window
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pbm", ".ppm", ".pnm", ".webp")
 ARRAY_SUFFIXES = (".npy",)
@@ -381,7 +381,7 @@ def _pil_from_array(array: np.ndarray):
 
 def window_transform(image_size: tuple[int, int], window: np.ndarray, size: int) -> MaskTransform:
     """The map from an (H,W) image to a window (u0, v0, side) of it resampled to (size, size)
-    (see mask2hand.crop)."""
+    (see mask2hand.image.crop)."""
     u0, v0, side = (float(x) for x in window)
     scale = size / side
     return MaskTransform(scale=scale, offset=(-u0 * scale, -v0 * scale), original_size=tuple(image_size),
@@ -417,7 +417,7 @@ def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None)
     (`resample_window`), with the transform from the image to the result.
 
     The window is the whole image padded to a centered square, or with `crop_margin` the
-    square around the hand (mask2hand.crop.square_window), grown to whole pixels.
+    square around the hand (mask2hand.image.crop.square_window), grown to whole pixels.
     """
     window = whole_image_window(mask.shape) if crop_margin is None else hand_window(mask, crop_margin)
     return resample_window(mask, window, size), window_transform(mask.shape, window, size)
@@ -425,7 +425,7 @@ def resample_mask(mask: np.ndarray, size: int, crop_margin: float | None = None)
 
 def hand_window(mask: np.ndarray, crop_margin: float) -> np.ndarray:
     """The integer window (3,) (u0, v0, side) around a mask's hand that `resample_mask` cuts:
-    the square of crop_margin x the box's larger side (mask2hand.crop.square_window), grown
+    the square of crop_margin x the box's larger side (mask2hand.image.crop.square_window), grown
     to whole pixels."""
     return integer_window(square_window(box_of_mask(mask), crop_margin))
 

@@ -1,17 +1,17 @@
 """Silhouette sequences: frames in, temporally smoothed hands out.
 
     from mask2hand import Mask2Hand
-    from mask2hand.sequence import read_frames, predict_sequence
+    from mask2hand.inference.sequence import read_frames, predict_sequence
 
     frames = read_frames("masks.mp4")          # a video, an animated GIF, a multi-page TIFF or a folder
     result = predict_sequence(Mask2Hand.from_pretrained(), frames)
     result.predictions[t].joints               # (21,3) per frame, smoothed
     result.raw[t].joints                       # the same without smoothing
 
-The network runs on every frame independently (stages 1 and 2 of mask2hand.predict);
+The network runs on every frame independently (stages 1 and 2 of mask2hand.inference.api);
 the smoothing acts on its answers before stage 3, so the per-frame outputs (2-D
 joints, exact silhouette, IoU) are those of the smoothed hand. What is smoothed, with a
-One Euro filter (mask2hand.smoothing) per dimension: the translation, the global
+One Euro filter (mask2hand.inference.smoothing) per dimension: the translation, the global
 rotation (as a sign-continuous quaternion, not axis-angle), the 45 finger angles and the
 betas; the mesh is then recomputed with the hand layer. When the network refines its
 mesh with per-vertex offsets, those offsets are smoothed with the same filter and added
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
-from mask2hand.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
+from mask2hand.image.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+from mask2hand.inference.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 STACK_SUFFIXES = (".gif", ".tif", ".tiff")
@@ -138,7 +138,7 @@ def smooth_network_result(raw, hand, fps: float, config: OneEuroConfig | None = 
     mesh recomputed by `hand` (the network's HandModel). See the module docstring."""
     import torch
 
-    from mask2hand.predict import NetworkResult
+    from mask2hand.inference.api import NetworkResult
 
     device = hand.faces.device
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
@@ -164,7 +164,7 @@ def smooth_network_result(raw, hand, fps: float, config: OneEuroConfig | None = 
 
 def concat_results(results: list):
     """Concatenate NetworkResults along the batch."""
-    from mask2hand.predict import NetworkResult
+    from mask2hand.inference.api import NetworkResult
 
     def cat(name):
         values = [getattr(r, name) for r in results]
@@ -227,7 +227,7 @@ def synthetic_sequence(hand, num_frames: int = 24, image_size: tuple[int, int] =
     (T,21,3) meters, K (3,3)); principal point at the image center."""
     import torch
 
-    from mask2hand.camera_defaults import intrinsics
+    from mask2hand.inference.cameras import intrinsics
     from mask2hand.render import rasterize_silhouette
 
     rng = np.random.default_rng(seed)
@@ -256,7 +256,7 @@ def skeleton_panel(prediction, max_side: int = 320) -> np.ndarray:
     matplotlib, so it costs about a millisecond)."""
     import cv2
 
-    from mask2hand.viz import CONTOUR_COLOR, FREIHAND_BONES, bone_colors, joint_colors
+    from mask2hand.export.figures import CONTOUR_COLOR, FREIHAND_BONES, bone_colors, joint_colors
 
     mask = np.asarray(prediction.mask, dtype=bool)
     scale = max_side / max(mask.shape)
@@ -280,7 +280,7 @@ def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> 
     """An animated GIF (looping) of equally sized RGB frames (H,W,3) uint8, written atomically."""
     import imageio.v3 as iio
 
-    from mask2hand.io_utils import atomic_path
+    from mask2hand.utils.files import atomic_path
 
     path = Path(path)
     # GIF stores durations in hundredths of a second: round to what survives

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mask2hand.checkpoint import CHECKPOINT_FORMAT, export_weights
-from mask2hand.config_utils import to_dict
+from mask2hand.nn.checkpoint import CHECKPOINT_FORMAT, export_weights
+from mask2hand.utils.dataclass_config import to_dict
 from mask2hand.nn import Mask2HandNet, NetConfig
 
 TINY = dict(input_size=32, backbone_width=0.125)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.io_utils import write_text_atomic
+from mask2hand.utils.files import write_text_atomic
 
 UNALIGNED_COLUMNS = [("mpjpe_cm", "MPJPE (cm)"), ("auc_pck", "AUC of PCK"), ("mpvpe_cm", "MPVPE (cm)"),
                      ("auc_pcv", "AUC of PCV"), ("miou", "mIoU"), ("dice", "Dice")]
@@ -47,8 +47,8 @@ def parse_noise(spec: str):
 def network_inputs(masks: torch.Tensor, K: torch.Tensor, size: int,
                    crop_margin: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks (B,H,W) and K (B,3,3) -> the network's inputs (B,S,S) and intrinsics (B,3,3),
-    prepared exactly as `Mask2Hand.predict` prepares a mask (mask2hand.masks.resample_masks)."""
-    from mask2hand.masks import resample_masks
+    prepared exactly as `Mask2Hand.predict` prepares a mask (mask2hand.image.masks.resample_masks)."""
+    from mask2hand.image.masks import resample_masks
 
     inputs, K_model = resample_masks(masks.cpu().numpy(), K.cpu().numpy(), size, crop_margin)
     return torch.from_numpy(inputs), torch.from_numpy(K_model.astype(np.float32))
@@ -67,7 +67,7 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     the dataset delivers it (the sensor's, or the source's).
     """
     from mask2hand.data.dataset import MaskDataset, collate_samples
-    from mask2hand.metrics import EvaluationAccumulator
+    from mask2hand.evaluation.metrics import EvaluationAccumulator
     from mask2hand.train.data_setup import check_ground_truth_matches, split_source
 
     folder, split = split_source(source)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.io_utils import atomic_path
+from mask2hand.utils.files import atomic_path
 
 CHECKPOINT_FORMAT = "mask2hand-checkpoint"
 WEIGHTS_FORMAT = "mask2hand-weights"
@@ -101,7 +101,7 @@ def load_network(path: str | os.PathLike | None = None, hand_model: str | None =
     checkpoint needs the MANO file); the model must be the one the file was trained with.
     Returns (network, payload).
     """
-    from mask2hand.config_utils import dataclass_from_dict
+    from mask2hand.utils.dataclass_config import dataclass_from_dict
     from mask2hand.nn import Mask2HandNet, NetConfig
 
     if path is None:

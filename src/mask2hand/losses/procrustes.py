@@ -15,10 +15,10 @@ FreiHAND evaluation (`align_w_scale` in lmb-freiburg/freihand, `eval.py`):
 
 - True: exactly scipy's `orthogonal_procrustes`, which may return an improper R (det -1,
   a reflection) when that fits better. The published metrics (PA-MPJPE, PA-MPVPE, aligned
-  AUCs in `mask2hand.metrics`) use this, as the FreiHAND benchmark does.
+  AUCs in `mask2hand.evaluation.metrics`) use this, as the FreiHAND benchmark does.
 - False: R restricted to rotations (Kabsch/Umeyama sign correction: the last singular
   vector is flipped when det(U V^T) < 0, and the scale uses the signed singular values).
-  The aligned training losses (`mask2hand.losses`) use this: a reflected hand is not a
+  The aligned training losses (`mask2hand.losses.objective`) use this: a reflected hand is not a
   hand, and the rotation is a smooth function of the points away from degenerate sets.
 
 Gradients: the rotation goes through a custom backward written for the polar factor

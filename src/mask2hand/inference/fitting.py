@@ -1,7 +1,7 @@
 """Fitting and hypotheses inside `Mask2Hand.predict`: between the network and `finish`.
 
 The network's answer (NetworkResult) lives in the frame the network saw: the input's own
-camera for a right hand, the mirrored picture for a left hand (mask2hand.predict). The
+camera for a right hand, the mirrored picture for a left hand (mask2hand.inference.api). The
 fit runs in that same frame, on the cleaned full-resolution mask (`PreparedMask.mask`,
 mirrored for a left hand) with the matching K, and hands back a NetworkResult that
 `finish` turns into Predictions exactly as it does the network's (mirroring left hands
@@ -23,7 +23,7 @@ from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
 from mask2hand.hand.params import HandParams
 
 if TYPE_CHECKING:
-    from mask2hand.predict import Mask2Hand, NetworkResult, PreparedInput, Prediction
+    from mask2hand.inference.api import Mask2Hand, NetworkResult, PreparedInput, Prediction
 
 
 def resolve_fit(fit: Any) -> FitConfig | None:
@@ -51,7 +51,7 @@ def resolve_hypotheses(hypotheses: Any) -> int | None:
 
 def network_frame(items: Sequence["PreparedInput"]) -> tuple[list[np.ndarray], np.ndarray]:
     """Masks (full resolution, bool) and K (B,3,3) of the frame the network saw (mirrored for left hands)."""
-    from mask2hand.predict import mirror_K
+    from mask2hand.inference.api import mirror_K
 
     masks = [item.mask.mask for item in items]
     Ks = np.stack([item.camera.K if item.side == "right" else mirror_K(item.camera.K, item.mask.image_size[1])

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.procrustes import procrustes_align
+from mask2hand.losses.procrustes import procrustes_align
 
 PCK_MAX_METERS = 0.05
 PCK_STEPS = 100

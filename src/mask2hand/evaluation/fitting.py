@@ -1,12 +1,12 @@
 """Accuracy and cost of fitting and hypotheses on a dataset with 3-D ground truth.
 
-    from mask2hand.fit.evaluate import FitEvalSettings, evaluate_fitting
+    from mask2hand.evaluation.fitting import FitEvalSettings, evaluate_fitting
 
     report = evaluate_fitting(Mask2Hand.from_pretrained(), MaskDataset("data/broad", split="test"),
                               FitEvalSettings(num_samples=200))
     print(report.table())
 
-Rows (`MODES`), each with MPJPE and PA-MPJPE (cm; mask2hand.metrics: FreiHAND's
+Rows (`MODES`), each with MPJPE and PA-MPJPE (cm; mask2hand.evaluation.metrics: FreiHAND's
 protocol, Procrustes with reflections for PA), mIoU (exact silhouette at the mask's
 resolution vs the mask) and seconds per mask (wall clock, whole batches, divided by the
 number of masks; modes that start from the network include its time):
@@ -20,7 +20,7 @@ number of masks; modes that start from the network include its time):
   papers report it; its time is that of the hypotheses.
 Masks are fed at the dataset's own resolution with its K, as a user would give them; a mask
 that `predict` refuses (at a low sensor resolution, a hand of fewer than
-mask2hand.masks.MIN_HAND_PIXELS pixels) is left out of every row and counted in `refused`.
+mask2hand.image.masks.MIN_HAND_PIXELS pixels) is left out of every row and counted in `refused`.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class _Accumulator:
 def joint_errors_cm(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-sample mean joint error (B,) in cm, unaligned and Procrustes-aligned (FreiHAND's
     protocol, reflections allowed), of joints (B,21,3) vs (B,21,3) in meters."""
-    from mask2hand.metrics import point_errors
+    from mask2hand.evaluation.metrics import point_errors
 
     unaligned = point_errors(pred, target).mean(dim=1).numpy() * 100
     aligned = point_errors(pred, target, aligned=True).mean(dim=1).numpy() * 100
@@ -125,11 +125,11 @@ def joint_errors_cm(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, n
 def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, progress=None) -> FitEvaluation:
     """Run the MODES rows of `settings` over the first samples of `dataset` (see the module docstring).
 
-    model: a mask2hand.predict.Mask2Hand; dataset: a mask2hand.data.dataset.MaskDataset
+    model: a mask2hand.inference.api.Mask2Hand; dataset: a mask2hand.data.dataset.MaskDataset
     with ground-truth joints made with the model's hand (no augmentation or noise unless
     that is what is measured); progress: optional callable(done, total).
     """
-    from mask2hand.fit.pipeline import network_frame, predictions_with_fit
+    from mask2hand.inference.fitting import network_frame, predictions_with_fit
     from mask2hand.fit.search import fit_from_prior, hypotheses_batch
 
     settings = (settings or FitEvalSettings()).check()

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.procrustes import procrustes_align
+from mask2hand.losses.procrustes import procrustes_align
 
 MILLIMETERS_PER_METER = 1000.0
 

@@ -21,7 +21,7 @@ within about a pixel of the boundary). The batch axis is dynamic.
 Everything the runtime needs travels in the model's metadata_props (`build_metadata`,
 keys prefixed "mask2hand.", JSON values): the hand model's identity, faces, input size,
 crop margin, the network config and where the weights came from.
-`mask2hand.onnx_runtime.OnnxRunner` runs the file with numpy, onnxruntime and Pillow only.
+`mask2hand.inference.onnx_runner.OnnxRunner` runs the file with numpy, onnxruntime and Pillow only.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.io_utils import atomic_path, file_sha256
-from mask2hand.onnx_runtime import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
-from mask2hand.predict import layer_finger_pose
+from mask2hand.utils.files import atomic_path, file_sha256
+from mask2hand.inference.onnx_runner import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
+from mask2hand.inference.api import layer_finger_pose
 from mask2hand.render import exact
 
 DEFAULT_OPSET = 17
@@ -142,7 +142,7 @@ class OnnxExport:
 def example_inputs(input_size: int, batch: int = 2, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """A (B,1,S,S) mask batch (a filled ellipse) and K (B,3,3) at S (focal 2.2 S, centered)."""
-    from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, intrinsics
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, intrinsics
 
     rows, cols = np.mgrid[:input_size, :input_size] + 0.5
     center = input_size / 2
@@ -156,7 +156,7 @@ def _load(source, hand_model: str | None, mano_path: str | os.PathLike | None) -
     """(network, source identity) of a Mask2HandNet, a checkpoint / weights file path, or None
     (the shipped weights)."""
     if source is None or isinstance(source, (str, os.PathLike)):
-        from mask2hand.checkpoint import default_weights_path, load_network
+        from mask2hand.nn.checkpoint import default_weights_path, load_network
 
         network, payload = load_network(source, hand_model=hand_model, mano_path=mano_path, device="cpu")
         file = Path(source) if source is not None else default_weights_path()
@@ -170,7 +170,7 @@ def _load(source, hand_model: str | None, mano_path: str | os.PathLike | None) -
 def build_metadata(network, source: dict[str, Any]) -> dict[str, Any]:
     """The metadata an export stores (values before JSON encoding)."""
     from mask2hand import __version__
-    from mask2hand.config_utils import to_dict
+    from mask2hand.utils.dataclass_config import to_dict
 
     config = network.config
     return {
@@ -193,7 +193,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
     """Export a network to one ONNX file.
 
     source: a Mask2HandNet, a checkpoint / weights file, or None for the shipped weights;
-    hand_model / mano_path: as in mask2hand.checkpoint.load_network (files only). The file
+    hand_model / mano_path: as in mask2hand.nn.checkpoint.load_network (files only). The file
     is written atomically (complete or absent). A copy of the network is exported (in eval
     mode): the network itself is left as it was. Returns an OnnxExport.
 
@@ -224,7 +224,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
     metadata = build_metadata(network, identity)
     model.producer_name = "mask2hand"
     model.doc_string = ("Mask2Hand: binary hand mask (B,1,S,S) and intrinsics K (B,3,3) at S -> 3D hand in "
-                        "camera space, meters. See mask2hand.onnx_export.")
+                        "camera space, meters. See mask2hand.export.onnx.")
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_PREFIX + key, json.dumps(value)
@@ -265,7 +265,7 @@ def synthetic_check_inputs(hand, count: int, input_size: int, seed: int = 0) -> 
     """Masks (N,S,S) float32 0/1 and K (N,3,3) float32 of random plausible hands: finger poses
     from the open-hand pose prior, random orientations, the hand centered at a depth where it
     spans about 60% of the image (focal 2.2 S); rendered with the exact rasterizer."""
-    from mask2hand.camera_defaults import DEFAULT_FOCAL_FACTOR, intrinsics
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, intrinsics
     from mask2hand.hand.prior import sample_pose_prior
 
     rng = np.random.default_rng(seed)
@@ -295,7 +295,7 @@ def check_parity(network, onnx_path: str | os.PathLike, count: int = 100, seed: 
                  threads: int | None = None) -> ParityReport:
     """Run `count` synthetic masks through the network (PyTorch, exact silhouette) and through
     the exported file (onnxruntime) and compare."""
-    from mask2hand.onnx_runtime import OnnxRunner
+    from mask2hand.inference.onnx_runner import OnnxRunner
 
     runner = OnnxRunner(onnx_path, threads=threads)
     size = runner.input_size

@@ -13,11 +13,11 @@
 The pipeline has three stages, kept apart so later features plug in without changing
 the others: `prepare` (file/array -> clean mask at the model's input size + camera,
 `PreparedInput`), the network runner (a batch of model inputs and intrinsics ->
-`NetworkResult`, numpy; `TorchRunner` here, or `mask2hand.onnx_runtime.OnnxRunner`), and
+`NetworkResult`, numpy; `TorchRunner` here, or `mask2hand.inference.onnx_runner.OnnxRunner`), and
 `finish` (the network's answers -> `Prediction`s in each original image: 2-D joints,
 exact silhouette, IoU). Test-time fitting and hypotheses act on the NetworkResult
-between the last two stages (mask2hand.fit.pipeline; temporal smoothing of sequences
-too, see mask2hand.sequence); left hands by mirroring in `prepare` and mirroring back in `finish`.
+between the last two stages (mask2hand.inference.fitting; temporal smoothing of sequences
+too, see mask2hand.inference.sequence); left hands by mirroring in `prepare` and mirroring back in `finish`.
 
 Left hands (side="left"): the network only knows right hands, so the mask is mirrored
 about the image's vertical center line, u -> W - u (pixel column j -> W - 1 - j), and K
@@ -39,11 +39,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mask2hand.camera_defaults import Camera, resolve_camera
+from mask2hand.inference.cameras import Camera, resolve_camera
 from mask2hand.errors import Mask2HandError
-from mask2hand.io_utils import file_sha256
+from mask2hand.utils.files import file_sha256
 from mask2hand.hand.params import HandParams
-from mask2hand.masks import DEFAULT_THRESHOLD, PreparedMask, load_mask, prepare_mask
+from mask2hand.image.masks import DEFAULT_THRESHOLD, PreparedMask, load_mask, prepare_mask
 
 
 @dataclass
@@ -93,7 +93,7 @@ class Prediction:
     hypotheses: list | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but the meshes and images, JSON-ready (via mask2hand.export.to_jsonable):
+        """Everything but the meshes and images, JSON-ready (via mask2hand.export.files.to_jsonable):
         joints in meters, 2-D joints in pixels."""
         return {
             "source": self.source,
@@ -119,7 +119,7 @@ class Prediction:
     def figure(self, title: str | None = None):
         """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
         predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton."""
-        from mask2hand.viz import prediction_figure
+        from mask2hand.export.figures import prediction_figure
 
         vertices_2d = _project(self.vertices, self.K)
         if title is None:
@@ -133,7 +133,7 @@ class Prediction:
         stem defaults to the input file's stem ("prediction" for arrays). All files are
         written all-or-nothing. Returns {"obj", "ply", "json", "png"?: path}.
         """
-        from mask2hand.export import figure_png_bytes, json_text, mesh_bytes, write_files
+        from mask2hand.export.files import figure_png_bytes, json_text, mesh_bytes, write_files
 
         directory = Path(directory)
         if stem is None:
@@ -310,7 +310,7 @@ class Mask2Hand:
         hand_model: "open" or "mano" (default: the one the weights were trained with);
         mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "cpu" (default), "cuda", ...
         """
-        from mask2hand.checkpoint import default_weights_path, load_network
+        from mask2hand.nn.checkpoint import default_weights_path, load_network
 
         device = device or "cpu"
         network, payload = load_network(path, hand_model=hand_model, mano_path=mano_path, device=device)
@@ -326,7 +326,7 @@ class Mask2Hand:
     def from_onnx(cls, path: str | os.PathLike, threads: int | None = None) -> "Mask2Hand":
         """Load an exported ONNX model (`mask2hand export-onnx`) and run it with onnxruntime, without
         torch. threads: onnxruntime's intra-op threads (None: its default)."""
-        from mask2hand.onnx_runtime import EXPORT_FORMAT, OnnxRunner
+        from mask2hand.inference.onnx_runner import EXPORT_FORMAT, OnnxRunner
 
         runner = OnnxRunner(path, threads=threads)
         identity = {"onnx": str(path), "sha256": file_sha256(path), "format": EXPORT_FORMAT,
@@ -365,9 +365,9 @@ class Mask2Hand:
     def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64, fit=None,
                          hypotheses: int | None = None) -> list[Prediction]:
         """Predictions for prepared inputs, run through the network in batches of `batch_size`;
-        `fit` and `hypotheses` as in `predict` (mask2hand.fit.pipeline)."""
+        `fit` and `hypotheses` as in `predict` (mask2hand.inference.fitting)."""
         if fit is not None or hypotheses is not None:
-            from mask2hand.fit.pipeline import predictions_with_fit, resolve_fit, resolve_hypotheses
+            from mask2hand.inference.fitting import predictions_with_fit, resolve_fit, resolve_hypotheses
 
             fit, hypotheses = resolve_fit(fit), resolve_hypotheses(hypotheses)
         results: list[Prediction] = []
@@ -440,7 +440,7 @@ class Mask2Hand:
         K: None, one (3,3) for all, (B,3,3) or a list of (3,3)/None per mask, in pixels
         of each input. focal: None, one focal length in pixels, or a list (principal
         point at the image center). With neither, the default focal length is assumed
-        (see mask2hand.camera_defaults) and each prediction's notes say so.
+        (see mask2hand.inference.cameras) and each prediction's notes say so.
         threshold: grey level above which a pixel is hand (8-bit scale).
         side: "right" (default) or "left" for every mask: a left hand is predicted as the
         right hand of the mirrored mask and mirrored back (see the module docstring).

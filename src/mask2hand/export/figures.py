@@ -8,7 +8,7 @@ pixel (i, j) covers [j, j+1) x [i, i+1) and a projected point (u, v) lands exact
 where it belongs.
 
 Skeleton colours and the 21-joint bone list defined here are shared with the hand
-gallery (mask2hand.viz_gallery).
+gallery (mask2hand.export.gallery).
 """
 
 from __future__ import annotations

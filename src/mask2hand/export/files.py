@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mask2hand.io_utils import atomic_path
+from mask2hand.utils.files import atomic_path
 
 
 def mesh_bytes(vertices: np.ndarray, faces: np.ndarray, file_type: str) -> bytes:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mask2hand.io_utils import atomic_path
-from mask2hand.viz import FINGER_COLORS, FREIHAND_BONES, SKIN
+from mask2hand.utils.files import atomic_path
+from mask2hand.export.figures import FINGER_COLORS, FREIHAND_BONES, SKIN
 
 # View rotations: rows are the screen's right, up and toward-the-viewer axes in the
 # hand's rest frame (fingers -x, back of the hand +y, thumb +z).

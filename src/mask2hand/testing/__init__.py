@@ -1,0 +1,1 @@
+"""Test scenes and dense reference implementations, used only by the tests and benchmarks."""
