@@ -14,11 +14,11 @@ breakdown at batch 1 and 64 follows.
 Timings are the best of several round-robin passes over all configurations (each
 pass times every configuration once, so they share the machine's load alike). A
 reference row, a plain 1-channel ResNet18 at 128 x 128, shows how loaded the machine
-was: the design guide's idle figures for it are 14 ms at batch 1 and 33 training
+was: on idle cores of this machine class it takes 14 ms at batch 1 and trains 33
 samples/s at batch 32.
 
-Goals (issue 7, the shipped CPU model): <= 10 ms per mask at batch 1 and >= 300
-masks/s at batch 64. Issue 6: >= 100 samples/s end-to-end training (the network's
+Goals (the shipped CPU model): <= 10 ms per mask at batch 1 and >= 300
+masks/s at batch 64, and >= 100 samples/s end-to-end training (the network's
 share of it is measured here; data and losses come on top).
 
 Usage: python benchmarks/network.py [--configs paper cpu-default ...] [--mano PATH] [--rounds N]
@@ -42,9 +42,9 @@ from mask2hand.nn import Mask2HandNet, NetConfig, camera_features
 GOAL_BATCH1_MS = 10.0
 GOAL_BATCH64_PER_S = 300.0
 GOAL_TRAIN_PER_S = 100.0
-# Idle figures of a 1-channel ResNet18 at 128 x 128 from /work/shared/GUIDE.md
-GUIDE_RESNET18_128_B1_MS = 14.0
-GUIDE_RESNET18_128_TRAIN_PER_S = 33.0
+# Idle figures of a 1-channel ResNet18 at 128 x 128 on 2 cores of this machine class
+IDLE_RESNET18_128_B1_MS = 14.0
+IDLE_RESNET18_128_TRAIN_PER_S = 33.0
 
 CONFIGS = {
     "paper": NetConfig.paper(45),
@@ -80,7 +80,7 @@ class Case:
 
 
 def reference_case() -> Case:
-    """A plain 1-channel ResNet18 at 128 x 128 (encoder only): the guide's idle figures are
+    """A plain 1-channel ResNet18 at 128 x 128 (encoder only): the idle figures are
     14 ms at batch 1 and 33 training samples/s at batch 32, so this row shows how loaded
     the machine was during the run."""
     torch.manual_seed(0)
@@ -215,7 +215,7 @@ def main() -> None:
                        "total_params_M", "train_ms_per_sample", "train_per_s", "b1_ms", "b64_per_s", "b1_ms_fast", "b64_per_s_fast"])
     reference = rows[0]
     print(f"(reference ResNet18 at 128: {reference['b1_ms']:.1f} ms at batch 1 and {reference['train_per_s']:.1f} "
-          f"training samples/s here, {GUIDE_RESNET18_128_B1_MS:g} ms and {GUIDE_RESNET18_128_TRAIN_PER_S:g}/s "
+          f"training samples/s here, {IDLE_RESNET18_128_B1_MS:g} ms and {IDLE_RESNET18_128_TRAIN_PER_S:g}/s "
           f"on an idle machine of this class)")
 
     stages = []
@@ -241,7 +241,7 @@ def main() -> None:
         "goals": {"b1_ms": GOAL_BATCH1_MS, "b64_per_s": GOAL_BATCH64_PER_S, "train_per_s": GOAL_TRAIN_PER_S},
         "meets_goals": meets,
         "note": "best of round-robin passes on a 2-core machine shared with other jobs: pessimistic; "
-                "compare the reference row with the guide's idle figures"})
+                "compare the reference row with the idle figures"})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Rows (network input 128 x 128 and the open hand, 1,100 vertices / 2,196 faces, u
 ms per mask at batch 1 and masks/s at batch 64 on --threads threads (default 2), each the
 best of --rounds round-robin passes (each pass times every row once, so rows share the
 machine's load alike). The exported graph's largest difference from PyTorch on the same
-masks is printed too. Goal (issue 9): <= 5 ms per mask at batch 1 on 2 threads.
+masks is printed too. Goal: <= 5 ms per mask at batch 1 on 2 threads.
 
 Usage: python benchmarks/onnx.py [--threads 2] [--rounds 5] [--quick] [--checkpoint PATH]
 (--quick: one round, few calls, no JSON written.)

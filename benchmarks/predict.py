@@ -2,7 +2,7 @@
 
 Rows, each at batch 1 and batch 64, ms per mask and masks/s:
 - network: the runner on prepared model inputs (BatchNorm folded; encoder + hand layer + exact silhouette +
-  RefineNet), what issue 7's <= 10 ms / >= 300 masks/s goals are about;
+  RefineNet), what the <= 10 ms / >= 300 masks/s goals of the model card are about;
 - predict (arrays): `Mask2Hand.predict` on 224x224 uint8 arrays: cleaning (binarize,
   largest component), padding/resampling, network, exact silhouette at 224x224, IoU,
   2-D projection; no file output;

@@ -8,7 +8,7 @@ image area), batch 32, at 128x128 and 224x224, default sigma (the paper's 1e-4 N
 Measured in the same run: the fast "contour" mode (the default), the faithful "faces"
 mode, the dense reference (every pixel against every face, no cutoff) and the exact
 rasterizer. Peak memory of a batch-32 forward+backward is measured in a fresh
-subprocess (VmHWM). Goals (issue 3): contour forward+backward >= 500/s at
+subprocess (VmHWM). Goals: contour forward+backward >= 500/s at
 128x128 and >= 200/s at 224x224, >= 20x the dense reference, <= 2 GB at batch 32
 224x224; exact rasterizer >= 2,000 masks/s at 224x224.
 """

@@ -1,6 +1,6 @@
 """Jitter of sequence predictions with and without One Euro smoothing, 2 CPU threads.
 
-A synthetic sequence (mask2hand.inference.sequence.synthetic_sequence: an open hand easing into a
+A synthetic sequence (mask2hand.testing.scenes.synthetic_sequence: an open hand easing into a
 half-closed, turned pose, exact silhouettes at 224x224, 30 fps) is predicted frame by
 frame; jitter is the mean frame-to-frame joint acceleration (norm of the second
 difference, m/frame^2; mask2hand.inference.smoothing.mean_joint_acceleration), for the raw and the
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from common import load_model, print_table, setup_threads, write_json
-from mask2hand.inference.sequence import Frames, predict_sequence, synthetic_sequence
+from mask2hand.inference.sequence import Frames, predict_sequence
+from mask2hand.testing.scenes import synthetic_sequence
 from mask2hand.inference.smoothing import OneEuroConfig, mean_joint_acceleration
 
 IMAGE_SIZE = (224, 224)

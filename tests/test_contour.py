@@ -14,9 +14,9 @@ from mask2hand.render.contour import (
     contour_pixels,
     contour_term,
     mask_dice,
-    mask_iou,
     silhouette_bce,
 )
+from mask2hand.render.exact import mask_iou
 
 
 def test_contour_is_the_outer_ring_of_background_pixels():

@@ -19,7 +19,7 @@ from mask2hand.data.synthetic import sample_orientations
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig, fit_from_prior, fit_to_silhouette, hypotheses
 from mask2hand.fit.core import _Variables, pooling_matrix, start_tensors, working_frame
-from mask2hand.fit.priors import limit_penalty
+from mask2hand.fit.priors import absolute_pose, limit_penalty, prior_penalty, shape_penalty
 from mask2hand.fit.starts import palm_flip, place_on_mask, swap_flexion
 from mask2hand.hand import HandParams, load_hand_model
 from mask2hand.hand.prior import JOINT_LIMITS, local_to_pose, pose_to_local, sample_pose_prior, within_limits
@@ -99,11 +99,12 @@ def test_working_parametrization_is_the_hand_layer(hand):
     """Rotating the zero-orientation hand about its root joint and placing the root reproduces
     HandModel.forward(global_orient, transl) exactly; the fitted params convert back."""
     params, _, _, _ = make_scene(hand, 3, seed=4)
-    variables = _Variables(start_tensors(params, hand, "cpu"), hand, FAST)
-    vertices, joints, _ = variables.posed()
     out = layer(hand, params)
+    variables = _Variables(start_tensors(params, hand, "cpu"), out.joints[:, 0], hand, FAST)
+    placed = variables.posed()
+    vertices, joints = placed.vertices, placed.joints
     assert torch.allclose(vertices, out.vertices, atol=1e-6) and torch.allclose(joints, out.joints, atol=1e-6)
-    back = variables.layer_params()
+    back, _ = variables.answer()
     again = hand(back["global_orient"], back["transl"], pose=back["pose"], betas=back["betas"])
     assert torch.allclose(again.vertices, out.vertices, atol=1e-5)
 
@@ -171,6 +172,14 @@ def test_limit_penalty_is_zero_inside_and_grows_outside():
     local = np.zeros((15, 3))
     local[1, 0] = JOINT_LIMITS[1, 0, 1] + 0.2  # index PIP 0.2 rad past full flexion
     assert limit_penalty(torch.from_numpy(local_to_pose(local)[None])).item() == pytest.approx(0.04, rel=1e-6)
+
+
+def test_prior_penalty_weighs_the_limit_and_shape_terms(hand):
+    pose = torch.from_numpy(local_to_pose(np.full((2, 15, 3), 0.3))).float() - hand.pose_mean
+    betas = torch.randn(2, 10, generator=torch.Generator().manual_seed(0))
+    expected = 10.0 * limit_penalty(absolute_pose(hand, pose)) + 0.5 * shape_penalty(betas)
+    torch.testing.assert_close(prior_penalty(hand, pose, betas, 10.0, 0.5), expected)
+    assert (limit_penalty(absolute_pose(hand, pose)) > 0).all()
 
 
 def test_one_stage_axis_angle_fit_improves(hand):
@@ -335,14 +344,26 @@ def test_left_hand_fit_is_the_mirror_of_the_right(model):
     assert np.allclose(left.params.pose, right.params.pose)
 
 
-def test_fitting_without_a_hand_layer_is_refused():
-    from types import SimpleNamespace
+def test_fitting_without_a_hand_layer_is_refused(tmp_path):
+    """A runner with no torch hand layer (as the ONNX runtime) cannot fit or give hypotheses."""
+    torch_model = Mask2Hand.from_pretrained(write_tiny_weights(tmp_path / "tiny.pt"))
 
-    from mask2hand.inference.fitting import predictions_with_fit
+    class NoHandRunner:  # the Runner protocol, as OnnxRunner has it: hand is None
+        hand = None
 
-    onnx_like = SimpleNamespace(runner=SimpleNamespace(hand=None))
-    with pytest.raises(Mask2HandError, match="PyTorch hand layer"):
-        predictions_with_fit(onnx_like, [], None, FitConfig(), None)
+        def __init__(self, runner):
+            self.runner = runner
+            self.faces, self.input_size, self.input_crop = runner.faces, runner.input_size, runner.input_crop
+            self.hand_identity, self.flat_hand_mean = runner.hand_identity, runner.flat_hand_mean
+
+        def __call__(self, masks, K):
+            return self.runner(masks, K)
+
+    model = Mask2Hand(NoHandRunner(torch_model.runner), torch_model.model_identity)
+    assert model.predict(blob_mask()).iou >= 0  # the network alone works
+    for options in ({"fit": 4}, {"hypotheses": 2}):
+        with pytest.raises(Mask2HandError, match="PyTorch hand layer"):
+            model.predict(blob_mask(), **options)
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str]:

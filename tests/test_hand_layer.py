@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 from mano_fixture import fake_mano_arrays
 from mask2hand import Mask2HandError
 from mask2hand.hand import MANO_TO_FREIHAND, load_hand_model
-from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
 
 PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
@@ -64,6 +64,72 @@ def test_root_rotation_is_about_the_root_joint(mano_path):
     turned = model(torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64), zeros)
     torch.testing.assert_close(turned.joints[:, 0], rest.joints[:, 0])
     assert (turned.vertices - rest.vertices).abs().max() > 1e-3
+
+
+def test_output_reports_rest_root_and_full_pose(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6, flat_hand_mean=False).double()
+    gen = torch.Generator().manual_seed(2)
+    go, tr, pcs, betas = (torch.randn(3, n, generator=gen, dtype=torch.float64) for n in (3, 3, 6, 10))
+    out = model(go, tr, pose_pcs=pcs, betas=betas)
+    rest = model(torch.zeros_like(go), torch.zeros_like(tr), pose_pcs=pcs, betas=betas)
+    torch.testing.assert_close(out.rest_root, rest.joints[:, 0])
+    torch.testing.assert_close(out.joints[:, 0], out.rest_root + tr)
+    assert out.full_pose.shape == (3, 16, 3)
+    torch.testing.assert_close(out.full_pose[:, 0], go)
+    torch.testing.assert_close(out.full_pose[:, 1:].reshape(3, 45), model.finger_pose(pose_pcs=pcs))
+    # the reported full pose reproduces the hand (the mean taken out of the fingers again)
+    again = model(out.full_pose[:, 0], tr, pose=out.full_pose[:, 1:] - model.pose_mean.double().view(15, 3),
+                  betas=betas)
+    torch.testing.assert_close(again.vertices, out.vertices)
+
+
+def test_place_is_forward_with_the_equivalent_parameters(mano_path):
+    """place(R, root) = forward(axis-angle of R, root - rest root), for angles up to pi."""
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6).double()
+    rotvecs = Rotation.random(4, random_state=3).as_rotvec()
+    rotvecs[0] *= np.pi / np.linalg.norm(rotvecs[0])  # a half turn
+    rotation = torch.as_tensor(Rotation.from_rotvec(rotvecs).as_matrix())
+    gen = torch.Generator().manual_seed(4)
+    root, pcs, betas = (torch.randn(4, n, generator=gen, dtype=torch.float64) for n in (3, 6, 10))
+    root = 0.1 * root + torch.tensor([0.0, 0.0, 0.5], dtype=torch.float64)
+    placed = model.place(rotation, root, pose_pcs=pcs, betas=betas)
+    torch.testing.assert_close(placed.joints[:, 0], root)
+    equivalent = model(placed.full_pose[:, 0], root - placed.rest_root, pose_pcs=pcs, betas=betas)
+    torch.testing.assert_close(placed.vertices, equivalent.vertices)
+    torch.testing.assert_close(placed.joints, equivalent.joints)
+    torch.testing.assert_close(axis_angle_to_matrix(placed.full_pose[:, 0]), rotation)
+    with pytest.raises(Mask2HandError, match="rotation"):
+        model.place(rotation[:, :2], root)
+    with pytest.raises(Mask2HandError, match="root"):
+        model.place(rotation, root[:2])
+
+
+def test_pose_from_pcs_is_the_pose_input_of_the_pcs(mano_path):
+    model = load_hand_model("mano", path=mano_path, num_pose_pcs=6, flat_hand_mean=False).double()
+    pcs = torch.randn(3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    pose = model.pose_from_pcs(pcs)
+    assert pose.shape == (3, 45)
+    zeros = torch.zeros(3, 3, dtype=torch.float64)
+    torch.testing.assert_close(model(zeros, zeros, pose=pose).vertices, model(zeros, zeros, pose_pcs=pcs).vertices)
+    with pytest.raises(Mask2HandError, match="pose_pcs"):
+        model.pose_from_pcs(torch.zeros(3, 7, dtype=torch.float64))
+
+
+def test_matrix_to_axis_angle_inverts_rodrigues_at_every_angle():
+    rng = np.random.default_rng(0)
+    axes = rng.normal(size=(3, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    special = np.concatenate([np.zeros((1, 3)), 1e-7 * axes[:1], np.pi * axes[1:2], (np.pi - 1e-4) * axes[2:3]])
+    rotvecs = np.concatenate([Rotation.random(100, random_state=2).as_rotvec(), special])
+    matrices = torch.as_tensor(Rotation.from_rotvec(rotvecs).as_matrix())
+    ours = matrix_to_axis_angle(matrices)
+    assert (ours.norm(dim=1) <= np.pi + 1e-9).all()
+    torch.testing.assert_close(axis_angle_to_matrix(ours), matrices, atol=1e-9, rtol=0)
+    small = torch.tensor([[1e-8, 0.0, 0.0], [0.3, -0.2, 0.1]], dtype=torch.float64, requires_grad=True)
+    back = matrix_to_axis_angle(axis_angle_to_matrix(small))
+    torch.testing.assert_close(back, small.detach(), atol=1e-10, rtol=0)
+    back.sum().backward()
+    assert torch.isfinite(small.grad).all()
 
 
 def test_freihand_joint_order(mano_path):

@@ -1,4 +1,4 @@
-"""Left hands (issue 9, item 2): a mirrored right-hand mask predicted with side="left" is
+"""Left hands: a mirrored right-hand mask predicted with side="left" is
 exactly the mirror of the right-hand prediction, with outward normals."""
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from mask2hand import cli
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import mesh_bytes
 from mask2hand.hand import load_hand_model
-from mask2hand.inference.api import Mask2Hand, mirror_K
+from mask2hand.inference.api import Mask2Hand
+from mask2hand.inference.mirror import mirror_K
 from mask2hand.render import project, rasterize_silhouette
 from tiny_model import save_mask_png, write_tiny_weights
 

@@ -3,7 +3,7 @@ means), gradients, the ablation switches, self-supervision and the silhouette wi
 
 import sys
 import types
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,25 +11,11 @@ import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
 from mask2hand import Mask2HandError
+from mask2hand.data.dataset import HandBatch
+from mask2hand.hand.params import HandParams
 from mask2hand.losses.objective import LossTerms, LossWeights, mask2hand_loss
 from mask2hand.losses.procrustes import procrustes_align
-
-
-@dataclass
-class Output:
-    joints: torch.Tensor
-    vertices: torch.Tensor
-    refined_joints: torch.Tensor | None
-    refined_vertices: torch.Tensor | None
-    silhouette: torch.Tensor
-
-
-@dataclass
-class Target:
-    joints: torch.Tensor | None
-    vertices: torch.Tensor | None
-    mask: torch.Tensor
-    distance_field: torch.Tensor
+from mask2hand.nn.model import Mask2HandOutput
 
 
 @pytest.fixture
@@ -49,11 +35,16 @@ def make_batch(seed=0, dtype=torch.float64, batch=3, refined=True):
     vertices = torch.randn(batch, 40, 3, generator=gen, dtype=dtype) * 0.04 + torch.tensor([0, 0, 0.6], dtype=dtype)
     mask = (torch.rand(batch, 8, 8, generator=gen) > 0.5).to(dtype)
     field = torch.rand(batch, 8, 8, generator=gen, dtype=dtype) * 3
-    target = Target(joints, vertices, mask, field)
-    output = Output(
-        joints.clone(), vertices.clone(),
-        joints.clone() if refined else None, vertices.clone() if refined else None,
-        mask.clamp(0.01, 0.99),
+    K = torch.tensor([[20.0, 0, 4], [0, 20.0, 4], [0, 0, 1]], dtype=dtype).expand(batch, 3, 3)
+    target = HandBatch(mask=mask, K=K, joints=joints, vertices=vertices, distance_field=field, params=None,
+                       index=torch.arange(batch))
+    zeros = torch.zeros(batch, 3, dtype=dtype)
+    params = HandParams(global_orient=zeros, transl=zeros, betas=torch.zeros(batch, 10, dtype=dtype),
+                        pose=torch.zeros(batch, 45, dtype=dtype))
+    output = Mask2HandOutput(
+        params=params, joints=joints.clone(), vertices=vertices.clone(),
+        refined_joints=joints.clone() if refined else None, refined_vertices=vertices.clone() if refined else None,
+        silhouette=mask.clamp(0.01, 0.99), input_mask=mask, input_K=K,
     )
     return output, target
 
@@ -86,10 +77,10 @@ def test_perfect_prediction_gives_zero_3d_terms(dtype):
 def test_hand_computed_values_in_millimeters():
     output, target = make_batch()
     # every joint 1 mm off along x: squared errors (1, 0, 0) mm^2, per-coordinate mean 1/3
-    output.joints = target.joints + torch.tensor([0.001, 0.0, 0.0], dtype=torch.float64)
-    output.refined_joints = target.joints + torch.tensor([0.0, 0.002, 0.0], dtype=torch.float64)  # 4/3
+    output = replace(output, joints=target.joints + torch.tensor([0.001, 0.0, 0.0], dtype=torch.float64),
+                     refined_joints=target.joints + torch.tensor([0.0, 0.002, 0.0], dtype=torch.float64))  # 4/3
     # every vertex (1, 2, 3) mm off: absolute errors mean 2 mm; refined exact
-    output.vertices = target.vertices + torch.tensor([0.001, -0.002, 0.003], dtype=torch.float64)
+    output = replace(output, vertices=target.vertices + torch.tensor([0.001, -0.002, 0.003], dtype=torch.float64))
     terms = mask2hand_loss(output, target, three_d_only())
     assert float(terms.joints) == pytest.approx(1 / 3 + 4 / 3, rel=1e-9)
     assert float(terms.vertices) == pytest.approx(2.0, rel=1e-9)
@@ -103,8 +94,9 @@ def test_aligned_terms_remove_similarity_but_not_mirror_images():
     output, target = make_batch()
     rot = torch.from_numpy(Rotation.random(random_state=0).as_matrix())
     center = target.joints.mean(dim=1, keepdim=True)
-    output.joints = 1.2 * (target.joints - center) @ rot.T + center + 0.01
-    output.refined_joints = (target.joints - center) * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64) + center
+    output = replace(output, joints=1.2 * (target.joints - center) @ rot.T + center + 0.01,
+                     refined_joints=(target.joints - center) * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+                     + center)
     weights = three_d_only(joints=0.0, vertices=0.0, aligned_vertices=0.0)
     both = mask2hand_loss(output, target, weights)
     # the preliminary joints align perfectly; the mirrored refined ones cannot (rotation only)
@@ -121,8 +113,8 @@ def test_gradients_flow_to_every_output(fake_contour):
     gen = torch.Generator().manual_seed(2)
     for name in ("joints", "vertices", "refined_joints", "refined_vertices"):
         noisy = getattr(output, name) + 0.005 * torch.randn(getattr(output, name).shape, generator=gen, dtype=torch.float64)
-        setattr(output, name, noisy.requires_grad_())
-    output.silhouette = output.silhouette.clone().requires_grad_()
+        output = replace(output, **{name: noisy.requires_grad_()})
+    output = replace(output, silhouette=output.silhouette.clone().requires_grad_())
     terms = mask2hand_loss(output, target, LossWeights.paper_ablation_bce())
     terms.total.backward()
     for name in ("joints", "vertices", "refined_joints", "refined_vertices", "silhouette"):
@@ -132,7 +124,7 @@ def test_gradients_flow_to_every_output(fake_contour):
 
 def test_total_is_the_weighted_sum_and_silhouette_terms_use_the_renderer(fake_contour):
     output, target = make_batch(seed=3)
-    output.joints = output.joints + 0.003
+    output = replace(output, joints=output.joints + 0.003)
     weights = LossWeights.paper_ablation_bce()
     terms = mask2hand_loss(output, target, weights)
     assert float(terms.bce) == pytest.approx(float(F.binary_cross_entropy(output.silhouette, target.mask)))
@@ -149,7 +141,8 @@ def test_switches(fake_contour):
     output, target = make_batch(seed=4)
     gen = torch.Generator().manual_seed(5)
     for name in ("joints", "vertices", "refined_joints", "refined_vertices"):
-        setattr(output, name, getattr(output, name) + 0.004 * torch.randn(getattr(output, name).shape, generator=gen, dtype=torch.float64))
+        noisy = getattr(output, name) + 0.004 * torch.randn(getattr(output, name).shape, generator=gen, dtype=torch.float64)
+        output = replace(output, **{name: noisy})
     paper = mask2hand_loss(output, target, LossWeights.paper())
     assert paper.bce is None and paper.contour is not None  # lambda_bce = 0 in the final model
 
@@ -178,7 +171,7 @@ def test_switches(fake_contour):
 
 def test_without_refinenet_the_preliminary_output_is_final(fake_contour):
     output, target = make_batch(seed=6, refined=False)
-    output.vertices = output.vertices + 0.001
+    output = replace(output, vertices=output.vertices + 0.001)
     # even the presets that skip the preliminary part keep it when it is the only output
     for weights in (LossWeights.reference_code(), LossWeights.paper_aligned_refined_only()):
         terms = mask2hand_loss(output, target, weights)
@@ -187,9 +180,8 @@ def test_without_refinenet_the_preliminary_output_is_final(fake_contour):
 
 def test_self_supervised_needs_no_annotations(fake_contour):
     output, target = make_batch(seed=7)
-    target.joints = None
-    target.vertices = None
-    output.silhouette = output.silhouette.clone().requires_grad_()
+    target = replace(target, joints=None, vertices=None)  # a batch without 3-D annotations
+    output = replace(output, silhouette=output.silhouette.clone().requires_grad_())
     terms = mask2hand_loss(output, target, LossWeights.self_supervised())
     assert terms.joints is None and terms.vertices is None and terms.aligned_joints is None
     assert terms.bce is not None and terms.contour is not None
@@ -214,7 +206,7 @@ def test_returns_loss_terms():
 def test_with_the_real_renderer_contour_functions():
     contour = pytest.importorskip("mask2hand.render.contour")
     output, target = make_batch(seed=8, dtype=torch.float32)
-    output.silhouette = output.silhouette.clone().requires_grad_()
+    output = replace(output, silhouette=output.silhouette.clone().requires_grad_())
     terms = mask2hand_loss(output, target, LossWeights.paper_ablation_bce())
     assert torch.allclose(terms.bce, contour.silhouette_bce(output.silhouette, target.mask))
     assert torch.allclose(terms.contour, contour.contour_loss(output.silhouette, target.distance_field))
@@ -225,18 +217,16 @@ def test_with_the_real_renderer_contour_functions():
 def test_reprojection_terms_measure_pixels_and_ignore_depth():
     output, target = make_batch(refined=False)
     K = torch.tensor([[500.0, 0, 64], [0, 500.0, 64], [0, 0, 1]], dtype=torch.float64).expand(3, 3, 3)
-    output = types.SimpleNamespace(**vars(output), input_K=K)
+    output = replace(output, input_K=K)
     weights = LossWeights(joints=0, aligned_joints=0, vertices=0, aligned_vertices=0, contour=0,
                           joints_2d=1.0, vertices_2d=1.0)
     assert float(mask2hand_loss(output, target, weights).total) == pytest.approx(0.0, abs=1e-9)
     # moving every point along its own viewing ray changes no projection
-    output.joints = target.joints * 1.3
-    output.vertices = target.vertices * 0.8
+    output = replace(output, joints=target.joints * 1.3, vertices=target.vertices * 0.8)
     assert float(mask2hand_loss(output, target, weights).total) == pytest.approx(0.0, abs=1e-9)
     # a sideways shift of 1 mm at 0.6 m is 500 * 0.001 / 0.6 pixels in u, none in v: mean over u, v
     shift = torch.tensor([0.001, 0.0, 0.0], dtype=torch.float64)
-    output.joints = target.joints + shift
-    output.vertices = target.vertices.clone()
+    output = replace(output, joints=target.joints + shift, vertices=target.vertices.clone())
     terms = mask2hand_loss(output, target, weights)
     expected = (500 * 0.001 / target.joints[..., 2]).mean() / 2
     assert float(terms.joints_2d) == pytest.approx(float(expected), rel=1e-6)

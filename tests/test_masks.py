@@ -10,8 +10,9 @@ from PIL import Image
 
 from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
-from mask2hand.image.masks import (MAX_IMAGE_SIDE, binarize, keep_largest_component, load_mask, prepare_mask, read_image,
-                             resample_mask)
+from mask2hand.image.files import MAX_IMAGE_SIDE, read_image
+from mask2hand.image.masks import binarize, keep_largest_component, load_mask, resample_mask
+from mask2hand.inference.prepare import prepare_mask
 
 
 def hand_like(height: int = 120, width: int = 90) -> np.ndarray:

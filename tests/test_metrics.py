@@ -4,7 +4,6 @@ protocol, hand-computed cases, the batch-by-batch accumulator and the mask metri
 import json
 import sys
 import types
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -13,6 +12,9 @@ from scipy.linalg import orthogonal_procrustes
 from scipy.spatial.transform import Rotation
 
 from mask2hand import Mask2HandError
+from mask2hand.data.dataset import HandBatch
+from mask2hand.hand.params import HandParams
+from mask2hand.nn.model import Mask2HandOutput
 from mask2hand.evaluation.metrics import (
     EvaluationAccumulator,
     PointErrorStats,
@@ -153,19 +155,21 @@ def test_aligned_errors_ignore_similarity_transforms_and_mirror_images():
         assert aligned.auc == pytest.approx(1 - 0.5 / 99, abs=1e-12)
 
 
-@dataclass
-class Output:
-    joints: torch.Tensor
-    vertices: torch.Tensor
-    refined_joints: torch.Tensor | None = None
-    refined_vertices: torch.Tensor | None = None
+def network_output(joints, vertices, refined_joints=None, refined_vertices=None) -> Mask2HandOutput:
+    """A network output with the given geometry (its other fields are placeholders)."""
+    b = joints.shape[0]
+    params = HandParams(global_orient=torch.zeros(b, 3), transl=torch.zeros(b, 3), betas=torch.zeros(b, 10),
+                        pose=torch.zeros(b, 45))
+    return Mask2HandOutput(params=params, vertices=vertices, joints=joints, silhouette=torch.zeros(b, 8, 8),
+                           input_mask=torch.zeros(b, 8, 8), input_K=torch.eye(3).expand(b, 3, 3),
+                           refined_vertices=refined_vertices, refined_joints=refined_joints)
 
 
-@dataclass
-class Target:
-    joints: torch.Tensor
-    vertices: torch.Tensor | None = None
-    mask: torch.Tensor | None = None
+def hand_batch(joints, vertices=None, mask=None) -> HandBatch:
+    """A batch with the given ground truth; vertices None: a batch without vertex annotations."""
+    b = joints.shape[0]
+    return HandBatch(mask=torch.zeros(b, 8, 8) if mask is None else mask, K=torch.eye(3).expand(b, 3, 3),
+                     joints=joints, vertices=vertices, distance_field=None, params=None, index=torch.arange(b))
 
 
 def test_accumulator_matches_one_shot_metrics_for_both_stages():
@@ -175,8 +179,8 @@ def test_accumulator_matches_one_shot_metrics_for_both_stages():
     gv, pv = torch.tensor(np.stack(vgts)), torch.tensor(np.stack(vpreds))
     acc = EvaluationAccumulator()
     for lo, hi in ((0, 4), (4, 10)):
-        out = Output(pj[lo:hi], pv[lo:hi], refined_joints=gj[lo:hi] + 0.002, refined_vertices=pv[lo:hi])
-        acc.update(out, Target(gj[lo:hi], gv[lo:hi]))
+        out = network_output(pj[lo:hi], pv[lo:hi], refined_joints=gj[lo:hi] + 0.002, refined_vertices=pv[lo:hi])
+        acc.update(out, hand_batch(gj[lo:hi], gv[lo:hi]))
     res = acc.result()
     assert res.num_samples == 10
     pre = res.preliminary.summary()
@@ -194,7 +198,7 @@ def test_accumulator_matches_one_shot_metrics_for_both_stages():
 
 def test_accumulator_without_refinement_or_vertices():
     acc = EvaluationAccumulator()
-    acc.update(Output(torch.zeros(2, 21, 3), torch.zeros(2, 30, 3)), Target(torch.zeros(2, 21, 3)))
+    acc.update(network_output(torch.zeros(2, 21, 3), torch.zeros(2, 30, 3)), hand_batch(torch.zeros(2, 21, 3)))
     res = acc.result()
     assert res.refined is None
     assert set(res.preliminary.summary()) == {"mpjpe_cm", "auc_pck", "pa_mpjpe_cm", "pa_auc_pck"}
@@ -205,7 +209,7 @@ def test_accumulator_errors():
         EvaluationAccumulator().result()
     acc = EvaluationAccumulator()
     with pytest.raises(Mask2HandError, match="vertex count"):
-        acc.update(Output(torch.zeros(1, 21, 3), torch.zeros(1, 30, 3)), Target(torch.zeros(1, 21, 3), torch.zeros(1, 778, 3)))
+        acc.update(network_output(torch.zeros(1, 21, 3), torch.zeros(1, 30, 3)), hand_batch(torch.zeros(1, 21, 3), torch.zeros(1, 778, 3)))
 
 
 def test_mask_metrics_wiring(monkeypatch):
@@ -239,8 +243,8 @@ def test_mask_metrics_wiring(monkeypatch):
     mask[0, :2, :1] = 1  # 2 pixels inside the 4 predicted: IoU 2/4, Dice 4/6
     mask[1, :2, :2] = 1  # identical: IoU 1, Dice 1
     acc = EvaluationAccumulator()
-    out = Output(torch.zeros(2, 21, 3), torch.zeros(2, 30, 3, requires_grad=True))
-    acc.update(out, Target(torch.zeros(2, 21, 3), mask=mask), K=torch.eye(3).expand(2, 3, 3), faces=torch.zeros(1, 3))
+    out = network_output(torch.zeros(2, 21, 3), torch.zeros(2, 30, 3, requires_grad=True))
+    acc.update(out, hand_batch(torch.zeros(2, 21, 3), mask=mask), K=torch.eye(3).expand(2, 3, 3), faces=torch.zeros(1, 3))
     res = acc.result().preliminary
     assert calls == [((2, 30, 3), (6, 8))]
     assert res.miou == pytest.approx((0.5 + 1.0) / 2)

@@ -23,7 +23,7 @@ from mask2hand.export.onnx import check_parity, export_onnx, synthetic_check_inp
 from mask2hand.inference.onnx_runner import OnnxRunner  # noqa: E402
 from mask2hand.inference.api import Mask2Hand  # noqa: E402
 from mask2hand.render import rasterize_silhouette  # noqa: E402
-from mask2hand.render.exact import mask_iou_numpy  # noqa: E402
+from mask2hand.render.exact import mask_iou  # noqa: E402
 from tiny_model import TINY, write_tiny_weights  # noqa: E402
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -91,7 +91,7 @@ def test_graph_silhouette_is_the_exact_rasterizer(exported):
         prelim = network.preliminary(torch.as_tensor(masks)[:, None], torch.as_tensor(K))
     exact = rasterize_silhouette(prelim.vertices, network.hand.faces, K, (runner.input_size,) * 2)
     assert exact.any(axis=(1, 2)).all()
-    assert mask_iou_numpy(outputs["silhouette"] > 0.5, exact).min() == 1.0
+    assert mask_iou(outputs["silhouette"] > 0.5, exact).min() == 1.0
 
 
 def test_metadata_round_trip(exported):

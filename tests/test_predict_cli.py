@@ -1,4 +1,4 @@
-"""`mask2hand predict` through the CLI: inputs, outputs, summary, and every bad input of issue 7."""
+"""`mask2hand predict` through the CLI: inputs, outputs, summary, and every bad input a user can give."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mask2hand import cli
-from mask2hand.image.masks import MAX_IMAGE_SIDE
+from mask2hand.image.files import MAX_IMAGE_SIDE
 from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 PREDICT_ENTRY = ("predict", "predict 3D hands from silhouette files")
@@ -37,7 +37,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 def make_bad_inputs(folder: Path) -> dict[str, str]:
-    """Every bad input of issue 7 -> the phrase its one-line message must contain."""
+    """Every bad input -> the phrase its one-line message must contain."""
     folder.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(folder / "empty.png")
     Image.fromarray(np.full((64, 64), 255, np.uint8)).save(folder / "allhand.png")

@@ -11,8 +11,7 @@ import torch
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.render import project, rasterize_silhouette
-from mask2hand.render.contour import mask_iou
-from mask2hand.render.exact import edge_table, mask_iou_numpy, project_points, rasterize, silhouette
+from mask2hand.render.exact import edge_table, mask_iou, project_points, rasterize, rasterize_by_size, silhouette
 from mask2hand.render.raster import rasterize_projected
 from mask2hand.testing.scenes import synthetic_scene
 
@@ -63,7 +62,32 @@ def test_numpy_projection_and_iou_match_the_torch_ones():
                                rtol=0, atol=1e-12)
     pred, target = rng.random((3, 9, 9)) > 0.5, rng.random((3, 9, 9)) > 0.6
     target[2] = pred[2] = False  # two empty masks: IoU 1
-    np.testing.assert_allclose(mask_iou_numpy(pred, target), mask_iou(torch.from_numpy(pred), torch.from_numpy(target)))
+    np.testing.assert_allclose(mask_iou(pred, target), mask_iou(torch.from_numpy(pred), torch.from_numpy(target)))
+
+
+def test_rasterize_by_size_renders_each_mesh_at_its_own_size():
+    scene = synthetic_scene(3, (30, 40), seed=2, dtype=torch.float64, capsule_count=4)
+    vertices, faces, K = scene.vertices.numpy(), scene.faces.numpy(), scene.K.numpy()
+    sizes = [(30, 40), (24, 20), (30, 40)]
+    masks = rasterize_by_size(vertices, faces, K, sizes)
+    assert [m.shape for m in masks] == sizes and all(m.dtype == bool for m in masks)
+    for b, size in enumerate(sizes):
+        np.testing.assert_array_equal(masks[b], rasterize(vertices[b:b + 1], faces, K[b:b + 1], size)[0])
+    with pytest.raises(Mask2HandError, match="one size per mesh"):
+        rasterize_by_size(vertices, faces, K, sizes[:2])
+
+
+def test_mask_iou_keeps_the_kind_of_its_inputs():
+    pred = np.zeros((2, 4, 4), dtype=np.uint8)
+    pred[:, :2, :2] = 1  # 0/1 values
+    target = np.zeros((2, 4, 4), dtype=bool)
+    target[0, :2, :] = True  # 8 pixels, 4 shared
+    iou = mask_iou(pred, target)
+    assert isinstance(iou, np.ndarray) and iou.dtype == np.float64 and iou.tolist() == [0.5, 0.0]
+    mixed = mask_iou(pred, torch.from_numpy(target))
+    assert torch.is_tensor(mixed) and mixed.dtype == torch.float64 and mixed.tolist() == [0.5, 0.0]
+    with pytest.raises(Mask2HandError, match="shape"):
+        mask_iou(pred, target[:, :3])
 
 
 def test_numpy_rasterizer_rejects_bad_inputs():

@@ -1,5 +1,6 @@
 """The soft silhouette renderer: agreement with the exact mask, with the dense formula, gradients."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -8,9 +9,11 @@ import torch
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.render import SoftSilhouetteRenderer, default_sigma, rasterize_silhouette, render_soft_silhouette
-from mask2hand.render.contour import mask_iou
+from mask2hand.render.camera import project_for_rendering
+from mask2hand.render.fragments import rasterize_contour_fragments
+from mask2hand.render.exact import mask_iou
 from mask2hand.testing.reference import render_soft_silhouette_dense
-from mask2hand.render.soft import CUTOFF_PROBABILITY, cutoff_radius_sq
+from mask2hand.render.soft import CUTOFF_PROBABILITY, blend_silhouette, cutoff_radius_sq
 from mask2hand.testing.scenes import capsule_mesh, scene_from_meshes, synthetic_scene
 
 
@@ -113,6 +116,22 @@ def test_fast_mode_is_one_sigmoid_of_the_distance_to_the_boundary():
     dense = render_soft_silhouette_dense(v, f, K, (16, 16), sigma=sigma)
     band = (dense > CUTOFF_PROBABILITY) & (dense < 1 - CUTOFF_PROBABILITY)
     assert torch.allclose(fast[band], dense[band], atol=1e-12)  # one face: both are sigmoid(-dist/sigma)
+
+
+def test_fragments_detach_cuts_the_graph_and_leaves_the_original_alone():
+    vertices, faces, K = small_mesh()
+    vertices.requires_grad_(True)
+    uv, face_valid = project_for_rendering(vertices, faces, K)
+    fragments = rasterize_contour_fragments(uv, face_valid, faces, (14, 14), cutoff_radius_sq(0.5))
+    base = fragments.base.clone()
+    detached = fragments.detach()
+    assert fragments.dist.requires_grad and not detached.dist.requires_grad
+    assert detached.one_per_pixel and torch.equal(detached.pixel, fragments.pixel)
+    silhouette = blend_silhouette(detached, 0.5)  # blending writes into the detached copy's base only
+    assert torch.equal(fragments.base, base) and not silhouette.requires_grad
+    torch.testing.assert_close(silhouette, blend_silhouette(fragments, 0.5).detach())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fragments.dist = detached.dist
 
 
 @pytest.mark.parametrize("mode", ["contour", "faces"])

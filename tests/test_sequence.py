@@ -1,4 +1,4 @@
-"""Sequences (issue 9, item 3): One Euro smoothing, frame reading, smoothed predictions, the CLI."""
+"""Sequences: One Euro smoothing, frame reading, smoothed predictions, the CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from mask2hand import cli
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import load_hand_model
 from mask2hand.inference.api import Mask2Hand
-from mask2hand.inference.sequence import (Frames, natural_key, predict_sequence, read_frames, skeleton_panel,
-                                synthetic_sequence)
+from mask2hand.export.animation import skeleton_panel
+from mask2hand.inference.sequence import Frames, natural_key, predict_sequence, read_frames
+from mask2hand.testing.scenes import synthetic_sequence
 from mask2hand.inference.smoothing import (OneEuroConfig, continuous_quaternions, mean_joint_acceleration, one_euro_filter,
                                  smooth_rotations)
 from tiny_model import write_tiny_weights

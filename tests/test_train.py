@@ -12,7 +12,8 @@ import torch
 
 from mask2hand import Mask2HandError
 from mask2hand.cli import main as cli_main
-from mask2hand.train.config import load_config, recipe_names
+from mask2hand.train.config import load_config
+from mask2hand.train.recipes import recipe_names
 from mask2hand.train.loop import Trainer
 
 
@@ -249,7 +250,7 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.evaluation.network import network_inputs
-    from mask2hand.image.masks import prepare_mask
+    from mask2hand.inference.prepare import prepare_mask
 
     recipe = tiny_recipe(data_dir, epochs=1)
     recipe["network"]["input_crop"] = 1.25

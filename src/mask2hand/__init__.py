@@ -1,8 +1,7 @@
 """mask2hand: 3D hand pose and shape from a binary silhouette."""
 
 from mask2hand.errors import Mask2HandError
-
-__version__ = "0.1.0"
+from mask2hand.version import __version__
 
 __all__ = ["Mask2Hand", "Mask2HandError", "Prediction", "__version__"]
 

@@ -17,7 +17,7 @@ import sys
 # before torch is imported; a value the user set wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from mask2hand import __version__
+from mask2hand.version import __version__
 from mask2hand.errors import Mask2HandError
 
 # name -> (module under mask2hand.commands, one-line help)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mask2hand.image.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+from mask2hand.image.files import MASK_SUFFIXES
+from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
 
 PROG = "mask2hand predict"
@@ -153,16 +154,25 @@ def output_stems(files: list[Path]) -> list[str]:
 # ---------------------------------------------------------------------- running
 
 class _Reporter:
-    """One-line messages to stderr that do not break the progress bar."""
+    """One-line messages to stderr that do not break the progress bar, and the bar itself."""
 
-    def __init__(self, bar):
-        self.bar = bar
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="mask", file=sys.stderr, disable=total < 2 or not sys.stderr.isatty(),
+                        dynamic_ncols=True)
 
     def line(self, kind: str, where: str, message: str) -> None:
         from tqdm import tqdm
 
         text = f"{PROG}: {kind}: {where}: {message}" if where else f"{PROG}: {kind}: {message}"
         tqdm.write(" ".join(text.split()), file=sys.stderr)
+
+    def failed(self, records: dict[int, dict], index: int, path: Path, message: str) -> None:
+        """Record and print input `index`'s error; it counts as done."""
+        records[index] = {"input": str(path), "status": "error", "error": message}
+        self.line("error", str(path), message)
+        self.bar.update(1)
 
 
 def _predict_isolating_failures(model, prepared: list, batch_size: int, **options) -> list:
@@ -214,7 +224,8 @@ def run_sequence(args: argparse.Namespace) -> int:
     from mask2hand.inference.cameras import KFile, check_focal
     from mask2hand.errors import Mask2HandError
     from mask2hand.export.files import write_json
-    from mask2hand.inference.sequence import predict_sequence, read_frames, skeleton_panel, write_gif
+    from mask2hand.export.animation import skeleton_panel, write_gif
+    from mask2hand.inference.sequence import predict_sequence, read_frames
     from mask2hand.inference.smoothing import mean_joint_acceleration
 
     if len(args.inputs) != 1:
@@ -267,27 +278,97 @@ def run_sequence(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+def _fit_options(args: argparse.Namespace):
+    """(fit, hypotheses) of --fit / --hypotheses, validated (None, None without them)."""
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export.files import write_json
 
-    out = Path(args.out)
+    if args.fit is None and args.hypotheses is None:
+        return None, None
+    if args.runtime == "onnx":
+        raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
+    from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses  # imports torch: only when asked
+
+    return resolve_fit(args.fit), resolve_hypotheses(args.hypotheses)
+
+
+def _check_arguments(args: argparse.Namespace, out: Path) -> None:
+    from mask2hand.errors import Mask2HandError
+
     if out.exists() and not out.is_dir():
         raise Mask2HandError(f"--out {out} exists and is not a folder; choose another output folder")
     if args.batch_size < 1:
         raise Mask2HandError("--batch-size must be at least 1")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
-    fit = hypotheses = None
-    if args.fit is not None or args.hypotheses is not None:  # fitting needs torch: import it only then
-        if args.runtime == "onnx":
-            raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
-        from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses
 
-        fit, hypotheses = resolve_fit(args.fit), resolve_hypotheses(args.hypotheses)
+
+def _prepare_chunk(model, chunk: list[tuple[int, Path, str]], args: argparse.Namespace, k_file, focal,
+                   records: dict[int, dict], report: _Reporter) -> tuple[list, list[tuple[int, Path, str]]]:
+    """Stage 1 for (index, path, stem) inputs: (prepared inputs, their (index, path, stem)); a bad
+    input is recorded as failed and left out."""
+    from mask2hand.errors import Mask2HandError
+
+    prepared, kept = [], []
+    for index, path, stem in chunk:
+        try:
+            K = k_file.for_input(path) if k_file is not None else None
+            prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
+                                          side=args.side))
+            kept.append((index, path, stem))
+        except Mask2HandError as exc:
+            report.failed(records, index, path, str(exc))
+        except Exception as exc:  # an unforeseen reader failure must not stop the batch
+            report.failed(records, index, path, f"cannot read this input ({type(exc).__name__}: {exc})")
+    return prepared, kept
+
+
+def _save_prediction(prediction, path: Path, stem: str, out: Path, args: argparse.Namespace) -> dict:
+    """Write one prediction's files; its summary entry. Raises OSError / Mask2HandError if writing fails."""
+    paths = prediction.save(out, stem, figure=not args.no_figure)
+    record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
+              "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings}
+    if prediction.fit_steps is not None:
+        record.update(iou_before_fit=prediction.iou_before_fit, fit_steps=prediction.fit_steps)
+    if prediction.hypotheses is not None:
+        record["hypotheses"] = [{"start": h.start, "iou": h.iou, "score": h.score} for h in prediction.hypotheses]
+    return record
+
+
+def _predict_files(model, files: list[Path], args: argparse.Namespace, out: Path, k_file, focal, fit, hypotheses,
+                   report: _Reporter) -> dict[int, dict]:
+    """Every file through the three stages in batches; input index -> summary entry."""
+    from mask2hand.errors import Mask2HandError
+
+    records: dict[int, dict] = {}
+    inputs = list(zip(range(len(files)), files, output_stems(files)))
+    for start in range(0, len(inputs), args.batch_size):
+        prepared, kept = _prepare_chunk(model, inputs[start:start + args.batch_size], args, k_file, focal,
+                                        records, report)
+        predictions = _predict_isolating_failures(model, prepared, args.batch_size, fit=fit, hypotheses=hypotheses)
+        for (index, path, stem), prediction in zip(kept, predictions):
+            if isinstance(prediction, Exception):
+                report.failed(records, index, path, str(prediction))
+                continue
+            for warning in prediction.warnings:
+                report.line("warning", str(path), warning)
+            try:
+                records[index] = _save_prediction(prediction, path, stem, out, args)
+            except (OSError, Mask2HandError) as exc:
+                report.failed(records, index, path,
+                              f"cannot write the outputs ({exc}); check that {out} is writable and has space")
+                continue
+            report.bar.update(1)
+    return records
+
+
+def run(args: argparse.Namespace) -> int:
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export.files import write_json
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+
+    out = Path(args.out)
+    _check_arguments(args, out)
+    fit, hypotheses = _fit_options(args)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
         if fit is not None or hypotheses is not None:
             raise Mask2HandError("--fit and --hypotheses work on single masks, not on sequences; "
@@ -298,66 +379,19 @@ def run(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     model = load_model(args)
 
-    records: dict[int, dict] = {}  # input index -> summary entry; argument errors first, then files in order
-    arg_records = [{"input": arg, "status": "error", "error": msg} for arg, msg in arg_errors]
-    bar = tqdm(total=len(files), unit="mask", file=sys.stderr, disable=len(files) < 2 or not sys.stderr.isatty(),
-               dynamic_ncols=True)
-    report = _Reporter(bar)
+    report = _Reporter(len(files))
     for arg, msg in arg_errors:
         report.line("error", arg, msg)
     if k_file is None and focal is None and files:
         report.line("note", "", f"no --focal or --K given: assumed focal length {DEFAULT_FOCAL_FACTOR} x the longer "
                                 "image side (FreiHAND-like); absolute depth is only as good as this guess")
+    records = _predict_files(model, files, args, out, k_file, focal, fit, hypotheses, report)
+    report.bar.close()
 
-    stems = output_stems(files)
-    ok = 0
-    for start in range(0, len(files), args.batch_size):
-        chunk = list(zip(files[start:start + args.batch_size], stems[start:start + args.batch_size]))
-        prepared, names = [], []
-        for index, (path, stem) in enumerate(chunk, start=start):
-            try:
-                K = k_file.for_input(path) if k_file is not None else None
-                prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
-                                              side=args.side))
-                names.append((index, path, stem))
-            except Mask2HandError as exc:
-                records[index] = {"input": str(path), "status": "error", "error": str(exc)}
-                report.line("error", str(path), str(exc))
-                bar.update(1)
-            except Exception as exc:  # an unforeseen reader failure must not stop the batch
-                message = f"cannot read this input ({type(exc).__name__}: {exc})"
-                records[index] = {"input": str(path), "status": "error", "error": message}
-                report.line("error", str(path), message)
-                bar.update(1)
-        predictions = _predict_isolating_failures(model, prepared, args.batch_size, fit=fit, hypotheses=hypotheses)
-        for (index, path, stem), prediction in zip(names, predictions):
-            if isinstance(prediction, Exception):
-                records[index] = {"input": str(path), "status": "error", "error": str(prediction)}
-                report.line("error", str(path), str(prediction))
-                bar.update(1)
-                continue
-            for warning in prediction.warnings:
-                report.line("warning", str(path), warning)
-            try:
-                paths = prediction.save(out, stem, figure=not args.no_figure)
-            except (OSError, Mask2HandError) as exc:
-                message = f"cannot write the outputs ({exc}); check that {out} is writable and has space"
-                records[index] = {"input": str(path), "status": "error", "error": message}
-                report.line("error", str(path), message)
-            else:
-                ok += 1
-                records[index] = {"input": str(path), "status": "ok", "iou": prediction.iou,
-                                  "camera": prediction.camera, "outputs": {k: p.name for k, p in paths.items()},
-                                  "warnings": prediction.warnings}
-                if prediction.fit_steps is not None:
-                    records[index].update(iou_before_fit=prediction.iou_before_fit, fit_steps=prediction.fit_steps)
-                if prediction.hypotheses is not None:
-                    records[index]["hypotheses"] = [{"start": h.start, "iou": h.iou, "score": h.score}
-                                                    for h in prediction.hypotheses]
-            bar.update(1)
-    bar.close()
-
-    entries = arg_records + [records[i] for i in sorted(records)]
+    # argument errors first, then the files in order
+    entries = [{"input": arg, "status": "error", "error": msg} for arg, msg in arg_errors]
+    entries += [records[i] for i in sorted(records)]
+    ok = sum(entry["status"] == "ok" for entry in entries)
     failed = len(entries) - ok
     summary = {"model": model.model_identity, "hand": model.hand_identity,
                "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mask2hand.utils.dataclass_config import recipe_names
+    from mask2hand.train.recipes import recipe_names
 
     parser.add_argument("recipe", help="a YAML recipe file or the name of a shipped recipe "
                                        f"({', '.join(recipe_names())})")

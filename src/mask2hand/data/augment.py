@@ -83,7 +83,7 @@ def camera_change(K: np.ndarray, image_size: tuple[int, int], angle: float | np.
     k_new[..., 1, :] *= oh / h
     homography = k_new @ rz @ np.linalg.inv(K)  # continuous pixel coordinates, affine
     a, b = homography[..., :2, :2], homography[..., :2, 2]
-    # pixel index j has continuous coordinate j + 0.5 (guide's convention)
+    # pixel index j has continuous coordinate j + 0.5: its center (the README's Conventions)
     offset = a.sum(-1) * 0.5 + b - 0.5
     warp = np.concatenate([a, offset[..., None]], axis=-1)
     return CameraChange(rotation=rz, K=k_new, image_size=(int(oh), int(ow)), warp=warp)
@@ -124,12 +124,6 @@ def warp_mask(mask: np.ndarray, change: CameraChange) -> np.ndarray:
     warped = cv2.warpAffine(src, change.warp, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0)
     return (warped > 127).view(np.uint8)
-
-
-def warp_image(image: np.ndarray, change: CameraChange, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Any single image (H,W[,C]) warped with a single change."""
-    oh, ow = change.image_size
-    return cv2.warpAffine(image, change.warp, (ow, oh), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
 
 def transform_points(points: np.ndarray, change: CameraChange) -> np.ndarray:

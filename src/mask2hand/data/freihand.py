@@ -191,7 +191,7 @@ def convert_freihand(root: str | os.PathLike, out: str | os.PathLike, split_file
     split_file: the reference code's FreiHand_split_ids.json; without it, the paper's
     26,000/3,280/3,280 partition drawn with `split_seed`.
     """
-    from mask2hand import __version__
+    from mask2hand.version import __version__
     from mask2hand.data.storage import ArraySpec, DatasetWriter
 
     start_time = time.perf_counter()

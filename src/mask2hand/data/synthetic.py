@@ -289,6 +289,92 @@ _COMMON_CHOICES = {
 }
 
 
+@dataclass(frozen=True)
+class _PoseDraws:
+    """The pose draws of a run of slots: finger pose (n,45) and betas (n,10), float32, plus any
+    generator-specific arrays (name -> (n, ...)) stored as they are."""
+
+    pose: np.ndarray
+    betas: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _SplitPoses:
+    """The pose draws of one split: `draw(start, stop)` gives its slots [start, stop), asked for chunk by
+    chunk in order; `card` holds the generator's extra fields of the split's entry in the card."""
+
+    draw: Callable[[int, int], _PoseDraws]
+    card: dict
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a generator decides; `_write_synthetic` renders and stores the rest the same way for all.
+
+    generator, sampling, choices: its name, settings and explanation of its own draws in the card;
+    counts: samples per split, in storage order; streams: the split names that own a random stream,
+    in spawn order (a superset of counts, so an empty split leaves the others' samples unchanged);
+    specs: the arrays stored besides the masks; split_poses(pose_rng, offset, count): the pose draws
+    of a split whose first sample is `offset` in the folder.
+    """
+
+    generator: str
+    sampling: dict
+    choices: dict
+    view: ViewSampling
+    counts: dict[str, int]
+    streams: tuple[str, ...]
+    specs: dict[str, ArraySpec]
+    split_poses: Callable[[np.random.Generator, int, int], _SplitPoses]
+
+
+def _write_synthetic(out: str | Path, model, hand_path: str | None, seed: int, plan: _Plan, overwrite: bool,
+                     progress: Callable[[int, int], None] | None, started: float) -> Path:
+    """Draw views for every slot of every split in chunks of CHUNK, render and store them with the card.
+
+    started: time.perf_counter() when generation began (the card's timing). Returns the dataset folder.
+    """
+    from mask2hand.version import __version__
+
+    total = sum(plan.counts.values())
+    rngs = _split_rngs(seed, list(plan.streams))
+    rejections = {reason: 0 for reason in REJECTION_REASONS}
+    stats: list[np.ndarray] = []
+    splits, offset = {}, 0
+    with DatasetWriter(out, total, plan.view.image_size, plan.specs, overwrite=overwrite) as writer:
+        for split, count in plan.counts.items():
+            pose_rng, view_rng = rngs[split]
+            poses = plan.split_poses(pose_rng, offset, count)
+            for start in range(0, count, CHUNK):
+                stop = min(count, start + CHUNK)
+                draws = poses.draw(start, stop)
+                got = _draw_views(model, torch.from_numpy(draws.pose), torch.from_numpy(draws.betas), view_rng,
+                                  plan.view, rejections)
+                stats.append(_view_stats(got))
+                writer.write(offset + start, masks=got.masks, K=got.K, joints=got.joints, vertices=got.vertices,
+                             global_orient=got.global_orient, transl=got.transl, pose=draws.pose, betas=draws.betas,
+                             **draws.extra)
+                if progress is not None:
+                    progress(offset + stop, total)
+            splits[split] = {"start": offset, "stop": offset + count, "count": count, **poses.card}
+            offset += count
+        card = {
+            "generator": plan.generator,
+            "mask2hand_version": __version__,
+            "seed": seed,
+            "hand": _hand_card(model, hand_path),
+            "sampling": {**plan.sampling, "chunk": CHUNK},
+            "counts": plan.counts,
+            "splits": splits,
+            "rejections": rejections,
+            "statistics": _summarize(stats),
+            "choices": {**plan.choices, **_COMMON_CHOICES},
+            "timing": {"seconds": round(time.perf_counter() - started, 2)},
+        }
+        return writer.finish(card)
+
+
 def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = None, seed: int = 0,
                    protocol: PaperProtocol = PaperProtocol(), overwrite: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Path:
@@ -299,85 +385,66 @@ def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = 
     Splits "train" then "test" in one folder. hand: "open" or "mano" (hand_path: the
     MANO file, default $MANO_RIGHT_PATH). Returns the dataset folder.
     """
-    with _deterministic_torch():
-        return _generate_paper(out, hand, hand_path, seed, protocol, overwrite, progress)
-
-
-def _generate_paper(out, hand, hand_path, seed, protocol, overwrite, progress) -> Path:
-    from mask2hand import __version__
     from mask2hand.hand import load_hand_model
 
-    start_time = time.perf_counter()
-    model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
-    add_mean = protocol.adds_model_mean(model.name)
-    decoder = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=not add_mean)
+    with _deterministic_torch():
+        started = time.perf_counter()
+        model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
+        add_mean = protocol.adds_model_mean(model.name)
+        decoder = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=not add_mean)
+        views = protocol.views_per_pose
+        plan = _Plan(
+            generator="synthetic-paper", sampling={"protocol": asdict(protocol)},
+            choices=_paper_choices(protocol, add_mean), view=protocol.view,
+            counts={"train": protocol.train_poses * views, "test": protocol.test_poses * views},
+            streams=("train", "test"),
+            specs={**_base_specs(model.num_vertices), "pose_pcs": ArraySpec((protocol.num_pose_pcs,), "float32"),
+                   "pose_id": ArraySpec((), "int32")},
+            split_poses=lambda rng, offset, count: _paper_split_poses(decoder, protocol, rng, offset, count))
+        return _write_synthetic(out, model, hand_path, seed, plan, overwrite, progress, started)
+
+
+def _paper_split_poses(decoder, protocol: PaperProtocol, rng: np.random.Generator, offset: int,
+                       count: int) -> _SplitPoses:
+    """Draw a split's count // views poses at once (PCA coefficients decoded by `decoder`) and repeat each
+    for its views; pose ids continue from the splits before (offset // views poses, all pose-major)."""
     views, k = protocol.views_per_pose, protocol.num_pose_pcs
-    counts = {"train": protocol.train_poses * views, "test": protocol.test_poses * views}
-    total = sum(counts.values())
-    specs = {**_base_specs(model.num_vertices), "pose_pcs": ArraySpec((k,), "float32"),
-             "pose_id": ArraySpec((), "int32")}
-    rngs = _split_rngs(seed, list(counts))
-    rejections = {reason: 0 for reason in REJECTION_REASONS}
-    stats: list[np.ndarray] = []
-    splits, offset, pose_offset = {}, 0, 0
-    with DatasetWriter(out, total, protocol.view.image_size, specs, overwrite=overwrite) as writer:
-        for split, count in counts.items():
-            pose_rng, view_rng = rngs[split]
-            n_poses = count // views
-            pcs = pose_rng.uniform(*protocol.pcs_range, size=(n_poses, k)).astype(np.float32)
-            with torch.inference_mode():
-                finger = decoder.finger_pose(pose_pcs=torch.from_numpy(pcs)).numpy().astype(np.float32)
-            slot_pcs = np.repeat(pcs, views, axis=0)
-            slot_pose = np.repeat(finger, views, axis=0)
-            slot_pose_id = np.repeat(np.arange(n_poses, dtype=np.int32) + pose_offset, views)
-            for start in range(0, count, CHUNK):
-                stop = min(count, start + CHUNK)
-                pose = torch.from_numpy(slot_pose[start:stop])
-                betas = torch.zeros(stop - start, 10)
-                got = _draw_views(model, pose, betas, view_rng, protocol.view, rejections)
-                stats.append(_view_stats(got))
-                writer.write(offset + start, masks=got.masks, K=got.K, joints=got.joints, vertices=got.vertices,
-                             global_orient=got.global_orient, transl=got.transl, pose=slot_pose[start:stop],
-                             betas=np.zeros((stop - start, 10), np.float32), pose_pcs=slot_pcs[start:stop],
-                             pose_id=slot_pose_id[start:stop])
-                if progress is not None:
-                    progress(offset + stop, total)
-            splits[split] = {"start": offset, "stop": offset + count, "count": count, "poses": n_poses}
-            offset += count
-            pose_offset += n_poses
-        card = {
-            "generator": "synthetic-paper",
-            "mask2hand_version": __version__,
-            "seed": seed,
-            "hand": _hand_card(model, hand_path),
-            "sampling": {"protocol": asdict(protocol), "chunk": CHUNK},
-            "counts": counts,
-            "splits": splits,
-            "rejections": rejections,
-            "statistics": _summarize(stats),
-            "choices": {
-                "source": "Mask2Hand paper sec. 4.1 and 4.4 (synthetic dataset)",
-                "pose": f"first {k} pose-PCA coefficients from U[{protocol.pcs_range[0]}, {protocol.pcs_range[1]}) "
-                        "per pose; finger pose = coefficients x components + "
-                        + ("the model's mean pose (the open hand's PCA is centred on its pose prior)" if add_mean
-                           else "nothing (the flat hand, like the paper's reference code with MANO)")
-                        + "; stored `pose` is that full finger pose",
-                "betas": "0 (mean shape)",
-                "views": f"{views} views per pose; a view draws its own global orientation (each axis-angle "
-                         "component from U[-pi, pi), as in the paper) and its own camera and placement",
-                "camera": f"{protocol.view.image_size[1]}x{protocol.view.image_size[0]}, fx = fy from "
-                          f"U{list(protocol.view.focal_range)} px (FreiHAND's range for 224x224 crops), principal "
-                          "point at the image center, no skew",
-                "size": f"the hand's projected box (larger side) from U{list(protocol.view.size_range_px)} px, "
-                        f"its center within {protocol.view.max_offset_px} px of the image center (FreiHAND crops "
-                        "center the hand)",
-                "test_split": "drawn from an independent random stream of the same seed; pose ids continue after "
-                              "the training poses",
-                **_COMMON_CHOICES,
-            },
-            "timing": {"seconds": round(time.perf_counter() - start_time, 2)},
-        }
-        return writer.finish(card)
+    n_poses = count // views
+    pcs = rng.uniform(*protocol.pcs_range, size=(n_poses, k)).astype(np.float32)
+    with torch.inference_mode():
+        finger = decoder.finger_pose(pose_pcs=torch.from_numpy(pcs)).numpy().astype(np.float32)
+    slot_pcs = np.repeat(pcs, views, axis=0)
+    slot_pose = np.repeat(finger, views, axis=0)
+    slot_pose_id = np.repeat(np.arange(n_poses, dtype=np.int32) + offset // views, views)
+
+    def draw(start: int, stop: int) -> _PoseDraws:
+        return _PoseDraws(pose=slot_pose[start:stop], betas=np.zeros((stop - start, 10), np.float32),
+                          extra={"pose_pcs": slot_pcs[start:stop], "pose_id": slot_pose_id[start:stop]})
+
+    return _SplitPoses(draw=draw, card={"poses": n_poses})
+
+
+def _paper_choices(protocol: PaperProtocol, add_mean: bool) -> dict[str, str]:
+    """The card's account of the paper protocol's own draws."""
+    view = protocol.view
+    return {
+        "source": "Mask2Hand paper sec. 4.1 and 4.4 (synthetic dataset)",
+        "pose": f"first {protocol.num_pose_pcs} pose-PCA coefficients from "
+                f"U[{protocol.pcs_range[0]}, {protocol.pcs_range[1]}) per pose; finger pose = coefficients x "
+                "components + "
+                + ("the model's mean pose (the open hand's PCA is centred on its pose prior)" if add_mean
+                   else "nothing (the flat hand, like the paper's reference code with MANO)")
+                + "; stored `pose` is that full finger pose",
+        "betas": "0 (mean shape)",
+        "views": f"{protocol.views_per_pose} views per pose; a view draws its own global orientation (each "
+                 "axis-angle component from U[-pi, pi), as in the paper) and its own camera and placement",
+        "camera": f"{view.image_size[1]}x{view.image_size[0]}, fx = fy from U{list(view.focal_range)} px "
+                  "(FreiHAND's range for 224x224 crops), principal point at the image center, no skew",
+        "size": f"the hand's projected box (larger side) from U{list(view.size_range_px)} px, its center within "
+                f"{view.max_offset_px} px of the image center (FreiHAND crops center the hand)",
+        "test_split": "drawn from an independent random stream of the same seed; pose ids continue after "
+                      "the training poses",
+    }
 
 
 def generate_broad(out: str | Path, hand: str = "open", hand_path: str | None = None, seed: int = 0,
@@ -385,66 +452,47 @@ def generate_broad(out: str | Path, hand: str = "open", hand_path: str | None = 
                    progress: Callable[[int, int], None] | None = None) -> Path:
     """The broad corpus for the default model: splits "train", "val", "test" in one folder.
     Returns the dataset folder."""
-    with _deterministic_torch():
-        return _generate_broad(out, hand, hand_path, seed, corpus, overwrite, progress)
-
-
-def _generate_broad(out, hand, hand_path, seed, corpus, overwrite, progress) -> Path:
-    from mask2hand import __version__
     from mask2hand.hand import load_hand_model
+
+    with _deterministic_torch():
+        started = time.perf_counter()
+        model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
+        counts = {name: n for name, n in (("train", corpus.train), ("val", corpus.val), ("test", corpus.test))
+                  if n > 0}
+        if sum(counts.values()) <= 0:
+            raise Mask2HandError("the broad corpus needs at least one sample (--count)")
+        plan = _Plan(
+            generator="synthetic-broad", sampling={"corpus": asdict(corpus)}, choices=_broad_choices(corpus),
+            view=corpus.view, counts=counts, streams=("train", "val", "test"),
+            specs=_base_specs(model.num_vertices),
+            split_poses=lambda rng, offset, count: _broad_split_poses(corpus, rng))
+        return _write_synthetic(out, model, hand_path, seed, plan, overwrite, progress, started)
+
+
+def _broad_split_poses(corpus: BroadCorpus, rng: np.random.Generator) -> _SplitPoses:
+    """Prior poses and clipped normal betas, drawn chunk by chunk from the split's pose stream."""
     from mask2hand.hand.prior import sample_pose_prior
 
-    start_time = time.perf_counter()
-    model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
-    counts = {name: n for name, n in (("train", corpus.train), ("val", corpus.val), ("test", corpus.test)) if n > 0}
-    total = sum(counts.values())
-    if total <= 0:
-        raise Mask2HandError("the broad corpus needs at least one sample (--count)")
-    rngs = _split_rngs(seed, ["train", "val", "test"])
-    rejections = {reason: 0 for reason in REJECTION_REASONS}
-    stats: list[np.ndarray] = []
-    splits, offset = {}, 0
-    with DatasetWriter(out, total, corpus.view.image_size, _base_specs(model.num_vertices),
-                       overwrite=overwrite) as writer:
-        for split, count in counts.items():
-            pose_rng, view_rng = rngs[split]
-            for start in range(0, count, CHUNK):
-                stop = min(count, start + CHUNK)
-                n = stop - start
-                pose = np.asarray(sample_pose_prior(n, pose_rng), dtype=np.float32)
-                betas = np.clip(pose_rng.normal(0.0, corpus.betas_std, size=(n, 10)),
-                                -corpus.betas_clip, corpus.betas_clip).astype(np.float32)
-                got = _draw_views(model, torch.from_numpy(pose), torch.from_numpy(betas), view_rng, corpus.view,
-                                  rejections)
-                stats.append(_view_stats(got))
-                writer.write(offset + start, masks=got.masks, K=got.K, joints=got.joints, vertices=got.vertices,
-                             global_orient=got.global_orient, transl=got.transl, pose=pose, betas=betas)
-                if progress is not None:
-                    progress(offset + stop, total)
-            splits[split] = {"start": offset, "stop": offset + count, "count": count}
-            offset += count
-        card = {
-            "generator": "synthetic-broad",
-            "mask2hand_version": __version__,
-            "seed": seed,
-            "hand": _hand_card(model, hand_path),
-            "sampling": {"corpus": asdict(corpus), "chunk": CHUNK},
-            "counts": counts,
-            "splits": splits,
-            "rejections": rejections,
-            "statistics": _summarize(stats),
-            "choices": {
-                "pose": "all 45 finger dimensions from the open hand's pose prior "
-                        "(mask2hand.hand.prior.sample_pose_prior; for MANO the same axis-angle poses, whose "
-                        "rest-frame axes match MANO's)",
-                "betas": f"N(0, {corpus.betas_std}) per component, clipped to +-{corpus.betas_clip}",
-                "orientation": "uniform on SO(3) (normalised 4-D Gaussian quaternions)",
-                "camera": f"fx = fy log-uniform in {list(corpus.view.focal_range)} px, principal point at the "
-                          "image center",
-                "size": f"the hand's projected box (larger side) log-uniform in {list(corpus.view.size_range_px)} "
-                        "px, anywhere in the image where it fits",
-                **_COMMON_CHOICES,
-            },
-            "timing": {"seconds": round(time.perf_counter() - start_time, 2)},
-        }
-        return writer.finish(card)
+    def draw(start: int, stop: int) -> _PoseDraws:
+        n = stop - start
+        pose = np.asarray(sample_pose_prior(n, rng), dtype=np.float32)
+        betas = np.clip(rng.normal(0.0, corpus.betas_std, size=(n, 10)),
+                        -corpus.betas_clip, corpus.betas_clip).astype(np.float32)
+        return _PoseDraws(pose=pose, betas=betas)
+
+    return _SplitPoses(draw=draw, card={})
+
+
+def _broad_choices(corpus: BroadCorpus) -> dict[str, str]:
+    """The card's account of the broad corpus's own draws."""
+    return {
+        "pose": "all 45 finger dimensions from the open hand's pose prior "
+                "(mask2hand.hand.prior.sample_pose_prior; for MANO the same axis-angle poses, whose "
+                "rest-frame axes match MANO's)",
+        "betas": f"N(0, {corpus.betas_std}) per component, clipped to +-{corpus.betas_clip}",
+        "orientation": "uniform on SO(3) (normalised 4-D Gaussian quaternions)",
+        "camera": f"fx = fy log-uniform in {list(corpus.view.focal_range)} px, principal point at the "
+                  "image center",
+        "size": f"the hand's projected box (larger side) log-uniform in {list(corpus.view.size_range_px)} "
+                "px, anywhere in the image where it fits",
+    }

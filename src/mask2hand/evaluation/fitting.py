@@ -11,7 +11,7 @@ protocol, Procrustes with reflections for PA), mIoU (exact silhouette at the mas
 resolution vs the mask) and seconds per mask (wall clock, whole batches, divided by the
 number of masks; modes that start from the network include its time):
 - "network": the network alone (`Mask2Hand.predict` without fitting);
-- "network + fit": the network's answer fitted (fit.pipeline, as `predict(fit=...)`);
+- "network + fit": the network's answer fitted (inference.fitting.predictions_with_fit, as `predict(fit=...)`);
 - "prior fit": no network, the best of `prior_starts` fits from the pose prior
   (fit.search.fit_from_prior);
 - "top-1 of K": the best-scored of the K hypotheses (fit.search.hypotheses_batch);
@@ -101,10 +101,16 @@ class _Accumulator:
         self.iou: list[np.ndarray] = []
         self.seconds = 0.0
 
-    def add(self, mpjpe: np.ndarray, pa_mpjpe: np.ndarray, iou: np.ndarray) -> None:
+    def add(self, mpjpe: np.ndarray, pa_mpjpe: np.ndarray, iou: np.ndarray, seconds: float) -> None:
+        """One batch: per-sample errors (B,) in cm, IoU (B,), and the batch's seconds."""
         self.mpjpe.append(np.asarray(mpjpe))
         self.pa_mpjpe.append(np.asarray(pa_mpjpe))
         self.iou.append(np.asarray(iou, dtype=np.float64))
+        self.seconds += seconds
+
+    def add_joints(self, joints: np.ndarray, iou: np.ndarray, target: np.ndarray, seconds: float) -> None:
+        """One batch of predicted joints (B,21,3) with their IoU (B,), against target (B,21,3); meters."""
+        self.add(*joint_errors_cm(joints, target), iou, seconds)
 
     def row(self, n: int) -> dict[str, float]:
         return {"mpjpe_cm": float(np.concatenate(self.mpjpe).mean()),
@@ -129,79 +135,105 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
     with ground-truth joints made with the model's hand (no augmentation or noise unless
     that is what is measured); progress: optional callable(done, total).
     """
-    from mask2hand.inference.fitting import network_frame, predictions_with_fit
-    from mask2hand.fit.search import fit_from_prior, hypotheses_batch
+    from mask2hand.train.data_setup import check_ground_truth_matches
 
     settings = (settings or FitEvalSettings()).check()
     total = len(dataset) if settings.num_samples is None else min(settings.num_samples, len(dataset))
     if total == 0:
         raise Mask2HandError("the dataset has no samples to evaluate")
-    hand = model.runner.hand
-    from mask2hand.train.data_setup import check_ground_truth_matches
-
+    hand = model.hand_layer("evaluating fitting")
     check_ground_truth_matches(dataset, hand, "the dataset")
-    modes = [m for m in MODES if m in settings.modes]
-    acc = {mode: _Accumulator() for mode in modes}
+    acc = {mode: _Accumulator() for mode in MODES if mode in settings.modes}
     refused: list[int] = []
     for start in range(0, total, settings.batch_size):
-        batch = dataset.load_batch(list(range(start, min(start + settings.batch_size, total))))
-        items, kept = [], []
-        for row, (mask, k, index) in enumerate(zip(batch.mask.numpy(), batch.K.numpy(), batch.index)):
-            try:
-                items.append(model.prepare((mask > 0.5).astype(np.uint8) * 255, K=k.astype(np.float64),
-                                           name=f"<sample {int(index)}>"))
-                kept.append(row)
-            except Mask2HandError:
-                refused.append(int(index))
-        if not items:
-            continue
-        target = batch.joints.numpy()[kept].astype(np.float64)
-        t0 = time.perf_counter()
-        raw = model.run_network(items)
-        network = model.finish(items, raw)
-        network_seconds = time.perf_counter() - t0
-
-        def record(mode: str, joints: np.ndarray, iou: np.ndarray, seconds: float) -> None:
-            acc[mode].add(*joint_errors_cm(joints, target), iou)
-            acc[mode].seconds += seconds
-
-        if "network" in acc:
-            record("network", np.stack([p.joints for p in network]), np.array([p.iou for p in network]),
-                   network_seconds)
-        if "network + fit" in acc:
-            t0 = time.perf_counter()
-            fitted = predictions_with_fit(model, items, raw, settings.fit, None)
-            record("network + fit", np.stack([p.joints for p in fitted]), np.array([p.iou for p in fitted]),
-                   network_seconds + time.perf_counter() - t0)
-        fit_masks, fit_K = network_frame(items)
-        if "prior fit" in acc:
-            t0 = time.perf_counter()
-            prior = fit_from_prior(fit_masks, fit_K, hand, n_starts=settings.prior_starts, config=settings.fit)
-            record("prior fit", prior.joints, prior.iou, time.perf_counter() - t0)
-        if "top-1 of K" in acc or "best of K (oracle)" in acc:
-            from mask2hand.hand.params import HandParams
-
-            t0 = time.perf_counter()
-            params = HandParams(global_orient=raw.global_orient, transl=raw.transl, pose=raw.pose, betas=raw.betas)
-            ranked = hypotheses_batch(params, fit_masks, fit_K, hand, k=settings.k, config=settings.fit)
-            seconds = network_seconds + time.perf_counter() - t0
-            if "top-1 of K" in acc:
-                record("top-1 of K", np.stack([h[0].joints for h in ranked]), np.array([h[0].iou for h in ranked]),
-                       seconds)
-            if "best of K (oracle)" in acc:
-                best = np.zeros((len(ranked), 3))
-                for b, hyps in enumerate(ranked):
-                    joints = np.stack([h.joints for h in hyps])
-                    unaligned, aligned = joint_errors_cm(joints, np.repeat(target[b:b + 1], len(hyps), axis=0))
-                    best[b] = unaligned.min(), aligned.min(), max(h.iou for h in hyps)
-                acc["best of K (oracle)"].add(best[:, 0], best[:, 1], best[:, 2])
-                acc["best of K (oracle)"].seconds += seconds
+        stop = min(start + settings.batch_size, total)
+        batch = dataset.load_batch(list(range(start, stop)))
+        items, kept, batch_refused = _prepare_masks(model, batch)
+        refused += batch_refused
+        if items:
+            target = batch.joints.numpy()[kept].astype(np.float64)
+            _measure_batch(model, hand, items, target, settings, acc)
         if progress is not None:
-            progress(min(start + settings.batch_size, total), total)
+            progress(stop, total)
     measured = total - len(refused)
     if measured == 0:
         raise Mask2HandError(f"predict refused all {total} masks (too small a hand at this resolution?)")
     settings_dict = asdict(settings)
     settings_dict["modes"] = list(settings.modes)
-    return FitEvaluation(rows={mode: acc[mode].row(measured) for mode in modes}, num_samples=measured,
+    return FitEvaluation(rows={mode: row.row(measured) for mode, row in acc.items()}, num_samples=measured,
                          settings=settings_dict, refused=refused)
+
+
+def _prepare_masks(model, batch) -> tuple[list, list[int], list[int]]:
+    """`model.prepare` each mask of a HandBatch with its own K, as a user would give it.
+
+    Returns the prepared inputs, the batch rows they come from, and the dataset indices refused.
+    """
+    items, kept, refused = [], [], []
+    for row, (mask, k, index) in enumerate(zip(batch.mask.numpy(), batch.K.numpy(), batch.index)):
+        try:
+            items.append(model.prepare((mask > 0.5).astype(np.uint8) * 255, K=k.astype(np.float64),
+                                       name=f"<sample {int(index)}>"))
+            kept.append(row)
+        except Mask2HandError:
+            refused.append(int(index))
+    return items, kept, refused
+
+
+def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEvalSettings,
+                   acc: dict[str, _Accumulator]) -> None:
+    """Run each mode of `acc` on one batch of prepared inputs; hand: the model's hand layer;
+    target: the inputs' joints (B,21,3), meters."""
+    from mask2hand.inference.fitting import network_frame, predictions_with_fit
+    from mask2hand.fit.search import fit_from_prior
+
+    t0 = time.perf_counter()
+    raw = model.run_network(items)
+    network = model.finish(items, raw)
+    network_seconds = time.perf_counter() - t0
+    if "network" in acc:
+        acc["network"].add_joints(*_joints_and_iou(network), target, network_seconds)
+    if "network + fit" in acc:
+        t0 = time.perf_counter()
+        fitted = predictions_with_fit(model.finish, hand, items, raw, settings.fit, None)
+        acc["network + fit"].add_joints(*_joints_and_iou(fitted), target,
+                                        network_seconds + time.perf_counter() - t0)
+    fit_masks, fit_K = network_frame(items)
+    if "prior fit" in acc:
+        t0 = time.perf_counter()
+        prior = fit_from_prior(fit_masks, fit_K, hand, n_starts=settings.prior_starts, config=settings.fit)
+        acc["prior fit"].add_joints(prior.joints, prior.iou, target, time.perf_counter() - t0)
+    if "top-1 of K" in acc or "best of K (oracle)" in acc:
+        _measure_hypotheses(hand, raw, fit_masks, fit_K, target, settings, acc, network_seconds)
+
+
+def _joints_and_iou(predictions: list) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (B,21,3) and IoU (B,) of a list of Predictions."""
+    return np.stack([p.joints for p in predictions]), np.array([p.iou for p in predictions])
+
+
+def _measure_hypotheses(hand, raw, fit_masks: list[np.ndarray], fit_K: np.ndarray, target: np.ndarray,
+                        settings: FitEvalSettings, acc: dict[str, _Accumulator], network_seconds: float) -> None:
+    """The "top-1 of K" and "best of K (oracle)" rows of one batch, from the K hypotheses of the
+    network's answer `raw` (a NetworkResult) in the network's frame (fit_masks, fit_K (B,3,3));
+    both take the hypotheses' time plus the network's."""
+    from mask2hand.fit.search import hypotheses_batch
+
+    t0 = time.perf_counter()
+    ranked = hypotheses_batch(raw.hand_params(), fit_masks, fit_K, hand, k=settings.k, config=settings.fit)
+    seconds = network_seconds + time.perf_counter() - t0
+    if "top-1 of K" in acc:
+        acc["top-1 of K"].add_joints(*_joints_and_iou([hyps[0] for hyps in ranked]), target, seconds)
+    if "best of K (oracle)" in acc:
+        acc["best of K (oracle)"].add(*_oracle_errors(ranked, target), seconds)
+
+
+def _oracle_errors(ranked: list, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, the lowest MPJPE, the lowest PA-MPJPE (cm) and the highest IoU among its hypotheses,
+    each chosen separately; ranked: per sample a list of hypotheses; target (B,21,3), meters."""
+    best = np.zeros((len(ranked), 3))
+    for b, hyps in enumerate(ranked):
+        joints = np.stack([h.joints for h in hyps])
+        unaligned, aligned = joint_errors_cm(joints, np.repeat(target[b:b + 1], len(hyps), axis=0))
+        best[b] = unaligned.min(), aligned.min(), max(h.iou for h in hyps)
+    return best[:, 0], best[:, 1], best[:, 2]

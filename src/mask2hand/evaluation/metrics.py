@@ -23,13 +23,17 @@ the exact rasterization of the predicted mesh (`mask2hand.render.rasterize_silho
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses.procrustes import procrustes_align
+
+if TYPE_CHECKING:  # annotations only: the metrics need neither the network nor the data readers at run time
+    from mask2hand.data.dataset import HandBatch
+    from mask2hand.nn.model import Mask2HandOutput
 
 PCK_MAX_METERS = 0.05
 PCK_STEPS = 100
@@ -241,12 +245,8 @@ class _StageAccumulator:
 class EvaluationAccumulator:
     """Evaluates a dataset batch by batch (used by `mask2hand eval`).
 
-    `update(output, target, K=None, faces=None)` with duck-typed batches:
-    output.joints (B,21,3), output.vertices (B,V,3), optional output.refined_joints /
-    output.refined_vertices (None when RefineNet is off); target.joints, optional
-    target.vertices, optional target.mask (B,H,W). Meters throughout. mIoU/Dice are
-    measured when `K` (B,3,3, for the mask's resolution), `faces` (F,3) and target.mask are
-    given. `result()` returns an `EvaluationResult`.
+    `update(output, target, K=None, faces=None)` per batch; `result()` returns an
+    `EvaluationResult`.
     """
 
     def __init__(self, thresholds: np.ndarray | None = None) -> None:
@@ -255,29 +255,33 @@ class EvaluationAccumulator:
         self._has_refined: bool | None = None
         self.num_samples = 0
 
-    def update(self, output: Any, target: Any, K: Any = None, faces: Any = None) -> None:
-        refined_joints = getattr(output, "refined_joints", None)
-        refined_vertices = getattr(output, "refined_vertices", None)
+    def update(self, output: Mask2HandOutput, target: HandBatch, K: Any = None, faces: Any = None) -> None:
+        """Add one batch of the network's output for `target`; meters throughout.
+
+        output: joints (B,21,3), vertices (B,V,3), refined_joints / refined_vertices (None when
+        RefineNet is off). target: joints (B,21,3), vertices (B,V,3) (a batch without 3-D
+        annotations may hold None: its point metrics are then not measured), mask (B,H,W).
+        mIoU/Dice are measured when `K` (B,3,3, for the mask's resolution) and `faces` (F,3) are
+        given.
+        """
+        refined_joints, refined_vertices = output.refined_joints, output.refined_vertices
         has_refined = refined_joints is not None or refined_vertices is not None
         if self._has_refined is None:
             self._has_refined = has_refined
         elif self._has_refined != has_refined:
             raise Mask2HandError("some batches have refined outputs and others not: evaluate one model configuration at a time")
 
-        target_joints = getattr(target, "joints", None)
-        target_vertices = getattr(target, "vertices", None)
-        mask = getattr(target, "mask", None)
         stages = [("preliminary", output.joints, output.vertices)]
         if has_refined:
             stages.append(("refined", refined_joints, refined_vertices))
         for name, joints, vertices in stages:
             acc = self._stages[name]
-            if target_joints is not None and joints is not None:
-                acc.update_points("joints", joints, target_joints)
-            if target_vertices is not None and vertices is not None:
-                acc.update_points("vertices", vertices, target_vertices)
-            if mask is not None and K is not None and faces is not None and vertices is not None:
-                acc.update_masks(vertices, faces, K, mask)
+            if target.joints is not None and joints is not None:
+                acc.update_points("joints", joints, target.joints)
+            if target.vertices is not None and vertices is not None:
+                acc.update_points("vertices", vertices, target.vertices)
+            if K is not None and faces is not None and vertices is not None:
+                acc.update_masks(vertices, faces, K, target.mask)
         self.num_samples += int(output.joints.shape[0])
 
     def result(self) -> EvaluationResult:

@@ -2,8 +2,8 @@
 
 Everything draws on matplotlib axes given by the caller, or builds a
 `matplotlib.figure.Figure` directly (no pyplot: no GUI backend, no global state), so
-it works in scripts, servers and tests alike. Image-space drawing uses the guide's
-continuous pixel coordinates: an (H,W) image is shown with extent (0, W, H, 0), so
+it works in scripts, servers and tests alike. Image-space drawing uses the continuous
+pixel coordinates of the README's Conventions: an (H,W) image is shown with extent (0, W, H, 0), so
 pixel (i, j) covers [j, j+1) x [i, i+1) and a projected point (u, v) lands exactly
 where it belongs.
 

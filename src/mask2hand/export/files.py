@@ -103,11 +103,6 @@ def write_files(writers: dict[str | os.PathLike, Callable[[], bytes]]) -> list[P
     return paths
 
 
-def write_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> Path:
-    """Write a mesh atomically; the format (obj or ply) comes from the file name."""
-    path = Path(path)
-    file_type = path.suffix.lower().lstrip(".")
-    return write_files({path: lambda: mesh_bytes(vertices, faces, file_type)})[0]
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

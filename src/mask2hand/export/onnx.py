@@ -42,7 +42,7 @@ from torch import nn
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.files import atomic_path, file_sha256
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
-from mask2hand.inference.api import layer_finger_pose
+from mask2hand.inference.runner import layer_pose
 from mask2hand.render import exact
 
 DEFAULT_OPSET = 17
@@ -86,7 +86,7 @@ class ExportGraph(nn.Module):
             vertices, joints = net.refine(mask, silhouette, hand.vertices)
         params = hand.params
         pcs = (params.pose_pcs,) if net.config.pose_space == "pca" else ()
-        pose = layer_finger_pose(net.hand, params)
+        pose = layer_pose(net.hand, params)
         return (vertices, joints, params.global_orient, params.transl, params.betas, pose, *pcs, silhouette)
 
 
@@ -169,7 +169,7 @@ def _load(source, hand_model: str | None, mano_path: str | os.PathLike | None) -
 
 def build_metadata(network, source: dict[str, Any]) -> dict[str, Any]:
     """The metadata an export stores (values before JSON encoding)."""
-    from mask2hand import __version__
+    from mask2hand.version import __version__
     from mask2hand.utils.dataclass_config import to_dict
 
     config = network.config
@@ -327,7 +327,7 @@ def torch_outputs(network, output) -> dict[str, np.ndarray]:
     """A Mask2HandOutput as the graph's named outputs (numpy float32)."""
     params = output.params
     values = {"vertices": output.final_vertices, "joints": output.final_joints, "global_orient": params.global_orient,
-              "transl": params.transl, "betas": params.betas, "pose": layer_finger_pose(network.hand, params),
+              "transl": params.transl, "betas": params.betas, "pose": layer_pose(network.hand, params),
               "pose_pcs": params.pose_pcs, "silhouette": output.silhouette}
     return {k: v.detach().float().cpu().numpy() for k, v in values.items() if v is not None}
 

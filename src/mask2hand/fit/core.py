@@ -52,9 +52,11 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.fit.priors import absolute_pose, limit_penalty, shape_penalty
+from mask2hand.fit.priors import prior_penalty
 from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.hand.model import HandOutput
 from mask2hand.hand.params import HandParams
+from mask2hand.render.exact import mask_iou, rasterize_by_size
 
 SILHOUETTE_LOSSES = ("iou", "bce")
 POSE_SPACES = ("axis_angle", "pca")
@@ -140,7 +142,7 @@ class FitConfig:
         return self
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitResult:
     """Fitted hands, numpy float32, batch first.
 
@@ -185,7 +187,7 @@ def start_tensors(params: HandParams, hand, device) -> dict[str, torch.Tensor]:
         pose = _tensor(params.pose, device).reshape(batch, 45)
     elif params.pose_pcs is not None:
         pcs = _tensor(params.pose_pcs, device).reshape(batch, -1)
-        pose = hand.finger_pose(pose_pcs=pcs) - hand.pose_mean.to(pcs)
+        pose = hand.pose_from_pcs(pcs)
     else:
         raise Mask2HandError("the start parameters need a finger pose (pose or pose_pcs)")
     betas = torch.zeros(batch, 10, device=device)
@@ -226,7 +228,7 @@ def as_K_array(K: Any, batch: int) -> np.ndarray:
     return np.ascontiguousarray(K)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorkingFrame:
     """The masks and cameras of the fit's working frame.
 
@@ -303,39 +305,29 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
 
 
 def exact_iou(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
-    """(B,) IoU of each hand's exact silhouette with its mask, at the mask's resolution
-    (one rasterizer call per image size)."""
-    from mask2hand.render import rasterize_silhouette
-
-    ious = np.zeros(len(masks))
-    groups: dict[tuple[int, int], list[int]] = {}
-    for b, m in enumerate(masks):
-        groups.setdefault(m.shape, []).append(b)
-    for size, members in groups.items():
-        rendered = rasterize_silhouette(vertices[members].astype(np.float64), faces, K[members], image_size=size)
-        target = np.stack([masks[b] for b in members])
-        inter = (rendered & target).sum(axis=(1, 2))
-        union = (rendered | target).sum(axis=(1, 2))
-        ious[members] = inter / np.maximum(union, 1)
-    return ious
+    """(B,) IoU of each hand's exact silhouette (vertices (B,V,3), K (B,3,3)) with its mask
+    (H_b,W_b), at the mask's resolution."""
+    rendered = rasterize_by_size(vertices, faces, K, [m.shape for m in masks])
+    return np.array([mask_iou(r[None], m[None])[0] for r, m in zip(rendered, masks)])
 
 
 # ---------------------------------------------------------------------- the fit
 
 class _Variables:
-    """The optimized variables and how they make a posed, placed hand."""
+    """The optimized variables and how they make a posed, placed hand.
 
-    def __init__(self, start: dict[str, torch.Tensor], hand, config: FitConfig):
+    start: `start_tensors` of the starts; root0 (B,3): their root joints in camera space
+    (joints[:, 0] of the hand layer's output for them).
+    """
+
+    def __init__(self, start: dict[str, torch.Tensor], root0: torch.Tensor, hand, config: FitConfig):
         self.hand = hand
         self.config = config
         self.start = start
         batch = start["pose"].shape[0]
         device = start["pose"].device
         self.rotation0 = axis_angle_to_matrix(start["global_orient"])
-        with torch.no_grad():
-            rest = hand(torch.zeros_like(start["global_orient"]), torch.zeros_like(start["transl"]),
-                        pose=start["pose"], betas=start["betas"])
-        self.root0 = rest.joints[:, 0] + start["transl"]  # root joint in camera space
+        self.root0 = root0
         self.depth0 = self.root0[:, 2:3].abs().clamp_min(1e-3)
         self.rotation = torch.zeros(batch, 3, device=device, requires_grad=True)
         self.shift = torch.zeros(batch, 3, device=device, requires_grad=True)
@@ -369,14 +361,10 @@ class _Variables:
     def root(self) -> torch.Tensor:
         return self.root0 + self.shift * self.depth0
 
-    def posed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Vertices (B,V,3), joints (B,21,3) in camera space and the rest root joint J0 (B,3)."""
-        out = self.hand(torch.zeros_like(self.rotation), torch.zeros_like(self.shift), pose=self.pose(),
-                        betas=self.betas)
-        j0 = out.joints[:, :1]
-        rot_t = self.rotation_matrix().transpose(1, 2)
-        root = self.root().unsqueeze(1)
-        return (out.vertices - j0) @ rot_t + root, (out.joints - j0) @ rot_t + root, j0[:, 0]
+    def posed(self) -> HandOutput:
+        """The hand layer's output for the current state: vertices (B,V,3), joints (B,21,3) in
+        camera space, rest_root (B,3) and full_pose (B,16,3)."""
+        return self.hand.place(self.rotation_matrix(), self.root(), pose=self.pose(), betas=self.betas)
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         return {"pose_var": self.pose_var.detach().clone(), "rotation": self.rotation.detach().clone(),
@@ -387,14 +375,14 @@ class _Variables:
             for name, value in state.items():
                 getattr(self, name).copy_(value)
 
-    def layer_params(self) -> dict[str, torch.Tensor]:
-        """The hand layer's inputs of the current state (detached): global_orient, transl, pose, betas."""
-        from mask2hand.nn.rotation import matrix_to_axis_angle
-
+    def answer(self) -> tuple[dict[str, torch.Tensor], HandOutput]:
+        """The current state, detached: the hand layer's inputs (global_orient, transl, pose, betas)
+        and the hand they give (`posed`)."""
         with torch.no_grad():
-            _, _, j0 = self.posed()
-            return {"global_orient": matrix_to_axis_angle(self.rotation_matrix()), "transl": self.root() - j0,
-                    "pose": self.pose().clone(), "betas": self.betas.detach().clone()}
+            placed = self.posed()
+            params = {"global_orient": placed.full_pose[:, 0].clone(), "transl": self.root() - placed.rest_root,
+                      "pose": self.pose().clone(), "betas": self.betas.detach().clone()}
+        return params, placed
 
 
 def _objective(variables: _Variables, silhouette: torch.Tensor, frame: WorkingFrame,
@@ -414,8 +402,7 @@ def _objective(variables: _Variables, silhouette: torch.Tensor, frame: WorkingFr
     side = float(frame.size[0])
     contour = (contour_term(silhouette) * frame.distance).sum(dim=(1, 2)) / (side * side)
     pose = variables.pose()
-    prior = (config.limit_weight * limit_penalty(absolute_pose(variables.hand, pose))
-             + config.shape_weight * shape_penalty(variables.betas))
+    prior = prior_penalty(variables.hand, pose, variables.betas, config.limit_weight, config.shape_weight)
     start = variables.start
     init = (config.init_pose_weight * ((pose - start["pose"]) ** 2).sum(dim=1)
             + config.init_shape_weight * ((variables.betas - start["betas"]) ** 2).sum(dim=1)
@@ -463,27 +450,22 @@ def _fit_stage(params_init: HandParams, mask_list: list[np.ndarray], K_np: np.nd
     device = hand.faces.device
     with torch.no_grad():
         start = start_tensors(params_init, hand, device)
-    batch = start["pose"].shape[0]
-    faces = hand.faces
-    faces_np = faces.detach().cpu().numpy()
-
-    variables = _Variables(start, hand, config)
-    with torch.no_grad():
         start_out = hand(start["global_orient"], start["transl"], pose=start["pose"], betas=start["betas"])
+    batch = start["pose"].shape[0]
+    faces_np = hand.faces.detach().cpu().numpy()
     if iou_before is None:
         iou_before = exact_iou(start_out.vertices.cpu().numpy(), faces_np, K_np, mask_list)
 
+    # the layer rotates about the root joint, so the start's posed root joint is its camera position
+    variables = _Variables(start, start_out.joints[:, 0], hand, config)
     steps = np.zeros(batch, dtype=np.int64)
     if frame is not None:
         steps = _optimize(variables, frame, config)
 
-    fitted = variables.layer_params()
+    fitted, out = variables.answer()
     with torch.no_grad():
-        out = hand(fitted["global_orient"], fitted["transl"], pose=fitted["pose"], betas=fitted["betas"])
-        prior_fit = (config.limit_weight * limit_penalty(absolute_pose(hand, fitted["pose"]))
-                     + config.shape_weight * shape_penalty(fitted["betas"]))
-        prior_start = (config.limit_weight * limit_penalty(absolute_pose(hand, start["pose"]))
-                       + config.shape_weight * shape_penalty(start["betas"]))
+        prior_fit = prior_penalty(hand, fitted["pose"], fitted["betas"], config.limit_weight, config.shape_weight)
+        prior_start = prior_penalty(hand, start["pose"], start["betas"], config.limit_weight, config.shape_weight)
     vertices = out.vertices.cpu().numpy()
     iou = exact_iou(vertices, faces_np, K_np, mask_list)
     keep = iou <= iou_before  # the fit must beat the start on the input's own pixels
@@ -506,10 +488,7 @@ def _hard_iou(vertices: torch.Tensor, frame: WorkingFrame, faces: torch.Tensor) 
     from mask2hand.render import rasterize_silhouette
 
     hard = torch.as_tensor(rasterize_silhouette(vertices.detach(), faces, frame.K, frame.size))
-    target = frame.target.cpu() > 0.5
-    inter = (hard & target).sum(dim=(1, 2)).double()
-    union = (hard | target).sum(dim=(1, 2)).double().clamp_min(1.0)
-    return hard, inter / union
+    return hard, mask_iou(hard, frame.target.cpu())
 
 
 def _align_start(variables: _Variables, frame: WorkingFrame, below_iou: float) -> None:
@@ -519,8 +498,7 @@ def _align_start(variables: _Variables, frame: WorkingFrame, below_iou: float) -
     all. Good starts are left alone: their area mismatch is more often the pose's or the
     shape's than the depth's. The depth prior then holds the new depth."""
     with torch.no_grad():
-        vertices, _, _ = variables.posed()
-        hard, iou = _hard_iou(vertices, frame, variables.hand.faces)
+        hard, iou = _hard_iou(variables.posed().vertices, frame, variables.hand.faces)
         target = frame.target.cpu() > 0.5
         rows = torch.arange(frame.size[0], dtype=torch.float64)[None, :, None] + 0.5
         cols = torch.arange(frame.size[1], dtype=torch.float64)[None, None, :] + 0.5
@@ -546,8 +524,7 @@ def _align_start(variables: _Variables, frame: WorkingFrame, below_iou: float) -
         old_shift = variables.shift.detach().clone()
         depth0 = variables.depth0.double().cpu()
         variables.shift.copy_(((new_root - variables.root0.double().cpu()) / depth0).to(variables.shift))
-        aligned, _, _ = variables.posed()
-        _, aligned_iou = _hard_iou(aligned, frame, variables.hand.faces)
+        _, aligned_iou = _hard_iou(variables.posed().vertices, frame, variables.hand.faces)
         keep_old = ((aligned_iou <= iou) | (iou >= below_iou)).to(variables.shift.device)[:, None]
         variables.shift.copy_(torch.where(keep_old, old_shift, variables.shift))
         variables.depth_reference = variables.shift[:, 2].detach().clone()
@@ -566,18 +543,14 @@ def _optimize(variables: _Variables, frame: WorkingFrame, config: FitConfig) -> 
     since_best = torch.zeros(batch, dtype=torch.long, device=device)
     active = torch.ones(batch, dtype=torch.bool, device=device)
     steps = torch.zeros(batch, dtype=torch.long, device=device)
-    target = frame.pixels > 0.5
     faces = variables.hand.faces
     if config.align_below_iou > 0:
         _align_start(variables, frame, config.align_below_iou)
     for step in range(config.steps + 1):
-        vertices, _, _ = variables.posed()
-        silhouette = render_soft_silhouette(vertices, faces, frame.K, frame.size, sigma=config.sigma)
+        silhouette = render_soft_silhouette(variables.posed().vertices, faces, frame.K, frame.size, sigma=config.sigma)
         with torch.no_grad():
-            hard = frame.coverage((silhouette > 0.5).to(silhouette.dtype)) > 0.5
-            inter = (hard & target).sum(dim=(1, 2)).double()
-            union = (hard | target).sum(dim=(1, 2)).double().clamp_min(1.0)
-            iou = inter / union
+            # the soft silhouette's 0.5-threshold is the exact one: this step's IoU for free
+            iou = mask_iou(frame.coverage((silhouette > 0.5).to(silhouette.dtype)), frame.pixels)
             better = active & (iou > best_iou + config.min_improvement)
             # a new best by any margin is kept; only a real improvement resets the patience
             improved = active & (iou > best_iou)

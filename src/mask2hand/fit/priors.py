@@ -36,3 +36,11 @@ def limit_penalty(pose_abs: torch.Tensor) -> torch.Tensor:
 def shape_penalty(betas: torch.Tensor) -> torch.Tensor:
     """||betas||^2 (B,): the shape prior (betas are unit-variance shape coefficients)."""
     return (betas * betas).sum(dim=1)
+
+
+def prior_penalty(hand, pose: torch.Tensor, betas: torch.Tensor, limit_weight: float,
+                  shape_weight: float) -> torch.Tensor:
+    """The fit's weighted plausibility penalty (B,): limit_weight x `limit_penalty` of the absolute
+    finger pose + shape_weight x `shape_penalty`. pose (B,45) the hand layer's `pose` input,
+    betas (B,10); hand: the HandModel they belong to."""
+    return limit_weight * limit_penalty(absolute_pose(hand, pose)) + shape_weight * shape_penalty(betas)

@@ -19,7 +19,7 @@ palm-flipped twin, which is exactly the ambiguity the hypotheses must keep apart
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -190,27 +190,30 @@ def hypotheses_batch(params: HandParams, masks: Any, K: Any, hand, k: int = 5, c
     return out
 
 
-def hypotheses(start: Any, mask: Any = None, K: Any = None, hand=None, k: int = 5, config: FitConfig | None = None,
-               n_prior: int | None = None, min_distance_cm: float = 1.0, seed: int = 0) -> list[Hypothesis]:
+class FramedAnswer(Protocol):
+    """An answer that knows the frame its parameters live in (a mask2hand.inference.result.Prediction)."""
+
+    def network_frame(self) -> tuple[HandParams, np.ndarray, np.ndarray]:
+        """(params of one hand, its mask (H,W), K (3,3)) in the frame the params live in."""
+
+
+def hypotheses(start: HandParams | FramedAnswer, mask: Any = None, K: Any = None, hand=None, k: int = 5,
+               config: FitConfig | None = None, n_prior: int | None = None, min_distance_cm: float = 1.0,
+               seed: int = 0) -> list[Hypothesis]:
     """Up to k distinct hands that explain one silhouette, best score first.
 
-    start: HandParams of one hand (unbatched) or a mask2hand.inference.api.Prediction (its
-    params, and its mask and K when not given; for a left-hand Prediction the mask and K
-    are mirrored to the frame its params live in, and so are the hypotheses). mask (H,W),
-    K (3,3), hand: the HandModel of the params. See the module docstring.
+    start: HandParams of one hand (unbatched), or a Prediction (its params, and its mask and
+    K when not given, all in the frame its params live in: for a left hand the mirrored
+    picture, and so are the hypotheses). mask (H,W), K (3,3), hand: the HandModel of the
+    params. See the module docstring.
     """
     if hand is None:
         raise Mask2HandError("hypotheses needs the hand model the parameters belong to (hand=...)")
     params = start
-    if hasattr(start, "params") and hasattr(start, "mask"):
-        from mask2hand.inference.api import mirror_K
-
-        params = start.params
-        left = getattr(start, "side", "right") == "left"
-        if mask is None:
-            mask = np.ascontiguousarray(start.mask[:, ::-1]) if left else start.mask
-        if K is None:
-            K = mirror_K(start.K, start.mask.shape[1]) if left else start.K
+    if not isinstance(start, HandParams):
+        params, frame_mask, frame_K = start.network_frame()
+        mask = frame_mask if mask is None else mask
+        K = frame_K if K is None else K
     if mask is None or K is None:
         raise Mask2HandError("hypotheses needs the mask and K (or a Prediction that carries them)")
     batched = params.map(lambda v: np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v)[None])

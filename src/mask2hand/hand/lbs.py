@@ -56,6 +56,38 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     return matrix.reshape(*axis_angle.shape[:-1], 3, 3)
 
 
+def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (...,3,3) -> axis-angle (...,3) in radians, angle in [0, pi]; the
+    inverse of `axis_angle_to_matrix` up to the choice of angle.
+
+    Through the unit quaternion q = (w, x, y, z): every entry of 4 q q^T is linear in R
+    (e.g. 4 w^2 = 1 + tr R, 4 w x = R21 - R12); the row of the largest diagonal entry,
+    divided by twice its square root, is q (Shepperd's choice, accurate at every angle,
+    including near pi). The conversion uses only traceable operators (ONNX export).
+    """
+    r = matrix.reshape(*matrix.shape[:-2], 9)
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = r.unbind(-1)
+    ww, xx = 1 + r00 + r11 + r22, 1 + r00 - r11 - r22
+    yy, zz = 1 - r00 + r11 - r22, 1 - r00 - r11 + r22
+    wx, wy, wz = r21 - r12, r02 - r20, r10 - r01
+    xy, xz, yz = r10 + r01, r02 + r20, r21 + r12
+    outer = torch.stack([ww, wx, wy, wz, wx, xx, xy, xz, wy, xy, yy, yz, wz, xz, yz, zz], dim=-1)
+    outer = outer.reshape(*matrix.shape[:-2], 4, 4)
+    diagonal = torch.stack([ww, xx, yy, zz], dim=-1)
+    best = diagonal.argmax(dim=-1, keepdim=True)
+    row = outer.gather(-2, best.unsqueeze(-1).expand(*best.shape, 4)).squeeze(-2)
+    quat = row / (2 * diagonal.gather(-1, best).clamp_min(1e-12).sqrt())
+    quat = torch.where(quat[..., :1] < 0, -quat, quat)  # w >= 0: the angle in [0, pi]
+    w, xyz = quat[..., :1], quat[..., 1:]
+    sin_half = xyz.norm(dim=-1, keepdim=True)
+    small = sin_half < 1e-6
+    # angle / sin(angle/2) with angle = 2 atan2(s, w); near zero its series 2/w (1 - s^2/(3 w^2))
+    # keeps the value and the gradient finite at the identity
+    safe = torch.where(small, torch.ones_like(sin_half), sin_half)
+    scale = torch.where(small, 2.0 / w * (1 - sin_half**2 / (3 * w**2)), 2 * torch.atan2(sin_half, w) / safe)
+    return xyz * scale
+
+
 def pose_blend(rotations: torch.Tensor, pose_basis: torch.Tensor) -> torch.Tensor:
     """Pose-corrective offsets driven by the non-root joint rotations.
 

@@ -21,7 +21,7 @@ NUM_BETAS = 10
 
 # Rig joints (MANO order: wrist; index, middle, little, ring, thumb, three each)
 # followed by the fingertips (thumb, index, middle, ring, little), reordered to the
-# FreiHAND / OpenPose order of the guide.
+# FreiHAND / OpenPose order (README, Conventions).
 MANO_TO_FREIHAND = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
@@ -76,12 +76,23 @@ class HandModelData:
             raise Mask2HandError(f"hand model '{self.name}': fingertip ids must be vertex indices below {v}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandOutput:
-    """vertices (B,V,3) and joints (B,21,3) in meters, joints in FreiHAND order."""
+    """What the hand layer computed for a batch of B hands (meters, radians; camera space).
+
+    vertices (B,V,3): the posed, placed mesh.
+    joints (B,21,3): FreiHAND order, rig joints from the kinematic chain plus the fingertip
+        vertices; joints[:, 0] is the root joint (wrist) in camera space.
+    rest_root (B,3): the root joint of the shaped rest hand, the point `global_orient`
+        rotates about, before `transl` (so joints[:, 0] = rest_root + transl).
+    full_pose (B,16,3): axis-angle of the 16 rig joints as applied, MANO joint order: the
+        global orientation, then the 15 finger joints with the model's mean included.
+    """
 
     vertices: torch.Tensor
     joints: torch.Tensor
+    rest_root: torch.Tensor
+    full_pose: torch.Tensor
 
 
 class HandModel(nn.Module):
@@ -133,9 +144,10 @@ class HandModel(nn.Module):
 
     def finger_pose(self, pose: torch.Tensor | None = None, pose_pcs: torch.Tensor | None = None,
                     batch: int = 1, like: torch.Tensor | None = None) -> torch.Tensor:
-        """Finger pose (B,45) axis-angle from either `pose` (B,45) / (B,15,3) or `pose_pcs` (B,k).
+        """Finger pose (B,45) axis-angle as applied, from either `pose` (B,45) / (B,15,3) or
+        `pose_pcs` (B,k): the model's mean (if not flat) added to it.
 
-        With neither, the mean pose. The mean (if not flat) is added in both cases.
+        With neither, the mean pose (batch rows, dtype of `like`).
         """
         if pose is not None and pose_pcs is not None:
             raise Mask2HandError("give either pose (axis-angle) or pose_pcs (PCA coefficients), not both")
@@ -147,12 +159,17 @@ class HandModel(nn.Module):
                 raise Mask2HandError(f"pose must be (B,45) or (B,15,3) axis-angle, got {tuple(pose.shape)}")
             return pose + mean
         if pose_pcs is not None:
-            if pose_pcs.ndim != 2 or pose_pcs.shape[1] > self.num_pose_pcs:
-                raise Mask2HandError(
-                    f"pose_pcs must be (B,k) with k <= num_pose_pcs={self.num_pose_pcs}, got {tuple(pose_pcs.shape)}")
-            comps = self.pose_components[: pose_pcs.shape[1]].to(pose_pcs.dtype)
-            return pose_pcs @ comps + mean
+            return self.pose_from_pcs(pose_pcs) + mean
         return mean.expand(batch, -1)
+
+    def pose_from_pcs(self, pose_pcs: torch.Tensor) -> torch.Tensor:
+        """The finger pose (B,45) that `forward(pose=...)` takes for pose-PCA coefficients (B,k),
+        k <= num_pose_pcs: `forward(pose=pose_from_pcs(c))` is `forward(pose_pcs=c)` (the mean,
+        which forward adds to both, is not in it)."""
+        if pose_pcs.ndim != 2 or pose_pcs.shape[1] > self.num_pose_pcs:
+            raise Mask2HandError(
+                f"pose_pcs must be (B,k) with k <= num_pose_pcs={self.num_pose_pcs}, got {tuple(pose_pcs.shape)}")
+        return pose_pcs @ self.pose_components[: pose_pcs.shape[1]].to(pose_pcs.dtype)
 
     def pose_to_pcs(self, pose: torch.Tensor) -> torch.Tensor:
         """Least-squares PCA coefficients (B,num_pose_pcs) of a finger pose (B,45).
@@ -169,15 +186,39 @@ class HandModel(nn.Module):
 
         global_orient (B,3) axis-angle about the root joint; transl (B,3) meters,
         added afterwards; pose (B,45)/(B,15,3) finger axis-angle or pose_pcs (B,k);
-        betas (B,<=10), zero if None. Returns HandOutput with vertices (B,V,3) and
-        joints (B,21,3) from the kinematic chain plus fingertip vertices.
+        betas (B,<=10), zero if None. Returns a HandOutput.
         """
         if global_orient.ndim != 2 or global_orient.shape[1] != 3:
             raise Mask2HandError(f"global_orient must be (B,3) axis-angle, got {tuple(global_orient.shape)}")
         if transl.shape != global_orient.shape:
             raise Mask2HandError(f"transl must be (B,3) like global_orient, got {tuple(transl.shape)}")
+        return self._pose(global_orient, lbs.axis_angle_to_matrix(global_orient), pose, pose_pcs, betas,
+                          transl=transl)
+
+    def place(self, rotation: torch.Tensor, root: torch.Tensor, pose: torch.Tensor | None = None,
+              pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> HandOutput:
+        """The hand turned by a rotation matrix about its rest root joint, root joint at `root`.
+
+        rotation (B,3,3); root (B,3) the root joint's camera position, meters; pose, pose_pcs
+        and betas as in `forward`. The same hand as `forward` with global_orient = the
+        axis-angle of `rotation` (reported in full_pose[:, 0]) and transl = root - rest_root,
+        but the rotation enters the kinematic chain as given: no matrix -> axis-angle
+        conversion lies between it and the vertices (a rotation from a 6D code, or one
+        composed from an increment, keeps its gradients at every angle).
+        """
+        if rotation.ndim != 3 or rotation.shape[1:] != (3, 3):
+            raise Mask2HandError(f"rotation must be (B,3,3), got {tuple(rotation.shape)}")
+        if root.shape != (rotation.shape[0], 3):
+            raise Mask2HandError(f"root must be (B,3) with B={rotation.shape[0]}, got {tuple(root.shape)}")
+        return self._pose(lbs.matrix_to_axis_angle(rotation), rotation, pose, pose_pcs, betas, root=root)
+
+    def _pose(self, global_orient: torch.Tensor, root_rotation: torch.Tensor, pose: torch.Tensor | None,
+              pose_pcs: torch.Tensor | None, betas: torch.Tensor | None, transl: torch.Tensor | None = None,
+              root: torch.Tensor | None = None) -> HandOutput:
+        """The layer for a root rotation given both as axis-angle (B,3) and as its matrix (B,3,3),
+        placed by either `transl` (B,3) or the root joint's position `root` (B,3)."""
         batch, dtype = global_orient.shape[0], global_orient.dtype
-        fingers = self.finger_pose(pose, pose_pcs, batch=batch, like=global_orient)
+        fingers = self.finger_pose(pose, pose_pcs, batch=batch, like=global_orient).expand(batch, -1)
         if betas is None:
             betas = global_orient.new_zeros(batch, NUM_BETAS)
         elif betas.ndim != 2 or betas.shape[1] > NUM_BETAS:
@@ -185,16 +226,18 @@ class HandModel(nn.Module):
 
         v_shaped = lbs.shape_blend(self.v_template.to(dtype), self.shape_basis.to(dtype), betas)
         rest_joints = lbs.regress_joints(self.joint_regressor.to(dtype), v_shaped)
-        full_pose = torch.cat([global_orient, fingers.expand(batch, -1)], dim=1).reshape(batch, NUM_RIG_JOINTS, 3)
-        rotations = lbs.axis_angle_to_matrix(full_pose)
+        finger_rotations = lbs.axis_angle_to_matrix(fingers.reshape(batch, NUM_FINGER_JOINTS, 3))
+        rotations = torch.cat([root_rotation.unsqueeze(1), finger_rotations], dim=1)
         v_posed = v_shaped
         if self.has_pose_correctives:
             v_posed = v_shaped + lbs.pose_blend(rotations, self.pose_basis.to(dtype))
         joints, transforms = lbs.kinematic_chain(rotations, rest_joints, self.parents)
-        vertices = lbs.skin(v_posed, self.weights.to(dtype), transforms)
-        vertices = vertices + transl.unsqueeze(1)
-        joints = joints + transl.unsqueeze(1)
-        return HandOutput(vertices=vertices, joints=self._with_fingertips(joints, vertices))
+        rest_root = rest_joints[:, 0]
+        offset = (transl if transl is not None else root - rest_root).unsqueeze(1)
+        vertices = lbs.skin(v_posed, self.weights.to(dtype), transforms) + offset
+        full_pose = torch.cat([global_orient, fingers], dim=1).reshape(batch, NUM_RIG_JOINTS, 3)
+        return HandOutput(vertices=vertices, joints=self._with_fingertips(joints + offset, vertices),
+                          rest_root=rest_root, full_pose=full_pose)
 
     def joints_from_vertices(self, vertices: torch.Tensor) -> torch.Tensor:
         """21 joints (B,21,3) of any mesh (B,V,3) with this model's topology.

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 
-@dataclass
+@dataclass(frozen=True)
 class HandParams:
     """Inputs of `HandModel.forward` for one hand or a batch (leading dimension B).
 

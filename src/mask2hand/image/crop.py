@@ -10,7 +10,7 @@ A = [[s, 0, -s u0], [0, s, -s v0], [0, 0, 1]]: the camera is unchanged and every
 1/margin of the input whatever its size in the image, and the network learns its
 distance from the focal length of K_crop (see mask2hand.nn.encoder).
 
-Coordinates are continuous pixels (the guide's convention: pixel (row i, col j)
+Coordinates are continuous pixels (the README's Conventions: pixel (row i, col j)
 covers [j, j+1) x [i, i+1)). Boxes are (u_min, v_min, u_max, v_max); windows are
 (u0, v0, side) with (u0, v0) the top-left corner. numpy only (no torch).
 """

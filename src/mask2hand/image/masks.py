@@ -1,48 +1,35 @@
-"""The one loader and preparer of input masks: file or array -> clean binary mask -> model input.
+"""Cleaning masks and cutting the hand's window: grey image -> hand mask -> square window.
 
-Steps, each a function of its own so other parts (evaluation, sequences, the ONNX
-runtime) reuse them:
-
-1. `read_image(path)`: PNG / JPEG / BMP / TIFF / PGM (Pillow) or .npy -> a 2-D array of
-   grey levels (uint8 0..255, or 0/1 values, or floats), after checking the file is an
-   image, is complete, is at most MAX_IMAGE_SIDE pixels a side and looks like a mask
-   (two grey levels, not a photo).
-2. `binarize(image, threshold)`: hand = value > threshold (0/1 images and boolean arrays
+1. `binarize(image, threshold)`: hand = value > threshold (0/1 images and boolean arrays
    are taken as they are); an inverted mask (hand black on white) is detected from its
    border and flipped, with a warning.
-3. `keep_largest_component(mask)`: the hand is the largest 8-connected region; other
+2. `keep_largest_component(mask)`: the hand is the largest 8-connected region; other
    regions are dropped, with a warning when one of them is large.
-4. `prepare_mask(mask, size)`: pad to a square (centered), or cut the square around the
-   hand for a cropping network (mask2hand.image.crop), and resample to the model's input size;
-   the `MaskTransform` it returns maps pixel coordinates and K between the original
-   image and the model input, so outputs map back exactly.
+3. `resample_mask(mask, size, crop_margin)`: pad to a centered square, or cut the square
+   around the hand (mask2hand.image.crop), and resample to `size`; the `MaskTransform` it
+   returns maps pixel coordinates and K between the original image and the result, so
+   outputs map back exactly.
 
-`load_mask(source)` runs steps 1-3. Problems the user can fix raise Mask2HandError with
-a one-line message; recoverable oddities are returned as warning strings (one line
-each), never printed here.
+`load_mask(source)` reads a file or array (mask2hand.image.files) and runs steps 1-2. The
+datasets, evaluation, fitting and `predict` all cut windows with these functions. Problems
+the user can fix raise Mask2HandError with a one-line message; recoverable oddities are
+returned as warning strings (one line each), never printed here.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.crop import box_of_mask, integer_window, square_window, whole_image_window
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pbm", ".ppm", ".pnm", ".webp")
-ARRAY_SUFFIXES = (".npy",)
-MASK_SUFFIXES = IMAGE_SUFFIXES + ARRAY_SUFFIXES
-"""File name endings `mask2hand predict` picks up from folders."""
+from mask2hand.image.files import read_array, read_image
 
 DEFAULT_THRESHOLD = 127
 """8-bit grey level above which a pixel is hand (FreiHAND's masks are binarized the same way)."""
 
-MAX_IMAGE_SIDE = 8000
-"""Larger images are refused: a silhouette needs no more, and decoding them costs gigabytes."""
 
 MIN_HAND_PIXELS = 16
 """A hand region smaller than this (in pixels) carries no shape to predict from."""
@@ -50,11 +37,7 @@ MIN_HAND_PIXELS = 16
 LARGE_BLOB_FRACTION = 0.1
 """Warn when a dropped region is at least this fraction of the kept hand's area."""
 
-TWO_LEVEL_FRACTION = 0.9
-"""A mask image has at least this fraction of its pixels near its two dominant grey levels."""
 
-_LEVEL_TOLERANCE = 40  # grey levels around each dominant level that still count as "that level" (JPEG ringing)
-_MIN_CONTRAST = 64  # the two levels of a mask differ by at least this much
 
 
 @dataclass(frozen=True)
@@ -62,7 +45,7 @@ class MaskTransform:
     """Similarity map from original-image pixel coordinates to model-input pixel coordinates.
 
     p_model = scale * p_orig + offset, for continuous coordinates (u right, v down; the
-    guide's convention, pixel centers at j + 0.5). Intrinsics follow the same map:
+    README's Conventions, pixel centers at j + 0.5). Intrinsics follow the same map:
     K_model = A @ K_orig with A = [[scale, 0, ox], [0, scale, oy], [0, 0, 1]], so a 3-D
     point projects to corresponding pixels in both images: camera-space outputs need no
     change, only 2-D quantities do.
@@ -93,157 +76,19 @@ class MaskTransform:
         return (uv - np.asarray(self.offset)) / self.scale
 
 
-@dataclass
-class PreparedMask:
-    """A mask ready for the network.
-
-    mask: (H,W) bool, the cleaned mask at the original resolution (what IoU is measured
-    against). model_input: (S,S) float32 0/1, the padded and resampled network input.
-    transform: original <-> model pixel map. warnings: one-line messages about what was
-    changed. source: file name or "<array i>".
-    """
-
-    mask: np.ndarray
-    model_input: np.ndarray
-    transform: MaskTransform
-    warnings: list[str] = field(default_factory=list)
-    source: str = "<array>"
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.transform.original_size
 
 
-# --------------------------------------------------------------------------- reading
-
-def _check_side(height: int, width: int, what: str) -> None:
-    if max(height, width) > MAX_IMAGE_SIDE:
-        raise Mask2HandError(f"{what} is {width}x{height} pixels, larger than {MAX_IMAGE_SIDE} a side; "
-                             "downscale it (a silhouette needs a few hundred pixels)")
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:  # truncated header, pickled object, not numpy at all
-        raise Mask2HandError(f"not a readable .npy array ({type(exc).__name__}: {exc}); "
-                             "save the mask with numpy.save as a 2-D array") from None
-    array = np.squeeze(array)
-    if array.ndim != 2:
-        raise Mask2HandError(f"the array has shape {tuple(array.shape)}; a mask must be 2-D (H,W)")
-    _check_side(*array.shape, "the array")
-    if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
-        raise Mask2HandError(f"the array has dtype {array.dtype}; a mask must be boolean or numeric")
-    try:
-        return np.array(array)
-    except Exception as exc:  # memory-mapped data shorter than the header says
-        raise Mask2HandError(f"the .npy file is truncated ({exc}); save it again") from None
 
 
-def _grey_from_pil(image) -> np.ndarray:
-    """Pillow image -> 2-D grey array; refuses colour photos."""
-    mode = image.mode
-    if mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-        has_alpha = mode in ("LA", "PA", "RGBA") or (mode == "P" and "transparency" in image.info)
-        if mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-            image = image.convert("RGBA" if has_alpha else "RGB")
-        array = np.asarray(image)
-        if array.dtype == bool:
-            return array
-        if array.ndim == 2:
-            return array
-        colour = array[..., :-1] if has_alpha else array
-        alpha = array[..., -1] if has_alpha else None
-        if alpha is not None and alpha.min() < 255:
-            if int(colour.max()) - int(colour.min()) <= 8:
-                return alpha  # a cut-out: the hand is where the image is opaque
-            colour = (colour.astype(np.float32) * (alpha[..., None] / 255.0)).round().astype(np.uint8)
-        if colour.shape[-1] == 1:
-            return colour[..., 0]
-        _check_not_colour_photo(colour)
-        grey = colour.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        return np.clip(grey.round(), 0, 255).astype(np.uint8)
-    # 16-bit and float modes ("I;16", "I", "F"): numbers as they are
-    return np.asarray(image)
 
 
-def _check_not_colour_photo(rgb: np.ndarray) -> None:
-    """Refuse images whose pixels are strongly and variously coloured (a photo, not a mask).
-
-    A coloured mask (e.g. a green hand on black) has few distinct colours and passes; the
-    grey-level test in `check_two_levels` catches the rest.
-    """
-    rgb16 = rgb.astype(np.int16)
-    chroma = rgb16.max(-1) - rgb16.min(-1)
-    coloured = chroma > 48
-    if coloured.mean() < 0.05:
-        return
-    # how many distinct (coarsely quantised) colours the coloured pixels use
-    quant = (rgb[coloured] // 32).astype(np.int32)
-    codes = np.unique(quant[:, 0] * 64 + quant[:, 1] * 8 + quant[:, 2])
-    if len(codes) > 12:
-        raise Mask2HandError("this looks like a colour photo, not a mask (many colours); give a binary "
-                             "silhouette: hand white on black (segment the hand first)")
 
 
-def check_two_levels(grey: np.ndarray) -> None:
-    """Raise Mask2HandError if an 8-bit grey image is not essentially two-level (a photo).
-
-    A mask, even saved as JPEG or anti-aliased, has nearly all its pixels near two grey
-    levels; a photo spreads over many.
-    """
-    if grey.dtype == bool or grey.size == 0:
-        return
-    levels = np.clip(np.asarray(grey, dtype=np.float64), 0, 255).round().astype(np.int64)
-    hist = np.bincount(levels.ravel(), minlength=256).astype(np.float64)
-    first = int(hist.argmax())
-    far = np.abs(np.arange(256) - first) >= _MIN_CONTRAST
-    if not far.any() or hist[far].sum() == 0:
-        near = np.abs(np.arange(256) - first) <= _LEVEL_TOLERANCE
-    else:
-        second = int(np.argmax(np.where(far, hist, -1)))
-        near = (np.abs(np.arange(256) - first) <= _LEVEL_TOLERANCE) | \
-            (np.abs(np.arange(256) - second) <= _LEVEL_TOLERANCE)
-    fraction = hist[near].sum() / hist.sum()
-    if fraction < TWO_LEVEL_FRACTION:
-        raise Mask2HandError(f"this looks like a photo, not a mask (only {fraction:.0%} of the pixels are near two "
-                             "grey levels); give a binary silhouette: hand white on black")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """A mask file -> 2-D array (H,W): uint8 grey levels, bool, or the numbers of a .npy / 16-bit image.
 
-    Raises Mask2HandError for a missing file, a file that is not an image, a truncated
-    image, an image larger than MAX_IMAGE_SIDE a side, or a colour photo.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise Mask2HandError("file not found" if not path.exists() else "not a file")
-    if path.suffix.lower() in ARRAY_SUFFIXES:
-        return _read_npy(path)
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-            _check_side(height, width, "the image")
-            try:
-                image.load()
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise Mask2HandError(f"the image is truncated or corrupt ({exc}); export it again") from None
-            array = _grey_from_pil(image)
-    except UnidentifiedImageError:
-        raise Mask2HandError("not an image (Pillow cannot identify it); give a PNG, JPEG, BMP, TIFF or PGM "
-                             "mask, or a .npy array") from None
-    except Image.DecompressionBombError:
-        raise Mask2HandError(f"the image is too large to decode safely; downscale it below {MAX_IMAGE_SIDE} "
-                             "pixels a side") from None
-    except OSError as exc:
-        raise Mask2HandError(f"cannot read the image ({exc}); export it again as PNG") from None
-    if array.dtype == np.uint8:
-        check_two_levels(array)
-    return array
 
 
 # ---------------------------------------------------------------------- binarizing
@@ -355,26 +200,10 @@ def keep_largest_component(mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
 def load_mask(source: str | os.PathLike | np.ndarray, threshold: float = DEFAULT_THRESHOLD
               ) -> tuple[np.ndarray, list[str]]:
     """A mask file or array -> (clean hand mask (H,W) bool, warnings): read, binarize, largest region."""
-    if isinstance(source, (str, os.PathLike)):
-        image = read_image(source)
-    else:
-        image = np.asarray(source)
-        if image.ndim == 3 and image.shape[-1] in (3, 4) and image.dtype == np.uint8:
-            image = _grey_from_pil(_pil_from_array(image))
-        elif image.ndim != 2:
-            raise Mask2HandError(f"a mask must be a 2-D array (H,W), got shape {tuple(image.shape)}")
-        _check_side(*image.shape[:2], "the array")
-        if image.dtype == np.uint8:
-            check_two_levels(image)
+    image = read_image(source) if isinstance(source, (str, os.PathLike)) else read_array(source)
     mask, warnings = binarize(image, threshold)
     mask, more = keep_largest_component(mask)
     return mask, warnings + more
-
-
-def _pil_from_array(array: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(array)
 
 
 # ---------------------------------------------------------------------- preparing
@@ -445,15 +274,3 @@ def resample_masks(masks, K: np.ndarray, size: int,
     return np.stack(inputs), np.stack(Ks)
 
 
-def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: float = DEFAULT_THRESHOLD,
-                 name: str | None = None, crop_margin: float | None = None) -> PreparedMask:
-    """Load (file or array) and prepare a mask for a network with (size, size) input
-    (cropped around the hand with `crop_margin`, see `resample_mask`)."""
-    mask, warnings = load_mask(source, threshold)
-    model_input, transform = resample_mask(mask, size, crop_margin)
-    if not model_input.any():
-        raise Mask2HandError(f"the hand region vanishes when the mask is resized to {size}x{size}; "
-                             "give a mask where the hand covers more of the image")
-    if name is None:
-        name = str(source) if isinstance(source, (str, os.PathLike)) else "<array>"
-    return PreparedMask(mask=mask, model_input=model_input, transform=transform, warnings=warnings, source=name)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.checks import check_shape
 
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
@@ -61,8 +62,7 @@ def check_K(K: np.ndarray, what: str = "K") -> np.ndarray:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError):
         raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
-    if K.shape != (3, 3):
-        raise Mask2HandError(f"{what} must be a 3x3 matrix, got shape {K.shape}")
+    check_shape(K, ["3", "3"], what)
     if not np.isfinite(K).all():
         raise Mask2HandError(f"{what} holds NaN or infinite values")
     if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:

@@ -1,7 +1,7 @@
 """Fitting and hypotheses inside `Mask2Hand.predict`: between the network and `finish`.
 
 The network's answer (NetworkResult) lives in the frame the network saw: the input's own
-camera for a right hand, the mirrored picture for a left hand (mask2hand.inference.api). The
+camera for a right hand, the mirrored picture for a left hand (mask2hand.inference.mirror). The
 fit runs in that same frame, on the cleaned full-resolution mask (`PreparedMask.mask`,
 mirrored for a left hand) with the matching K, and hands back a NetworkResult that
 `finish` turns into Predictions exactly as it does the network's (mirroring left hands
@@ -13,17 +13,20 @@ network's final answer may be its refined mesh.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit.core import FitConfig, fit_to_silhouette
 from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
-from mask2hand.hand.params import HandParams
+from mask2hand.inference.mirror import mirror_points
+from mask2hand.inference.prepare import PreparedInput
+from mask2hand.inference.result import Prediction
+from mask2hand.inference.runner import NetworkResult
 
-if TYPE_CHECKING:
-    from mask2hand.inference.api import Mask2Hand, NetworkResult, PreparedInput, Prediction
+Finish = Callable[[Sequence[PreparedInput], NetworkResult], list[Prediction]]
+"""`Mask2Hand.finish`: a network batch -> Predictions in each input's own image."""
 
 
 def resolve_fit(fit: Any) -> FitConfig | None:
@@ -49,25 +52,16 @@ def resolve_hypotheses(hypotheses: Any) -> int | None:
     return check_count(hypotheses, "hypotheses (the number of hands to return)")
 
 
-def network_frame(items: Sequence["PreparedInput"]) -> tuple[list[np.ndarray], np.ndarray]:
+def network_frame(items: Sequence[PreparedInput]) -> tuple[list[np.ndarray], np.ndarray]:
     """Masks (full resolution, bool) and K (B,3,3) of the frame the network saw (mirrored for left hands)."""
-    from mask2hand.inference.api import mirror_K
-
-    masks = [item.mask.mask for item in items]
-    Ks = np.stack([item.camera.K if item.side == "right" else mirror_K(item.camera.K, item.mask.image_size[1])
-                   for item in items])
-    return masks, Ks
+    return [item.mask.mask for item in items], np.stack([item.K_network for item in items])
 
 
-def _network_params(raw: "NetworkResult") -> HandParams:
-    return HandParams(global_orient=raw.global_orient, transl=raw.transl, pose=raw.pose, betas=raw.betas)
-
-
-def fit_network_result(items: Sequence["PreparedInput"], raw: "NetworkResult", hand, config: FitConfig
-                       ) -> tuple["NetworkResult", np.ndarray]:
+def fit_network_result(items: Sequence[PreparedInput], raw: NetworkResult, hand, config: FitConfig
+                       ) -> tuple[NetworkResult, np.ndarray]:
     """The network's batch fitted to its masks: (a NetworkResult with the fitted hands, steps (B,))."""
     masks, Ks = network_frame(items)
-    result = fit_to_silhouette(_network_params(raw), masks, Ks, hand, config)
+    result = fit_to_silhouette(raw.hand_params(), masks, Ks, hand, config)
     p = result.params
     fitted = replace(raw, vertices=result.vertices, joints=result.joints, global_orient=p.global_orient,
                      transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None)
@@ -77,36 +71,27 @@ def fit_network_result(items: Sequence["PreparedInput"], raw: "NetworkResult", h
 def _to_input_frame(hypothesis: Hypothesis, left: bool) -> Hypothesis:
     if not left:
         return hypothesis
-    flip = np.array([-1.0, 1.0, 1.0], dtype=hypothesis.vertices.dtype)
-    return replace(hypothesis, vertices=hypothesis.vertices * flip, joints=hypothesis.joints * flip)
+    return replace(hypothesis, vertices=mirror_points(hypothesis.vertices), joints=mirror_points(hypothesis.joints))
 
 
-def predictions_with_fit(model: "Mask2Hand", items: Sequence["PreparedInput"], raw: "NetworkResult",
-                         fit: FitConfig | None, k: int | None) -> list["Prediction"]:
-    """`finish` for a network batch with test-time fitting (fit) and/or k hypotheses.
+def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], raw: NetworkResult,
+                         fit: FitConfig | None, k: int | None) -> list[Prediction]:
+    """`finish` for a network batch with test-time fitting (fit) and/or k hypotheses; hand: the
+    network's HandModel.
 
     Each Prediction is the fitted hand where that raised the IoU, else the network's;
     iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
     the input's frame, params in the network's, like Prediction.params) when k is given.
     """
-    hand = getattr(model.runner, "hand", None)
-    if hand is None:
-        raise Mask2HandError("test-time fitting and hypotheses need the PyTorch hand layer, which this runtime "
-                             "(ONNX) does not have; load the model with Mask2Hand.from_pretrained (the torch "
-                             "runtime) or drop fit / hypotheses")
-    network = model.finish(items, raw)
-    results = network
+    results = finish(items, raw)
     if fit is not None:
         fitted_raw, steps = fit_network_result(items, raw, hand, fit)
-        fitted = model.finish(items, fitted_raw)
-        results = []
-        for net, fit_pred, n in zip(network, fitted, steps):
-            chosen = fit_pred if fit_pred.iou > net.iou else net
-            chosen.iou_before_fit, chosen.fit_steps = net.iou, int(n)
-            results.append(chosen)
+        fitted = finish(items, fitted_raw)
+        results = [replace(fit_pred if fit_pred.iou > net.iou else net, iou_before_fit=net.iou, fit_steps=int(n))
+                   for net, fit_pred, n in zip(results, fitted, steps)]
     if k is not None:
         masks, Ks = network_frame(items)
-        ranked = hypotheses_batch(_network_params(raw), masks, Ks, hand, k=k, config=fit or FitConfig())
-        for prediction, item, hyps in zip(results, items, ranked):
-            prediction.hypotheses = [_to_input_frame(h, item.side == "left") for h in hyps]
+        ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
+        results = [replace(prediction, hypotheses=[_to_input_frame(h, item.side == "left") for h in hyps])
+                   for prediction, item, hyps in zip(results, items, ranked)]
     return results

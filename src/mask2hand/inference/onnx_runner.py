@@ -5,9 +5,9 @@
     model = Mask2Hand.from_onnx("mask2hand.onnx")     # or: mask2hand predict --runtime onnx --model ...
     result = model.predict("examples/open_palm.png")
 
-`OnnxRunner` is the ONNX twin of `mask2hand.inference.api.TorchRunner`: the same attributes
-(faces, input_size, input_crop, hand identity) and `__call__(masks, K) -> NetworkResult`,
-so `Mask2Hand` prepares inputs and finishes predictions the same way for both. Everything
+`OnnxRunner` is the ONNX twin of `mask2hand.inference.runner.TorchRunner`: a `Runner` (faces,
+input_size, input_crop, hand identity, `__call__(masks, K) -> NetworkResult`), so `Mask2Hand`
+prepares inputs and finishes predictions the same way for both. Everything
 it needs is in the file's metadata (see mask2hand.export.onnx). It has no torch hand layer
 (`hand` is None): what needs one (smoothing a sequence, which re-poses the mesh) needs
 the PyTorch runtime.
@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.inference.runner import NetworkResult
+from mask2hand.utils.checks import check_shape
 
 EXPORT_FORMAT = "mask2hand-onnx"
 EXPORT_FORMAT_VERSION = 1
@@ -97,18 +99,13 @@ class OnnxRunner:
         masks = np.asarray(masks, dtype=np.float32)
         if masks.ndim == 3:
             masks = masks[:, None]
-        size = self.input_size
-        if masks.ndim != 4 or masks.shape[1:] != (1, size, size):
-            raise Mask2HandError(f"masks must be (B,{size},{size}) at the model's input size, got {masks.shape}")
+        sizes = check_shape(masks, ["B", "1", "S", "S"], "masks (at the model's input size)", {"S": self.input_size})
         K = np.asarray(K, dtype=np.float32)
-        if K.shape != (masks.shape[0], 3, 3):
-            raise Mask2HandError(f"K must be (B,3,3) with B={masks.shape[0]}, got {K.shape}")
+        check_shape(K, ["B", "3", "3"], "K", sizes)
         values = self.session.run(None, {"mask": np.ascontiguousarray(masks), "K": np.ascontiguousarray(K)})
         return dict(zip(self.output_names, values))
 
-    def __call__(self, masks: np.ndarray, K: np.ndarray):
-        from mask2hand.inference.api import NetworkResult
-
+    def __call__(self, masks: np.ndarray, K: np.ndarray) -> NetworkResult:
         out = self.run_graph(masks, K)
         return NetworkResult(vertices=out["vertices"], joints=out["joints"], global_orient=out["global_orient"],
                              transl=out["transl"], pose=out["pose"], betas=out["betas"],

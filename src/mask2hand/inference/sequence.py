@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.image.masks import DEFAULT_THRESHOLD, MASK_SUFFIXES
+from mask2hand.image.files import MASK_SUFFIXES
+from mask2hand.image.masks import DEFAULT_THRESHOLD
+from mask2hand.inference.runner import NetworkResult
 from mask2hand.inference.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -133,12 +135,11 @@ def _read_stack(path: Path) -> tuple[list[np.ndarray], float | None]:
 
 # ---------------------------------------------------------------------- smoothing
 
-def smooth_network_result(raw, hand, fps: float, config: OneEuroConfig | None = None):
+def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroConfig | None = None
+                          ) -> NetworkResult:
     """A NetworkResult of T consecutive frames -> the same with smoothed parameters and the
     mesh recomputed by `hand` (the network's HandModel). See the module docstring."""
     import torch
-
-    from mask2hand.inference.api import NetworkResult
 
     device = hand.faces.device
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
@@ -160,18 +161,6 @@ def smooth_network_result(raw, hand, fps: float, config: OneEuroConfig | None = 
     return NetworkResult(vertices=f32(vertices), joints=f32(joints), global_orient=f32(global_orient),
                          transl=f32(transl), pose=f32(pose), betas=f32(betas), pose_pcs=None,
                          silhouette=raw.silhouette)
-
-
-def concat_results(results: list):
-    """Concatenate NetworkResults along the batch."""
-    from mask2hand.inference.api import NetworkResult
-
-    def cat(name):
-        values = [getattr(r, name) for r in results]
-        return None if any(v is None for v in values) else np.concatenate(values)
-
-    return NetworkResult(**{name: cat(name) for name in ("vertices", "joints", "global_orient", "transl", "pose",
-                                                          "betas", "pose_pcs", "silhouette")})
 
 
 @dataclass
@@ -198,9 +187,7 @@ def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
     rate = float(fps or frames.fps or DEFAULT_FPS)
     if not rate > 0:
         raise Mask2HandError(f"the frame rate must be positive, got {rate}")
-    if smoothing is not None and getattr(model.runner, "hand", None) is None:
-        raise Mask2HandError("smoothing re-poses the hand layer, which this model's runtime (ONNX) does not have: "
-                             "load the PyTorch weights (Mask2Hand.from_pretrained) or pass smoothing=None")
+    hand = model.hand_layer("smoothing a sequence (pass smoothing=None to turn it off)") if smoothing is not None else None
     items = []
     for image, name in zip(frames.images, frames.names):
         label = str(image) if isinstance(image, (str, os.PathLike)) else f"{frames.source} frame {name}"
@@ -208,83 +195,20 @@ def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
             items.append(model.prepare(image, K=K, focal=focal, threshold=threshold, name=label, side=side))
         except Mask2HandError as exc:
             raise Mask2HandError(f"{label}: {exc}") from None
-    raw = concat_results([model.run_network(items[s:s + batch_size]) for s in range(0, len(items), batch_size)])
+    raw = NetworkResult.concat([model.run_network(items[s:s + batch_size]) for s in range(0, len(items), batch_size)])
     raw_predictions = model.finish(items, raw)
     if smoothing is None:
         return SequencePrediction(predictions=raw_predictions, raw=raw_predictions, fps=rate, smoothing=None)
-    smoothed = model.finish(items, smooth_network_result(raw, model.runner.hand, rate, smoothing))
+    smoothed = model.finish(items, smooth_network_result(raw, hand, rate, smoothing))
     note = (f"parameters smoothed over time (One Euro filter, min_cutoff {smoothing.min_cutoff:g} Hz, "
             f"beta {smoothing.beta:g}, d_cutoff {smoothing.d_cutoff:g} Hz, {rate:g} fps)")
     smoothed = [replace(p, notes=p.notes + [note]) for p in smoothed]
     return SequencePrediction(predictions=smoothed, raw=raw_predictions, fps=rate, smoothing=smoothing)
 
 
-def synthetic_sequence(hand, num_frames: int = 24, image_size: tuple[int, int] = (96, 96), focal: float = 220.0,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A hand moving smoothly through poses, for tests and benchmarks: parameters eased
-    (cosine) from an open hand, fingers up, to a random half-closed pose turned and moved
-    a little, rendered with the exact rasterizer. Returns (masks (T,H,W) bool, joints
-    (T,21,3) meters, K (3,3)); principal point at the image center."""
-    import torch
-
-    from mask2hand.inference.cameras import intrinsics
-    from mask2hand.render import rasterize_silhouette
-
-    rng = np.random.default_rng(seed)
-    K = intrinsics(image_size, focal)
-    s = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, num_frames))[:, None]  # 0 -> 1, zero speed at both ends
-    start_orient, end_orient = np.array([0.0, 0.0, np.pi / 2]), np.array([0.35, -0.4, np.pi / 2 + 0.3])
-    start_transl, end_transl = np.array([0.0, 0.09, 0.6]), np.array([0.02, 0.07, 0.62])
-    end_pose = np.abs(rng.normal(0.0, 0.35, 45)) * np.tile([0.2, 0.2, 1.0], 15)  # mostly flexion (about z)
-    to_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    with torch.inference_mode():
-        out = hand(to_t((1 - s) * start_orient + s * end_orient), to_t((1 - s) * start_transl + s * end_transl),
-                   pose=to_t(s * end_pose), betas=torch.zeros(num_frames, 10, dtype=torch.float64))
-    masks = rasterize_silhouette(out.vertices, hand.faces, np.repeat(K[None], num_frames, 0), image_size=image_size)
-    return masks, out.joints.numpy(), K
 
 
-# ---------------------------------------------------------------------- animation
-
-def _hex_rgb(color: str) -> tuple[int, int, int]:
-    return tuple(int(color[i:i + 2], 16) for i in (1, 3, 5))
 
 
-def skeleton_panel(prediction, max_side: int = 320) -> np.ndarray:
-    """A light animation frame (H',W',3) uint8: the input mask in grey, the predicted
-    silhouette's contour in amber and the 2-D skeleton coloured per finger (cv2, no
-    matplotlib, so it costs about a millisecond)."""
-    import cv2
-
-    from mask2hand.export.figures import CONTOUR_COLOR, FREIHAND_BONES, bone_colors, joint_colors
-
-    mask = np.asarray(prediction.mask, dtype=bool)
-    scale = max_side / max(mask.shape)
-    size = (max(1, round(mask.shape[1] * scale)), max(1, round(mask.shape[0] * scale)))
-    image = cv2.resize(np.where(mask, 110, 0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    image = np.repeat(image[:, :, None], 3, axis=2)
-    rendered = cv2.resize(np.asarray(prediction.rendered_mask, dtype=np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    contours, _ = cv2.findContours(rendered, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(image, contours, -1, _hex_rgb(CONTOUR_COLOR), 1, lineType=cv2.LINE_AA)
-    # continuous pixel coordinates (centers at +0.5) -> cv2's integer pixel indices, with 4 bits of subpixel
-    uv = np.nan_to_num(np.asarray(prediction.joints_2d, dtype=np.float64), nan=-1e6, posinf=1e6, neginf=-1e6)
-    points = np.round(np.clip((uv * scale - 0.5) * 16, -(2 ** 20), 2 ** 20)).astype(np.int64)
-    for (a, b), color in zip(FREIHAND_BONES, bone_colors()):
-        cv2.line(image, tuple(map(int, points[a])), tuple(map(int, points[b])), _hex_rgb(color), 2, cv2.LINE_AA, 4)
-    for point, color in zip(points, joint_colors()):
-        cv2.circle(image, tuple(map(int, point)), 3 * 16, _hex_rgb(color), -1, cv2.LINE_AA, 4)
-    return image
 
 
-def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> Path:
-    """An animated GIF (looping) of equally sized RGB frames (H,W,3) uint8, written atomically."""
-    import imageio.v3 as iio
-
-    from mask2hand.utils.files import atomic_path
-
-    path = Path(path)
-    # GIF stores durations in hundredths of a second: round to what survives
-    duration = max(20, round(100.0 / fps) * 10)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=duration, loop=0)
-    return path

@@ -38,13 +38,19 @@ for which the paper's weights were tuned:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses.procrustes import procrustes_align
+
+if TYPE_CHECKING:  # annotations only: the losses need neither the network nor the data readers at run time
+    from mask2hand.data.dataset import HandBatch
+    from mask2hand.nn.model import Mask2HandOutput
+
+_T = TypeVar("_T")
 
 MILLIMETERS_PER_METER = 1000.0
 
@@ -167,13 +173,17 @@ def _projection_term(predictions: list[torch.Tensor], target: torch.Tensor, K: t
     return sum(_absolute_error(project(pred), target_uv) for pred in predictions)
 
 
-def _stage_predictions(preliminary: torch.Tensor | None, refined: torch.Tensor | None, keep_preliminary: bool) -> list[torch.Tensor]:
+def _stage_predictions(preliminary: torch.Tensor | None, refined: torch.Tensor | None,
+                       keep_preliminary: bool) -> list[torch.Tensor]:
+    """The outputs a term compares: the refined one (and the preliminary one if keep_preliminary),
+    or the preliminary one alone when RefineNet is off."""
     if refined is None:
         return [] if preliminary is None else [preliminary]
     return [preliminary, refined] if keep_preliminary and preliminary is not None else [refined]
 
 
-def _require(value: Any, what: str, term: str) -> Any:
+def _require(value: _T | None, what: str, term: str) -> _T:
+    """`value`, or a Mask2HandError saying that loss term `term` needs `what` when it is None."""
     if value is None:
         raise Mask2HandError(
             f"loss term '{term}' needs {what}, which this batch does not have; set its weight to 0 "
@@ -182,56 +192,69 @@ def _require(value: Any, what: str, term: str) -> Any:
     return value
 
 
-def mask2hand_loss(output: Any, target: Any, weights: LossWeights) -> LossTerms:
+def mask2hand_loss(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> LossTerms:
     """The paper's training loss (eq. 1) with the terms enabled in `weights`.
 
-    output: joints (B,21,3), vertices (B,V,3), refined_joints, refined_vertices (either may
-        be None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters; input_K (B,3,3)
+    output: the network's joints (B,21,3), vertices (B,V,3), refined_joints, refined_vertices
+        (None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters; input_K (B,3,3)
         for the 2-D terms.
-    target: joints (B,21,3), vertices (B,V,3) (either may be None for self-supervision),
-        mask (B,H,W) with hand = 1, distance_field (B,H,W) in pixels to the mask's contour.
+    target: joints (B,21,3), vertices (B,V,3) (a batch without 3-D annotations may hold None:
+        only the terms that need them refuse it), mask (B,H,W) with hand = 1, distance_field
+        (B,H,W) in pixels to the mask's contour (None when the dataset does not compute it).
     Returns `LossTerms`; `total` is differentiable w.r.t. the output tensors.
     """
-    terms: dict[str, torch.Tensor] = {}
-    scale = weights.units_per_meter
-    refined_joints = getattr(output, "refined_joints", None)
-    refined_vertices = getattr(output, "refined_vertices", None)
-
-    for kind, pred, refined, keep_prelim, err in (
-        ("joints", output.joints, refined_joints, weights.preliminary_joints, _squared_error),
-        ("vertices", output.vertices, refined_vertices, weights.preliminary_vertices, _absolute_error),
-    ):
-        if getattr(weights, kind) > 0:
-            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", kind)
-            terms[kind] = _point_term(_stage_predictions(pred, refined, keep_prelim), gt, scale, False, err)
-        aligned_kind = "aligned_" + kind
-        if getattr(weights, aligned_kind) > 0:
-            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", aligned_kind)
-            preds = _stage_predictions(pred, refined, keep_prelim and weights.preliminary_aligned)
-            terms[aligned_kind] = _point_term(preds, gt, scale, True, err)
-
-    for kind, pred, refined, keep_prelim in (
-        ("joints", output.joints, refined_joints, weights.preliminary_joints),
-        ("vertices", output.vertices, refined_vertices, weights.preliminary_vertices),
-    ):
-        if getattr(weights, kind + "_2d") > 0:
-            gt = _require(getattr(target, kind, None), f"ground-truth {kind}", kind + "_2d")
-            K = _require(getattr(output, "input_K", None), "the input intrinsics (output.input_K)", kind + "_2d")
-            terms[kind + "_2d"] = _projection_term(_stage_predictions(pred, refined, keep_prelim), gt, K)
-
+    terms = {**_point_terms(output, target, weights), **_projection_terms(output, target, weights)}
     if weights.needs_silhouette():
-        # Imported here so that the 3-D terms work without the renderer being importable.
-        from mask2hand.render.contour import contour_loss, silhouette_bce
-
-        silhouette = _require(getattr(output, "silhouette", None), "a rendered silhouette", "bce/contour")
-        if weights.bce > 0:
-            mask = _require(getattr(target, "mask", None), "the input mask", "bce")
-            terms["bce"] = silhouette_bce(silhouette, torch.as_tensor(mask).to(silhouette))
-        if weights.contour > 0:
-            distance = _require(getattr(target, "distance_field", None), "the mask's contour distance field", "contour")
-            terms["contour"] = contour_loss(silhouette, torch.as_tensor(distance).to(silhouette))
-
+        terms.update(_silhouette_terms(output, target, weights))
     if not terms:
         raise Mask2HandError("every loss weight is 0: enable at least one term")
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return LossTerms(total=total, **terms)  # type: ignore[arg-type]
+
+
+def _point_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """The enabled 3-D terms (eq. 3, 4, 7, 8), in millimeters (x units_per_meter)."""
+    terms: dict[str, torch.Tensor] = {}
+    scale = weights.units_per_meter
+    for kind, pred, refined, gt, keep_prelim, err in (
+        ("joints", output.joints, output.refined_joints, target.joints, weights.preliminary_joints, _squared_error),
+        ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices,
+         _absolute_error),
+    ):
+        if getattr(weights, kind) > 0:
+            gt = _require(gt, f"ground-truth {kind}", kind)
+            terms[kind] = _point_term(_stage_predictions(pred, refined, keep_prelim), gt, scale, False, err)
+        aligned_kind = "aligned_" + kind
+        if getattr(weights, aligned_kind) > 0:
+            gt = _require(gt, f"ground-truth {kind}", aligned_kind)
+            preds = _stage_predictions(pred, refined, keep_prelim and weights.preliminary_aligned)
+            terms[aligned_kind] = _point_term(preds, gt, scale, True, err)
+    return terms
+
+
+def _projection_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """The enabled 2-D terms (joints_2d, vertices_2d), in pixels of the network's input image."""
+    terms: dict[str, torch.Tensor] = {}
+    for kind, pred, refined, gt, keep_prelim in (
+        ("joints", output.joints, output.refined_joints, target.joints, weights.preliminary_joints),
+        ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices),
+    ):
+        if getattr(weights, kind + "_2d") > 0:
+            gt = _require(gt, f"ground-truth {kind}", kind + "_2d")
+            terms[kind + "_2d"] = _projection_term(_stage_predictions(pred, refined, keep_prelim), gt, output.input_K)
+    return terms
+
+
+def _silhouette_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """The enabled silhouette terms (bce, contour; eq. 5) of the rendered preliminary silhouette."""
+    # Imported here so that the 3-D terms work without the renderer being importable.
+    from mask2hand.render.contour import contour_loss, silhouette_bce
+
+    terms: dict[str, torch.Tensor] = {}
+    silhouette = output.silhouette
+    if weights.bce > 0:
+        terms["bce"] = silhouette_bce(silhouette, torch.as_tensor(target.mask).to(silhouette))
+    if weights.contour > 0:
+        distance = _require(target.distance_field, "the mask's contour distance field", "contour")
+        terms["contour"] = contour_loss(silhouette, torch.as_tensor(distance).to(silhouette))
+    return terms

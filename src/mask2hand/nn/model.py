@@ -2,20 +2,19 @@
 
 Input: a batch of masks of any size H x W and their intrinsics K. The masks are
 resized to the network's input size S x S (area averaging when shrinking,
-bilinear when enlarging) and K is scaled to match: with the guide's continuous
-pixel coordinates a resize maps u -> sx u and v -> sy v (sx = S/W, sy = S/H), so
+bilinear when enlarging) and K is scaled to match: with continuous pixel coordinates
+(README, Conventions) a resize maps u -> sx u and v -> sy v (sx = S/W, sy = S/H), so
 the first row of K (fx, skew, cx) is multiplied by sx and the second (fy, cy) by sy.
 Resizing changes pixels, not the camera frame: every 3D output is in the camera
 space of the original image, in meters.
 
 Global pose. The encoder's rotation (axis-angle or 6D) becomes a matrix R and its
-translation code gives the wrist position (see mask2hand.nn.encoder). The hand
-layer is evaluated with identity orientation and zero translation, and the mesh
-is rotated by R about the wrist and moved to the predicted wrist position. This
-is exactly the hand layer with `global_orient` = axis-angle of R and `transl` =
-wrist - rest wrist (the guide: global_orient rotates about the root joint,
-transl is added afterwards), and it needs no matrix -> axis-angle conversion in the
-differentiable path; `HandParams` reports those equivalent parameters.
+translation code gives the wrist position (see mask2hand.nn.encoder). The hand layer
+places the hand with them (`HandModel.place`: rotated by R about the rest wrist, the
+wrist moved to the predicted position), which is exactly the hand layer with
+`global_orient` = axis-angle of R and `transl` = wrist - rest wrist (global_orient rotates
+about the root joint, transl is added afterwards), and it needs no matrix -> axis-angle
+conversion in the differentiable path; `HandParams` reports those equivalent parameters.
 
 Fast inference: `net.fold_batch_norms()` (BatchNorm merged into the convolutions)
 and `net(mask, K, exact_silhouette=True)` (RefineNet fed the exact rasterizer's mask
@@ -40,7 +39,7 @@ from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.nn.encoder import NUM_BETAS, Encoder, camera_features, decode_root_position
 from mask2hand.nn.fold import fold_batch_norms
 from mask2hand.nn.refine import RefineNet
-from mask2hand.nn.rotation import matrix_to_axis_angle, rotation_6d_to_matrix
+from mask2hand.nn.rotation import rotation_6d_to_matrix
 
 
 @dataclass
@@ -116,16 +115,19 @@ class NetConfig:
             raise Mask2HandError(f"input_crop must be a margin between 1 and 4 (or null), got {self.input_crop}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Mask2HandOutput:
-    """What the network returns for a batch of B masks.
+    """What the network returns for a batch of B masks; geometry in meters, camera space of
+    the input image; S is the network's input size.
 
     params: the equivalent hand-layer inputs (mask2hand.hand.HandParams; pose_pcs with
-    pose_space "pca", else pose). vertices (B,V,3), joints (B,21,3): the preliminary hand
-    (hand layer). refined_vertices, refined_joints: after RefineNet (None when it is
-    off). Geometry in meters, camera space of the input image. silhouette (B,S,S):
-    soft silhouette of the preliminary mesh at the input size S; input_mask (B,S,S)
-    the resized input mask it is compared with; input_K (B,3,3) intrinsics at S.
+        pose_space "pca", else pose).
+    vertices (B,V,3), joints (B,21,3): the preliminary hand (the hand layer's).
+    silhouette (B,S,S) in [0,1]: soft silhouette of the preliminary mesh (the exact 0/1
+        mask with `exact_silhouette`).
+    input_mask (B,S,S): the resized input mask it is compared with.
+    input_K (B,3,3): the intrinsics at S.
+    refined_vertices (B,V,3), refined_joints (B,21,3): after RefineNet; None when it is off.
     """
 
     params: HandParams
@@ -147,10 +149,13 @@ class Mask2HandOutput:
         return self.refined_joints if self.refined_joints is not None else self.joints
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreliminaryHand:
-    """The hand layer's answer before RefineNet: params (HandParams, as in Mask2HandOutput),
-    vertices (B,V,3) and joints (B,21,3) in meters, camera space."""
+    """The hand layer's answer before RefineNet.
+
+    params: HandParams, as in Mask2HandOutput; vertices (B,V,3) and joints (B,21,3) in
+    meters, camera space.
+    """
 
     params: HandParams
     vertices: torch.Tensor
@@ -283,11 +288,12 @@ class Mask2HandNet(nn.Module):
         else:
             silhouette = render.render_soft_silhouette(hand.vertices, self.hand.faces, K, image_size=(size, size),
                                                        sigma=cfg.sigma, mode=cfg.silhouette_mode)
-        output = Mask2HandOutput(params=hand.params, vertices=hand.vertices, joints=hand.joints,
-                                 silhouette=silhouette, input_mask=mask.squeeze(1), input_K=K)
+        refined_vertices = refined_joints = None
         if self.refine_net is not None:
-            output.refined_vertices, output.refined_joints = self.refine(mask, silhouette, hand.vertices)
-        return output
+            refined_vertices, refined_joints = self.refine(mask, silhouette, hand.vertices)
+        return Mask2HandOutput(params=hand.params, vertices=hand.vertices, joints=hand.joints,
+                               silhouette=silhouette, input_mask=mask.squeeze(1), input_K=K,
+                               refined_vertices=refined_vertices, refined_joints=refined_joints)
 
     def preliminary(self, mask: torch.Tensor, K: torch.Tensor) -> PreliminaryHand:
         """The encoder and the hand layer: prepared masks (B,1,S,S) and their intrinsics at the
@@ -299,24 +305,16 @@ class Mask2HandNet(nn.Module):
 
         if cfg.rotation == "axis_angle":
             rotation = axis_angle_to_matrix(code.rotation)
-            global_orient = code.rotation
         else:
             rotation = rotation_6d_to_matrix(code.rotation)
-            global_orient = matrix_to_axis_angle(rotation)
         betas = code.betas if code.betas is not None else code.pose.new_zeros(mask.shape[0], NUM_BETAS)
-        zeros = code.pose.new_zeros(mask.shape[0], 3)
-        if cfg.pose_space == "pca":
-            canonical = self.hand(zeros, zeros, pose_pcs=code.pose, betas=betas)
-        else:
-            canonical = self.hand(zeros, zeros, pose=code.pose, betas=betas)
-        rest_root = canonical.joints[:, :1]  # the wrist, where global_orient rotates about
-        root = decode_root_position(code.translation, K, size).unsqueeze(1)
-        vertices = (canonical.vertices - rest_root) @ rotation.transpose(1, 2) + root
-        joints = (canonical.joints - rest_root) @ rotation.transpose(1, 2) + root
-        params = HandParams(global_orient=global_orient, transl=(root - rest_root).squeeze(1),
-                            betas=betas, pose_pcs=code.pose if cfg.pose_space == "pca" else None,
-                            pose=code.pose if cfg.pose_space == "axis_angle" else None)
-        return PreliminaryHand(params=params, vertices=vertices, joints=joints)
+        root = decode_root_position(code.translation, K, size)
+        pose = {"pose_pcs": code.pose} if cfg.pose_space == "pca" else {"pose": code.pose}
+        placed = self.hand.place(rotation, root, betas=betas, **pose)
+        # an axis-angle head reports its own output, which may exceed pi, not its equivalent
+        global_orient = code.rotation if cfg.rotation == "axis_angle" else placed.full_pose[:, 0]
+        params = HandParams(global_orient=global_orient, transl=root - placed.rest_root, betas=betas, **pose)
+        return PreliminaryHand(params=params, vertices=placed.vertices, joints=placed.joints)
 
     def refine(self, mask: torch.Tensor, silhouette: torch.Tensor,
                vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from mask2hand.render.exact import NEAR_Z
+from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size
 
 _LAZY = {
     "SoftSilhouetteRenderer": "soft",
@@ -27,4 +27,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mask2hand.render' has no attribute {name!r}")
 
 
-__all__ = ["NEAR_Z", *sorted(_LAZY)]
+__all__ = ["NEAR_Z", "mask_iou", "rasterize_by_size", *sorted(_LAZY)]

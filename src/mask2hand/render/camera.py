@@ -1,4 +1,4 @@
-"""Pinhole cameras with the guide's pixel convention, and the near plane.
+"""Pinhole cameras, their pixel convention (as in the README's Conventions) and the near plane.
 
 Image coordinates are continuous: the image's top-left corner is (0, 0), pixel
 (row i, column j) covers [j, j+1) x [i, i+1) and its center is (j + 0.5, i + 0.5).
@@ -44,8 +44,8 @@ def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.T
     """Camera-space points (B,N,3) at depth z (B,N) (meters) seen at pixel coordinates uv (B,N,2).
 
     The inverse of `project` for the given depth: project(unproject(uv, z, K), K) == uv.
-    K is a pinhole matrix (upper triangular, last row 0 0 1; the guide's convention), so the
-    ray is solved in closed form (which also exports to ONNX, unlike a general solve).
+    K is a pinhole matrix (upper triangular, last row 0 0 1), so the ray is solved in closed
+    form (which also exports to ONNX, unlike a general solve).
     """
     if uv.ndim != 3 or uv.shape[-1] != 2 or depth.shape != uv.shape[:2]:
         raise Mask2HandError(f"uv must be (B,N,2) and depth (B,N), got {tuple(uv.shape)} and {tuple(depth.shape)}")

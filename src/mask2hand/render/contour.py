@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.render.exact import mask_iou, mask_overlap  # noqa: F401  (mask_iou: importable beside mask_dice)
 
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
@@ -96,30 +97,9 @@ def silhouette_bce(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy(silhouette, (mask > 0.5).to(silhouette.dtype))
 
 
-def _binary(masks) -> torch.Tensor:
-    masks = torch.as_tensor(masks)
-    return masks if masks.dtype == torch.bool else masks > 0.5
-
-
-def _overlap(pred, target) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    pred, target = _binary(pred), _binary(target)
-    if pred.ndim != 3 or pred.shape != target.shape:
-        raise Mask2HandError(f"pred and target must both have shape (B,H,W), got {tuple(pred.shape)} and {tuple(target.shape)}")
-    pred, target = pred.flatten(1), target.to(pred.device).flatten(1)
-    intersection = (pred & target).sum(1, dtype=torch.float64)
-    return intersection, pred.sum(1, dtype=torch.float64), target.sum(1, dtype=torch.float64)
-
-
-def mask_iou(pred, target) -> torch.Tensor:
-    """Intersection over union (B,) float64 of binary masks (B,H,W) (bool, or values > 0.5 are
-    hand; torch or numpy). Two empty masks have IoU 1."""
-    intersection, p, t = _overlap(pred, target)
-    union = p + t - intersection
-    return torch.where(union > 0, intersection / union.clamp_min(1), torch.ones_like(union))
-
-
-def mask_dice(pred, target) -> torch.Tensor:
-    """Dice coefficient 2|P&T| / (|P| + |T|) (B,) float64 of binary masks (B,H,W); two empty masks give 1."""
-    intersection, p, t = _overlap(pred, target)
+def mask_dice(pred, target) -> np.ndarray | torch.Tensor:
+    """Dice coefficient 2|P&T| / (|P| + |T|) (B,) float64 of binary masks (B,H,W) (bool, or values
+    > 0.5 are hand; numpy or torch, torch if either is); two empty masks give 1."""
+    intersection, p, t = mask_overlap(pred, target)
     total = p + t
-    return torch.where(total > 0, 2 * intersection / total.clamp_min(1), torch.ones_like(total))
+    return 2 * intersection / total.clip(1) + (total == 0)  # an empty pair: 0 / 1 + 1

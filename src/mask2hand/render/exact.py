@@ -17,17 +17,23 @@ Two ways to enumerate the (edge, row) pairs of the scan conversion:
   elementwise operators, so it traces to one ONNX graph.
 
 Both give the same coverage counts, bit for bit, for the same float64 inputs.
+
+The mask metrics (`mask_iou`, `mask_overlap`) live here too, for the same reason: one
+definition for numpy and torch masks.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+
+if TYPE_CHECKING:  # annotations only: importing this module must not import torch
+    import torch
 
 NEAR_Z = 1e-3
 """Near plane depth in meters: faces with any vertex at z <= NEAR_Z are not rendered."""
@@ -93,6 +99,14 @@ class _NumpyOps:
     def cast(a, like):
         return a.astype(like.dtype, copy=False)
 
+    @staticmethod
+    def as_bool(a):
+        return a if a.dtype == bool else a > 0.5
+
+    @staticmethod
+    def count(a):
+        return a.reshape(len(a), -1).sum(1, dtype=np.float64)
+
 
 class _TorchOps:
     """_NumpyOps for torch tensors (eager, or traced for ONNX)."""
@@ -148,6 +162,12 @@ class _TorchOps:
     @staticmethod
     def cast(a, like):
         return a.to(like.dtype)
+
+    def as_bool(self, a):
+        return a if a.dtype == self.xp.bool else a > 0.5
+
+    def count(self, a):
+        return a.flatten(1).sum(1, dtype=self.xp.float64)
 
 
 _TORCH_OPS: list[_TorchOps] = []
@@ -362,14 +382,54 @@ def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
     return silhouette(vertices, K, faces, table.edges, table.edge_faces, table.edge_dirs, (height, width))
 
 
-def mask_iou_numpy(pred, target) -> np.ndarray:
-    """Intersection over union (B,) float64 of binary masks (B,H,W) (bool, or values > 0.5 are
-    hand); two empty masks have IoU 1. The numpy twin of `mask2hand.render.contour.mask_iou`."""
-    pred, target = np.asarray(pred), np.asarray(target)
-    pred = pred if pred.dtype == bool else pred > 0.5
-    target = target if target.dtype == bool else target > 0.5
+def rasterize_by_size(vertices, faces, K, image_sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+    """Exact silhouettes of meshes at each one's own image size, numpy only (no torch).
+
+    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
+    image_sizes: B sizes (H_b, W_b). Returns B bool arrays (H_b,W_b), from one `rasterize`
+    call per distinct size.
+    """
+    vertices, K = np.asarray(vertices), np.asarray(K)
+    if len(image_sizes) != len(vertices):
+        raise Mask2HandError(f"{len(image_sizes)} image sizes for {len(vertices)} meshes; give one size per mesh")
+    groups: dict[tuple[int, int], list[int]] = {}
+    for b, size in enumerate(image_sizes):
+        groups.setdefault((int(size[0]), int(size[1])), []).append(b)
+    masks: list[np.ndarray | None] = [None] * len(image_sizes)
+    for size, members in groups.items():
+        for b, mask in zip(members, rasterize(vertices[members], faces, K[members], size)):
+            masks[b] = mask
+    return masks
+
+
+# ---------------------------------------------------------------------- mask metrics
+
+def _same_kind(a, b):
+    """Both masks as numpy arrays, or both as torch tensors on one device when either is a tensor
+    (the first tensor's device)."""
+    tensors = [x for x in (a, b) if hasattr(x, "detach")]
+    if not tensors:
+        return np.asarray(a), np.asarray(b)
+    xp, device = _ops(tensors[0]).xp, tensors[0].device
+    return tuple(x.to(device) if hasattr(x, "detach") else xp.as_tensor(np.ascontiguousarray(x), device=device)
+                 for x in (a, b))
+
+
+def mask_overlap(pred, target) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tuple[torch.Tensor, ...]:
+    """(intersection, pred area, target area), each (B,) float64 pixel counts, of binary masks
+    (B,H,W): bool, or values > 0.5 are hand. numpy or torch (torch if either is)."""
+    pred, target = _same_kind(pred, target)
+    ops = _ops(pred)
+    pred, target = ops.as_bool(pred), ops.as_bool(target)
     if pred.ndim != 3 or pred.shape != target.shape:
-        raise Mask2HandError(f"pred and target must both have shape (B,H,W), got {pred.shape} and {target.shape}")
-    intersection = (pred & target).reshape(len(pred), -1).sum(1, dtype=np.float64)
-    union = (pred | target).reshape(len(pred), -1).sum(1, dtype=np.float64)
-    return np.where(union > 0, intersection / np.maximum(union, 1), 1.0)
+        raise Mask2HandError(f"pred and target must both have shape (B,H,W), got {tuple(pred.shape)} "
+                             f"and {tuple(target.shape)}")
+    return ops.count(pred & target), ops.count(pred), ops.count(target)
+
+
+def mask_iou(pred, target) -> np.ndarray | torch.Tensor:
+    """Intersection over union (B,) float64 of binary masks (B,H,W) (bool, or values > 0.5 are
+    hand; numpy or torch, torch if either is). Two empty masks have IoU 1."""
+    intersection, p, t = mask_overlap(pred, target)
+    union = p + t - intersection
+    return intersection / union.clip(1) + (union == 0)  # an empty pair: 0 / 1 + 1

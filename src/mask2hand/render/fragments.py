@@ -28,13 +28,15 @@ from mask2hand.render.raster import coverage_counts
 from mask2hand.render.topology import mesh_topology, silhouette_edges
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fragments:
-    """What the blending stage needs, for a batch of B images of H x W pixels.
+    """What the blending stage needs, for a batch of B images of H x W pixels; P fragments.
 
-    pixel (P,) flat pixel index b*H*W + i*W + j of each fragment; dist (P,) its signed
-    squared distance in pixel^2 (negative inside; differentiable w.r.t. the vertices);
-    base (B,H,W) the value of pixels without fragments (blending may write into it);
+    pixel (P,) int64: flat pixel index b*H*W + i*W + j of each fragment (no padding).
+    dist (P,) float, the vertices' dtype: its signed squared distance in pixel^2 (negative
+        inside), differentiable w.r.t. the vertices.
+    base (B,H,W) float, the vertices' dtype: the value of pixels without fragments (0 or 1,
+        no gradient); a scratch copy of the fragments' own that blending writes into.
     one_per_pixel: no pixel index repeats (lets blending skip the per-pixel product).
     """
 
@@ -42,6 +44,11 @@ class Fragments:
     dist: torch.Tensor
     base: torch.Tensor
     one_per_pixel: bool
+
+    def detach(self) -> "Fragments":
+        """The same fragments with `dist` cut from the graph (base gets a copy of its own)."""
+        return Fragments(pixel=self.pixel, dist=self.dist.detach(), base=self.base.detach().clone(),
+                         one_per_pixel=self.one_per_pixel)
 
 
 def _interval_of_linear(alpha: torch.Tensor, beta: torch.Tensor, lo: torch.Tensor | float,
@@ -85,11 +92,12 @@ def _capsule_row_spans(ax, ay, bx, by, y, radius_sq: float) -> tuple[torch.Tenso
     return lo, hi
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Spans:
     """Runs of at most `width` consecutive pixels of one row near one segment, padded to `width`.
 
-    seg (Q,) segment index; row (Q,) pixel row; col0 (Q,) first column; count (Q,) pixels used.
+    seg (Q,) int64 segment index; row (Q,) int64 pixel row; col0 (Q,) int64 first column;
+    count (Q,) int64 pixels used, 0 to width.
     """
 
     seg: torch.Tensor

@@ -4,8 +4,9 @@ Formulation. For a pixel center p and a projected face f let d be the distance f
 the triangle's boundary and dist = -d^2 if p is inside the triangle, +d^2 outside (the
 signed squared distance of PyTorch3D's fragments, pixel^2 units). The face's coverage
 probability is D = sigmoid(-dist / sigma), i.e. sigmoid(+d^2/sigma) inside and
-sigmoid(-d^2/sigma) outside (the issue's "sigmoid(-s d^2/sigma)" with s = -1 inside), and
-the silhouette is S = 1 - prod_f (1 - D_f), computed as -expm1(-sum_f softplus(-dist_f/sigma)).
+sigmoid(-d^2/sigma) outside (SoftRas' sigmoid(delta d^2/sigma) with delta = +1 inside and
+-1 outside), and the silhouette is S = 1 - prod_f (1 - D_f), computed as
+-expm1(-sum_f softplus(-dist_f/sigma)).
 A face is ignored where D < CUTOFF_PROBABILITY (outside and d^2 >= sigma ln((1 - eps)/eps)),
 like PyTorch3D's blur radius; PyTorch3D also keeps only the 100 nearest faces per pixel
 (not done here).

@@ -11,16 +11,15 @@ A recipe has five sections:
 from __future__ import annotations
 
 import os
-from importlib import resources
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
-from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, recipe_names, to_dict
+from mask2hand.train.recipes import resolve_recipe
+from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, to_dict
 from mask2hand.errors import Mask2HandError
 
 
@@ -134,16 +133,6 @@ def load_config(source: str | os.PathLike | dict, overrides: list[str] | None = 
     network_config(config)
     loss_weights(config)
     return config
-
-
-def resolve_recipe(source: str | os.PathLike) -> Path:
-    path = Path(source)
-    if path.is_file():
-        return path
-    named = Path(str(resources.files("mask2hand") / "configs" / f"{source}.yaml"))
-    if named.is_file():
-        return named
-    raise Mask2HandError(f"recipe not found: {source} (give a YAML file or one of: {', '.join(recipe_names())})")
 
 
 def network_config(config: TrainConfig):

@@ -17,25 +17,24 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from mask2hand.data.dataset import HandBatch, collate_samples
 from mask2hand.nn.checkpoint import (check_hand_identity, default_weights_path, float32_state, network_config_of,
                                   read_file, save_checkpoint)
 from mask2hand.errors import Mask2HandError
-from mask2hand.losses.objective import LossTerms
+from mask2hand.losses.objective import LossTerms, mask2hand_loss
 from mask2hand.utils.files import write_text_atomic
 from mask2hand.train.config import TrainConfig, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
 from mask2hand.train.sampler import EpochSampler
-
-LOSS_TERMS = tuple(f.name for f in fields(LossTerms))
-
+from mask2hand.train.val_metrics import batch_metric_sums
 
 @dataclass
 class RunResult:
@@ -85,28 +84,7 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
 
-        size = self.net_config.input_size
-        crop = self.net_config.input_crop
-        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand, crop_margin=crop)
-        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop)
-        self.sampler = EpochSampler(len(self.train_set), seed=config.seed, rank=self.dist.rank,
-                                    world_size=self.dist.world_size)
-        self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
-                                        world_size=self.dist.world_size)
-        from mask2hand.data.dataset import collate_samples
-
-        workers = config.data.workers
-        loader_args = dict(batch_size=config.train.batch_size, num_workers=workers, collate_fn=collate_samples,
-                           persistent_workers=False, pin_memory=self.dist.device.type == "cuda")
-        self.train_loader = DataLoader(self.train_set, sampler=self.sampler, drop_last=True, **loader_args)
-        self.val_loader = DataLoader(self.val_set, sampler=self.val_sampler, **loader_args)
-        self.steps_per_epoch = len(self.train_loader)
-        if config.train.max_steps_per_epoch:
-            self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_steps_per_epoch)
-        if self.steps_per_epoch == 0:
-            raise Mask2HandError(f"the training set has {len(self.train_set)} samples, fewer than one batch of "
-                                 f"{config.train.batch_size} per process; lower train.batch_size")
-
+        self._make_data()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.train.lr,
                                           weight_decay=config.train.weight_decay)
         self.scheduler = self._make_scheduler()
@@ -118,15 +96,41 @@ class Trainer:
         elif config.train.init_from:
             self._start_from(config.train.init_from)
         if not resume and self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            if (self.out_dir / "last.pt").exists():
-                raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
-                                     "or choose another --out")
-            write_text_atomic(self.out_dir / "config.yaml", dump_config(config))
-            for name in ("epochs.csv", "steps.csv"):
-                (self.out_dir / name).unlink(missing_ok=True)
+            self._start_run_folder()
 
     # ----------------------------------------------------------------- set-up
+    def _make_data(self) -> None:
+        """Training and validation sets, their per-process samplers and loaders, and steps_per_epoch."""
+        config = self.config
+        size, crop = self.net_config.input_size, self.net_config.input_crop
+        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand, crop_margin=crop)
+        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop)
+        self.sampler = EpochSampler(len(self.train_set), seed=config.seed, rank=self.dist.rank,
+                                    world_size=self.dist.world_size)
+        self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
+                                        world_size=self.dist.world_size)
+        loader_args = dict(batch_size=config.train.batch_size, num_workers=config.data.workers,
+                           collate_fn=collate_samples, persistent_workers=False,
+                           pin_memory=self.dist.device.type == "cuda")
+        self.train_loader = DataLoader(self.train_set, sampler=self.sampler, drop_last=True, **loader_args)
+        self.val_loader = DataLoader(self.val_set, sampler=self.val_sampler, **loader_args)
+        self.steps_per_epoch = len(self.train_loader)
+        if config.train.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_steps_per_epoch)
+        if self.steps_per_epoch == 0:
+            raise Mask2HandError(f"the training set has {len(self.train_set)} samples, fewer than one batch of "
+                                 f"{config.train.batch_size} per process; lower train.batch_size")
+
+    def _start_run_folder(self) -> None:
+        """Create out_dir for a new run (refusing one that holds a run) with its config.yaml and no old logs."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if (self.out_dir / "last.pt").exists():
+            raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
+                                 "or choose another --out")
+        write_text_atomic(self.out_dir / "config.yaml", dump_config(self.config))
+        for name in ("epochs.csv", "steps.csv"):
+            (self.out_dir / name).unlink(missing_ok=True)
+
     def _make_scheduler(self):
         kind = self.config.train.scheduler
         if kind == "plateau":
@@ -177,18 +181,10 @@ class Trainer:
         self.partial_sums = dict(payload.get("partial_sums", {}))
         self.train_seconds = payload.get("train_seconds", 0.0)
         if self.dist.is_main:
-            # drop step rows logged after the checkpoint (a crash between checkpoints)
-            steps = self.out_dir / "steps.csv"
-            if steps.exists():
-                rows = steps.read_text().splitlines()
-                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= self.step]
-                write_text_atomic(steps, "\n".join(kept) + "\n")
-            epochs = self.out_dir / "epochs.csv"
-            if epochs.exists():
-                rows = epochs.read_text().splitlines()
-                # rows are numbered by epochs done, so the checkpoint's own count is a finished epoch
-                kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= self.epoch]
-                write_text_atomic(epochs, "\n".join(kept) + "\n")
+            # drop rows logged after the checkpoint (a crash between checkpoints); epoch rows are
+            # numbered by epochs done, so the checkpoint's own count is a finished epoch
+            _trim_csv(self.out_dir / "steps.csv", self.step)
+            _trim_csv(self.out_dir / "epochs.csv", self.epoch)
 
     def _checkpoint_state(self) -> dict:
         return {
@@ -203,9 +199,8 @@ class Trainer:
             save_checkpoint(self.out_dir / name, self._checkpoint_state())
 
     # ----------------------------------------------------------------- steps
-    def _train_step(self, batch) -> dict[str, float]:
-        from mask2hand.losses.objective import mask2hand_loss
-
+    def _train_step(self, batch: HandBatch) -> dict[str, float]:
+        """One optimiser step on `batch`; its sample count and loss terms x count (see _term_sums)."""
         batch = batch.to(self.dist.device, non_blocking=True)
         output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
         terms = mask2hand_loss(output, batch, self.loss_weights)
@@ -219,20 +214,11 @@ class Trainer:
         if not torch.isfinite(terms.total):
             raise Mask2HandError(f"the loss became {terms.total.item()} at step {self.step}; lower train.lr "
                                  "or set train.grad_clip, then resume from last.pt")
-        n = len(batch)
-        values = {"count": float(n)}
-        for name in LOSS_TERMS:
-            value = getattr(terms, name, None)
-            if value is not None:
-                values[name] = float(value.detach()) * n
-        return values
+        return _term_sums(terms, len(batch))
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Validation loss terms and point/mask metrics (means over the validation set)."""
-        from mask2hand.losses.objective import mask2hand_loss
-        from mask2hand.train.val_metrics import batch_metric_sums
-
         self.net.eval()
         sums: dict[str, float] = {}
         for i, batch in enumerate(self.val_loader):
@@ -240,92 +226,142 @@ class Trainer:
                 break
             batch = batch.to(self.dist.device)
             output = self.net(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
-            terms = mask2hand_loss(output, batch, self.loss_weights)
-            n = float(len(batch))
-            sums["count"] = sums.get("count", 0.0) + n
-            for name in LOSS_TERMS:
-                value = getattr(terms, name, None)
-                if value is not None:
-                    sums[name] = sums.get(name, 0.0) + float(value) * n
-            for key, value in batch_metric_sums(output, batch, self.net.hand.faces).items():
-                sums[key] = sums.get(key, 0.0) + value
+            _add_into(sums, _term_sums(mask2hand_loss(output, batch, self.loss_weights), len(batch)))
+            _add_into(sums, batch_metric_sums(output, batch, self.net.hand.faces))
         self.net.train()
-        sums = reduce_sums(sums, self.dist)
-        count = max(sums.pop("count", 0.0), 1.0)
-        return {k: v / count for k, v in sums.items()}
+        return _means(sums, self.dist)[0]
 
     # ----------------------------------------------------------------- loop
     def run(self) -> RunResult:
-        cfg = self.config.train
-        started = time.perf_counter()
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
-        stop_reason = "finished"
-        self.net.train()
+        """Train until train.epochs are done, the time budget (train.max_minutes) is spent or the
+        process is interrupted (Ctrl-C, SIGTERM); last.pt is saved in every case."""
+        max_minutes = self.config.train.max_minutes
+        clock = _RunClock(time.perf_counter(), max_minutes * 60 if max_minutes else None)
         logger = _Logger(self.out_dir, self.dist.is_main)
-        samples_this_run, run_seconds = 0, 0.0
+        self.net.train()
         _stop_on_sigterm()
-        try:
-            while self.epoch < cfg.epochs and stop_reason == "finished":
-                self.train_set.set_epoch(self.epoch)
-                self.sampler.set_epoch(self.epoch, start=self.position * cfg.batch_size)
-                sums = dict(self.partial_sums)
-                progress = _progress(self.steps_per_epoch, self.position, f"epoch {self.epoch + 1}/{cfg.epochs}",
-                                     self.quiet or not self.dist.is_main)
-                epoch_start = time.perf_counter()
-                for batch in self.train_loader:
-                    if self.position >= self.steps_per_epoch:
-                        break
-                    t0 = time.perf_counter()
-                    values = self._train_step(batch)
-                    self.train_seconds += time.perf_counter() - t0
-                    self.step += 1
-                    self.position += 1
-                    for key, value in values.items():
-                        sums[key] = sums.get(key, 0.0) + value
-                    self.partial_sums = sums
-                    samples_this_run += int(values["count"]) * self.dist.world_size
-                    logger.step(self.step, self.epoch, values["total"] / values["count"])
-                    rate = samples_this_run / max(time.perf_counter() - started, 1e-9)
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{values['total'] / values['count']:.4g}", samples_s=f"{rate:.0f}")
-                    over_budget = budget is not None and time.perf_counter() - started > budget
-                    if broadcast_flag(over_budget, self.dist):
-                        stop_reason = "time budget"
-                        break
-                progress.close()
-                if stop_reason != "finished":
-                    break
-                epoch_seconds = time.perf_counter() - epoch_start
-                train_means = reduce_sums(sums, self.dist)
-                count = max(train_means.pop("count", 0.0), 1.0)
-                train_means = {k: v / count for k, v in train_means.items()}
-                val = self.validate()
-                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(val["total"])
-                self.epoch += 1
-                self.position = 0
-                self.partial_sums = {}
-                improved = val["total"] < self.best_val
-                if improved:
-                    self.best_val = val["total"]
-                logger.epoch(self.epoch, self.optimizer.param_groups[0]["lr"], train_means, val,
-                             count / max(epoch_seconds, 1e-9))
-                self._save("last.pt")
-                if improved:
-                    self._save("best.pt")
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
-            if self.dist.is_main:
-                print(f"\ninterrupted: saving {self.out_dir / 'last.pt'} (resume with --resume)", file=sys.stderr)
+        stop_reason = self._train_epochs(clock, logger)
         if stop_reason != "finished":
             self._save("last.pt")
-        run_seconds = time.perf_counter() - started
         result = RunResult(self.out_dir, self.epoch, self.step, self.best_val, stop_reason,
-                           samples_this_run / max(run_seconds, 1e-9))
+                           clock.samples_per_second())
         if self.dist.is_main:
             logger.finish(result, self.config)
         shutdown(self.dist)
         return result
+
+    def _train_epochs(self, clock: _RunClock, logger: _Logger) -> str:
+        """Train the remaining epochs; the RunResult.stop_reason."""
+        try:
+            while self.epoch < self.config.train.epochs:
+                epoch_start = time.perf_counter()
+                if not self._train_epoch(clock, logger):
+                    return "time budget"
+                self._end_epoch(time.perf_counter() - epoch_start, logger)
+        except KeyboardInterrupt:
+            if self.dist.is_main:
+                print(f"\ninterrupted: saving {self.out_dir / 'last.pt'} (resume with --resume)", file=sys.stderr)
+            return "interrupted"
+        return "finished"
+
+    def _train_epoch(self, clock: _RunClock, logger: _Logger) -> bool:
+        """Train the current epoch from self.position on; False when the time budget stopped it."""
+        cfg = self.config.train
+        self.train_set.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, start=self.position * cfg.batch_size)
+        progress = _progress(self.steps_per_epoch, self.position, f"epoch {self.epoch + 1}/{cfg.epochs}",
+                             self.quiet or not self.dist.is_main)
+        try:
+            for batch in self.train_loader:
+                if self.position >= self.steps_per_epoch:
+                    break
+                t0 = time.perf_counter()
+                values = self._train_step(batch)
+                self.train_seconds += time.perf_counter() - t0
+                self._record_step(values, clock, logger, progress)
+                # every process takes part in the flag's collective, so all stop after the same step
+                if broadcast_flag(clock.over_budget(), self.dist):
+                    return False
+        finally:
+            progress.close()
+        return True
+
+    def _record_step(self, values: dict[str, float], clock: _RunClock, logger: _Logger, progress) -> None:
+        """Count a finished step: position, the epoch's partial sums (kept for resuming), steps.csv, progress."""
+        self.step += 1
+        self.position += 1
+        _add_into(self.partial_sums, values)
+        clock.samples += int(values["count"]) * self.dist.world_size
+        loss = values["total"] / values["count"]
+        logger.step(self.step, self.epoch, loss)
+        progress.update(1)
+        progress.set_postfix(loss=f"{loss:.4g}", samples_s=f"{clock.samples_per_second():.0f}")
+
+    def _end_epoch(self, epoch_seconds: float, logger: _Logger) -> None:
+        """Validate, step a plateau scheduler, log the epoch and save last.pt (and best.pt when the
+        validation loss improved)."""
+        train_means, samples = _means(self.partial_sums, self.dist)
+        val = self.validate()
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val["total"])
+        self.epoch += 1
+        self.position = 0
+        self.partial_sums = {}
+        improved = val["total"] < self.best_val
+        if improved:
+            self.best_val = val["total"]
+        logger.epoch(self.epoch, self.optimizer.param_groups[0]["lr"], train_means, val,
+                     samples / max(epoch_seconds, 1e-9))
+        self._save("last.pt")
+        if improved:
+            self._save("best.pt")
+
+
+@dataclass
+class _RunClock:
+    """Wall clock and sample count of this process's run (not of the resumed run as a whole).
+
+    started: time.perf_counter() at the start; budget_s: seconds allowed (None: no limit);
+    samples: training samples seen by all processes together.
+    """
+
+    started: float
+    budget_s: float | None
+    samples: int = 0
+
+    def over_budget(self) -> bool:
+        return self.budget_s is not None and time.perf_counter() - self.started > self.budget_s
+
+    def samples_per_second(self) -> float:
+        return self.samples / max(time.perf_counter() - self.started, 1e-9)
+
+
+def _term_sums(terms: LossTerms, n: int) -> dict[str, float]:
+    """`count` n and every computed loss term x n: sums over samples, which add up across batches and ranks."""
+    return {"count": float(n), **{name: value * n for name, value in terms.as_dict().items()}}
+
+
+def _add_into(sums: dict[str, float], values: dict[str, float]) -> None:
+    """Add `values` into `sums` key by key (missing keys start at 0)."""
+    for key, value in values.items():
+        sums[key] = sums.get(key, 0.0) + value
+
+
+def _means(sums: dict[str, float], dist: DistInfo) -> tuple[dict[str, float], float]:
+    """Per-sample means of sums over samples (see _term_sums), summed over all processes first,
+    and the summed sample count (at least 1)."""
+    totals = reduce_sums(sums, dist)
+    count = max(totals.pop("count", 0.0), 1.0)
+    return {k: v / count for k, v in totals.items()}, count
+
+
+def _trim_csv(path: Path, last: int) -> None:
+    """Keep the header and the rows of a log whose first column (a step or epoch count) is at most `last`."""
+    if not path.exists():
+        return
+    rows = path.read_text().splitlines()
+    kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= last]
+    write_text_atomic(path, "\n".join(kept) + "\n")
 
 
 def _stop_on_sigterm() -> None:

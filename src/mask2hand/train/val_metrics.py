@@ -6,15 +6,24 @@ training only needs means, which add up across batches and ranks.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from mask2hand.evaluation.metrics import point_errors
 
+if TYPE_CHECKING:
+    from mask2hand.data.dataset import HandBatch
+    from mask2hand.nn.model import Mask2HandOutput
+
 CM = 100.0
 
 
-def batch_metric_sums(output, batch, faces: torch.Tensor) -> dict[str, float]:
-    """Sums over the batch of MPJPE, PA-MPJPE, MPVPE (cm) per output stage and of mask IoU."""
+def batch_metric_sums(output: Mask2HandOutput, batch: HandBatch, faces: torch.Tensor) -> dict[str, float]:
+    """Sums over the batch of MPJPE, PA-MPJPE, MPVPE (cm) per output stage and of mask IoU.
+
+    faces (F,3) of the hand model; the IoU is of the final mesh's exact mask at the batch's mask size.
+    """
     from mask2hand.render import rasterize_silhouette
     from mask2hand.render.contour import mask_iou
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from importlib import resources
 from typing import Any
 
 import yaml
@@ -108,9 +107,3 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj
-
-
-def recipe_names() -> list[str]:
-    """Names of the training recipes shipped in mask2hand/configs (file names without .yaml)."""
-    folder = resources.files("mask2hand") / "configs"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))

@@ -1,0 +1,96 @@
+"""Stage 1 of prediction: a mask file or array and its camera -> what the network takes.
+
+`prepare_mask` reads and cleans the mask (mask2hand.image), mirrors it for a left hand
+(mask2hand.inference.mirror), cuts the hand's window (or pads the whole image, for a
+network that sees it whole) and resamples it to the network's input size; `PreparedInput`
+adds the camera and gives the intrinsics of the model input.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mask2hand.errors import Mask2HandError
+from mask2hand.image.masks import DEFAULT_THRESHOLD, MaskTransform, load_mask, resample_mask
+from mask2hand.inference.cameras import Camera
+from mask2hand.inference.mirror import SIDES, mirror_K, mirror_mask
+
+
+@dataclass(frozen=True)
+class PreparedMask:
+    """A mask ready for the network.
+
+    mask: (H,W) bool, the cleaned mask at the original resolution, in the frame the network
+    sees (mirrored for a left hand). model_input: (S,S) float32 0/1, the cut (or padded)
+    and resampled network input. transform: original <-> model pixel map. warnings:
+    one-line messages about what was changed. source: file name or "<array i>".
+    """
+
+    mask: np.ndarray
+    model_input: np.ndarray
+    transform: MaskTransform
+    warnings: list[str] = field(default_factory=list)
+    source: str = "<array>"
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(H, W) of the input image."""
+        return self.transform.original_size
+
+
+def check_side(side: str) -> str:
+    """A validated hand side, "right" or "left"; raises Mask2HandError for anything else."""
+    if side not in SIDES:
+        raise Mask2HandError(f"side must be 'right' or 'left', got {side!r}")
+    return side
+
+
+def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: float = DEFAULT_THRESHOLD,
+                 name: str | None = None, crop_margin: float | None = None, side: str = "right") -> PreparedMask:
+    """Load (file or array) and prepare a mask for a network with (size, size) input: cut
+    around the hand with `crop_margin` (see mask2hand.image.masks.resample_mask), mirrored
+    first for side="left". Raises Mask2HandError for a bad input (message without the
+    file name: callers add it)."""
+    clean, warnings = load_mask(source, threshold)
+    if check_side(side) == "left":
+        clean = mirror_mask(clean)
+    model_input, transform = resample_mask(clean, size, crop_margin)
+    if not model_input.any():
+        raise Mask2HandError(f"the hand region vanishes when the mask is resized to {size}x{size}; "
+                             "give a mask where the hand covers more of the image")
+    if name is None:
+        name = str(source) if isinstance(source, (str, os.PathLike)) else "<array>"
+    return PreparedMask(mask=clean, model_input=model_input, transform=transform, warnings=warnings, source=name)
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """A mask ready for the network with its camera: mask (PreparedMask), camera (Camera, of
+    the input image), side ("right" or "left")."""
+
+    mask: PreparedMask
+    camera: Camera
+    side: str = "right"
+
+    @property
+    def K_network(self) -> np.ndarray:
+        """Intrinsics (3,3) of the full-resolution picture the network sees (mirrored for a left hand)."""
+        K = self.camera.K
+        return K if self.side == "right" else mirror_K(K, self.mask.image_size[1])
+
+    @property
+    def K_model(self) -> np.ndarray:
+        """Intrinsics (3,3) of the model input."""
+        return self.mask.transform.K_to_model(self.K_network)
+
+    @property
+    def original_mask(self) -> np.ndarray:
+        """The cleaned mask (H,W) bool in the input's own frame (`mask.mask` is mirrored for a left hand)."""
+        return self.mask.mask if self.side == "right" else mirror_mask(self.mask.mask)
+
+    @property
+    def source(self) -> str:
+        return self.mask.source

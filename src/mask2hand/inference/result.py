@@ -1,0 +1,137 @@
+"""What `Mask2Hand.predict` returns for one mask: `Prediction`, with its JSON form, figure and files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mask2hand.hand.params import HandParams
+from mask2hand.inference.mirror import mirror_K, mirror_mask
+from mask2hand.render.exact import project_points
+
+
+def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (B,N,2) float32 of camera-space points (B,N,3) through K (B,3,3),
+    computed in float64 with the renderer's projection."""
+    return project_points(np.asarray(points, dtype=np.float64), np.asarray(K, dtype=np.float64)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One predicted hand, in the input image's camera.
+
+    vertices: (V,3) meters, camera space, the final (refined, if the network refines) mesh.
+    joints: (21,3) meters, camera space, FreiHAND order.
+    joints_2d: (21,2) their projections in the input image's pixels.
+    params: HandParams of the network's parametric hand (see below for a left hand).
+    K: (3,3) the input image's intrinsics; image_size: (H, W).
+    mask: (H,W) bool, the cleaned input mask; rendered_mask: (H,W) bool, the exact
+        silhouette of the predicted hand at the input's resolution; iou: their IoU.
+    silhouette: (S,S) the network's silhouette of its preliminary hand in the model input's
+        frame, or None where the runner gives none.
+    faces: (F,3) int64. hand: the hand model's identity (name, asset hash, flat_hand_mean).
+    model: the weights' identity. camera: where K came from ("K", "focal", "default").
+    warnings: what was changed in the input; notes: what the user should know about the
+        answer (e.g. the assumed focal length). source: the input file name or "<array i>".
+    side: "right" or "left". For a left hand, vertices, joints, joints_2d, faces (winding
+        reversed), mask and rendered_mask are in the input's own frame, but params (and
+        silhouette) describe the mirrored right hand the network saw, in the mirrored camera
+        (camera x negated, K' = mirror_K(K, W); see mask2hand.inference.mirror).
+    iou_before_fit, fit_steps: with test-time fitting, the network's IoU and the updates made.
+    hypotheses: with hypotheses, a list of mask2hand.fit.Hypothesis, best first (vertices and
+        joints in the input's frame, params in the network's).
+    """
+
+    vertices: np.ndarray
+    joints: np.ndarray
+    joints_2d: np.ndarray
+    params: HandParams
+    K: np.ndarray
+    image_size: tuple[int, int]
+    mask: np.ndarray
+    rendered_mask: np.ndarray
+    iou: float
+    silhouette: np.ndarray | None
+    faces: np.ndarray
+    hand: dict[str, Any]
+    model: dict[str, Any]
+    camera: str
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    source: str = "<array>"
+    side: str = "right"
+    iou_before_fit: float | None = None
+    fit_steps: int | None = None
+    hypotheses: list | None = None
+
+    def network_frame(self) -> tuple[HandParams, np.ndarray, np.ndarray]:
+        """(params, mask (H,W) bool, K (3,3)) in the frame the params live in: the input's own for a
+        right hand, the mirrored picture for a left one (what mask2hand.fit.hypotheses takes)."""
+        if self.side == "right":
+            return self.params, self.mask, self.K
+        return self.params, mirror_mask(self.mask), mirror_K(self.K, self.mask.shape[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the meshes and images, JSON-ready (via mask2hand.export.files.to_jsonable):
+        joints in meters, 2-D joints in pixels."""
+        return {
+            "source": self.source,
+            "side": self.side,
+            "units": {"joints": "meters, camera space (x right, y down, z forward)",
+                      "joints_2d": "pixels of the input image (u right, v down, pixel centers at +0.5)"},
+            "joint_order": "FreiHAND: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring; 17-20 little",
+            "joints": self.joints,
+            "joints_2d": self.joints_2d,
+            "params": asdict(self.params),
+            "K": self.K,
+            "camera": self.camera,
+            "image_size": list(self.image_size),
+            "iou": self.iou,
+            "hand": self.hand,
+            "model": self.model,
+            "warnings": self.warnings,
+            "notes": self.notes,
+            **({} if self.fit_steps is None else {"iou_before_fit": self.iou_before_fit, "fit_steps": self.fit_steps}),
+            **({} if self.hypotheses is None else {"hypotheses": [h.to_dict() for h in self.hypotheses]}),
+        }
+
+    def figure(self, title: str | None = None):
+        """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
+        predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton."""
+        from mask2hand.export.figures import prediction_figure
+
+        vertices_2d = project(self.vertices[None], self.K[None])[0]
+        if title is None:
+            title = f"{Path(self.source).name}   IoU {self.iou:.3f}"
+        return prediction_figure(self.mask, self.rendered_mask, self.joints_2d, self.vertices, vertices_2d,
+                                 self.faces, self.joints, iou=self.iou, title=title)
+
+    def save(self, directory: str | os.PathLike, stem: str | None = None, figure: bool = True) -> dict[str, Path]:
+        """Write <stem>.obj, <stem>.ply, <stem>.json, <stem>_hyp<k>.obj per hypothesis and
+        (figure=True) <stem>.png into `directory`, all or nothing.
+
+        stem defaults to the input file's stem ("prediction" for arrays). Returns
+        {"obj", "ply", "json", "hyp<k>"..., "png"?: path}.
+        """
+        from mask2hand.export.files import figure_png_bytes, json_text, mesh_bytes, write_files
+
+        directory = Path(directory)
+        if stem is None:
+            stem = Path(self.source).stem if not self.source.startswith("<") else "prediction"
+        paths = {"obj": directory / f"{stem}.obj", "ply": directory / f"{stem}.ply",
+                 "json": directory / f"{stem}.json"}
+        writers = {paths["obj"]: lambda: mesh_bytes(self.vertices, self.faces, "obj"),
+                   paths["ply"]: lambda: mesh_bytes(self.vertices, self.faces, "ply"),
+                   paths["json"]: lambda: json_text(self.to_dict()).encode()}
+        for rank, hypothesis in enumerate(self.hypotheses or [], start=1):
+            paths[f"hyp{rank}"] = directory / f"{stem}_hyp{rank}.obj"
+            writers[paths[f"hyp{rank}"]] = lambda h=hypothesis: mesh_bytes(h.vertices, self.faces, "obj")
+        if figure:
+            paths["png"] = directory / f"{stem}.png"
+            writers[paths["png"]] = lambda: figure_png_bytes(self.figure())
+        write_files(writers)
+        return paths
