@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from common import print_table, setup_threads, time_per_call, write_json  # noqa: E402
 from mask2hand.render import rasterize_silhouette, render_soft_silhouette  # noqa: E402
-from mask2hand.render.contour import mask_iou  # noqa: E402
+from mask2hand.render.exact import mask_iou  # noqa: E402
 from mask2hand.testing.reference import render_soft_silhouette_dense  # noqa: E402
 from mask2hand.testing.scenes import RenderScene, scene_from_meshes  # noqa: E402
 

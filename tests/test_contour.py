@@ -13,10 +13,9 @@ from mask2hand.render.contour import (
     contour_loss,
     contour_pixels,
     contour_term,
-    mask_dice,
     silhouette_bce,
 )
-from mask2hand.render.exact import mask_iou
+from mask2hand.render.exact import mask_dice, mask_iou
 
 
 def test_contour_is_the_outer_ring_of_background_pixels():

@@ -234,10 +234,10 @@ def test_mask_metrics_wiring(monkeypatch):
 
     render = types.ModuleType("mask2hand.render")
     render.rasterize_silhouette = fake_rasterize
-    contour = types.ModuleType("mask2hand.render.contour")
-    contour.mask_iou, contour.mask_dice = iou, dice
+    exact = types.ModuleType("mask2hand.render.exact")
+    exact.mask_iou, exact.mask_dice = iou, dice
     monkeypatch.setitem(sys.modules, "mask2hand.render", render)
-    monkeypatch.setitem(sys.modules, "mask2hand.render.contour", contour)
+    monkeypatch.setitem(sys.modules, "mask2hand.render.exact", exact)
 
     mask = torch.zeros(2, 6, 8)
     mask[0, :2, :1] = 1  # 2 pixels inside the 4 predicted: IoU 2/4, Dice 4/6

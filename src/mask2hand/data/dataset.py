@@ -93,14 +93,14 @@ class SensorConfig:
 @dataclass
 class HandSample:
     """One training sample. mask (H,W) float32 0/1; K (3,3) float32 pixels; joints (21,3)
-    and vertices (V,3) float32 meters in camera space; distance_field (H,W) float32 pixels
-    (None if disabled); params when the source has hand-layer parameters; index: the
-    sample's id in its source."""
+    and vertices (V,3) float32 meters in camera space (None for an unlabelled mask);
+    distance_field (H,W) float32 pixels (None if disabled); params when the source has
+    hand-layer parameters; index: the sample's id in its source."""
 
     mask: torch.Tensor
     K: torch.Tensor
-    joints: torch.Tensor
-    vertices: torch.Tensor
+    joints: torch.Tensor | None
+    vertices: torch.Tensor | None
     distance_field: torch.Tensor | None
     params: HandParams | None
     index: int
@@ -108,12 +108,13 @@ class HandSample:
 
 @dataclass
 class HandBatch:
-    """A batch of HandSample: every tensor with a leading batch dimension B; index (B,) long."""
+    """A batch of HandSample: every tensor with a leading batch dimension B; index (B,) long.
+    joints and vertices are None for unlabelled masks (the losses that need them say so)."""
 
     mask: torch.Tensor
     K: torch.Tensor
-    joints: torch.Tensor
-    vertices: torch.Tensor
+    joints: torch.Tensor | None
+    vertices: torch.Tensor | None
     distance_field: torch.Tensor | None
     params: HandParams | None
     index: torch.Tensor
@@ -134,7 +135,8 @@ class HandBatch:
         params = None
         if self.params is not None:
             params = self.params.map(lambda value: value[i])
-        return HandSample(mask=self.mask[i], K=self.K[i], joints=self.joints[i], vertices=self.vertices[i],
+        return HandSample(mask=self.mask[i], K=self.K[i], joints=None if self.joints is None else self.joints[i],
+                          vertices=None if self.vertices is None else self.vertices[i],
                           distance_field=None if self.distance_field is None else self.distance_field[i],
                           params=params, index=int(self.index[i]))
 

@@ -224,7 +224,7 @@ class _StageAccumulator:
         # Imported here: the renderer sits below metrics in the data flow but is only
         # needed when silhouette metrics are asked for.
         from mask2hand.render import rasterize_silhouette
-        from mask2hand.render.contour import mask_dice, mask_iou
+        from mask2hand.render.exact import mask_dice, mask_iou
 
         target = torch.as_tensor(mask).detach().cpu() > 0.5
         vertices, K = (x.detach() if torch.is_tensor(x) else x for x in (vertices, K))

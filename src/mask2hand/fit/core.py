@@ -52,6 +52,7 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.checks import check_shape
 from mask2hand.fit.priors import prior_penalty
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.hand.model import HandOutput
@@ -223,8 +224,7 @@ def as_K_array(K: Any, batch: int) -> np.ndarray:
                    [np.asarray(k) for k in K] if isinstance(K, (list, tuple)) else K, dtype=np.float64)
     if K.shape == (3, 3):
         K = np.broadcast_to(K, (batch, 3, 3))
-    if K.shape != (batch, 3, 3):
-        raise Mask2HandError(f"K must be (3,3) or ({batch},3,3), got {K.shape}")
+    check_shape(K, ["B", "3", "3"], "K", {"B": batch})
     return np.ascontiguousarray(K)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import lbs
+from mask2hand.utils.checks import check_shape
 
 NUM_RIG_JOINTS = 16
 NUM_FINGER_JOINTS = 15
@@ -188,10 +189,8 @@ class HandModel(nn.Module):
         added afterwards; pose (B,45)/(B,15,3) finger axis-angle or pose_pcs (B,k);
         betas (B,<=10), zero if None. Returns a HandOutput.
         """
-        if global_orient.ndim != 2 or global_orient.shape[1] != 3:
-            raise Mask2HandError(f"global_orient must be (B,3) axis-angle, got {tuple(global_orient.shape)}")
-        if transl.shape != global_orient.shape:
-            raise Mask2HandError(f"transl must be (B,3) like global_orient, got {tuple(transl.shape)}")
+        sizes = check_shape(global_orient, ["B", "3"], "global_orient (axis-angle)")
+        check_shape(transl, ["B", "3"], "transl", sizes)
         return self._pose(global_orient, lbs.axis_angle_to_matrix(global_orient), pose, pose_pcs, betas,
                           transl=transl)
 
@@ -206,10 +205,8 @@ class HandModel(nn.Module):
         conversion lies between it and the vertices (a rotation from a 6D code, or one
         composed from an increment, keeps its gradients at every angle).
         """
-        if rotation.ndim != 3 or rotation.shape[1:] != (3, 3):
-            raise Mask2HandError(f"rotation must be (B,3,3), got {tuple(rotation.shape)}")
-        if root.shape != (rotation.shape[0], 3):
-            raise Mask2HandError(f"root must be (B,3) with B={rotation.shape[0]}, got {tuple(root.shape)}")
+        sizes = check_shape(rotation, ["B", "3", "3"], "rotation")
+        check_shape(root, ["B", "3"], "root", sizes)
         return self._pose(lbs.matrix_to_axis_angle(rotation), rotation, pose, pose_pcs, betas, root=root)
 
     def _pose(self, global_orient: torch.Tensor, root_rotation: torch.Tensor, pose: torch.Tensor | None,

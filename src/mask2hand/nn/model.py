@@ -34,6 +34,7 @@ from torch import nn
 
 import mask2hand.render as render
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.checks import check_shape
 from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.nn.encoder import NUM_BETAS, Encoder, camera_features, decode_root_position
@@ -250,13 +251,11 @@ class Mask2HandNet(nn.Module):
         K = torch.as_tensor(K)
         if mask.ndim == 3:
             mask = mask.unsqueeze(1)
-        if mask.ndim != 4 or mask.shape[1] != 1:
-            raise Mask2HandError(f"mask must be (B,H,W) or (B,1,H,W), got {tuple(mask.shape)}")
+        sizes = check_shape(mask, ["B", "1", "H", "W"], "mask")
         batch, _, height, width = mask.shape
         if K.shape == (3, 3):
             K = K.expand(batch, 3, 3)
-        if K.shape != (batch, 3, 3):
-            raise Mask2HandError(f"K must be (3,3) or (B,3,3) with B={batch}, got {tuple(K.shape)}")
+        check_shape(K, ["B", "3", "3"], "K", sizes)
         mask = mask.to(device=reference.device, dtype=reference.dtype)
         K = K.to(device=reference.device, dtype=reference.dtype)
         size = self.config.input_size

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.render.exact import mask_iou, mask_overlap  # noqa: F401  (mask_iou: importable beside mask_dice)
+from mask2hand.utils.checks import check_shape
 
 _LAPLACIAN = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
@@ -63,9 +63,9 @@ def contour_distance_field(masks: np.ndarray) -> np.ndarray:
     return fields[0] if masks.ndim == 2 else fields
 
 
-def _check_pair(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
-    if a.ndim != 3 or a.shape != b.shape:
-        raise Mask2HandError(f"{names} must both have shape (B,H,W), got {tuple(a.shape)} and {tuple(b.shape)}")
+def _check_pair(a: torch.Tensor, b: torch.Tensor, first: str, second: str) -> None:
+    """Both (B,H,W) with the same B, H and W."""
+    check_shape(b, ["B", "H", "W"], second, check_shape(a, ["B", "H", "W"], first))
 
 
 def contour_term(silhouette: torch.Tensor) -> torch.Tensor:
@@ -84,7 +84,7 @@ def contour_loss(silhouette: torch.Tensor, distance_field: torch.Tensor) -> torc
     silhouette (B,H,W) soft silhouette in [0,1]; distance_field (B,H,W) pixels, from
     `contour_distance_field`.
     """
-    _check_pair(silhouette, distance_field, "silhouette and distance_field")
+    _check_pair(silhouette, distance_field, "silhouette", "distance_field")
     distance_field = distance_field.to(silhouette)
     return (contour_term(silhouette) * distance_field).sum() / silhouette.shape[0]
 
@@ -93,13 +93,7 @@ def silhouette_bce(silhouette: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """Binary cross-entropy (scalar, mean over all pixels) of a soft silhouette (B,H,W) in [0,1]
     against a 0/1 mask (B,H,W). log(0) is clamped at -100 as in torch."""
     mask = torch.as_tensor(mask, device=silhouette.device)
-    _check_pair(silhouette, mask, "silhouette and mask")
+    _check_pair(silhouette, mask, "silhouette", "mask")
     return F.binary_cross_entropy(silhouette, (mask > 0.5).to(silhouette.dtype))
 
 
-def mask_dice(pred, target) -> np.ndarray | torch.Tensor:
-    """Dice coefficient 2|P&T| / (|P| + |T|) (B,) float64 of binary masks (B,H,W) (bool, or values
-    > 0.5 are hand; numpy or torch, torch if either is); two empty masks give 1."""
-    intersection, p, t = mask_overlap(pred, target)
-    total = p + t
-    return 2 * intersection / total.clip(1) + (total == 0)  # an empty pair: 0 / 1 + 1

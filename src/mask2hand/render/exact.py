@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.checks import check_shape
 
 if TYPE_CHECKING:  # annotations only: importing this module must not import torch
     import torch
@@ -421,9 +422,7 @@ def mask_overlap(pred, target) -> tuple[np.ndarray, np.ndarray, np.ndarray] | tu
     pred, target = _same_kind(pred, target)
     ops = _ops(pred)
     pred, target = ops.as_bool(pred), ops.as_bool(target)
-    if pred.ndim != 3 or pred.shape != target.shape:
-        raise Mask2HandError(f"pred and target must both have shape (B,H,W), got {tuple(pred.shape)} "
-                             f"and {tuple(target.shape)}")
+    check_shape(target, ["B", "H", "W"], "target", check_shape(pred, ["B", "H", "W"], "pred"))
     return ops.count(pred & target), ops.count(pred), ops.count(target)
 
 
@@ -433,3 +432,11 @@ def mask_iou(pred, target) -> np.ndarray | torch.Tensor:
     intersection, p, t = mask_overlap(pred, target)
     union = p + t - intersection
     return intersection / union.clip(1) + (union == 0)  # an empty pair: 0 / 1 + 1
+
+
+def mask_dice(pred, target) -> np.ndarray | torch.Tensor:
+    """Dice coefficient 2|P&T| / (|P| + |T|) (B,) float64 of binary masks (B,H,W) (bool, or values
+    > 0.5 are hand; numpy or torch, torch if either is); two empty masks give 1."""
+    intersection, p, t = mask_overlap(pred, target)
+    total = p + t
+    return 2 * intersection / total.clip(1) + (total == 0)  # an empty pair: 0 / 1 + 1

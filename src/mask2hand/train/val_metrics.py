@@ -25,7 +25,7 @@ def batch_metric_sums(output: Mask2HandOutput, batch: HandBatch, faces: torch.Te
     faces (F,3) of the hand model; the IoU is of the final mesh's exact mask at the batch's mask size.
     """
     from mask2hand.render import rasterize_silhouette
-    from mask2hand.render.contour import mask_iou
+    from mask2hand.render.exact import mask_iou
 
     sums: dict[str, float] = {}
     stages = [("prelim", output.joints, output.vertices)]
