@@ -47,10 +47,17 @@ def draw_dataset_samples(datasets: dict[str, str | os.PathLike | StoredDataset],
                 uvw = xyz @ K.T
                 _draw_joints(ax, uvw[:, :2] / uvw[:, 2:3])
             ax.set_title(f"{title} #{i}  f={ds.arrays['K'][i][0, 0]:.0f}", fontsize=6)
-    fig.tight_layout(pad=0.3)
+    return _save(fig, path, pad=0.3, dpi=110)
+
+
+def _save(fig, path: str | os.PathLike, pad: float, dpi: int) -> Path:
+    """Lay out a pyplot figure, write it as PNG (making its folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout(pad=pad)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -76,12 +83,7 @@ def draw_noise_examples(masks: list[np.ndarray], path: str | os.PathLike, seed: 
             ax.axis("off")
             if r == 0:
                 ax.set_title(title, fontsize=6)
-    fig.tight_layout(pad=0.2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return _save(fig, path, pad=0.2, dpi=130)
 
 
 def main(argv: list[str] | None = None) -> int:
