@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from mask2hand.version import __version__
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
 
 # name -> (module under mask2hand.commands, one-line help)
 SUBCOMMANDS = {
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    sigterm_as_keyboard_interrupt()  # a killed command still removes its temporary files
     try:
         return importlib.import_module(f"mask2hand.commands.{args._module}").run(args)
     except Mask2HandError as exc:

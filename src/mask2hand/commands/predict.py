@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import sys
 from pathlib import Path
 
@@ -87,23 +88,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------- inputs
 
-def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[Path], list[tuple[str, str]]]:
+OUTPUT_SUFFIXES = (".obj", ".ply", ".json", ".png")
+"""What `Prediction.save` writes per input (<stem>_hyp<k>.obj besides, with hypotheses)."""
+
+
+def previous_outputs(out: Path) -> set[Path]:
+    """The files an earlier run wrote into `out` (resolved), as its summary.json lists them, and
+    the summary itself: never taken as inputs, even when --out is an input folder."""
+    summary = out / SUMMARY_NAME
+    try:
+        entries = json.loads(summary.read_text()).get("inputs", [])
+        names = [name for entry in entries for name in (entry.get("outputs") or {}).values()]
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return {summary.resolve()}  # no summary (or not ours): nothing else is known to be an output
+    return {summary.resolve()} | {(out / str(name)).resolve() for name in names}
+
+
+def expand_inputs(args: list[str], exclude: set[Path] = frozenset()) -> tuple[list[Path], list[tuple[str, str]]]:
     """INPUT arguments -> (mask files in order, without duplicates; [(argument, error)]).
 
     A folder gives its files with mask suffixes (sorted, not recursive); a pattern its
     matching files with mask suffixes; an existing file is taken whatever its suffix.
-    Files inside `exclude` (the output folder) are skipped unless named explicitly.
+    Files in `exclude` (resolved paths: an earlier run's outputs) are skipped unless named
+    explicitly.
     """
     files: list[Path] = []
     errors: list[tuple[str, str]] = []
     seen: set[Path] = set()
-    excluded = exclude.resolve() if exclude is not None else None
 
     def add(path: Path, explicit: bool) -> None:
         key = path.resolve()
-        if key in seen:
-            return
-        if not explicit and excluded is not None and excluded in key.parents:
+        if key in seen or (not explicit and key in exclude):
             return
         seen.add(key)
         files.append(path)
@@ -130,21 +145,29 @@ def expand_inputs(args: list[str], exclude: Path | None = None) -> tuple[list[Pa
     return files, errors
 
 
-def output_stems(files: list[Path]) -> list[str]:
+def output_stems(files: list[Path], out: Path) -> list[str]:
     """A distinct output name per input: its stem; on a clash, folder_stem, then folder_stem_suffix,
-    then a number (case-insensitively distinct, so it also works on macOS and Windows)."""
+    then a number (case-insensitively distinct, so it also works on macOS and Windows). A stem
+    whose outputs in `out` would overwrite an input file is not used (--out may be an input folder)."""
     counts: dict[str, int] = {}
     for path in files:
         counts[path.stem.lower()] = counts.get(path.stem.lower(), 0) + 1
+    inputs = {str(path.resolve()).lower() for path in files}
+    folder = out.resolve()
+
+    def free(stem: str) -> bool:
+        return stem.lower() not in used and not any(
+            str(folder / f"{stem}{suffix}").lower() in inputs for suffix in OUTPUT_SUFFIXES)
+
     used = {Path(SUMMARY_NAME).stem}
     result: list[str] = []
     for path in files:
         candidates = [path.stem] if counts[path.stem.lower()] == 1 else []
         base = f"{path.parent.name or 'input'}_{path.stem}"
         candidates += [base, f"{base}_{path.suffix.lstrip('.').lower()}"]
-        name = next((c for c in candidates if c.lower() not in used), None)
+        name = next((c for c in candidates if free(c)), None)
         k = 2
-        while name is None or name.lower() in used:
+        while name is None or not free(name):
             name, k = f"{candidates[-1]}-{k}", k + 1
         used.add(name.lower())
         result.append(name)
@@ -176,7 +199,7 @@ class _Reporter:
 
 
 def _predict_isolating_failures(model, prepared: list, batch_size: int, **options) -> list:
-    """Predictions for a chunk; if the batch fails (e.g. a degenerate answer), each input alone,
+    """Predictions for a chunk; if the batch fails (a degenerate answer, memory), each input alone,
     so one bad answer costs only its own input. Failed entries are the Mask2HandError.
     options: fit / hypotheses of Mask2Hand.predict_prepared."""
     from mask2hand.errors import Mask2HandError
@@ -185,13 +208,16 @@ def _predict_isolating_failures(model, prepared: list, batch_size: int, **option
         return []
     try:
         return model.predict_prepared(prepared, batch_size=batch_size, **options)
-    except Mask2HandError:
+    except (Mask2HandError, MemoryError):
         results: list = []
         for item in prepared:
             try:
                 results.append(model.predict_prepared([item], **options)[0])
             except Mask2HandError as exc:
                 results.append(exc)
+            except MemoryError:
+                results.append(Mask2HandError("not enough memory for this input; downscale it or lower "
+                                              "--batch-size"))
         return results
 
 
@@ -246,16 +272,21 @@ def run_sequence(args: argparse.Namespace) -> int:
                              "use --runtime torch, or --no-smoothing")
     model = load_model(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
-                              fps=args.fps, smoothing=smoothing, batch_size=args.batch_size)
-    entries = []
-    for t, (prediction, name) in enumerate(zip(result.predictions, frames.names)):
+                              fps=args.fps, smoothing=smoothing, batch_size=args.batch_size, skip_bad_frames=True)
+    report = _Reporter(0)
+    for name, message in result.failed:
+        report.line("error", f"{frames.source} frame {name}", message)
+    entries = [{"frame": frames.names.index(name), "status": "error", "error": message}
+               for name, message in result.failed]
+    for t, prediction in zip(result.frames, result.predictions):
         try:
-            paths = prediction.save(out, name, figure=not args.no_figure)
+            paths = prediction.save(out, frames.names[t], figure=not args.no_figure)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the outputs of frame {t} ({exc}); check that {out} is writable "
                                  "and has space") from None
-        entries.append({"frame": t, "input": prediction.source, "iou": prediction.iou,
+        entries.append({"frame": t, "status": "ok", "input": prediction.source, "iou": prediction.iou,
                         "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings})
+    entries.sort(key=lambda entry: entry["frame"])
     gif = None
     if not args.no_gif:
         try:
@@ -268,14 +299,14 @@ def run_sequence(args: argparse.Namespace) -> int:
         jitter = {"raw": mean_joint_acceleration(np.stack([p.joints for p in result.raw])),
                   "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
     summary = {"model": model.model_identity, "hand": model.hand_identity, "source": frames.source,
-               "frames": len(entries), "fps": result.fps, "side": args.side,
+               "frames": len(entries), "failed": len(result.failed), "fps": result.fps, "side": args.side,
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
                "jitter_m_per_frame2": jitter, "animation": gif.name if gif else None, "inputs": entries}
     summary_path = write_json(out / SUMMARY_NAME, summary)
-    print(f"{len(entries)} frame(s) of {frames.source} predicted into {out}/"
+    print(f"{len(result.predictions)} of {len(entries)} frame(s) of {frames.source} predicted into {out}/"
           f"{' (smoothed)' if smoothing else ''}{', animation ' + gif.name if gif else ''}; summary: {summary_path}")
-    return 0
+    return 2 if result.failed else 0
 
 
 def _fit_options(args: argparse.Namespace):
@@ -302,24 +333,19 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
 
 
-def _prepare_chunk(model, chunk: list[tuple[int, Path, str]], args: argparse.Namespace, k_file, focal,
-                   records: dict[int, dict], report: _Reporter) -> tuple[list, list[tuple[int, Path, str]]]:
-    """Stage 1 for (index, path, stem) inputs: (prepared inputs, their (index, path, stem)); a bad
-    input is recorded as failed and left out."""
+def _prepare(model, path: Path, args: argparse.Namespace, k_file, focal):
+    """Stage 1 for one input file: a PreparedInput, or the one-line message of why it failed."""
     from mask2hand.errors import Mask2HandError
 
-    prepared, kept = [], []
-    for index, path, stem in chunk:
-        try:
-            K = k_file.for_input(path) if k_file is not None else None
-            prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
-                                          side=args.side))
-            kept.append((index, path, stem))
-        except Mask2HandError as exc:
-            report.failed(records, index, path, str(exc))
-        except Exception as exc:  # an unforeseen reader failure must not stop the batch
-            report.failed(records, index, path, f"cannot read this input ({type(exc).__name__}: {exc})")
-    return prepared, kept
+    try:
+        K = k_file.for_input(path) if k_file is not None else None
+        return model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path), side=args.side)
+    except Mask2HandError as exc:
+        return str(exc)
+    except MemoryError:
+        return "not enough memory to read this input; downscale it (a silhouette needs a few hundred pixels)"
+    except Exception as exc:  # an unforeseen reader failure must not stop the batch
+        return f"cannot read this input ({type(exc).__name__}: {exc})"
 
 
 def _save_prediction(prediction, path: Path, stem: str, out: Path, args: argparse.Namespace) -> dict:
@@ -334,31 +360,58 @@ def _save_prediction(prediction, path: Path, stem: str, out: Path, args: argpars
     return record
 
 
+PIXEL_BUDGET = 64_000_000
+"""Most input pixels (summed over the masks) held at once: a batch is run early when its masks
+reach this, so memory stays bounded whatever the inputs' sizes (64 large images at once would
+need gigabytes for their full-resolution masks and silhouettes)."""
+
+
 def _predict_files(model, files: list[Path], args: argparse.Namespace, out: Path, k_file, focal, fit, hypotheses,
                    report: _Reporter) -> dict[int, dict]:
-    """Every file through the three stages in batches; input index -> summary entry."""
+    """Every file through the three stages in batches of at most --batch-size masks and
+    PIXEL_BUDGET pixels; input index -> summary entry."""
+    records: dict[int, dict] = {}
+    pending: list = []  # (index, path, stem, prepared input)
+
+    def flush() -> None:
+        _predict_and_save(model, pending, args, out, fit, hypotheses, records, report)
+        pending.clear()
+
+    for index, (path, stem) in enumerate(zip(files, output_stems(files, out))):
+        item = _prepare(model, path, args, k_file, focal)
+        if isinstance(item, str):
+            report.failed(records, index, path, item)
+            continue
+        pending.append((index, path, stem, item))
+        if len(pending) == args.batch_size or sum(p[3].mask.mask.size for p in pending) >= PIXEL_BUDGET:
+            flush()
+    flush()
+    return records
+
+
+def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path, fit, hypotheses,
+                      records: dict[int, dict], report: _Reporter) -> None:
+    """Stages 2 and 3 for prepared (index, path, stem, item) inputs, then their files."""
     from mask2hand.errors import Mask2HandError
 
-    records: dict[int, dict] = {}
-    inputs = list(zip(range(len(files)), files, output_stems(files)))
-    for start in range(0, len(inputs), args.batch_size):
-        prepared, kept = _prepare_chunk(model, inputs[start:start + args.batch_size], args, k_file, focal,
-                                        records, report)
-        predictions = _predict_isolating_failures(model, prepared, args.batch_size, fit=fit, hypotheses=hypotheses)
-        for (index, path, stem), prediction in zip(kept, predictions):
-            if isinstance(prediction, Exception):
-                report.failed(records, index, path, str(prediction))
-                continue
-            for warning in prediction.warnings:
-                report.line("warning", str(path), warning)
-            try:
-                records[index] = _save_prediction(prediction, path, stem, out, args)
-            except (OSError, Mask2HandError) as exc:
-                report.failed(records, index, path,
-                              f"cannot write the outputs ({exc}); check that {out} is writable and has space")
-                continue
-            report.bar.update(1)
-    return records
+    predictions = _predict_isolating_failures(model, [p[3] for p in pending], args.batch_size, fit=fit,
+                                              hypotheses=hypotheses)
+    for (index, path, stem, _), prediction in zip(pending, predictions):
+        if isinstance(prediction, Exception):
+            report.failed(records, index, path, str(prediction))
+            continue
+        for warning in prediction.warnings:
+            report.line("warning", str(path), warning)
+        try:
+            records[index] = _save_prediction(prediction, path, stem, out, args)
+        except (OSError, Mask2HandError) as exc:
+            report.failed(records, index, path,
+                          f"cannot write the outputs ({exc}); check that {out} is writable and has space")
+            continue
+        except MemoryError:
+            report.failed(records, index, path, "not enough memory to draw the figure; try --no-figure")
+            continue
+        report.bar.update(1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -374,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
             raise Mask2HandError("--fit and --hypotheses work on single masks, not on sequences; "
                                  "drop them or predict the frames as separate files")
         return run_sequence(args)
-    files, arg_errors = expand_inputs(args.inputs, exclude=out)
+    files, arg_errors = expand_inputs(args.inputs, exclude=previous_outputs(out))
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
     model = load_model(args)

@@ -13,6 +13,8 @@ gallery (mask2hand.export.gallery).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # 21-joint skeleton in FreiHAND order: (parent, child) pairs and one colour per finger
@@ -105,19 +107,55 @@ def draw_skeleton_3d(ax3d, joints: np.ndarray, linewidth: float = 2.0) -> None:
     ax3d.set_zlabel("-y", fontsize=6, labelpad=-14)
 
 
-def show_mask(ax, mask: np.ndarray, cmap: str = "gray", alpha: float = 1.0, vmax: float = 1.0) -> None:
-    """An (H,W) mask in continuous pixel coordinates (extent 0..W, 0..H, v down)."""
-    height, width = mask.shape
-    ax.imshow(np.asarray(mask, dtype=np.float32), cmap=cmap, vmin=0.0, vmax=vmax, alpha=alpha,
-              extent=(0, width, height, 0), interpolation="nearest")
+DISPLAY_SIDE = 800
+"""Most image pixels a side that a panel draws: the part of a larger input in view is shown
+subsampled (a panel of a few hundred screen pixels shows no more), so a figure's memory does
+not grow with the input's size."""
 
 
-def draw_contour(ax, mask: np.ndarray, color: str = CONTOUR_COLOR, linewidth: float = 1.2) -> None:
-    """The outline of an (H,W) mask, through the pixel centers' half level."""
+@dataclass(frozen=True)
+class MaskView:
+    """The part of an (H,W) mask a panel shows: image (h,w), every `step`-th pixel of the
+    rows and columns from (v0, u0); pixel (i, j) of it covers [u0 + j step, u0 + (j+1) step)
+    x [v0 + i step, v0 + (i+1) step) in the mask's continuous pixel coordinates."""
+
+    image: np.ndarray
+    u0: int = 0
+    v0: int = 0
+    step: int = 1
+
+    @property
+    def extent(self) -> tuple[float, float, float, float]:
+        """(left, right, bottom, top) for imshow, v down."""
+        rows, cols = self.image.shape
+        return (self.u0, self.u0 + cols * self.step, self.v0 + rows * self.step, self.v0)
+
+
+def mask_view(mask: np.ndarray, box: tuple[float, float, float], max_side: int = DISPLAY_SIDE) -> MaskView:
+    """The part of `mask` (H,W) inside a view box (center u, center v, half side), subsampled to
+    at most `max_side` pixels a side."""
     height, width = mask.shape
-    padded = np.pad(np.asarray(mask, dtype=np.float32), 1)  # closes contours at the image border
-    xs = np.arange(-1, width + 1) + 0.5
-    ys = np.arange(-1, height + 1) + 0.5
+    cu, cv, half = box
+    u0, u1 = max(int(np.floor(cu - half)), 0), min(int(np.ceil(cu + half)), width)
+    v0, v1 = max(int(np.floor(cv - half)), 0), min(int(np.ceil(cv + half)), height)
+    if u1 <= u0 or v1 <= v0:  # the view lies off the image: show all of it
+        u0, u1, v0, v1 = 0, width, 0, height
+    step = max(1, -(-max(u1 - u0, v1 - v0) // max_side))
+    return MaskView(np.asarray(mask)[v0:v1:step, u0:u1:step], u0, v0, step)
+
+
+def show_mask(ax, view: MaskView, cmap: str = "gray", alpha: float = 1.0, vmax: float = 1.0) -> None:
+    """A mask view in continuous pixel coordinates (v down)."""
+    ax.imshow(np.asarray(view.image, dtype=np.float32), cmap=cmap, vmin=0.0, vmax=vmax, alpha=alpha,
+              extent=view.extent, interpolation="nearest")
+
+
+def draw_contour(ax, view: MaskView, color: str = CONTOUR_COLOR, linewidth: float = 1.2) -> None:
+    """The outline of a mask view, through the (sampled) pixel centers' half level."""
+    rows, cols = view.image.shape
+    padded = np.pad(np.asarray(view.image, dtype=np.float32), 1)  # closes contours at the view's border
+    xs = view.u0 + (np.arange(-1, cols + 1) + 0.5) * view.step
+    ys = view.v0 + (np.arange(-1, rows + 1) + 0.5) * view.step
     ax.contour(xs, ys, padded, levels=[0.5], colors=[color], linewidths=linewidth)
 
 
@@ -128,7 +166,8 @@ def crop_box(masks: list[np.ndarray], points: list[np.ndarray], margin: float = 
     lo = np.array([np.inf, np.inf])
     hi = -lo
     for mask in masks:
-        rows, cols = np.nonzero(mask)
+        # the occupied rows and columns, not every pixel's index: cheap on a large image
+        rows, cols = np.flatnonzero(np.any(mask, axis=1)), np.flatnonzero(np.any(mask, axis=0))
         if len(rows):
             lo = np.minimum(lo, [cols.min(), rows.min()])
             hi = np.maximum(hi, [cols.max() + 1, rows.max() + 1])
@@ -175,14 +214,15 @@ def prediction_figure(mask: np.ndarray, rendered_mask: np.ndarray, joints_2d: np
     axes = [fig.add_subplot(1, 5, k + 1) for k in range(4)]
     ax3d = fig.add_subplot(1, 5, 5, projection="3d")
 
-    show_mask(axes[0], mask)
+    mask_in_view = mask_view(mask, box)
+    show_mask(axes[0], mask_in_view)
     _frame(axes[0], box, "input mask")
 
-    show_mask(axes[1], rendered_mask)
-    draw_contour(axes[1], mask)
+    show_mask(axes[1], mask_view(rendered_mask, box))
+    draw_contour(axes[1], mask_in_view)
     _frame(axes[1], box, "predicted silhouette" + (f" (IoU {iou:.3f})" if iou is not None else ""))
 
-    show_mask(axes[2], mask, vmax=2.5)  # dimmed so the coloured bones stand out
+    show_mask(axes[2], mask_in_view, vmax=2.5)  # dimmed so the coloured bones stand out
     draw_skeleton_2d(axes[2], joints_2d)
     _frame(axes[2], box, "2D skeleton")
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mask2hand.errors import Mask2HandError
 from mask2hand.utils.files import atomic_path
 
 
@@ -92,8 +93,12 @@ def figure_png_bytes(figure, dpi: int | None = None) -> bytes:
 
 
 def write_files(writers: dict[str | os.PathLike, Callable[[], bytes]]) -> list[Path]:
-    """Write several files all-or-nothing; each writer returns the file's bytes."""
+    """Write several files all-or-nothing; each writer returns the file's bytes. Raises
+    Mask2HandError, writing nothing, when a target exists and is not a file (a folder)."""
     paths = [Path(p) for p in writers]
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise Mask2HandError(f"{path} exists and is not a file; move it away or choose another --out")
     with contextlib.ExitStack() as stack:
         # produce every payload first: an error here leaves the disk untouched
         payloads = [writer() for writer in writers.values()]

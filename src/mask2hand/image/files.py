@@ -54,8 +54,9 @@ def _read_npy(path: Path) -> np.ndarray:
     if array.ndim != 2:
         raise Mask2HandError(f"the array has shape {tuple(array.shape)}; a mask must be 2-D (H,W)")
     check_image_size(*array.shape, "the array")
-    if not (array.dtype == bool or np.issubdtype(array.dtype, np.number)):
-        raise Mask2HandError(f"the array has dtype {array.dtype}; a mask must be boolean or numeric")
+    if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise Mask2HandError(f"the array has dtype {array.dtype}; a mask must be boolean, integer or real "
+                             "(not complex, text or objects)")
     try:
         return np.array(array)
     except Exception as exc:  # memory-mapped data shorter than the header says
@@ -150,6 +151,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as image:
             width, height = image.size
             check_image_size(height, width, "the image")
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:  # a multi-page TIFF, an animated PNG or GIF: which frame is the mask?
+                raise Mask2HandError(f"the file holds {frames} frames; predict it as a sequence (--sequence, "
+                                     "or Mask2Hand with mask2hand.inference.read_frames) or save one frame")
             try:
                 image.load()
             except (OSError, SyntaxError, ValueError) as exc:

@@ -113,17 +113,18 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
         mask = image.copy()
         how = "nonzero"
     else:
-        values = image.astype(np.float64, copy=False)
-        if not np.isfinite(values).all():
+        # compared in the image's own dtype: a float64 copy of a large image would cost 8 bytes a pixel
+        if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
             raise Mask2HandError("the mask holds NaN or infinite values; give finite numbers (0/1 or 0..255)")
-        low, high = float(values.min()), float(values.max())
+        low, high = float(image.min()), float(image.max())
         if low >= 0.0 and high <= 1.0:
-            mask = values > 0.5
+            mask = image > 0.5
             how = "0.5 (values in [0, 1])"
         else:
+            level = float(threshold)
             if image.dtype == np.uint16 or (np.issubdtype(image.dtype, np.integer) and high > 255):
-                values = values * (255.0 / 65535.0)
-            mask = values > threshold
+                level *= 65535.0 / 255.0  # the 8-bit threshold on the 16-bit scale
+            mask = image > level
             how = f"{threshold:g}"
     fraction = float(mask.mean())
     if fraction == 0.0:
@@ -140,6 +141,12 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
         warnings.append("the mask looked inverted (hand black on white) and was flipped; "
                         "save masks with the hand white to avoid this guess")
     return mask, warnings
+
+
+def touched_sides(mask: np.ndarray) -> list[str]:
+    """The image borders ("top", "bottom", "left", "right") that a mask (H,W) bool reaches."""
+    edges = {"top": mask[0], "bottom": mask[-1], "left": mask[:, 0], "right": mask[:, -1]}
+    return [side for side, edge in edges.items() if edge.any()]
 
 
 def _border_fraction(mask: np.ndarray) -> float:

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Mask2Hand", "NetworkResult", "PreparedInput", "Prediction"]
 
+POOR_FIT_IOU = 0.5
+"""Below this IoU between the input mask and the answer's silhouette, the answer explains the mask
+poorly (on held-out synthetic hands the shipped model's IoU is about 0.8): the prediction says
+so. Not a hand, a hand cut off, or a pose far from what the model knows."""
+
 
 def _is_path(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike))
@@ -152,7 +157,7 @@ class Mask2Hand:
         """A network batch -> Predictions in each input's own image: 2-D joints, exact silhouette
         at the input's resolution, IoU with the input mask. Left hands are mirrored back here
         (camera x negated, faces' winding reversed)."""
-        from mask2hand.render.exact import mask_iou, rasterize_by_size
+        from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size
 
         left = [item.side == "left" for item in items]
         vertices = np.stack([mirror_points(v) if flip else v for v, flip in zip(raw.vertices, left)])
@@ -162,6 +167,10 @@ class Mask2Hand:
         rendered = rasterize_by_size(vertices, self.faces, Ks, [item.mask.image_size for item in items])
         ious = [float(mask_iou(r[None], item.original_mask[None])[0]) for r, item in zip(rendered, items)]
         joints_2d = project(joints, Ks)
+        for item, hand_joints in zip(items, joints):
+            if not (hand_joints[:, 2] > NEAR_Z).all():
+                raise Mask2HandError(f"{item.source}: the answer puts the hand behind the camera (z <= 0); "
+                                     "check that K belongs to this image")
         hand = {**self.hand_identity, "flat_hand_mean": self.flat_hand_mean}
         mirrored_faces = mirror_faces(self.faces)
         return [Prediction(
@@ -169,7 +178,7 @@ class Mask2Hand:
             K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask, rendered_mask=rendered[b],
             iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b],
             faces=mirrored_faces if left[b] else self.faces, hand=hand, model=self.model_identity,
-            camera=item.camera.source, warnings=list(item.mask.warnings),
+            camera=item.camera.source, warnings=item.mask.warnings + _fit_warnings(ious[b]),
             notes=[item.camera.note] if item.camera.note else [], source=item.source, side=item.side)
             for b, item in enumerate(items)]
 
@@ -212,6 +221,13 @@ class Mask2Hand:
                 raise Mask2HandError(f"{name}: {exc}") from None
         results = self.predict_prepared(items, batch_size=batch_size, fit=fit, hypotheses=hypotheses)
         return results[0] if single else results
+
+
+def _fit_warnings(iou: float) -> list[str]:
+    if iou >= POOR_FIT_IOU:
+        return []
+    return [f"the answer explains the mask poorly (IoU {iou:.2f} < {POOR_FIT_IOU}): is it one hand, whole in the "
+            "picture? --fit may help"]
 
 
 def _as_numpy(x: Any) -> np.ndarray:

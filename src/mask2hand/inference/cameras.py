@@ -31,6 +31,10 @@ from mask2hand.utils.checks import check_shape
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
 
+FIELD_OF_VIEW_DEGREES = (1.0, 170.0)
+"""The fields of view (across each image side) a camera may have: outside them a K is almost
+surely in other units or for another image (f = 1e30 px would put the hand light-years away)."""
+
 DEFAULT_CAMERA_NOTE = ("no camera given: assumed focal length {focal:.1f} px ({factor} x the longer image side, "
                        "FreiHAND-like); absolute depth is only as good as this guess (give --focal or --K)")
 
@@ -132,15 +136,35 @@ class KFile:
         return self.by_index[index]
 
 
+def check_K_fits_image(K: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """K (3,3) if it is a plausible camera for an (H, W) image: a field of view across each side
+    within FIELD_OF_VIEW_DEGREES and the principal point within one image size of the image.
+    Raises Mask2HandError naming what is off otherwise."""
+    height, width = image_size
+    low, high = FIELD_OF_VIEW_DEGREES
+    for axis, side, f in (("horizontal", width, K[0, 0]), ("vertical", height, K[1, 1])):
+        fov = float(np.degrees(2.0 * np.arctan2(side / 2.0, f)))
+        if not low <= fov <= high:
+            raise Mask2HandError(f"K gives a {axis} field of view of {fov:.3g} degrees for this {width}x{height} "
+                                 f"image (plausible: {low:g} to {high:g}); give the focal length in pixels of "
+                                 "this image")
+    cx, cy = K[0, 2], K[1, 2]
+    if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
+        raise Mask2HandError(f"K's principal point ({cx:.4g}, {cy:.4g}) px is far outside this {width}x{height} "
+                             "image; give K in pixels of this image")
+    return K
+
+
 def resolve_camera(image_size: tuple[int, int], K: np.ndarray | None = None, focal: float | None = None) -> Camera:
     """The camera of an (H, W) input: K if given, else `focal` with a centered principal point,
-    else the default focal length (with a note saying depth depends on the guess)."""
+    else the default focal length (with a note saying depth depends on the guess). A given K
+    or focal length must fit the image (`check_K_fits_image`)."""
     if K is not None and focal is not None:
         raise Mask2HandError("give either K or a focal length, not both")
     if K is not None:
-        return Camera(K=check_K(K), source="K")
+        return Camera(K=check_K_fits_image(check_K(K), image_size), source="K")
     if focal is not None:
-        return Camera(K=intrinsics(image_size, check_focal(focal)), source="focal")
+        return Camera(K=check_K_fits_image(intrinsics(image_size, check_focal(focal)), image_size), source="focal")
     f = default_focal(image_size)
     return Camera(K=intrinsics(image_size, f), source="default",
                   note=DEFAULT_CAMERA_NOTE.format(focal=f, factor=DEFAULT_FOCAL_FACTOR))

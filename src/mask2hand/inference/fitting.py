@@ -45,11 +45,19 @@ def resolve_fit(fit: Any) -> FitConfig | None:
     raise Mask2HandError(f"fit must be None, a number of steps or a FitConfig, got {fit!r}")
 
 
+MAX_HYPOTHESES = 20
+"""Most hypotheses `predict` returns per mask: each costs about two fits of the mask (and their
+memory), so a larger count is a mistake rather than a wish."""
+
+
 def resolve_hypotheses(hypotheses: Any) -> int | None:
-    """`predict(hypotheses=...)`: None (none) or a count k >= 1."""
+    """`predict(hypotheses=...)`: None (none) or a count k from 1 to MAX_HYPOTHESES."""
     if hypotheses is None:
         return None
-    return check_count(hypotheses, "hypotheses (the number of hands to return)")
+    k = check_count(hypotheses, "hypotheses (the number of hands to return)")
+    if k > MAX_HYPOTHESES:
+        raise Mask2HandError(f"hypotheses must be at most {MAX_HYPOTHESES} (each costs about two fits), got {k}")
+    return k
 
 
 def network_frame(items: Sequence[PreparedInput]) -> tuple[list[np.ndarray], np.ndarray]:

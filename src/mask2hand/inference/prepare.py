@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.image.masks import DEFAULT_THRESHOLD, MaskTransform, load_mask, resample_mask
+from mask2hand.image.masks import DEFAULT_THRESHOLD, MaskTransform, load_mask, resample_mask, touched_sides
 from mask2hand.inference.cameras import Camera
 from mask2hand.inference.mirror import SIDES, mirror_K, mirror_mask
+
+
+CUT_SIDES_WARNING = 3
+"""A hand reaching this many image borders is warned about: the image cuts it, and the answer
+guesses what lies outside. (One side is an arm entering the picture, two an arm at a corner.)"""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: f
                              "give a mask where the hand covers more of the image")
     if name is None:
         name = str(source) if isinstance(source, (str, os.PathLike)) else "<array>"
+    sides = touched_sides(clean)
+    if len(sides) >= CUT_SIDES_WARNING:
+        warnings = warnings + [f"the hand is cut by the image border on {len(sides)} sides ({', '.join(sides)}); "
+                               "the answer guesses the parts outside the image: frame the whole hand"]
     return PreparedMask(mask=clean, model_input=model_input, transform=transform, warnings=warnings, source=name)
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.image.files import MASK_SUFFIXES
+from mask2hand.image.files import MASK_SUFFIXES, check_image_size
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.runner import NetworkResult
 from mask2hand.inference.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
@@ -43,6 +43,11 @@ STACK_SUFFIXES = (".gif", ".tif", ".tiff")
 
 DEFAULT_FPS = 30.0
 """Frame rate assumed when neither the file nor the user gives one (folders of frames)."""
+
+MAX_SEQUENCE_PIXELS = 1_000_000_000
+"""Most pixels (frames x height x width) a video or image stack may hold: its frames are kept in
+memory as 8-bit grey, so this bounds a sequence to about 1 GB. Checked before decoding where the
+file says its size (GIF, TIFF), and frame by frame otherwise."""
 
 
 @dataclass
@@ -104,7 +109,12 @@ def _read_video(path: Path) -> tuple[list[np.ndarray], float | None]:
     try:
         fps = iio.immeta(path, plugin="FFMPEG").get("fps")
         # grey at once: a mask video's channels are equal, and a long RGB video would cost 3x the memory
-        images = [_grey(frame) for frame in iio.imiter(path, plugin="FFMPEG")]
+        images = []
+        for frame in iio.imiter(path, plugin="FFMPEG"):  # a video's size is known only frame by frame
+            images.append(_grey(frame))
+            _check_sequence_size(path, len(images), *images[-1].shape)
+    except Mask2HandError:
+        raise
     except Exception as exc:
         raise Mask2HandError(f"{path}: cannot read the video ({type(exc).__name__}: {exc})") from None
     return images, float(fps) if fps else None
@@ -117,15 +127,26 @@ def _grey(frame: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(frame).convert("L")) if frame.ndim == 3 else frame
 
 
+def _check_sequence_size(path: Path, frames: int, height: int, width: int) -> None:
+    check_image_size(height, width, f"{path}: a frame")
+    if frames * height * width > MAX_SEQUENCE_PIXELS:
+        raise Mask2HandError(f"{path}: {frames} frames of {width}x{height} pixels are more than mask2hand holds at "
+                             f"once ({MAX_SEQUENCE_PIXELS:,} pixels); split the sequence or downscale it")
+
+
 def _read_stack(path: Path) -> tuple[list[np.ndarray], float | None]:
     from PIL import Image, ImageSequence
 
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            _check_sequence_size(path, getattr(image, "n_frames", 1), height, width)  # before decoding any frame
             durations, images = [], []
             for frame in ImageSequence.Iterator(image):
                 durations.append(frame.info.get("duration"))
                 images.append(np.asarray(frame.convert("L")))
+    except Mask2HandError:
+        raise
     except Exception as exc:
         raise Mask2HandError(f"{path}: cannot read the image stack ({type(exc).__name__}: {exc})") from None
     known = [d for d in durations if d]
@@ -163,52 +184,57 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
                          silhouette=raw.silhouette)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SequencePrediction:
-    """predictions: one Prediction per frame (smoothed unless smoothing was off); raw: the
-    per-frame predictions without smoothing; fps: the frame rate used; smoothing: the
-    filter settings (None: off)."""
+    """predictions: one Prediction per predicted frame (smoothed unless smoothing was off); raw:
+    the same frames' predictions without smoothing; frames: their indices in the Frames; fps:
+    the frame rate used; smoothing: the filter settings (None: off); failed: (frame name, one-line
+    reason) of the frames left out (only with skip_bad_frames)."""
 
     predictions: list
     raw: list
+    frames: list[int]
     fps: float
     smoothing: OneEuroConfig | None
+    failed: list[tuple[str, str]]
 
 
 def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
                      threshold: float = DEFAULT_THRESHOLD, side: str = "right", fps: float | None = None,
-                     smoothing: OneEuroConfig | None = OneEuroConfig(), batch_size: int = 64) -> SequencePrediction:
+                     smoothing: OneEuroConfig | None = OneEuroConfig(), batch_size: int = 64,
+                     skip_bad_frames: bool = False) -> SequencePrediction:
     """Predict every frame with `model` (a Mask2Hand) and smooth over time.
 
     K / focal: one camera for all frames (as in Mask2Hand.predict). fps: overrides the
     file's frame rate (default: the file's, else DEFAULT_FPS). smoothing=None turns the
-    filter off. A bad frame raises Mask2HandError naming it (a sequence needs every frame).
+    filter off. A bad frame raises Mask2HandError naming it, or with skip_bad_frames is left
+    out and listed in `failed` (the filter then treats its neighbours as consecutive);
+    Mask2HandError if no frame is left.
     """
     rate = float(fps or frames.fps or DEFAULT_FPS)
     if not rate > 0:
         raise Mask2HandError(f"the frame rate must be positive, got {rate}")
     hand = model.hand_layer("smoothing a sequence (pass smoothing=None to turn it off)") if smoothing is not None else None
-    items = []
-    for image, name in zip(frames.images, frames.names):
+    items, kept, failed = [], [], []
+    for t, (image, name) in enumerate(zip(frames.images, frames.names)):
         label = str(image) if isinstance(image, (str, os.PathLike)) else f"{frames.source} frame {name}"
         try:
             items.append(model.prepare(image, K=K, focal=focal, threshold=threshold, name=label, side=side))
+            kept.append(t)
         except Mask2HandError as exc:
-            raise Mask2HandError(f"{label}: {exc}") from None
+            if not skip_bad_frames:
+                raise Mask2HandError(f"{label}: {exc}") from None
+            failed.append((name, str(exc)))
+    if not items:
+        raise Mask2HandError(f"{frames.source}: no frame could be predicted")
     raw = NetworkResult.concat([model.run_network(items[s:s + batch_size]) for s in range(0, len(items), batch_size)])
     raw_predictions = model.finish(items, raw)
     if smoothing is None:
-        return SequencePrediction(predictions=raw_predictions, raw=raw_predictions, fps=rate, smoothing=None)
+        return SequencePrediction(predictions=raw_predictions, raw=raw_predictions, frames=kept, fps=rate,
+                                  smoothing=None, failed=failed)
     smoothed = model.finish(items, smooth_network_result(raw, hand, rate, smoothing))
     note = (f"parameters smoothed over time (One Euro filter, min_cutoff {smoothing.min_cutoff:g} Hz, "
             f"beta {smoothing.beta:g}, d_cutoff {smoothing.d_cutoff:g} Hz, {rate:g} fps)")
     smoothed = [replace(p, notes=p.notes + [note]) for p in smoothed]
-    return SequencePrediction(predictions=smoothed, raw=raw_predictions, fps=rate, smoothing=smoothing)
-
-
-
-
-
-
-
-
+    return SequencePrediction(predictions=smoothed, raw=raw_predictions, frames=kept, fps=rate, smoothing=smoothing,
+                              failed=failed)

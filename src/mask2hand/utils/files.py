@@ -10,15 +10,23 @@ from pathlib import Path
 from typing import Iterator
 
 
+TEMP_PREFIX = ".mask2hand-"
+TEMP_SUFFIX = ".tmp"
+"""Temporary files of `atomic_path` are named TEMP_PREFIX + random + TEMP_SUFFIX: short whatever
+the target's name (a name near the file system's 255-byte limit still gets a temporary
+sibling), and recognisable, so a folder's leftovers from a killed process can be found."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.
 
-    On any error the temporary file is removed and `path` keeps its old content.
+    On any error (and on KeyboardInterrupt, which the CLI raises on SIGTERM too) the
+    temporary file is removed and `path` keeps its old content.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the permissions a plain open() would
     umask = os.umask(0)
@@ -31,6 +39,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files `atomic_path` left in `folder` (not recursive): a process killed
+    mid-write (SIGKILL, power loss) cannot remove its own."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}") if p.is_file())
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
