@@ -127,3 +127,109 @@ def test_convert_and_dataset_agree(fixture_root, tmp_path):
         for name in ("mask", "K", "joints", "vertices"):
             assert getattr(a, name).equal(getattr(b, name))
         assert a.params is None
+
+
+def _one_line_error(call, *args, **kwargs) -> str:
+    with pytest.raises(Mask2HandError) as info:
+        call(*args, **kwargs)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+_GOOD = json.dumps(np.arange(2 * 4 * 3, dtype=float).reshape(2, 4, 3).tolist())
+
+
+def test_the_undamaged_file_of_the_damage_cases_reads(tmp_path):
+    (tmp_path / "a.json").write_text(_GOOD)
+    np.testing.assert_array_equal(read_number_array(tmp_path / "a.json", (4, 3)), np.arange(24.0).reshape(2, 4, 3))
+
+
+@pytest.mark.parametrize("text, expected", [
+    (_GOOD[:-9], "truncated"),  # cut inside a number
+    (_GOOD[:-2], "truncated"),  # cut after an entry's last bracket
+    (_GOOD[:-1] + ",", "truncated"),
+    ("", "empty"),
+    ("[]", "no entries"),
+    ('{"K": []}', "does not start with '['"),
+    ("[[[1,2],[3,4,5,6],[7,8,9],[10,11,12]]]", "not nested lists of shape [4, 3]"),  # ragged, 12 numbers
+    ("[[[1,2,3],[4,5,6],[7,8,9]]]", "not nested lists of shape [4, 3]"),  # an entry of 3 joints
+    ("[[[1,2,3],[4,5,6],[7,8,9],[10,11,12]],[1,2,3]]", "not nested lists of shape [4, 3]"),
+    ("[[[1,2,3],[4,5,6],[7,8,9],[10,11,12]]]]", "not nested lists of shape [4, 3]"),
+    ("[[[1,2,3],[4,5,6],[7,8,9],[10,11,12]]]0", "more after its last ']'"),
+    ('[[[1,2,3],[4,"5",6],[7,8,9],[10,11,12]]]', "something other than numbers"),
+    ("[[[1,2,3],[4,null,6],[7,8,9],[10,11,12]]]", "something other than numbers"),
+    ("[[[1,2,3],[4,true,6],[7,8,9],[10,11,12]]]", "something other than numbers"),
+    ("[[[1,2,3],[4,,6],[7,8,9],[10,11,12]]]", "something other than numbers"),
+    ("[[[1,2,3],[4,5,],[7,8,9],[10,11,12]]]", "something other than numbers"),
+    ("[[[1,2,3],[4,\u00e95,6],[7,8,9],[10,11,12]]]", "something other than numbers"),
+    ("[[[1,2,3],[4,NaN,6],[7,8,9],[10,11,12]]]", "NaN"),
+    ("[[[1,2,3],[4,-Infinity,6],[7,8,9],[10,11,12]]]", "NaN"),
+])
+def test_broken_annotation_files_are_clear_errors(tmp_path, monkeypatch, text, expected):
+    file = tmp_path / "a.json"
+    file.write_text(text, encoding="utf-8")
+    for chunk in (freihand._CHUNK, 7):  # the same whether a block ends inside the damage or not
+        monkeypatch.setattr(freihand, "_CHUNK", chunk)
+        message = _one_line_error(read_number_array, file, (4, 3))
+        assert expected in message and str(file) in message and "FreiHAND_pub_v2 again" in message
+
+
+def test_values_beyond_float32_are_refused_for_float32(tmp_path):
+    file = tmp_path / "a.json"
+    file.write_text("[[1e300, 2, 3]]")
+    assert read_number_array(file, (3,))[0, 0] == 1e300
+    assert "out-of-range (float32)" in _one_line_error(read_number_array, file, (3,), np.float32)
+
+
+def test_an_unreadable_annotation_file_is_a_clear_error(tmp_path):
+    (tmp_path / "a.json").mkdir()
+    assert "cannot read" in _one_line_error(read_number_array, tmp_path / "a.json", (3,))
+
+
+@pytest.fixture
+def own_root(tmp_path):
+    root = tmp_path / "FreiHAND_pub_v2"
+    write_freihand_fixture(root, n=3)
+    return root
+
+
+@pytest.mark.parametrize("name, shape", [("training_K.json", (3, 3)), ("training_xyz.json", (21, 3)),
+                                         ("training_verts.json", (778, 3)), ("training_mano.json", (1, 61))])
+def test_a_damaged_freihand_file_stops_reading_and_conversion(own_root, tmp_path, capsys, name, shape):
+    from mask2hand import cli
+
+    values = np.zeros((3, *shape))
+    values[1].flat[0] = np.nan
+    (own_root / name).write_text(json.dumps(values.tolist()))
+    assert name in _one_line_error(FreiHand, own_root) and "NaN" in _one_line_error(FreiHand, own_root)
+    assert cli.main(["synth", "freihand", "--root", str(own_root), "--out", str(tmp_path / "fh")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and name in err and not (tmp_path / "fh").exists()
+
+
+def test_an_annotation_file_with_another_count_is_refused(own_root):
+    (own_root / "training_verts.json").write_text(json.dumps(np.zeros((2, 778, 3)).tolist()))
+    assert "training_verts.json has 2 entries, training_K.json 3" in _one_line_error(FreiHand, own_root)
+
+
+def test_a_mask_of_another_size_is_refused(own_root):
+    cv2.imwrite(str(own_root / "training" / "mask" / "00000001.jpg"), np.zeros((100, 120), np.uint8))
+    data = FreiHand(own_root)
+    data.mask(0)
+    assert "is 120x100 pixels, not 224x224" in _one_line_error(data.mask, 1)
+
+
+@pytest.mark.parametrize("content", [
+    '{"train_ids": [0, 1.5], "test_ids": [2]}',
+    '{"train_ids": [0, "1"], "test_ids": [2]}',
+    '{"train_ids": [0, true], "test_ids": [2]}',
+    '{"train_ids": [[0, 1]], "test_ids": [2]}',
+    '{"train_ids": 3, "test_ids": [2]}',
+    '{"train_ids": [0, 100000000000000000000000], "test_ids": [2]}',
+    '["train_ids"]',
+    "\xff\xfe not text",
+])
+def test_a_hostile_split_file_is_a_clear_error(tmp_path, content):
+    file = tmp_path / "FreiHand_split_ids.json"
+    file.write_bytes(content.encode("latin-1"))
+    assert str(file) in _one_line_error(load_split_file, file, num_samples=3)

@@ -189,8 +189,30 @@ class _FreiHandSource:
         return np.stack([self.data.mask(int(i)) for i in indices])
 
 
+# per-sample shapes (without N) of the arrays MaskDataset reads; None: any size (the vertex count)
+_STORED_SHAPES = {"K": (3, 3), "joints": (21, 3), "vertices": (None, 3), "global_orient": (3,), "transl": (3,),
+                  "pose": (45,), "betas": (10,), "pose_id": ()}
+_REQUIRED = ("K", "joints", "vertices")
+
+
+def _check_stored_arrays(stored: StoredDataset) -> None:
+    """Refuse a dataset folder lacking an array MaskDataset needs, or holding one of another shape."""
+    for name in _REQUIRED:
+        if not stored.has(name):
+            raise Mask2HandError(f"dataset {stored.path} has no '{name}' array, which training and evaluation "
+                                 f"need; {stored.remedy}")
+    for name, expected in _STORED_SHAPES.items():
+        if not stored.has(name):
+            continue
+        shape = stored.arrays[name].shape[1:]
+        if len(shape) != len(expected) or any(e is not None and n != e for n, e in zip(shape, expected)):
+            raise Mask2HandError(f"dataset {stored.path}: '{name}' has per-sample shape {tuple(shape)}, "
+                                 f"expected {tuple(expected)}; {stored.remedy}")
+
+
 class _StoredSource:
     def __init__(self, stored: StoredDataset, split: str | None):
+        _check_stored_arrays(stored)
         self.stored = stored
         self.image_size = stored.image_size
         self.ids = stored.split_indices(split)
@@ -231,6 +253,9 @@ class MaskDataset(Dataset):
         distance_field: compute the contour distance field (needed by the contour loss).
         seed: base seed of the random draws.
         split_file, split_seed: FreiHAND folders only (see freihand.py).
+        verify: also check the SHA-256 of every file of a dataset folder against its card
+            (a full read; opening always checks the files' sizes). FreiHAND's own files have no
+            checksums: convert them (`mask2hand synth freihand`) to verify them.
     """
 
     def __init__(self, source: str | os.PathLike | StoredDataset, split: str | None = None,
@@ -238,15 +263,21 @@ class MaskDataset(Dataset):
                  resolution: int | tuple[int, int] | None = None, one_view_per_pose: bool = False,
                  distance_field: bool = True, seed: int = 0, split_file: str | os.PathLike | None = None,
                  split_seed: int | None = None, crop: CropConfig | None = None,
-                 sensor: SensorConfig | None = None):
+                 sensor: SensorConfig | None = None, verify: bool = False):
         if isinstance(source, StoredDataset):
+            if verify:
+                source.verify()
             self.source = _StoredSource(source, split)
         else:
             path = Path(source)
             looks_like_freihand = (path / "training_K.json").is_file() or (path / "FreiHAND_pub_v2").is_dir()
             if (path / CARD_NAME).is_file() or not looks_like_freihand:
-                self.source = _StoredSource(StoredDataset(path), split)
+                self.source = _StoredSource(StoredDataset(path, verify=verify), split)
             else:
+                if verify:  # saying nothing would pass unchecked files off as verified
+                    raise Mask2HandError(f"{path} is FreiHAND's own layout, which has no checksums to verify; "
+                                         "convert it once (mask2hand synth freihand --root ... --out DIR) and "
+                                         "read DIR, or leave out verification")
                 from mask2hand.data.freihand import PAPER_SPLIT_SEED
 
                 seed_ = PAPER_SPLIT_SEED if split_seed is None else split_seed

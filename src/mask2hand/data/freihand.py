@@ -31,7 +31,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -46,37 +46,98 @@ IMAGE_SIZE = (224, 224)
 MANO_PARAM_LAYOUT = {"global_orient": (0, 3), "finger_pose": (3, 48), "betas": (48, 58), "uv_root": (58, 60),
                      "scale": (60, 61)}
 _CHUNK = 1 << 26
+_WHITESPACE = b" \n\r\t"
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b"[],")))  # every byte but brackets and commas
+_REDOWNLOAD = "download and unpack FreiHAND_pub_v2 again"
 
 
-def read_number_array(path: str | os.PathLike, tail_shape: tuple[int, ...]) -> np.ndarray:
-    """A JSON file holding a regular nested list of numbers -> float64 array (N, *tail_shape).
+def _broken(path: Path, what: str) -> Mask2HandError:
+    return Mask2HandError(f"{path} is not an intact FreiHAND annotation file: {what}; {_REDOWNLOAD}")
 
-    Streams the file in chunks (brackets dropped, numbers parsed by numpy), so the
-    1.3 GB vertex file needs neither Python floats nor a second copy of the text.
+
+def _entry_template(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of one entry with the numbers left out: (2, 3) -> b"[[,,],[,,]]"."""
+    template = b""
+    for size in reversed(shape):
+        template = b"[" + b",".join([template] * size) + b"]"
+    return template
+
+
+def _entry_runs(fh, path: Path, depth: int) -> Iterator[bytes]:
+    """The file's text without whitespace and without the outer list's brackets, in pieces that
+    each hold whole entries separated by commas.
+
+    An entry nested `depth` deep ends in `depth` closing brackets; followed by a comma, that
+    run occurs only between two entries, so a block is cut there and the rest carried over.
+    """
+    boundary = b"]" * depth + b","
+    carry, opened = b"", False
+    while True:
+        block = fh.read(_CHUNK)
+        text = carry + block.translate(None, _WHITESPACE)
+        if not opened and text:
+            if not text.startswith(b"["):
+                raise _broken(path, "it does not start with '['")
+            text, opened = text[1:], True
+        if not block:
+            break
+        cut = text.rfind(boundary)
+        if cut < 0:
+            carry = text
+            continue
+        yield text[:cut + depth]
+        carry = text[cut + depth + 1:]
+    if not opened:
+        raise _broken(path, "it is empty")
+    # the rest holds whole entries and the outer list's ']' unless the file was cut short
+    if text.count(b"]") <= text.count(b"["):
+        raise _broken(path, "it ends early (truncated)")
+    if not text.endswith(b"]"):
+        raise _broken(path, "it has more after its last ']'")
+    if len(text) > 1:
+        yield text[:-1]
+
+
+def _parse_entries(text: bytes, path: Path, shape: tuple[int, ...], template: bytes, dtype) -> np.ndarray:
+    """Entries separated by commas (whitespace-free text) -> (m, *shape) of `dtype`."""
+    structure = text.translate(None, _NOT_STRUCTURE)
+    count = (len(structure) + 1) // (len(template) + 1)
+    if structure != b",".join([template] * count):
+        raise _broken(path, f"its entries are not nested lists of shape {list(shape)}")
+    numbers = text.translate(None, b"[]")
+    try:
+        values = np.fromstring(numbers.decode("ascii"), dtype=np.float64, sep=",")
+    except (ValueError, UnicodeDecodeError):
+        values = None
+    # a missing value ("[1,,3]") or an unparsable one (older numpy stops quietly) leaves fewer numbers
+    if values is None or values.size != count * int(np.prod(shape)):
+        raise _broken(path, "it holds something other than numbers")
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused just below
+        values = values.astype(dtype)
+    if not np.isfinite(values).all():  # after the cast, so that 1e300 in a float32 array counts too
+        raise _broken(path, f"it holds NaN, infinite or out-of-range ({np.dtype(dtype)}) values")
+    return values.reshape(count, *shape)
+
+
+def read_number_array(path: str | os.PathLike, shape: tuple[int, ...], dtype=np.float64) -> np.ndarray:
+    """A JSON file holding a list of entries, each a regular nested list of `shape` -> (N, *shape) of `dtype`.
+
+    Streams the file in chunks (numbers parsed by numpy), so the 1.3 GB vertex file needs
+    neither Python floats nor a second copy of the text. Anything but a complete list of
+    such entries with finite numbers (a truncated file, a ragged or wrongly sized entry, a
+    string, null, NaN, a number beyond `dtype`'s range) raises Mask2HandError.
     """
     path = Path(path)
-    parts: list[np.ndarray] = []
-    carry = b""
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(_CHUNK)
-            text = carry + block.translate(None, b"[] \n\r\t")
-            if block:
-                cut = text.rfind(b",")
-                if cut < 0:
-                    carry = text
-                    continue
-                text, carry = text[:cut], text[cut + 1:]
-            if text:
-                parts.append(np.fromstring(text.decode("ascii"), dtype=np.float64, sep=","))
-            if not block:
-                break
-    flat = np.concatenate(parts) if parts else np.zeros(0)
-    per_item = int(np.prod(tail_shape))
-    if flat.size % per_item:
-        raise Mask2HandError(f"{path}: {flat.size} numbers do not form entries of shape {tail_shape}; "
-                             "is this the official FreiHAND file?")
-    return flat.reshape(-1, *tail_shape)
+    template = _entry_template(shape)
+    try:
+        with open(path, "rb") as fh:
+            parts = [_parse_entries(text, path, shape, template, dtype)
+                     for text in _entry_runs(fh, path, len(shape))]
+    except OSError as exc:
+        raise Mask2HandError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not parts:
+        raise _broken(path, "it holds no entries")
+    return np.concatenate(parts)
 
 
 def _find_root(root: str | os.PathLike) -> Path:
@@ -97,25 +158,27 @@ class FreiHand:
 
     def __init__(self, root: str | os.PathLike, load_vertices: bool = True, load_mano: bool = True):
         self.root = _find_root(root)
-        self.K = read_number_array(self.root / "training_K.json", (3, 3)).astype(np.float32)
-        self.joints = read_number_array(self.root / "training_xyz.json", (21, 3)).astype(np.float32)
+        self.K = read_number_array(self.root / "training_K.json", (3, 3), np.float32)
+        self.joints = read_number_array(self.root / "training_xyz.json", (21, 3), np.float32)
         n = len(self.K)
         if len(self.joints) != n:
-            raise Mask2HandError(f"FreiHAND at {self.root}: {n} intrinsics but {len(self.joints)} joint entries")
+            raise Mask2HandError(f"FreiHAND at {self.root}: {n} intrinsics but {len(self.joints)} joint entries; "
+                                 f"{_REDOWNLOAD}")
         self.vertices = None
         if load_vertices:
             self.vertices = self._optional("training_verts.json", (778, 3), n)
         self.mano = None
         if load_mano:
-            self.mano = self._optional("training_mano.json", (61,), n)
+            self.mano = self._optional("training_mano.json", (1, 61), n)[:, 0]  # each entry is [[61 numbers]]
 
     def _optional(self, name: str, shape: tuple[int, ...], n: int) -> np.ndarray:
         file = self.root / name
         if not file.is_file():
-            raise Mask2HandError(f"FreiHAND at {self.root}: {name} is missing")
-        array = read_number_array(file, shape).astype(np.float32)
+            raise Mask2HandError(f"FreiHAND at {self.root}: {name} is missing; {_REDOWNLOAD}")
+        array = read_number_array(file, shape, np.float32)
         if len(array) != n:
-            raise Mask2HandError(f"FreiHAND at {self.root}: {name} has {len(array)} entries, expected {n}")
+            raise Mask2HandError(f"FreiHAND at {self.root}: {name} has {len(array)} entries, training_K.json {n}; "
+                                 f"{_REDOWNLOAD}")
         return array
 
     def __len__(self) -> int:
@@ -131,7 +194,10 @@ class FreiHand:
         path = self.mask_path(index)
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if image is None:
-            raise Mask2HandError(f"cannot read FreiHAND mask {path}")
+            raise Mask2HandError(f"cannot read FreiHAND mask {path}; {_REDOWNLOAD}")
+        if image.shape != IMAGE_SIZE:
+            raise Mask2HandError(f"FreiHAND mask {path} is {image.shape[1]}x{image.shape[0]} pixels, not "
+                                 f"{IMAGE_SIZE[1]}x{IMAGE_SIZE[0]}; {_REDOWNLOAD}")
         return (image > MASK_THRESHOLD).astype(np.uint8)
 
 
@@ -163,11 +229,22 @@ def load_split_file(path: str | os.PathLike, num_samples: int | None = None) -> 
     path = Path(path)
     try:
         raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, not text
         raise Mask2HandError(f"cannot read split file {path}: {exc}") from None
+    expected = f"{path}: expected {{\"train_ids\": [...], \"val_ids\": [...], \"test_ids\": [...]}}"
     if not isinstance(raw, dict) or not any(k.endswith("_ids") for k in raw):
-        raise Mask2HandError(f"{path}: expected {{\"train_ids\": [...], \"val_ids\": [...], \"test_ids\": [...]}}")
-    split = {key[: -len("_ids")]: np.asarray(ids, dtype=np.int64) for key, ids in raw.items() if key.endswith("_ids")}
+        raise Mask2HandError(expected)
+    split = {}
+    for key, ids in raw.items():
+        if not key.endswith("_ids"):
+            continue
+        # bool is an int to Python, and a float id would be truncated silently by the cast
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            raise Mask2HandError(f"{expected}, with whole numbers as ids; {key} is not a list of them")
+        try:
+            split[key[: -len("_ids")]] = np.asarray(ids, dtype=np.int64)
+        except OverflowError:
+            raise Mask2HandError(f"{path}: {key} holds ids beyond 64 bits") from None
     seen = np.concatenate(list(split.values()))
     if len(np.unique(seen)) != len(seen):
         raise Mask2HandError(f"{path}: the splits share ids")

@@ -18,14 +18,23 @@ reads.
 
 Writing is atomic: arrays are filled in a hidden temporary folder next to the
 target, the card is written last, and the folder is then renamed into place.
-A folder without a complete card is never taken for a dataset.
+A folder without a complete card is never taken for a dataset. The temporary folder
+holds a note of the process filling it, so that a later write to the same target
+can remove what a killed one left behind (see remove_stale_partials).
+
+Reading trusts nothing: opening checks the card's entries and every array file's
+header and byte length against the card (a truncated or foreign file is refused
+before it is mapped; nothing is ever unpickled); the SHA-256 of every byte is
+checked on request (verify=True), since it costs a full read.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +49,8 @@ CARD_NAME = "card.json"
 DATASET_FORMAT = "mask2hand-dataset"
 FORMAT_VERSION = 1
 MASK_ENCODING = "packbits-rows"
+OWNER_NAME = "writer.json"  # in a temporary folder: the host and pid of the process filling it
+NUMBER_KINDS = "biuf"  # numpy dtype kinds a stored array may have: bool, int, uint, float
 
 
 def pack_masks(masks: np.ndarray) -> np.ndarray:
@@ -81,6 +92,7 @@ class DatasetWriter:
     def __init__(self, path: str | os.PathLike, num_samples: int, image_size: tuple[int, int],
                  arrays: dict[str, ArraySpec], overwrite: bool = False):
         self.path = Path(path)
+        remove_stale_partials(self.path)
         if self.path.exists() and not overwrite:
             raise Mask2HandError(f"{self.path} already exists; choose another folder or allow overwriting "
                                  "(--overwrite)")
@@ -91,11 +103,16 @@ class DatasetWriter:
         self.overwrite = overwrite
         self.specs = {"masks": ArraySpec((self.image_size[0], (self.image_size[1] + 7) // 8), "uint8"), **arrays}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.parent / f".{self.path.name}.partial-{uuid.uuid4().hex[:8]}"
+        self.tmp = self.path.parent / f"{_partial_prefix(self.path)}{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
-        self._maps = {name: np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=spec.dtype,
-                                                      shape=(self.num_samples, *spec.shape))
-                      for name, spec in self.specs.items()}
+        try:  # the caller's `with` has not begun yet: an interrupt here must clean up itself
+            (self.tmp / OWNER_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+            self._maps = {name: np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=spec.dtype,
+                                                          shape=(self.num_samples, *spec.shape))
+                          for name, spec in self.specs.items()}
+        except BaseException:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            raise
         self._extras: list[str] = []
         self._finished = False
 
@@ -128,7 +145,7 @@ class DatasetWriter:
         if name in self.specs:
             raise ValueError(f"'{name}' is a per-sample array")
         file = self.tmp / f"{name}.npy"
-        np.save(file, np.asarray(array))
+        np.save(file, np.asarray(array), allow_pickle=False)
         self._extras.append(file.name)
         return file.name
 
@@ -157,6 +174,7 @@ class DatasetWriter:
             old = self.path.parent / f".{self.path.name}.old-{uuid.uuid4().hex[:8]}"
             self.path.rename(old)
         self.tmp.rename(self.path)
+        (self.path / OWNER_NAME).unlink()  # only now: a temporary folder must never lose its owner note
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         self._finished = True
@@ -169,8 +187,136 @@ class DatasetWriter:
         self._finished = True
 
 
+def _partial_prefix(path: Path) -> str:
+    """The name of a write's temporary folders, beside `path`, before their random suffix."""
+    return f".{path.name}.partial-"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when that cannot be told)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would stop the process on Windows, not probe it
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # OverflowError: no process has such an id
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _owner_gone(folder: Path) -> bool:
+    """True if a temporary folder's owner note names a process of this machine that has ended.
+
+    No readable note (a folder being created this instant, or left by an older mask2hand)
+    or another machine's process (a shared file system) proves nothing: such folders stay.
+    """
+    try:
+        owner = json.loads((folder / OWNER_NAME).read_text())
+        host, pid = owner["host"], owner["pid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if host != socket.gethostname() or type(pid) is not int or pid <= 0:  # pid <= 0 would probe process groups
+        return False
+    return not _process_alive(pid)
+
+
+def remove_stale_partials(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary folders of earlier writes to `path` whose writing process has ended.
+
+    A killed write (SIGKILL, power loss) cannot remove its own folder. Only folders named
+    as DatasetWriter names them, not links, whose owner note names an ended process of this
+    machine are removed; a write still running keeps its folder. Returns the removed folders.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(_partial_prefix(path)) + "[0-9a-f]{8}")
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    for folder in sorted(path.parent.iterdir()):
+        if (pattern.fullmatch(folder.name) and not folder.is_symlink() and folder.is_dir()
+                and _owner_gone(folder)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _remedy(card: dict[str, Any], path: Path) -> str:
+    """What to run to make the dataset folder at `path` again, from its card's generator."""
+    generator = card.get("generator")
+    if generator == "freihand":
+        return f"convert FreiHAND again: mask2hand synth freihand --root FREIHAND_ROOT --out {path} --overwrite"
+    kind = {"synthetic-paper": "paper", "synthetic-broad": "broad"}.get(generator)
+    if kind is None:
+        return "write the dataset again"
+    seed = card.get("seed")
+    seed_option = f" --seed {seed}" if type(seed) is int else ""
+    return (f"generate it again: mask2hand synth {kind} --out {path}{seed_option} --overwrite "
+            "(with the options it was made with)")
+
+
+def _plain_name(name: Any) -> bool:
+    """Whether a file name from a card names a file directly inside the dataset folder."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
+def _entry_problem(entry: Any, num_samples: int) -> str | None:
+    """What is wrong with a card's array entry {"file", "shape", "dtype", "sha256"}, or None."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    file, shape, dtype = entry.get("file"), entry.get("shape"), entry.get("dtype")
+    if not (_plain_name(file) and file.endswith(".npy")):
+        return f"names the file {file!r}, not a .npy file inside the folder"
+    if not (isinstance(shape, list) and shape and all(type(n) is int and n > 0 for n in shape)):
+        return f"has the shape {shape!r}, not a list of positive whole numbers"
+    if shape[0] != num_samples:
+        return f"has {shape[0]} rows for {num_samples} samples"
+    try:
+        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+    except (TypeError, ValueError):
+        kind = None
+    if kind is None or kind not in NUMBER_KINDS:
+        return f"has the dtype {dtype!r}, not a number type"
+    return None
+
+
+def _npy_problem(file: Path, shape: tuple[int, ...], dtype: np.dtype) -> str | None:
+    """What keeps the .npy file `file` from being a C-ordered array of `shape` and `dtype`, or None.
+
+    Reads the header and the file's size only, so checking a 1 GB array costs nothing;
+    a short file would otherwise fail at np.load (or later, on a read past its end).
+    """
+    try:
+        with open(file, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                header = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                header = np.lib.format.read_array_header_2_0(fh)
+            else:
+                return f"is a .npy file of version {version[0]}.{version[1]}, which mask2hand never writes"
+            data_offset = fh.tell()
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        return f"is not a readable .npy array ({exc})"
+    stored_shape, fortran_order, stored_dtype = header
+    if tuple(stored_shape) != shape or stored_dtype != dtype or fortran_order:
+        order = " in Fortran order" if fortran_order else ""
+        return f"has shape {tuple(stored_shape)} {stored_dtype}{order}, the card says {list(shape)} {dtype}"
+    needed = data_offset + int(np.prod(shape)) * dtype.itemsize
+    size = file.stat().st_size
+    if size < needed:
+        return f"is truncated: {size} bytes, where the card's {list(shape)} {dtype} needs {needed}"
+    if size > needed:
+        return f"has {size - needed} bytes more than the card's {list(shape)} {dtype} needs"
+    return None
+
+
 class StoredDataset:
     """A dataset folder opened for reading; arrays are memory-mapped.
+
+    Opening checks the card and every array file's header and byte length against it;
+    verify=True also checks the SHA-256 of every file (see `verify`). A problem raises
+    Mask2HandError naming the file and how to make the folder again.
 
     Attributes: path, card (dict), num_samples, image_size (H, W), arrays
     (name -> read-only memmap, masks still packed).
@@ -181,20 +327,53 @@ class StoredDataset:
         self.card = read_card(self.path)
         self.num_samples = int(self.card["num_samples"])
         self.image_size = (int(self.card["image_size"][0]), int(self.card["image_size"][1]))
-        self.arrays: dict[str, np.ndarray] = {}
-        for name, entry in self.card["arrays"].items():
-            file = self.path / entry["file"]
+        self.remedy = _remedy(self.card, self.path)
+        self._check_masks_entry()
+        self.arrays: dict[str, np.ndarray] = {name: self._open_array(name, entry)
+                                              for name, entry in self.card["arrays"].items()}
+        if verify:
+            self.verify()
+
+    def _damaged(self, what: str) -> Mask2HandError:
+        return Mask2HandError(f"dataset {self.path}: {what}; the folder is damaged: {self.remedy}")
+
+    def _check_masks_entry(self) -> None:
+        h, w = self.image_size
+        expected = [self.num_samples, h, (w + 7) // 8]
+        entry = self.card["arrays"].get("masks")
+        if not isinstance(entry, dict) or entry.get("shape") != expected or entry.get("dtype") != "uint8":
+            raise self._damaged(f"the card's masks are not uint8 {expected}, the bit-packed masks of "
+                                f"{self.num_samples} images of {h}x{w} pixels")
+
+    def _open_array(self, name: str, entry: Any) -> np.ndarray:
+        problem = _entry_problem(entry, self.num_samples)
+        if problem is not None:
+            raise self._damaged(f"the card's array '{name}' {problem}")
+        file = self.path / entry["file"]
+        if not file.is_file():
+            raise self._damaged(f"array file {entry['file']} is missing")
+        problem = _npy_problem(file, tuple(entry["shape"]), np.dtype(entry["dtype"]))
+        if problem is not None:
+            raise self._damaged(f"{entry['file']} {problem}")
+        return np.load(file, mmap_mode="r", allow_pickle=False)
+
+    def verify(self) -> None:
+        """Check the SHA-256 of every array and extra file against the card (reads every byte).
+
+        Catches what opening cannot: a file of the right size whose bytes were changed.
+        """
+        digests = {entry["file"]: entry.get("sha256") for entry in self.card["arrays"].values()}
+        extra = self.card.get("extra_files", {})
+        if not isinstance(extra, dict) or not all(_plain_name(name) for name in extra):
+            raise self._damaged("the card's extra_files do not name files inside the folder")
+        digests.update(extra)
+        for name, digest in digests.items():
+            file = self.path / name
             if not file.is_file():
-                raise Mask2HandError(f"dataset {self.path}: array file {entry['file']} is missing; "
-                                     "the folder is damaged, generate it again")
-            if verify and file_sha256(file) != entry["sha256"]:
-                raise Mask2HandError(f"dataset {self.path}: {entry['file']} does not match its checksum in the "
-                                     "card; the file is damaged, generate the dataset again")
-            array = np.load(file, mmap_mode="r")
-            if list(array.shape) != list(entry["shape"]) or str(array.dtype) != entry["dtype"]:
-                raise Mask2HandError(f"dataset {self.path}: {entry['file']} has shape {array.shape} "
-                                     f"{array.dtype}, the card says {entry['shape']} {entry['dtype']}")
-            self.arrays[name] = array
+                raise self._damaged(f"{name} is missing")
+            if file_sha256(file) != digest:
+                raise self._damaged(f"{name} does not match its SHA-256 checksum in the card (the file was "
+                                    "changed or damaged after it was written)")
 
     def __len__(self) -> int:
         return self.num_samples
@@ -207,20 +386,38 @@ class StoredDataset:
         return unpack_masks(np.asarray(self.arrays["masks"][index]), self.image_size[1])
 
     def split_indices(self, split: str | None) -> np.ndarray:
-        """Sample indices of a named split (the card's "splits"), or all samples for None."""
+        """Sample indices (n,) int64 of a named split (the card's "splits"), or all samples for None."""
         if split is None:
             return np.arange(self.num_samples)
-        splits = self.card.get("splits", {})
+        splits = self.card.get("splits")
+        splits = splits if isinstance(splits, dict) else {}
         if split not in splits:
             raise Mask2HandError(f"dataset {self.path} has no split '{split}'; it has {sorted(splits) or 'none'}")
         entry = splits[split]
-        if "ids_file" in entry:
-            return np.load(self.path / entry["ids_file"])
-        return np.arange(int(entry["start"]), int(entry["stop"]))
+        if isinstance(entry, dict) and "ids_file" in entry:
+            return self._split_ids(split, entry["ids_file"])
+        start, stop = (entry.get("start"), entry.get("stop")) if isinstance(entry, dict) else (None, None)
+        if not (type(start) is int and type(stop) is int and 0 <= start <= stop <= self.num_samples):
+            raise self._damaged(f"the card's split '{split}' is not a range of sample ids in "
+                                f"[0, {self.num_samples}]")
+        return np.arange(start, stop)
+
+    def _split_ids(self, split: str, name: Any) -> np.ndarray:
+        """The ids (n,) int64 stored in a split's file, each a sample of this folder."""
+        if not _plain_name(name) or not (self.path / name).is_file():
+            raise self._damaged(f"the ids file {name!r} of split '{split}' is missing")
+        try:
+            ids = np.load(self.path / name, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # ValueError: pickled or not numpy
+            raise self._damaged(f"{name} is not a readable .npy array ({exc})") from None
+        if ids.ndim != 1 or ids.dtype.kind not in "iu" or (len(ids) and (ids.min() < 0
+                                                                         or ids.max() >= self.num_samples)):
+            raise self._damaged(f"{name} does not hold sample ids in [0, {self.num_samples})")
+        return ids.astype(np.int64)
 
 
 def read_card(path: str | os.PathLike) -> dict[str, Any]:
-    """The card of a complete dataset folder; Mask2HandError if there is none."""
+    """The card of a complete dataset folder; Mask2HandError if there is none or it is malformed."""
     path = Path(path)
     if not path.is_dir():
         raise Mask2HandError(f"dataset folder not found: {path}")
@@ -230,16 +427,25 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
                              "interrupted write: delete it and generate it again")
     try:
         card = json.loads(card_file.read_text())
-    except json.JSONDecodeError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, not text
         raise Mask2HandError(f"{card_file} is not valid JSON ({exc}); generate the dataset again") from None
-    if card.get("format") != DATASET_FORMAT or "arrays" not in card or "num_samples" not in card:
+    if not isinstance(card, dict) or card.get("format") != DATASET_FORMAT or not isinstance(card.get("arrays"), dict):
         raise Mask2HandError(f"{card_file} is not a mask2hand dataset card")
-    if card.get("format_version", 0) > FORMAT_VERSION:
-        raise Mask2HandError(f"{path} was written by a newer mask2hand (format {card['format_version']}); "
-                             "upgrade mask2hand")
+    version = card.get("format_version", 0)
+    if type(version) is not int:
+        raise Mask2HandError(f"{card_file}: format_version {version!r} is not a whole number; generate the "
+                             "dataset again")
+    if version > FORMAT_VERSION:
+        raise Mask2HandError(f"{path} was written by a newer mask2hand (format {version}); upgrade mask2hand")
+    size = card.get("image_size")
+    if not (type(card.get("num_samples")) is int and card["num_samples"] > 0 and isinstance(size, list)
+            and len(size) == 2 and all(type(n) is int and n > 0 for n in size)):
+        raise Mask2HandError(f"{card_file}: num_samples and image_size must be positive whole numbers "
+                             f"(got {card.get('num_samples')!r}, {size!r}); generate the dataset again")
     return card
 
 
 def open_dataset(path: str | os.PathLike, verify: bool = False) -> StoredDataset:
-    """Open a dataset folder; verify=True also checks every array's SHA-256 against the card."""
+    """Open a dataset folder (card, array headers and sizes checked); verify=True also checks every
+    file's SHA-256 against the card."""
     return StoredDataset(path, verify=verify)
