@@ -201,15 +201,48 @@ def test_accumulator_without_refinement_or_vertices():
     acc.update(network_output(torch.zeros(2, 21, 3), torch.zeros(2, 30, 3)), hand_batch(torch.zeros(2, 21, 3)))
     res = acc.result()
     assert res.refined is None
-    assert set(res.preliminary.summary()) == {"mpjpe_cm", "auc_pck", "pa_mpjpe_cm", "pa_auc_pck"}
+    assert set(res.preliminary.summary()) == {"mpjpe_cm", "auc_pck", "pa_mpjpe_cm", "pa_auc_pck", "rr_mpjpe_cm"}
 
 
 def test_accumulator_errors():
     with pytest.raises(Mask2HandError):
         EvaluationAccumulator().result()
+
+
+def test_another_hand_models_vertices_are_skipped_with_a_note():
+    """A dataset of another hand model (other vertex count): joints are scored, vertices not, and the result says so."""
     acc = EvaluationAccumulator()
-    with pytest.raises(Mask2HandError, match="vertex count"):
-        acc.update(network_output(torch.zeros(1, 21, 3), torch.zeros(1, 30, 3)), hand_batch(torch.zeros(1, 21, 3), torch.zeros(1, 778, 3)))
+    joints = torch.rand(2, 21, 3)
+    acc.update(network_output(joints, torch.zeros(2, 30, 3)), hand_batch(joints, torch.zeros(2, 778, 3)))
+    res = acc.result()
+    assert res.preliminary.vertices is None and res.preliminary.joints.mean_cm == 0.0
+    assert len(res.notes) == 1 and "778 vertices" in res.notes[0] and "network's 30" in res.notes[0]
+
+
+def test_root_relative_errors_ignore_a_shift_of_the_whole_hand():
+    joints = torch.rand(3, 21, 3, dtype=torch.float64)
+    acc = EvaluationAccumulator()
+    acc.update(network_output(joints + torch.tensor([0.01, -0.02, 0.05], dtype=torch.float64), torch.zeros(3, 30, 3)),
+               hand_batch(joints))
+    stage = acc.result().preliminary
+    assert stage.joints_root_relative.mean_cm == pytest.approx(0.0, abs=1e-9)
+    assert stage.joints.mean_cm == pytest.approx(100 * (0.01 ** 2 + 0.02 ** 2 + 0.05 ** 2) ** 0.5)
+
+
+def test_palm_flips_count_a_hand_turned_over_and_skip_edge_on_palms():
+    from mask2hand.evaluation.metrics import palm_facing, palm_flips
+    from mask2hand.hand import load_hand_model
+
+    hand = load_hand_model("open")
+    # the rest hand's fingers point along -x with the palm normal along y: turned about x by -90 degrees its
+    # back faces the camera, by +90 its palm, and at rest it is seen edge-on
+    facing = torch.tensor([[-np.pi / 2, 0.0, 0.0], [np.pi / 2, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    with torch.no_grad():
+        joints = hand(facing, torch.tensor([[0.0, 0.0, 0.5]] * 3)).joints
+    cosines = palm_facing(joints)
+    assert cosines[0] > 0.9 and cosines[1] < -0.9 and abs(cosines[2]) < 0.26
+    assert palm_flips(joints, joints) == (0, 2)
+    assert palm_flips(joints[[1, 0, 2]], joints) == (2, 2)
 
 
 def test_mask_metrics_wiring(monkeypatch):

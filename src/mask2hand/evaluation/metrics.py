@@ -18,6 +18,15 @@ Protocol of lmb-freiburg/freihand (`eval.py`, `utils/eval_util.py`), reproduced 
 Everything is computed in float64 on the CPU, whatever the inputs, so the numbers do not
 depend on the device or dtype of the network. mIoU / Dice compare the input mask with
 the exact rasterization of the predicted mesh (`mask2hand.render.rasterize_silhouette`).
+
+Beyond the paper, for hands of other models and masks with forearms:
+- root-relative MPJPE: joints after subtracting each hand's own root joint (the wrist), so
+  the depth guess of a silhouette does not dominate;
+- palm/back flip rate: the share of answers whose palm faces the camera when the true palm
+  faces away, or the reverse (`palm_facing`), among the masks whose true palm is clearly
+  turned towards or away from the camera (within FLIP_JUDGED_DEGREES of the viewing ray);
+- vertex metrics only where the prediction and the ground truth share a mesh topology (a
+  dataset made with another hand model has other vertices; `EvaluationResult.notes` says so).
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ if TYPE_CHECKING:  # annotations only: the metrics need neither the network nor 
 PCK_MAX_METERS = 0.05
 PCK_STEPS = 100
 CM_PER_METER = 100.0
+FLIP_JUDGED_DEGREES = 75.0
+"""A palm whose normal is within this angle of the viewing ray (or of its reverse) clearly faces
+towards (away from) the camera; more edge-on palms are not judged for flips."""
 
 
 def pck_thresholds(max_meters: float = PCK_MAX_METERS, steps: int = PCK_STEPS) -> np.ndarray:
@@ -70,6 +82,29 @@ def point_errors(pred: Any, target: Any, *, aligned: bool = False) -> torch.Tens
     if aligned:
         pred64 = procrustes_align(pred64, target64, allow_reflection=True).aligned
     return torch.linalg.vector_norm(pred64 - target64, dim=-1)
+
+
+def palm_facing(joints: Any) -> torch.Tensor:
+    """(B,) cosine between each right hand's palm normal and the ray from the camera to its palm
+    centre: > 0 when the back of the hand faces the camera, < 0 when the palm does.
+
+    joints (B,21,3) meters, FreiHAND order. The normal is (index MCP - wrist) x (little MCP -
+    wrist), which points out of the back of a right hand in the camera's right-handed frame.
+    """
+    joints = _as_float64(joints)
+    wrist, index, middle, little = joints[:, 0], joints[:, 5], joints[:, 9], joints[:, 17]
+    normal = torch.linalg.cross(index - wrist, little - wrist)
+    centre = (wrist + index + middle + little) / 4
+    return torch.nn.functional.cosine_similarity(normal, centre, dim=1)
+
+
+def palm_flips(pred: Any, target: Any) -> tuple[int, int]:
+    """(flipped, judged): how many of the judged answers (true palm within FLIP_JUDGED_DEGREES of
+    facing towards or away from the camera) have their palm the other way round."""
+    truth, answer = palm_facing(target), palm_facing(pred)
+    judged = truth.abs() >= np.cos(np.radians(FLIP_JUDGED_DEGREES))
+    flipped = judged & (torch.sign(truth) != torch.sign(answer))
+    return int(flipped.sum()), int(judged.sum())
 
 
 @dataclass
@@ -156,9 +191,13 @@ class StageMetrics:
     vertices_aligned: PointMetrics | None = None
     miou: float | None = None
     dice: float | None = None
+    joints_root_relative: PointMetrics | None = None
+    flip_rate: float | None = None
+    flips_judged: int = 0
 
     def summary(self) -> dict[str, float]:
-        """The paper's table entries under stable names (only those measured)."""
+        """The paper's table entries under stable names (only those measured), then the
+        root-relative MPJPE and the palm/back flip rate."""
         out: dict[str, float] = {}
         for prefix, unit, kind, pm in (
             ("", "mpjpe_cm", "auc_pck", self.joints),
@@ -173,6 +212,11 @@ class StageMetrics:
             out["miou"] = self.miou
         if self.dice is not None:
             out["dice"] = self.dice
+        if self.joints_root_relative is not None:
+            out["rr_mpjpe_cm"] = self.joints_root_relative.mean_cm
+        if self.flip_rate is not None:
+            out["flip_rate"] = self.flip_rate
+            out["flips_judged"] = self.flips_judged
         return out
 
 
@@ -184,6 +228,7 @@ class EvaluationResult:
     refined: StageMetrics | None
     num_samples: int
     thresholds_cm: np.ndarray = field(default_factory=lambda: pck_thresholds() * CM_PER_METER)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: summaries plus PCK/PCV curves (lists) of each stage."""
@@ -203,6 +248,7 @@ class EvaluationResult:
 
         return {
             "num_samples": self.num_samples,
+            "notes": self.notes,
             "thresholds_cm": self.thresholds_cm.tolist(),
             "preliminary": stage(self.preliminary),
             "refined": None if self.refined is None else stage(self.refined),
@@ -211,14 +257,26 @@ class EvaluationResult:
 
 class _StageAccumulator:
     def __init__(self, thresholds: np.ndarray) -> None:
-        self.points = {name: PointErrorStats(thresholds) for name in ("joints", "joints_aligned", "vertices", "vertices_aligned")}
+        self.points = {name: PointErrorStats(thresholds) for name in ("joints", "joints_aligned", "vertices",
+                                                                      "vertices_aligned", "joints_root_relative")}
         self.iou_sum = 0.0
         self.dice_sum = 0.0
         self.mask_count = 0
+        self.flipped = 0
+        self.judged = 0
 
     def update_points(self, kind: str, pred: Any, target: Any) -> None:
         self.points[kind].update(point_errors(pred, target, aligned=False))
         self.points[kind + "_aligned"].update(point_errors(pred, target, aligned=True))
+
+    def update_joints(self, pred: Any, target: Any) -> None:
+        """The joint metrics: absolute, aligned, root-relative, and palm flips."""
+        self.update_points("joints", pred, target)
+        pred64, target64 = _as_float64(pred), _as_float64(target)
+        self.points["joints_root_relative"].update(point_errors(pred64 - pred64[:, :1], target64 - target64[:, :1]))
+        flipped, judged = palm_flips(pred64, target64)
+        self.flipped += flipped
+        self.judged += judged
 
     def update_masks(self, vertices: Any, faces: Any, K: Any, mask: Any) -> None:
         # Imported here: the renderer sits below metrics in the data flow but is only
@@ -239,6 +297,8 @@ class _StageAccumulator:
             **res,
             miou=self.iou_sum / self.mask_count if self.mask_count else None,
             dice=self.dice_sum / self.mask_count if self.mask_count else None,
+            flip_rate=self.flipped / self.judged if self.judged else None,
+            flips_judged=self.judged,
         )
 
 
@@ -254,6 +314,7 @@ class EvaluationAccumulator:
         self._stages = {"preliminary": _StageAccumulator(self.thresholds), "refined": _StageAccumulator(self.thresholds)}
         self._has_refined: bool | None = None
         self.num_samples = 0
+        self.notes: list[str] = []
 
     def update(self, output: Mask2HandOutput, target: HandBatch, K: Any = None, faces: Any = None) -> None:
         """Add one batch of the network's output for `target`; meters throughout.
@@ -274,15 +335,23 @@ class EvaluationAccumulator:
         stages = [("preliminary", output.joints, output.vertices)]
         if has_refined:
             stages.append(("refined", refined_joints, refined_vertices))
+        same_mesh = target.vertices is not None and target.vertices.shape[1:] == output.vertices.shape[1:]
+        if target.vertices is not None and not same_mesh:
+            self._note(f"vertex metrics skipped: the dataset's hands have {target.vertices.shape[1]} vertices, the "
+                       f"network's {output.vertices.shape[1]} (another hand model); joints and masks are compared")
         for name, joints, vertices in stages:
             acc = self._stages[name]
             if target.joints is not None and joints is not None:
-                acc.update_points("joints", joints, target.joints)
-            if target.vertices is not None and vertices is not None:
+                acc.update_joints(joints, target.joints)
+            if same_mesh and vertices is not None:
                 acc.update_points("vertices", vertices, target.vertices)
             if K is not None and faces is not None and vertices is not None:
                 acc.update_masks(vertices, faces, K, target.mask)
         self.num_samples += int(output.joints.shape[0])
+
+    def _note(self, note: str) -> None:
+        if note not in self.notes:
+            self.notes.append(note)
 
     def result(self) -> EvaluationResult:
         if self.num_samples == 0:
@@ -292,4 +361,5 @@ class EvaluationAccumulator:
             refined=self._stages["refined"].result() if self._has_refined else None,
             num_samples=self.num_samples,
             thresholds_cm=self.thresholds * CM_PER_METER,
+            notes=list(self.notes),
         )
