@@ -11,6 +11,7 @@ import torch
 
 from mask2hand.inference.cameras import intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
+from mask2hand.export.files import json_text
 from mask2hand.inference.api import Mask2Hand, Prediction
 from mask2hand.render import project
 from tiny_model import TINY, blob_mask, save_mask_png, write_tiny_weights
@@ -54,17 +55,26 @@ def test_2d_joints_and_iou_are_those_of_the_3d_answer(model):
     assert result.iou == pytest.approx(inter / union)
 
 
-def test_params_reproduce_the_preliminary_mesh(model):
-    """HandParameters fed to the hand layer give the network's preliminary hand."""
+def test_params_rebuild_the_answer_with_the_documented_call(model):
+    """The written parameters, posed by a fresh hand layer in the flat_hand_mean=True convention the
+    JSON states, give the hand whose distance from the answer is the reported residual, and the
+    offsets close the rest."""
+    from mask2hand.hand import load_hand_model
+
     result = model.predict(blob_mask())
-    hand = model.runner.hand
+    assert result.hand["flat_hand_mean"] is True and model.runner.hand.flat_hand_mean is False
     p = result.params
-    out = hand(torch.from_numpy(p.global_orient[None]), torch.from_numpy(p.transl[None]),
-               pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
-    with torch.inference_mode():
-        raw = model.runner.network(torch.from_numpy(model.prepare(blob_mask()).mask.model_input[None]),
-                                   torch.from_numpy(model.prepare(blob_mask()).K_model[None]).float())
-    assert torch.allclose(out.vertices[0], raw.vertices[0], atol=1e-4)
+    layer = load_hand_model(result.hand["name"], flat_hand_mean=result.hand["flat_hand_mean"])
+    with torch.no_grad():
+        out = layer(*(torch.from_numpy(v[None]) for v in (p.global_orient, p.transl)),
+                    pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
+    vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
+    residual = result.params_residual_mm
+    assert np.linalg.norm(joints - result.joints, axis=-1).mean() * 1000 == pytest.approx(residual["joints"], abs=1e-2)
+    assert np.linalg.norm(vertices - result.vertices, axis=-1).mean() * 1000 == pytest.approx(residual["vertices"],
+                                                                                               abs=1e-2)
+    assert np.allclose(vertices + result.vertex_offsets, result.vertices, atol=1e-5)
+    assert json.loads(json_text(result.to_dict()))["params_residual_mm"] == pytest.approx(residual)
 
 
 def test_rescaled_mask_gives_the_same_hand_and_scaled_2d_joints(model):

@@ -34,6 +34,7 @@ from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import resolve_camera
 from mask2hand.inference.mirror import mirror_faces, mirror_points
 from mask2hand.inference.prepare import PreparedInput, check_side, prepare_mask
+from mask2hand.inference.rebuild import rebuild_params
 from mask2hand.inference.result import Prediction, project
 from mask2hand.inference.runner import NetworkResult, Runner, TorchRunner
 from mask2hand.utils.files import file_sha256
@@ -70,15 +71,17 @@ class Mask2Hand:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, hand_model: str | None = None,
-                        mano_path: str | os.PathLike | None = None, device: str | None = None) -> "Mask2Hand":
+                        mano_path: str | os.PathLike | None = None, device: str = "auto") -> "Mask2Hand":
         """Load weights: `path` (a weights or checkpoint file) or the shipped default.
 
         hand_model: "open" or "mano" (default: the one the weights were trained with);
-        mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "cpu" (default), "cuda", ...
+        mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "auto" (CUDA when present,
+        else the CPU), "cpu", "cuda", "cuda:N", ... (Mask2HandError for one that is not there).
         """
         from mask2hand.nn.checkpoint import default_weights_path, load_network
+        from mask2hand.nn.device import resolve_device
 
-        device = device or "cpu"
+        device = resolve_device(device)
         network, payload = load_network(path, hand_model=hand_model, mano_path=mano_path, device=device)
         file = Path(path) if path is not None else default_weights_path()
         identity = {"weights": str(file) if path is not None else "default (shipped)",
@@ -171,10 +174,17 @@ class Mask2Hand:
             if not (hand_joints[:, 2] > NEAR_Z).all():
                 raise Mask2HandError(f"{item.source}: the answer puts the hand behind the camera (z <= 0); "
                                      "check that K belongs to this image")
-        hand = {**self.hand_identity, "flat_hand_mean": self.flat_hand_mean}
+        rebuilt = None
+        if self.runner.hand is not None:  # the ONNX runtime has no hand layer to fit with
+            rebuilt = rebuild_params(self.runner.hand, raw.hand_params(), raw.vertices, raw.joints)
+        hand = {**self.hand_identity, "flat_hand_mean": True if rebuilt is not None else self.flat_hand_mean}
         mirrored_faces = mirror_faces(self.faces)
         return [Prediction(
-            vertices=vertices[b], joints=joints[b], joints_2d=joints_2d[b], params=raw.params(b),
+            vertices=vertices[b], joints=joints[b], joints_2d=joints_2d[b],
+            params=raw.params(b) if rebuilt is None else rebuilt.params.map(lambda v, b=b: v[b]),
+            params_residual_mm=None if rebuilt is None else {"joints": float(rebuilt.joints_mm[b]),
+                                                             "vertices": float(rebuilt.vertices_mm[b])},
+            vertex_offsets=None if rebuilt is None else rebuilt.offsets[b],
             K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask, rendered_mask=rendered[b],
             iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b],
             faces=mirrored_faces if left[b] else self.faces, hand=hand, model=self.model_identity,

@@ -22,6 +22,7 @@ from mask2hand.fit.core import FitConfig, fit_to_silhouette
 from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
 from mask2hand.inference.mirror import mirror_points
 from mask2hand.inference.prepare import PreparedInput
+from mask2hand.inference.rebuild import to_flat_convention
 from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult
 
@@ -76,10 +77,14 @@ def fit_network_result(items: Sequence[PreparedInput], raw: NetworkResult, hand,
     return fitted, result.steps
 
 
-def _to_input_frame(hypothesis: Hypothesis, left: bool) -> Hypothesis:
+def _as_written(hypothesis: Hypothesis, left: bool, pose_mean: np.ndarray) -> Hypothesis:
+    """A hypothesis as a Prediction carries it: vertices and joints in the input's frame, params
+    in the flat_hand_mean=True convention (mask2hand.inference.rebuild), in the network's frame."""
+    params = to_flat_convention(hypothesis.params, pose_mean)
     if not left:
-        return hypothesis
-    return replace(hypothesis, vertices=mirror_points(hypothesis.vertices), joints=mirror_points(hypothesis.joints))
+        return replace(hypothesis, params=params)
+    return replace(hypothesis, params=params, vertices=mirror_points(hypothesis.vertices),
+                   joints=mirror_points(hypothesis.joints))
 
 
 def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], raw: NetworkResult,
@@ -100,6 +105,7 @@ def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], r
     if k is not None:
         masks, Ks = network_frame(items)
         ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
-        results = [replace(prediction, hypotheses=[_to_input_frame(h, item.side == "left") for h in hyps])
+        pose_mean = hand.pose_mean.detach().cpu().numpy()
+        results = [replace(prediction, hypotheses=[_as_written(h, item.side == "left", pose_mean) for h in hyps])
                    for prediction, item, hyps in zip(results, items, ranked)]
     return results

@@ -27,7 +27,13 @@ class Prediction:
     vertices: (V,3) meters, camera space, the final (refined, if the network refines) mesh.
     joints: (21,3) meters, camera space, FreiHAND order.
     joints_2d: (21,2) their projections in the input image's pixels.
-    params: HandParams of the network's parametric hand (see below for a left hand).
+    params: HandParams that rebuild the answer with the hand layer in the flat_hand_mean=True
+        convention: `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)`
+        (fitted to the final mesh, mask2hand.inference.rebuild; see below for a left hand).
+        Without a torch hand layer (ONNX) they are the network's own, in the convention
+        `hand["flat_hand_mean"]` names. params_residual_mm: {"joints", "vertices"} mean distance
+        of the rebuilt hand from the answer (None on ONNX); vertex_offsets: (V,3) meters, the
+        answer's mesh minus the rebuilt one, in the frame of params (None on ONNX).
     K: (3,3) the input image's intrinsics; image_size: (H, W).
     mask: (H,W) bool, the cleaned input mask; rendered_mask: (H,W) bool, the exact
         silhouette of the predicted hand at the input's resolution; iou: their IoU.
@@ -67,6 +73,8 @@ class Prediction:
     iou_before_fit: float | None = None
     fit_steps: int | None = None
     hypotheses: list | None = None
+    params_residual_mm: dict[str, float] | None = None
+    vertex_offsets: np.ndarray | None = None
 
     def network_frame(self) -> tuple[HandParams, np.ndarray, np.ndarray]:
         """(params, mask (H,W) bool, K (3,3)) in the frame the params live in: the input's own for a
@@ -87,6 +95,7 @@ class Prediction:
             "joints": self.joints,
             "joints_2d": self.joints_2d,
             "params": asdict(self.params),
+            "params_residual_mm": self.params_residual_mm,
             "K": self.K,
             "camera": self.camera,
             "image_size": list(self.image_size),
@@ -98,6 +107,12 @@ class Prediction:
             **({} if self.fit_steps is None else {"iou_before_fit": self.iou_before_fit, "fit_steps": self.fit_steps}),
             **({} if self.hypotheses is None else {"hypotheses": [h.to_dict() for h in self.hypotheses]}),
         }
+
+    def to_trimesh(self):
+        """The answer's mesh as a `trimesh.Trimesh` (meters, camera space; vertices kept as they are)."""
+        import trimesh
+
+        return trimesh.Trimesh(vertices=np.asarray(self.vertices, dtype=np.float64), faces=self.faces, process=False)
 
     def figure(self, title: str | None = None):
         """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
