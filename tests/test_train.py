@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mask2hand.utils.files import TEMP_PREFIX, TEMP_SUFFIX
 from mask2hand import Mask2HandError
 from mask2hand.cli import main as cli_main
 from mask2hand.train.config import load_config
@@ -271,3 +272,99 @@ def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_p
     code = cli_main(["eval", str(tmp_path / "run" / "last.pt"), f"{data_dir}:test", "--sensor-size", "24"])
     text = capsys.readouterr().out
     assert code == 0 and "clean @24px" in text
+
+
+def test_interrupted_best_write_leaves_a_consistent_run(data_dir, tmp_path, monkeypatch):
+    """SIGTERM (the loop's handler raises KeyboardInterrupt) arriving while best.pt is written:
+    no temporary file stays, and last.pt never names a best validation loss that best.pt lacks."""
+    import mask2hand.train.loop as loop
+    from mask2hand.nn.checkpoint import read_file
+    from mask2hand.utils.files import atomic_path
+
+    real_save = loop.save_checkpoint
+    interrupted = []
+
+    def save_interrupted_once(path, state):
+        if Path(path).name == "best.pt" and not interrupted:
+            interrupted.append(state["best_val"])
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(b"half a checkpoint")
+                raise KeyboardInterrupt
+        return real_save(path, state)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_interrupted_once)
+    out = tmp_path / "run"
+    first = Trainer(load_config(tiny_recipe(data_dir, epochs=2)), out, quiet=True).run()
+    assert first.stop_reason == "interrupted" and interrupted
+    assert not list(out.glob(".*.tmp")) and not (out / "best.pt").exists()
+    assert read_file(out / "last.pt")["best_val"] == float("inf")  # names no best.pt: the next epoch writes one
+
+    resumed = Trainer(load_config(tiny_recipe(data_dir, epochs=2)), out, resume=True, quiet=True).run()
+    assert resumed.stop_reason == "finished"
+    best, last = read_file(out / "best.pt"), read_file(out / "last.pt")
+    assert best["best_val"] == last["best_val"] == resumed.best_val_loss
+
+
+def test_resume_takes_the_best_loss_from_best_pt(trained_run, data_dir, tmp_path):
+    """A run state naming a better loss than its best.pt holds (what the old write order left)
+    is healed on resume: best.pt is what a new best must beat."""
+    import shutil
+
+    from mask2hand.nn.checkpoint import read_file
+
+    out, _, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    payload = read_file(run / "last.pt")
+    payload["best_val"] = -1.0
+    torch.save(payload, run / "last.pt")
+    trainer = Trainer(load_config(tiny_recipe(data_dir, epochs=4)), run, resume=True, quiet=True)
+    assert trainer.best_val == read_file(run / "best.pt")["best_val"]
+
+
+def test_stale_temporary_checkpoints_are_removed_at_start_and_resume(trained_run, data_dir, tmp_path):
+    import shutil
+
+    out, _, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    stale = [run / f"{TEMP_PREFIX}k2j3h4{TEMP_SUFFIX}", run / f"{TEMP_PREFIX}a8b9c0{TEMP_SUFFIX}"]
+    kept = [run / "notes.tmp", run / ".other.pt.a1.tmp", run / f"{TEMP_PREFIX}last.pt.backup"]
+    for path in stale + kept:
+        path.write_bytes(b"x" * 1000)
+    Trainer(load_config(tiny_recipe(data_dir, epochs=4)), run, resume=True, quiet=True)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / f"{TEMP_PREFIX}q1w2e3{TEMP_SUFFIX}").write_bytes(b"x")
+    Trainer(load_config(tiny_recipe(data_dir)), fresh, quiet=True)
+    assert not (fresh / f"{TEMP_PREFIX}q1w2e3{TEMP_SUFFIX}").exists()
+
+
+def test_run_files_load_weights_only(trained_run):
+    """last.pt and best.pt hold only tensors and plain values (numpy's RNG state included)."""
+    out, _, _ = trained_run
+    for name in ("last.pt", "best.pt"):
+        payload = torch.load(out / name, weights_only=True)
+        assert isinstance(payload["rng"]["numpy"]["key"], torch.Tensor)
+
+
+def test_planted_last_pt_with_a_payload_does_not_run(trained_run, data_dir, tmp_path):
+    import shutil
+
+    out, _, _ = trained_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return eval, (f"__import__('pathlib').Path({str(marker)!r}).touch()",)
+
+    torch.save({"format": "mask2hand-checkpoint", "version": 1, "payload": Payload()}, run / "last.pt")
+    with pytest.raises(Mask2HandError, match="nothing in it ran"):
+        Trainer(load_config(tiny_recipe(data_dir, epochs=4)), run, resume=True, quiet=True)
+    with pytest.raises(Mask2HandError, match="nothing in it ran"):
+        Trainer(load_config(tiny_recipe(data_dir, init_from=str(run / "last.pt"))), tmp_path / "ft", quiet=True)
+    assert not marker.exists()

@@ -29,17 +29,27 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.train.ablation import TABLE5_ROWS, format_ablation, run_ablation
     from mask2hand.train.config import load_config
 
-    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    # --epochs goes through the recipe's checks (0 or less is refused there, not ignored)
+    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     base = load_config(args.recipe, overrides)
-    rows = TABLE5_ROWS
-    if args.rows:
-        try:
-            numbers = [int(n) for n in args.rows.split(",")]
-            rows = tuple(TABLE5_ROWS[n - 1] for n in numbers if n >= 1)
-        except (ValueError, IndexError):
-            raise Mask2HandError(f"--rows must be numbers from 1 to {len(TABLE5_ROWS)}, e.g. 1,3,7") from None
+    if args.max_test_samples is not None and args.max_test_samples < 1:
+        raise Mask2HandError(f"--max-test-samples must be at least 1, got {args.max_test_samples}")
+    rows = TABLE5_ROWS if args.rows is None else _selected_rows(args.rows, TABLE5_ROWS)
     results = run_ablation(base, args.out, rows=rows, max_test_samples=args.max_test_samples)
     print(format_ablation(results))
     path = write_text_atomic(Path(args.out) / "ablation.json", json.dumps(results, indent=2))
     print(f"wrote {path}")
     return 0
+
+
+def _selected_rows(text: str, table: tuple) -> tuple:
+    """The rows of `table` named by "1,3,7" (numbered from 1); any other text is refused."""
+    from mask2hand.errors import Mask2HandError
+
+    try:
+        numbers = [int(n) for n in text.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or any(not 1 <= n <= len(table) for n in numbers):
+        raise Mask2HandError(f"--rows must be numbers from 1 to {len(table)}, e.g. 1,3,7; got '{text}'")
+    return tuple(table[n - 1] for n in numbers)

@@ -21,20 +21,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N samples")
     parser.add_argument("--json", default=None, help="write the results as JSON here")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="auto (default: CUDA when present, else the CPU), cpu, "
+                                                       "cuda, cuda:N or mps")
+    parser.add_argument("--verify", action="store_true",
+                        help="first check the SHA-256 of every file of the dataset folder against its card (a full "
+                             "read; sizes are always checked)")
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad numbers, noise specs and --json before the first (possibly long) evaluation."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.evaluation.network import MIN_SENSOR_SIZE, check_writable, parse_noise
+
+    if args.batch_size < 1:
+        raise Mask2HandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise Mask2HandError(f"--max-samples must be at least 1, got {args.max_samples}")
+    for side in args.sensor_size:
+        if side < MIN_SENSOR_SIZE:
+            raise Mask2HandError(f"--sensor-size must be at least {MIN_SENSOR_SIZE} pixels, got {side}")
+    for spec in args.noise:
+        parse_noise(spec)
+    if args.json:
+        check_writable(args.json, "--json")
 
 
 def run(args: argparse.Namespace) -> int:
     from mask2hand.nn.checkpoint import load_network
+    from mask2hand.nn.device import resolve_device
     from mask2hand.evaluation.network import evaluate, format_tables, write_results
 
+    _check_arguments(args)
+    device = resolve_device(args.device)
     path = None if args.checkpoint == "default" else args.checkpoint
-    net, _ = load_network(path, hand_model=args.hand, mano_path=args.mano, device=args.device)
-    results = [evaluate(net, args.data, None, args.batch_size, args.max_samples, args.device)]
+    net, _ = load_network(path, hand_model=args.hand, mano_path=args.mano, device=device)
+    results = [evaluate(net, args.data, None, args.batch_size, args.max_samples, device, verify=args.verify)]
     for spec in args.noise:
-        results.append(evaluate(net, args.data, spec, args.batch_size, args.max_samples, args.device))
+        results.append(evaluate(net, args.data, spec, args.batch_size, args.max_samples, device))
     for side in args.sensor_size:
-        results.append(evaluate(net, args.data, None, args.batch_size, args.max_samples, args.device,
+        results.append(evaluate(net, args.data, None, args.batch_size, args.max_samples, device,
                                 sensor_size=side))
     print(format_tables(results, args.align))
     if args.json:

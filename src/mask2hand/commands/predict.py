@@ -54,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "{file name: 3x3}; default: focal 2.2 x the longer image side")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"grey level above which a pixel is hand (default: {DEFAULT_THRESHOLD})")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default: CUDA when present, else the "
+                                                       "CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
                         help="torch (default: --checkpoint weights) or onnx (--model, a file from "
                              "`mask2hand export-onnx`; runs without torch)")

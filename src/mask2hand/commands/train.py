@@ -14,6 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set train.lr=3e-4 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the SHA-256 of every dataset file against its card first (data.verify=true)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.train.config import load_config
     from mask2hand.train.loop import Trainer
 
+    if args.verify:
+        args.overrides = [*args.overrides, "data.verify=true"]
     if args.resume:
         saved = Path(args.out) / "config.yaml"
         config = load_config(saved if saved.is_file() else args.recipe, args.overrides)

@@ -3,13 +3,21 @@
 Layout follows the paper: Tables 1-4 (not aligned: MPJPE, AUC of PCK, MPVPE, AUC of
 PCV, mIoU, Dice; Procrustes aligned: PA-MPJPE, AUC, PA-MPVPE, AUC), one row per
 output stage (preliminary, refined), and with noise the rows of Tables C1-C2 (one
-per input condition).
+per input condition). A third block goes beyond the paper: root-relative MPJPE and the
+palm/back flip rate (mask2hand.evaluation.metrics).
+
+A dataset made with another hand model than the network's (Anny, or MANO's FreiHAND for
+an open-hand network) is scored on what both share: joints and masks; its vertices are
+another mesh and are not compared (the result's notes say so). Where the dataset stores
+the hand-only mask beside the full one (masks with a forearm), mIoU and Dice compare the
+answer with the hand-only mask: the network is asked for the hand, not the arm.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +31,11 @@ UNALIGNED_COLUMNS = [("mpjpe_cm", "MPJPE (cm)"), ("auc_pck", "AUC of PCK"), ("mp
                      ("auc_pcv", "AUC of PCV"), ("miou", "mIoU"), ("dice", "Dice")]
 ALIGNED_COLUMNS = [("pa_mpjpe_cm", "PA-MPJPE (cm)"), ("pa_auc_pck", "AUC of PCK"), ("pa_mpvpe_cm", "PA-MPVPE (cm)"),
                    ("pa_auc_pcv", "AUC of PCV")]
+BEYOND_COLUMNS = [("rr_mpjpe_cm", "root-relative MPJPE (cm)"), ("flip_rate", "palm/back flips"),
+                  ("flips_judged", "masks judged")]
+EVAL_SCHEMA_VERSION = 1
+"""Version of the layout of `write_results`' JSON: raised when a key changes meaning or goes."""
+MIN_SENSOR_SIZE = 8  # pixels: the smallest simulated sensor side `evaluate` accepts
 
 
 @dataclass
@@ -32,6 +45,7 @@ class ConditionResult:
     condition: str
     stages: dict[str, dict[str, float]]
     num_samples: int
+    notes: list[str] = field(default_factory=list)
 
 
 def parse_noise(spec: str):
@@ -54,8 +68,15 @@ def network_inputs(masks: torch.Tensor, K: torch.Tensor, size: int,
     return torch.from_numpy(inputs), torch.from_numpy(K_model.astype(np.float32))
 
 
+def _dataset_hand(dataset) -> dict:
+    """Name and asset hash of the hand model a dataset was made with (FreiHAND: MANO's)."""
+    card = getattr(getattr(dataset.source, "stored", None), "card", None)
+    return {"name": "mano", "asset_hash": None} if card is None else card.get("hand", {})
+
+
 def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,
-             device: str | torch.device = "cpu", seed: int = 0, sensor_size: int | None = None) -> ConditionResult:
+             device: str | torch.device = "cpu", seed: int = 0, sensor_size: int | None = None,
+             verify: bool = False) -> ConditionResult:
     """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric.
 
     The masks reach the network the way `mask2hand predict` would give them, when that
@@ -63,24 +84,28 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     the hand found from the (possibly noisy) mask itself, and with `sensor_size` the masks are
     first resampled to sensor_size x sensor_size (a low-resolution sensor's picture), then
     prepared. Otherwise the dataset is read at the network's input size, as in training.
-    mIoU and Dice compare the final mesh's exact mask with the input mask at the resolution
-    the dataset delivers it (the sensor's, or the source's).
+    mIoU and Dice compare the final mesh's exact mask with the input mask (the hand-only mask
+    where the dataset has one) at the resolution the dataset delivers it (the sensor's, or the
+    source's). verify: check the dataset files' SHA-256 first (mask2hand.data.storage).
     """
     from mask2hand.data.dataset import MaskDataset, collate_samples
     from mask2hand.evaluation.metrics import EvaluationAccumulator
-    from mask2hand.train.data_setup import check_ground_truth_matches, split_source
+    from mask2hand.train.data_setup import split_source
 
     folder, split = split_source(source)
     if not folder.exists():
         raise Mask2HandError(f"dataset not found: {folder}")
-    if sensor_size is not None and sensor_size < 8:
-        raise Mask2HandError(f"the sensor size must be at least 8 pixels, got {sensor_size}")
+    if sensor_size is not None and sensor_size < MIN_SENSOR_SIZE:
+        raise Mask2HandError(f"the sensor size must be at least {MIN_SENSOR_SIZE} pixels, got {sensor_size}")
     noise_config = parse_noise(noise) if noise else None
     size = net.config.input_size
     prepared = net.config.input_crop is not None or sensor_size is not None
     dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=sensor_size if prepared else size,
-                          distance_field=False, seed=seed)
-    check_ground_truth_matches(dataset, net.hand, source)
+                          distance_field=False, seed=seed, verify=verify)
+    made_with = _dataset_hand(dataset)
+    same_hand = made_with.get("name") == net.hand.name and made_with.get("asset_hash") in (None, net.hand.asset_hash)
+    notes = [] if same_hand else [f"the dataset's hands are '{made_with.get('name')}', the network's "
+                                  f"'{net.hand.name}': joints and masks are compared, vertices are not"]
     indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
     loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,
                         collate_fn=collate_samples)
@@ -90,6 +115,10 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     with torch.no_grad():
         for batch in loader:
             batch = batch.to(device)
+            if not same_hand:
+                batch = replace(batch, vertices=None)
+            if batch.hand_mask is not None:
+                batch = replace(batch, mask=batch.hand_mask)
             if prepared:
                 masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)
                 output = net(masks.to(device), K.to(device))
@@ -103,7 +132,8 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     condition = noise or "clean"
     if sensor_size is not None:
         condition += f" @{sensor_size}px"
-    return ConditionResult(condition=condition, stages=stages, num_samples=result.num_samples)
+    return ConditionResult(condition=condition, stages=stages, num_samples=result.num_samples,
+                           notes=notes + result.notes)
 
 
 def format_tables(results: list[ConditionResult], align: str = "both") -> str:
@@ -111,7 +141,7 @@ def format_tables(results: list[ConditionResult], align: str = "both") -> str:
     blocks = []
     groups = {"none": [("Not aligned", UNALIGNED_COLUMNS)], "procrustes": [("Procrustes aligned", ALIGNED_COLUMNS)]}
     groups["both"] = groups["none"] + groups["procrustes"]
-    for title, columns in groups[align]:
+    for title, columns in groups[align] + [("Beyond the paper", BEYOND_COLUMNS)]:
         header = ["input", "output"] + [label for _, label in columns]
         rows = []
         for res in results:
@@ -123,14 +153,43 @@ def format_tables(results: list[ConditionResult], align: str = "both") -> str:
                  "  ".join("-" * w for w in widths)]
         lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
         blocks.append("\n".join(lines))
+    notes = list(dict.fromkeys(note for res in results for note in res.notes))
+    if notes:
+        blocks.append("\n".join(f"note: {note}" for note in notes))
     return "\n\n".join(blocks)
 
 
 def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+
+
+def check_writable(path: str | Path, name: str) -> None:
+    """Raise Mask2HandError unless a file can be written at `path` (as write_results does:
+    missing folders are created), trying a temporary file in its nearest existing folder.
+
+    name: how the user gave the path (e.g. "--json"), for the message.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise Mask2HandError(f"{name} {path} is a folder; give a file name, e.g. {path / 'eval.json'}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is a file")
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise Mask2HandError(f"{name} {path} cannot be written ({exc.strerror or exc}); choose another path") from None
 
 
 def write_results(results: list[ConditionResult], path: str | Path, extra: dict | None = None) -> Path:
-    payload = {**(extra or {}), "results": [{"condition": r.condition, "num_samples": r.num_samples,
-                                            "stages": r.stages} for r in results]}
+    payload = {"schema_version": EVAL_SCHEMA_VERSION, **(extra or {}),
+               "results": [{"condition": r.condition, "num_samples": r.num_samples, "stages": r.stages,
+                            "notes": r.notes} for r in results]}
     return write_text_atomic(path, json.dumps(payload, indent=2))

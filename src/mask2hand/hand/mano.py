@@ -4,11 +4,18 @@ The file is a Python 2 pickle of a dict whose values are numpy arrays, chumpy
 objects and a scipy sparse joint regressor. chumpy is unmaintained and does not
 install on current Pythons, so the chumpy classes are replaced while unpickling
 by a placeholder that keeps the pickled state, and the arrays are read out of it.
+
+A pickle can name any Python callable and have it called while loading, so the file is
+read by an unpickler that resolves only the globals an official MANO file refers to
+(numpy arrays and dtypes, the chumpy / scipy.sparse placeholders, the helpers protocol 2
+uses for bytes and plain objects) and refuses every other one, however deeply nested.
 """
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
+import io
 import os
 import pickle
 from pathlib import Path
@@ -53,11 +60,48 @@ def _placeholder(module: str, name: str) -> type:
     return type(name, (_PickledObject,), {"pickled_module": module})
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle asked for a global (or a use of one) that no MANO file needs; the message names it."""
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """`_codecs.encode` as Python's pickler uses it for bytes in protocol 2 (always 'latin1'):
+    any other codec name would let the file choose which codec module is imported."""
+    if encoding != "latin1":
+        raise _RefusedGlobal(f"_codecs.encode(..., {encoding!r})")
+    return text.encode("latin1")
+
+
+# The globals of an official MANO_RIGHT.pkl (Python 2, protocol 2) and of files a Python 3
+# writes in that format, under the names they are pickled with. numpy's module has moved
+# (numpy.core -> numpy._core), so its reconstructors are taken from numpy's own pickling.
+_ARRAY_RECONSTRUCT = np.empty(0).__reduce__()[0]
+_SCALAR_RECONSTRUCT = np.float64(0).__reduce__()[0]
+_ALLOWED_GLOBALS = {
+    **{(module, "_reconstruct"): _ARRAY_RECONSTRUCT for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "scalar"): _SCALAR_RECONSTRUCT for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+    **{(module, "_reconstructor"): copyreg._reconstructor for module in ("copy_reg", "copyreg")},
+    **{(module, "object"): object for module in ("__builtin__", "builtins")},
+    **{(module, "set"): set for module in ("__builtin__", "builtins")},  # chumpy's _dirty_vars
+}
+# chumpy and scipy.sparse objects become inert placeholders (see _PickledObject): their
+# modules are never imported, so any class name in them is harmless
+_PLACEHOLDER_MODULES = ("chumpy.", "scipy.sparse.")
+
+
 class _ManoUnpickler(pickle.Unpickler):
+    """Resolves only _ALLOWED_GLOBALS and placeholder classes; raises _RefusedGlobal otherwise."""
+
     def find_class(self, module: str, name: str):
-        if module.startswith("chumpy") or module.startswith("scipy.sparse"):
+        if (module + ".").startswith(_PLACEHOLDER_MODULES):
             return _placeholder(module, name)
-        return super().find_class(module, name)
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return allowed
 
 
 def _to_array(value, key: str) -> np.ndarray:
@@ -105,25 +149,38 @@ def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "fre
     path = _resolve_path(path)
     raw_bytes = path.read_bytes()
     try:
-        import io
-
         raw = _ManoUnpickler(io.BytesIO(raw_bytes), encoding="latin1").load()
+    except _RefusedGlobal as exc:
+        raise Mask2HandError(f"{path} refers to the Python global '{exc}', which a MANO model file never holds; "
+                             "it was not loaded (nothing in it ran). Use the MANO_RIGHT.pkl downloaded from "
+                             "mano.is.tue.mpg.de") from None
     except Exception as exc:  # any unpickling failure means the file is not a MANO model
         raise Mask2HandError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
                              f"{_HOW_TO_GET_MANO}") from None
     needed = ("v_template", "f", "weights", "posedirs", "shapedirs", "J_regressor", "kintree_table",
               "hands_components", "hands_mean")
     if not isinstance(raw, dict) or any(k not in raw for k in needed):
-        have = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        have = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
         raise Mask2HandError(f"{path} is not a MANO model file: expected keys {list(needed)}, found {have}. "
                              f"{_HOW_TO_GET_MANO}")
-    arrays = {k: _to_array(raw[k], k) for k in needed}
+    try:
+        data = _model_data({k: _to_array(raw[k], k) for k in needed}, raw_bytes, fingertips, path)
+        data.validate()
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        # the right keys holding the wrong contents: a damaged or crafted file
+        raise Mask2HandError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
+                             f"{_HOW_TO_GET_MANO}") from None
+    return data
+
+
+def _model_data(arrays: dict[str, np.ndarray], raw_bytes: bytes, fingertips: str, path: Path) -> HandModelData:
+    """HandModelData from the MANO file's arrays (by their MANO names) and its bytes (for the hash)."""
     kintree = arrays["kintree_table"].astype(np.int64)
     parents = kintree[0].copy()
     parents[0] = -1
     if tuple(parents) != MANO_PARENTS:
         raise Mask2HandError(f"{path}: unexpected kinematic tree {parents.tolist()}; is this a MANO right hand?")
-    data = HandModelData(
+    return HandModelData(
         name="mano",
         asset_hash=hashlib.sha256(raw_bytes).hexdigest(),
         v_template=arrays["v_template"].astype(np.float64),
@@ -137,5 +194,3 @@ def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "fre
         pose_mean=arrays["hands_mean"].astype(np.float64).ravel(),
         fingertip_ids=np.asarray(MANO_FINGERTIP_SETS[fingertips], dtype=np.int64),
     )
-    data.validate()
-    return data

@@ -77,7 +77,8 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch
         run_dir = Path(out_dir) / row.label().replace(" ", "")
         config = row_config(base, row)
         Trainer(config, run_dir, resume=(run_dir / "last.pt").exists()).run()
-        net, _ = load_network(run_dir / "best.pt")
+        # the checkpoint keeps no MANO path: the recipe's is the one to use
+        net, _ = load_network(run_dir / "best.pt", mano_path=config.network.get("hand_model_path"))
         metrics = evaluate(net, test, batch_size=batch_size, max_samples=max_test_samples)
         final = metrics.stages.get("refined", metrics.stages["preliminary"])
         results.append({"row": row.label(), "aligned": row.aligned, "bce": row.bce, "contour": row.contour,

@@ -10,6 +10,7 @@ A recipe has five sections:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -51,7 +52,8 @@ class DataSection:
     crop_jitter_shift / crop_jitter_scale: for a cropping network (network.input_crop), the
     training crops' random shift (fraction of the window) and size factor range.
     sensor: for a cropping network, low-resolution sensors (sizes, probability; see
-    mask2hand.data.dataset.SensorConfig), null for none.
+    mask2hand.data.dataset.SensorConfig), null for none. verify: check the SHA-256 of every
+    dataset file against its card before training (sizes are always checked).
     """
 
     train: str = "data/broad:train"
@@ -65,6 +67,7 @@ class DataSection:
     crop_jitter_shift: float = 0.0
     crop_jitter_scale: tuple[float, float] = (1.0, 1.0)
     sensor: SensorConfig | None = None
+    verify: bool = False
 
 
 @dataclass
@@ -130,9 +133,54 @@ def load_config(source: str | os.PathLike | dict, overrides: list[str] | None = 
             raise Mask2HandError(f"{path}: not valid YAML ({exc})") from None
     values = apply_overrides(values, overrides or [])
     config = dataclass_from_dict(TrainConfig, values, where="config")
-    network_config(config)
+    network_config(config).validate()
     loss_weights(config)
+    check_values(config)
     return config
+
+
+def check_values(config: TrainConfig) -> None:
+    """Raise Mask2HandError for a number no run can mean (a negative or NaN learning rate, no
+    epochs, an empty batch, ...), before any data is made or any step is taken.
+
+    Optional limits (grad_clip, max_minutes, max_steps_per_epoch, val_batches, threads) may be
+    null or 0, which the loop reads as "no limit".
+    """
+    train, data = config.train, config.data
+    _check_range("seed", config.seed, low=0)
+    _check_range("train.epochs", train.epochs, low=1)
+    _check_range("train.batch_size", train.batch_size, low=1)
+    _check_range("train.lr", train.lr, low=0, open_low=True)
+    _check_range("train.weight_decay", train.weight_decay, low=0)
+    _check_range("train.plateau_factor", train.plateau_factor, low=0, high=1, open_low=True, open_high=True)
+    _check_range("train.plateau_patience", train.plateau_patience, low=0)
+    _check_range("train.warmup_steps", train.warmup_steps, low=0)
+    for name in ("grad_clip", "max_minutes", "max_steps_per_epoch", "val_batches", "threads"):
+        _check_range(f"train.{name}", getattr(train, name), low=0)
+    _check_range("data.workers", data.workers, low=0)
+    _check_range("data.crop_jitter_shift", data.crop_jitter_shift, low=0, high=1)
+    if len(data.crop_jitter_scale) != 2:
+        raise Mask2HandError(f"config.data.crop_jitter_scale must be [low, high], got {list(data.crop_jitter_scale)}")
+    low, high = data.crop_jitter_scale
+    _check_range("data.crop_jitter_scale[0]", low, low=0, open_low=True)
+    _check_range("data.crop_jitter_scale[1]", high, low=low)
+    for folder, spec in data.generate.items():
+        for name in ("seed", "train", "val", "test"):
+            _check_range(f"data.generate.{folder}.{name}", getattr(spec, name), low=0)
+
+
+def _check_range(where: str, value: float | int | None, low: float, high: float | None = None,
+                 open_low: bool = False, open_high: bool = False) -> None:
+    """Raise unless `value` is None or a finite number within the bounds (open ends excluded)."""
+    if value is None:
+        return
+    inside = math.isfinite(value) and (value > low if open_low else value >= low)
+    bounds = [f"{'>' if open_low else '>='} {low}"]
+    if high is not None:
+        inside = inside and (value < high if open_high else value <= high)
+        bounds.append(f"{'<' if open_high else '<='} {high}")
+    if not inside:
+        raise Mask2HandError(f"config.{where} must be a number {' and '.join(bounds)}, got {value!r}")
 
 
 def network_config(config: TrainConfig):
@@ -147,11 +195,13 @@ def loss_weights(config: TrainConfig):
     from mask2hand.losses.objective import LossWeights
 
     base = getattr(LossWeights, config.loss.preset)()
-    valid = set(LossWeights.__dataclass_fields__)
-    unknown = sorted(set(config.loss.overrides) - valid)
-    if unknown:
-        raise Mask2HandError(f"config.loss.overrides: unknown key(s) {unknown}; valid keys are {sorted(valid)}")
-    return replace(base, **config.loss.overrides)
+    # typed like the rest of the recipe (unknown keys and wrong types are refused there)
+    overrides = dataclass_from_dict(LossWeights, config.loss.overrides, where="config.loss.overrides")
+    weights = replace(base, **{name: getattr(overrides, name) for name in config.loss.overrides})
+    for name, value in to_dict(weights).items():
+        if not isinstance(value, bool):
+            _check_range(f"loss.{name}", value, low=0, open_low=name == "units_per_meter")
+    return weights
 
 
 def dump_config(config: TrainConfig) -> str:

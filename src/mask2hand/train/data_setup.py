@@ -74,7 +74,7 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
                           noise=config.data.noise if training else noise, resolution=resolution,
                           one_view_per_pose=config.data.one_view_per_pose and training,
                           seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop,
-                          sensor=config.data.sensor if training else None)
+                          sensor=config.data.sensor if training else None, verify=config.data.verify)
     check_ground_truth_matches(dataset, hand, source)
     return dataset
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from mask2hand.nn.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -30,21 +32,11 @@ class DistInfo:
         return self.world_size > 1
 
 
-def choose_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """"auto": the local rank's CUDA device when there is one, else the CPU."""
-    if preference == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device(f"cuda:{local_rank}")
-    return device
-
-
 def init_distributed(device_preference: str = "auto") -> DistInfo:
     """Join the process group torchrun describes (if any) and pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = choose_device(device_preference, local_rank)
+    device = resolve_device(device_preference, local_rank)
     if world_size <= 1:
         return DistInfo(device=device)
     if device.type == "cuda":

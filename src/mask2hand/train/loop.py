@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,9 @@ from mask2hand.nn.checkpoint import (check_hand_identity, default_weights_path, 
                                   read_file, save_checkpoint)
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses.objective import LossTerms, mask2hand_loss
-from mask2hand.utils.files import write_text_atomic
-from mask2hand.train.config import TrainConfig, dump_config, loss_weights, network_config
+from mask2hand.utils.files import stale_temp_files, write_text_atomic
+from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
+from mask2hand.train.config import TrainConfig, check_values, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
 from mask2hand.train.sampler import EpochSampler
@@ -47,12 +48,20 @@ class RunResult:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The global torch / numpy / python generators' states as tensors and plain values (what a
+    weights_only load reads): numpy's MT19937 key (624 uint32 words) is kept as an int64 tensor."""
+    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = {"kind": str(kind), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def _set_rng_state(state: dict) -> None:
+    """Restore what _rng_state returned, bit for bit."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    np.random.set_state((numpy_state["kind"], numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
     random.setstate(state["python"])
 
 
@@ -66,8 +75,11 @@ class Trainer:
     def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = False, quiet: bool | None = None):
         from mask2hand.nn import Mask2HandNet
 
+        check_values(config)
         self.config = config
         self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise Mask2HandError(f"the run folder {self.out_dir} is a file; choose another --out")
         self.dist: DistInfo = init_distributed(config.train.device)
         if config.train.threads:
             torch.set_num_threads(config.train.threads)
@@ -127,6 +139,7 @@ class Trainer:
         if (self.out_dir / "last.pt").exists():
             raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
                                  "or choose another --out")
+        _remove_stale_temp_files(self.out_dir)
         write_text_atomic(self.out_dir / "config.yaml", dump_config(self.config))
         for name in ("epochs.csv", "steps.csv"):
             (self.out_dir / name).unlink(missing_ok=True)
@@ -159,10 +172,14 @@ class Trainer:
         self.net.load_state_dict(float32_state(payload))
 
     def _check_same_network(self, payload: dict, source: str, advice: str) -> None:
-        """Refuse a checkpoint or weights payload of another hand model or other network settings."""
+        """Refuse a checkpoint or weights payload of another hand model or other network settings.
+
+        Where the MANO file lies is no network setting (files do not keep it; the asset hash
+        identifies the model), so it is left out of the comparison.
+        """
         check_hand_identity(payload, self.net.hand.identity, source)
         stored = network_config_of(payload)
-        if network_config(TrainConfig(network=stored)) != self.net_config:
+        if network_config(TrainConfig(network=stored)) != replace(self.net_config, hand_model_path=None):
             raise Mask2HandError(f"{source} was trained with network settings {stored}, the recipe now says "
                                  f"{self.config.to_dict()['network']}; {advice}")
 
@@ -172,19 +189,39 @@ class Trainer:
         if payload.get("format") != "mask2hand-checkpoint":
             raise Mask2HandError(f"{path} is a weights file, not a training checkpoint; it cannot be resumed")
         self._check_same_network(payload, str(path), "resume with the run's own config.yaml")
-        self.net.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
-        _set_rng_state(payload["rng"])
-        self.epoch, self.position, self.step = payload["epoch"], payload["position"], payload["step"]
-        self.best_val = payload["best_val"]
-        self.partial_sums = dict(payload.get("partial_sums", {}))
-        self.train_seconds = payload.get("train_seconds", 0.0)
+        try:
+            self._restore(payload)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise Mask2HandError(f"{path} is incomplete or damaged ({type(exc).__name__}: {exc}); "
+                                 "start a new run in another --out") from None
         if self.dist.is_main:
+            self.best_val = self._saved_best_val()
+            _remove_stale_temp_files(self.out_dir)
             # drop rows logged after the checkpoint (a crash between checkpoints); epoch rows are
             # numbered by epochs done, so the checkpoint's own count is a finished epoch
             _trim_csv(self.out_dir / "steps.csv", self.step)
             _trim_csv(self.out_dir / "epochs.csv", self.epoch)
+
+    def _restore(self, payload: dict) -> None:
+        """Model, optimiser, schedule, generators and counters from a checkpoint payload."""
+        self.net.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        _set_rng_state(payload["rng"])
+        self.epoch, self.position, self.step = int(payload["epoch"]), int(payload["position"]), int(payload["step"])
+        self.best_val = float(payload["best_val"])
+        self.partial_sums = dict(payload.get("partial_sums", {}))
+        self.train_seconds = float(payload.get("train_seconds", 0.0))
+
+    def _saved_best_val(self) -> float:
+        """The validation loss of the run's best.pt (inf without one): what a new best must beat.
+
+        Read from best.pt itself rather than trusted from last.pt, so that a run stopped
+        between the two writes (or left so by an older mask2hand) still replaces best.pt
+        only with a better network.
+        """
+        path = self.out_dir / "best.pt"
+        return float(read_file(path)["best_val"]) if path.is_file() else math.inf
 
     def _checkpoint_state(self) -> dict:
         return {
@@ -194,9 +231,10 @@ class Trainer:
             "partial_sums": self.partial_sums, "rng": _rng_state(), "train_seconds": self.train_seconds,
         }
 
-    def _save(self, name: str) -> None:
+    def _save(self, name: str, **changes) -> None:
+        """Write checkpoint `name` of the run folder (rank 0), with `changes` to the current state."""
         if self.dist.is_main:
-            save_checkpoint(self.out_dir / name, self._checkpoint_state())
+            save_checkpoint(self.out_dir / name, {**self._checkpoint_state(), **changes})
 
     # ----------------------------------------------------------------- steps
     def _train_step(self, batch: HandBatch) -> dict[str, float]:
@@ -239,7 +277,7 @@ class Trainer:
         clock = _RunClock(time.perf_counter(), max_minutes * 60 if max_minutes else None)
         logger = _Logger(self.out_dir, self.dist.is_main)
         self.net.train()
-        _stop_on_sigterm()
+        sigterm_as_keyboard_interrupt()  # schedulers and `kill` stop a run with TERM: save last.pt on it
         stop_reason = self._train_epochs(clock, logger)
         if stop_reason != "finished":
             self._save("last.pt")
@@ -307,14 +345,14 @@ class Trainer:
         self.epoch += 1
         self.position = 0
         self.partial_sums = {}
-        improved = val["total"] < self.best_val
-        if improved:
-            self.best_val = val["total"]
         logger.epoch(self.epoch, self.optimizer.param_groups[0]["lr"], train_means, val,
                      samples / max(epoch_seconds, 1e-9))
+        if val["total"] < self.best_val:
+            # best.pt first, and best_val only once it is written: an interruption in between
+            # leaves a state that names the best.pt on disk, never one that is not there
+            self._save("best.pt", best_val=val["total"])
+            self.best_val = val["total"]
         self._save("last.pt")
-        if improved:
-            self._save("best.pt")
 
 
 @dataclass
@@ -355,6 +393,13 @@ def _means(sums: dict[str, float], dist: DistInfo) -> tuple[dict[str, float], fl
     return {k: v / count for k, v in totals.items()}, count
 
 
+def _remove_stale_temp_files(out_dir: Path) -> None:
+    """Delete the temporary files a killed run left in its folder (a checkpoint's is ~26 MB): only
+    atomic_path's, nothing else in the folder. Only this run writes into its folder."""
+    for stale in stale_temp_files(out_dir):
+        stale.unlink(missing_ok=True)
+
+
 def _trim_csv(path: Path, last: int) -> None:
     """Keep the header and the rows of a log whose first column (a step or epoch count) is at most `last`."""
     if not path.exists():
@@ -364,21 +409,6 @@ def _trim_csv(path: Path, last: int) -> None:
     write_text_atomic(path, "\n".join(kept) + "\n")
 
 
-def _stop_on_sigterm() -> None:
-    """Treat SIGTERM (schedulers, `kill`) like Ctrl-C: save last.pt and stop cleanly.
-
-    Background jobs of a non-interactive shell ignore SIGINT, so TERM is the way to stop them.
-    """
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _progress(total: int, initial: int, desc: str, disable: bool):
