@@ -168,3 +168,14 @@ def test_fatal_errors_are_one_line(weights, tmp_path, capsys):
     code, _, stderr = run_cli([str(tmp_path / "a.png"), "--K", str(tmp_path / "K.json"), "--checkpoint",
                                str(weights), "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and stderr.strip().count("\n") == 0 and "not valid JSON" in stderr
+
+
+def test_every_json_written_carries_the_schema_version(weights, tmp_path, capsys):
+    from mask2hand.version import JSON_SCHEMA_VERSION
+
+    save_mask_png(tmp_path / "a.png", blob_mask())
+    code, _, _ = run_cli([str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--checkpoint", str(weights),
+                          "--no-figure", "--focal", "300"], capsys)
+    assert code == 0
+    for name in ("a.json", "summary.json"):
+        assert json.loads((tmp_path / "out" / name).read_text())["schema_version"] == JSON_SCHEMA_VERSION

@@ -245,7 +245,7 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
                      "--max-test-samples", "8"])
     text = capsys.readouterr().out
     assert code == 0 and "Table 5" in text and "PA-MPJPE" in text
-    assert len(json.loads((tmp_path / "abl" / "ablation.json").read_text())) == 2
+    assert len(json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]) == 2
 
 
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
@@ -368,3 +368,14 @@ def test_planted_last_pt_with_a_payload_does_not_run(trained_run, data_dir, tmp_
     with pytest.raises(Mask2HandError, match="nothing in it ran"):
         Trainer(load_config(tiny_recipe(data_dir, init_from=str(run / "last.pt"))), tmp_path / "ft", quiet=True)
     assert not marker.exists()
+
+
+def test_a_run_off_a_terminal_logs_one_line_per_epoch(data_dir, tmp_path, capsys):
+    """Under nohup or a scheduler (stderr not a terminal) there is no progress bar: each epoch still
+    says where the run is; --quiet says nothing."""
+    Trainer(load_config(tiny_recipe(data_dir, epochs=2)), tmp_path / "loud").run()
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all("validation loss" in line and "samples/s" in line for line in lines)
+    Trainer(load_config(tiny_recipe(data_dir, epochs=2)), tmp_path / "quiet", quiet=True).run()
+    assert capsys.readouterr().err == ""

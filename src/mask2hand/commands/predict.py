@@ -31,6 +31,7 @@ import numpy as np
 from mask2hand.image.files import MASK_SUFFIXES
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
+from mask2hand.version import JSON_SCHEMA_VERSION
 
 PROG = "mask2hand predict"
 SUMMARY_NAME = "summary.json"
@@ -299,7 +300,8 @@ def run_sequence(args: argparse.Namespace) -> int:
     if len(result.predictions) >= 3:
         jitter = {"raw": mean_joint_acceleration(np.stack([p.joints for p in result.raw])),
                   "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
-    summary = {"model": model.model_identity, "hand": model.hand_identity, "source": frames.source,
+    summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
+               "source": frames.source,
                "frames": len(entries), "failed": len(result.failed), "fps": result.fps, "side": args.side,
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
@@ -447,7 +449,7 @@ def run(args: argparse.Namespace) -> int:
     entries += [records[i] for i in sorted(records)]
     ok = sum(entry["status"] == "ok" for entry in entries)
     failed = len(entries) - ok
-    summary = {"model": model.model_identity, "hand": model.hand_identity,
+    summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
                "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
                "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},

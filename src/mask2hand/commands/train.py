@@ -14,6 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe value, e.g. --set train.lr=3e-4 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    output.add_argument("--verbose", action="store_true",
+                        help="also a line every 100 steps when there is no progress bar (not a terminal)")
     parser.add_argument("--verify", action="store_true",
                         help="check the SHA-256 of every dataset file against its card first (data.verify=true)")
 
@@ -31,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(saved if saved.is_file() else args.recipe, args.overrides)
     else:
         config = load_config(args.recipe, args.overrides)
-    trainer = Trainer(config, args.out, resume=args.resume)
+    trainer = Trainer(config, args.out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
     result = trainer.run()
     if trainer.dist.is_main:
         state = "finished" if result.stop_reason == "finished" else f"stopped ({result.stop_reason}; --resume continues)"

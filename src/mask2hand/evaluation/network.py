@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.files import write_text_atomic
+from mask2hand.version import JSON_SCHEMA_VERSION
 
 UNALIGNED_COLUMNS = [("mpjpe_cm", "MPJPE (cm)"), ("auc_pck", "AUC of PCK"), ("mpvpe_cm", "MPVPE (cm)"),
                      ("auc_pcv", "AUC of PCV"), ("miou", "mIoU"), ("dice", "Dice")]
@@ -33,8 +34,6 @@ ALIGNED_COLUMNS = [("pa_mpjpe_cm", "PA-MPJPE (cm)"), ("pa_auc_pck", "AUC of PCK"
                    ("pa_auc_pcv", "AUC of PCV")]
 BEYOND_COLUMNS = [("rr_mpjpe_cm", "root-relative MPJPE (cm)"), ("flip_rate", "palm/back flips"),
                   ("flips_judged", "masks judged")]
-EVAL_SCHEMA_VERSION = 1
-"""Version of the layout of `write_results`' JSON: raised when a key changes meaning or goes."""
 MIN_SENSOR_SIZE = 8  # pixels: the smallest simulated sensor side `evaluate` accepts
 
 
@@ -189,7 +188,7 @@ def check_writable(path: str | Path, name: str) -> None:
 
 
 def write_results(results: list[ConditionResult], path: str | Path, extra: dict | None = None) -> Path:
-    payload = {"schema_version": EVAL_SCHEMA_VERSION, **(extra or {}),
+    payload = {"schema_version": JSON_SCHEMA_VERSION, **(extra or {}),
                "results": [{"condition": r.condition, "num_samples": r.num_samples, "stages": r.stages,
                             "notes": r.notes} for r in results]}
     return write_text_atomic(path, json.dumps(payload, indent=2))

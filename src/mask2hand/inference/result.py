@@ -12,6 +12,7 @@ import numpy as np
 from mask2hand.hand.params import HandParams
 from mask2hand.inference.mirror import mirror_K, mirror_mask
 from mask2hand.render.exact import project_points
+from mask2hand.version import JSON_SCHEMA_VERSION
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -87,6 +88,7 @@ class Prediction:
         """Everything but the meshes and images, JSON-ready (via mask2hand.export.files.to_jsonable):
         joints in meters, 2-D joints in pixels."""
         return {
+            "schema_version": JSON_SCHEMA_VERSION,
             "source": self.source,
             "side": self.side,
             "units": {"joints": "meters, camera space (x right, y down, z forward)",

@@ -31,6 +31,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.losses.objective import LossTerms, mask2hand_loss
 from mask2hand.utils.files import stale_temp_files, write_text_atomic
 from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
+from mask2hand.version import JSON_SCHEMA_VERSION
 from mask2hand.train.config import TrainConfig, check_values, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
@@ -65,6 +66,10 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
+LOG_EVERY_STEPS = 100
+"""With --verbose and no progress bar (not a terminal), a log line every this many steps."""
+
+
 class Trainer:
     """Builds model, data and optimiser from a TrainConfig and trains, resumably.
 
@@ -72,7 +77,8 @@ class Trainer:
     recipe's network or hand model differ from the checkpoint's).
     """
 
-    def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = False, quiet: bool | None = None):
+    def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = False, quiet: bool = False,
+                 verbose: bool = False):
         from mask2hand.nn import Mask2HandNet
 
         check_values(config)
@@ -86,7 +92,10 @@ class Trainer:
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
         random.seed(config.seed)
-        self.quiet = (not sys.stderr.isatty()) if quiet is None else quiet
+        # a progress bar only on a terminal; elsewhere (nohup, schedulers, `> log`) one line per epoch,
+        # and with verbose one every LOG_EVERY_STEPS steps; quiet prints nothing
+        self.quiet, self.verbose = quiet, verbose
+        self.show_bar = not quiet and sys.stderr.isatty()
 
         self.net_config = network_config(config)
         self.loss_weights = loss_weights(config)
@@ -308,7 +317,7 @@ class Trainer:
         self.train_set.set_epoch(self.epoch)
         self.sampler.set_epoch(self.epoch, start=self.position * cfg.batch_size)
         progress = _progress(self.steps_per_epoch, self.position, f"epoch {self.epoch + 1}/{cfg.epochs}",
-                             self.quiet or not self.dist.is_main)
+                             not self.show_bar or not self.dist.is_main)
         try:
             for batch in self.train_loader:
                 if self.position >= self.steps_per_epoch:
@@ -334,6 +343,9 @@ class Trainer:
         logger.step(self.step, self.epoch, loss)
         progress.update(1)
         progress.set_postfix(loss=f"{loss:.4g}", samples_s=f"{clock.samples_per_second():.0f}")
+        if self.verbose and not self.show_bar and self.dist.is_main and self.step % LOG_EVERY_STEPS == 0:
+            print(f"step {self.step} (epoch {self.epoch + 1}, {self.position}/{self.steps_per_epoch}): loss {loss:.4g}, "
+                  f"{clock.samples_per_second():.0f} samples/s", file=sys.stderr, flush=True)
 
     def _end_epoch(self, epoch_seconds: float, logger: _Logger) -> None:
         """Validate, step a plateau scheduler, log the epoch and save last.pt (and best.pt when the
@@ -345,8 +357,12 @@ class Trainer:
         self.epoch += 1
         self.position = 0
         self.partial_sums = {}
-        logger.epoch(self.epoch, self.optimizer.param_groups[0]["lr"], train_means, val,
-                     samples / max(epoch_seconds, 1e-9))
+        lr = self.optimizer.param_groups[0]["lr"]
+        logger.epoch(self.epoch, lr, train_means, val, samples / max(epoch_seconds, 1e-9))
+        if not self.quiet and self.dist.is_main:
+            print(f"epoch {self.epoch}/{self.config.train.epochs}: train loss {train_means.get('total', float('nan')):.4g}, "
+                  f"validation loss {val['total']:.4g}, lr {lr:.3g}, {samples / max(epoch_seconds, 1e-9):.0f} samples/s, "
+                  f"{epoch_seconds / 60:.1f} min", file=sys.stderr, flush=True)
         if val["total"] < self.best_val:
             # best.pt first, and best_val only once it is written: an interruption in between
             # leaves a state that names the best.pt on disk, never one that is not there
@@ -471,7 +487,8 @@ class _Logger:
         if self.tensorboard is not None:
             self.tensorboard.close()
         plot_loss_curves(self.out_dir)
-        summary = {"name": config.name, "epochs_done": result.epochs_done, "steps_done": result.steps_done,
+        summary = {"schema_version": JSON_SCHEMA_VERSION, "name": config.name, "epochs_done": result.epochs_done,
+                   "steps_done": result.steps_done,
                    "best_val_loss": result.best_val_loss, "stop_reason": result.stop_reason,
                    "samples_per_second_this_run": result.samples_per_second}
         write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
