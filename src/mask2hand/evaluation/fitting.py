@@ -6,10 +6,13 @@
                               FitEvalSettings(num_samples=200))
     print(report.table())
 
-Rows (`MODES`), each with MPJPE and PA-MPJPE (cm; mask2hand.evaluation.metrics: FreiHAND's
-protocol, Procrustes with reflections for PA), mIoU (exact silhouette at the mask's
-resolution vs the mask) and seconds per mask (wall clock, whole batches, divided by the
-number of masks; modes that start from the network include its time):
+Rows (`MODES`), each with MPJPE, root-relative MPJPE and PA-MPJPE (cm; mask2hand.evaluation.metrics:
+FreiHAND's protocol, Procrustes with reflections for PA), the palm/back flip rate, mIoU (exact
+silhouette at the mask's resolution vs the mask, or vs the hand-only mask where the dataset has
+one: masks with a forearm) and seconds per mask (wall clock, whole batches, divided by the
+number of masks; modes that start from the network include its time). The dataset may come
+from another hand model than the network's (Anny): the joints are compared, as FreiHAND's are
+with MANO's.
 - "network": the network alone (`Mask2Hand.predict` without fitting);
 - "network + fit": the network's answer fitted (inference.fitting.predictions_with_fit, as `predict(fit=...)`);
 - "prior fit": no network, the best of `prior_starts` fits from the pose prior
@@ -67,7 +70,8 @@ class FitEvalSettings:
 
 @dataclass
 class FitEvaluation:
-    """rows: mode -> {"mpjpe_cm", "pa_mpjpe_cm", "miou", "seconds_per_mask"}; num_samples: the
+    """rows: mode -> {"mpjpe_cm", "rr_mpjpe_cm", "pa_mpjpe_cm", "flip_rate", "flips_judged", "miou",
+    "seconds_per_mask"}; num_samples: the
     masks measured; refused: dataset indices `predict` refused (left out); settings: the
     settings as a dict."""
 
@@ -82,9 +86,10 @@ class FitEvaluation:
 
     def table(self) -> str:
         """The rows as an aligned text table."""
-        columns = [("mode", None), ("MPJPE (cm)", "mpjpe_cm"), ("PA-MPJPE (cm)", "pa_mpjpe_cm"), ("mIoU", "miou"),
+        columns = [("mode", None), ("MPJPE (cm)", "mpjpe_cm"), ("RR-MPJPE (cm)", "rr_mpjpe_cm"),
+                   ("PA-MPJPE (cm)", "pa_mpjpe_cm"), ("flips", "flip_rate"), ("mIoU", "miou"),
                    ("s/mask", "seconds_per_mask")]
-        lines = [[name] + [f"{self.rows[name][key]:.3f}" for _, key in columns[1:]] for name in self.rows]
+        lines = [[name] + [_cell(self.rows[name].get(key)) for _, key in columns[1:]] for name in self.rows]
         header = [title for title, _ in columns]
         widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
         out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
@@ -92,13 +97,20 @@ class FitEvaluation:
         return "\n".join(out)
 
 
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 class _Accumulator:
-    """Per-sample joint errors (cm) and IoU of one mode, and its seconds."""
+    """Per-sample joint errors (cm) and IoU of one mode, its palm flips, and its seconds."""
 
     def __init__(self) -> None:
         self.mpjpe: list[np.ndarray] = []
         self.pa_mpjpe: list[np.ndarray] = []
+        self.rr_mpjpe: list[np.ndarray] = []
         self.iou: list[np.ndarray] = []
+        self.flipped = 0
+        self.judged = 0
         self.seconds = 0.0
 
     def add(self, mpjpe: np.ndarray, pa_mpjpe: np.ndarray, iou: np.ndarray, seconds: float) -> None:
@@ -109,12 +121,23 @@ class _Accumulator:
         self.seconds += seconds
 
     def add_joints(self, joints: np.ndarray, iou: np.ndarray, target: np.ndarray, seconds: float) -> None:
-        """One batch of predicted joints (B,21,3) with their IoU (B,), against target (B,21,3); meters."""
-        self.add(*joint_errors_cm(joints, target), iou, seconds)
+        """One batch of predicted joints (B,21,3) with their IoU (B,), against target (B,21,3); meters;
+        also the root-relative errors and the palm flips, which need the joints themselves."""
+        from mask2hand.evaluation.metrics import palm_flips, point_errors
 
-    def row(self, n: int) -> dict[str, float]:
+        self.add(*joint_errors_cm(joints, target), iou, seconds)
+        joints, target = np.asarray(joints, np.float64), np.asarray(target, np.float64)
+        self.rr_mpjpe.append(point_errors(joints - joints[:, :1], target - target[:, :1]).mean(dim=1).numpy() * 100)
+        flipped, judged = palm_flips(joints, target)
+        self.flipped += flipped
+        self.judged += judged
+
+    def row(self, n: int) -> dict[str, float | None]:
+        rr = np.concatenate(self.rr_mpjpe).mean() if self.rr_mpjpe else None  # the oracle row has none
         return {"mpjpe_cm": float(np.concatenate(self.mpjpe).mean()),
+                "rr_mpjpe_cm": None if rr is None else float(rr),
                 "pa_mpjpe_cm": float(np.concatenate(self.pa_mpjpe).mean()),
+                "flip_rate": self.flipped / self.judged if self.judged else None, "flips_judged": self.judged,
                 "miou": float(np.concatenate(self.iou).mean()), "seconds_per_mask": self.seconds / n}
 
 
@@ -132,17 +155,14 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
     """Run the MODES rows of `settings` over the first samples of `dataset` (see the module docstring).
 
     model: a mask2hand.inference.api.Mask2Hand; dataset: a mask2hand.data.dataset.MaskDataset
-    with ground-truth joints made with the model's hand (no augmentation or noise unless
-    that is what is measured); progress: optional callable(done, total).
+    with ground-truth joints (any hand model; no augmentation or noise unless that is what is
+    measured); progress: optional callable(done, total).
     """
-    from mask2hand.train.data_setup import check_ground_truth_matches
-
     settings = (settings or FitEvalSettings()).check()
     total = len(dataset) if settings.num_samples is None else min(settings.num_samples, len(dataset))
     if total == 0:
         raise Mask2HandError("the dataset has no samples to evaluate")
     hand = model.hand_layer("evaluating fitting")
-    check_ground_truth_matches(dataset, hand, "the dataset")
     acc = {mode: _Accumulator() for mode in MODES if mode in settings.modes}
     refused: list[int] = []
     for start in range(0, total, settings.batch_size):
@@ -152,7 +172,8 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
         refused += batch_refused
         if items:
             target = batch.joints.numpy()[kept].astype(np.float64)
-            _measure_batch(model, hand, items, target, settings, acc)
+            hand_masks = None if batch.hand_mask is None else batch.hand_mask.numpy()[kept] > 0.5
+            _measure_batch(model, hand, items, target, settings, acc, hand_masks)
         if progress is not None:
             progress(stop, total)
     measured = total - len(refused)
@@ -181,9 +202,10 @@ def _prepare_masks(model, batch) -> tuple[list, list[int], list[int]]:
 
 
 def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEvalSettings,
-                   acc: dict[str, _Accumulator]) -> None:
+                   acc: dict[str, _Accumulator], hand_masks: np.ndarray | None = None) -> None:
     """Run each mode of `acc` on one batch of prepared inputs; hand: the model's hand layer;
-    target: the inputs' joints (B,21,3), meters."""
+    target: the inputs' joints (B,21,3), meters; hand_masks: (B,H,W) bool hand-only masks that the
+    IoU of the network's modes is measured against, or None (the input masks)."""
     from mask2hand.inference.fitting import network_frame, predictions_with_fit
     from mask2hand.fit.search import fit_from_prior
 
@@ -192,11 +214,11 @@ def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEv
     network = model.finish(items, raw)
     network_seconds = time.perf_counter() - t0
     if "network" in acc:
-        acc["network"].add_joints(*_joints_and_iou(network), target, network_seconds)
+        acc["network"].add_joints(*_joints_and_iou(network, hand_masks), target, network_seconds)
     if "network + fit" in acc:
         t0 = time.perf_counter()
         fitted = predictions_with_fit(model.finish, hand, items, raw, settings.fit, None)
-        acc["network + fit"].add_joints(*_joints_and_iou(fitted), target,
+        acc["network + fit"].add_joints(*_joints_and_iou(fitted, hand_masks), target,
                                         network_seconds + time.perf_counter() - t0)
     fit_masks, fit_K = network_frame(items)
     if "prior fit" in acc:
@@ -207,9 +229,15 @@ def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEv
         _measure_hypotheses(hand, raw, fit_masks, fit_K, target, settings, acc, network_seconds)
 
 
-def _joints_and_iou(predictions: list) -> tuple[np.ndarray, np.ndarray]:
-    """Joints (B,21,3) and IoU (B,) of a list of Predictions."""
-    return np.stack([p.joints for p in predictions]), np.array([p.iou for p in predictions])
+def _joints_and_iou(predictions: list, hand_masks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Joints (B,21,3) and IoU (B,) of a list of Predictions (or Hypotheses): their own IoU with
+    the input, or that of their rendered masks with `hand_masks` (B,H,W)."""
+    from mask2hand.render.exact import mask_iou
+
+    joints = np.stack([p.joints for p in predictions])
+    if hand_masks is None:
+        return joints, np.array([p.iou for p in predictions])
+    return joints, np.array([float(mask_iou(p.rendered_mask[None], m[None])[0]) for p, m in zip(predictions, hand_masks)])
 
 
 def _measure_hypotheses(hand, raw, fit_masks: list[np.ndarray], fit_K: np.ndarray, target: np.ndarray,
