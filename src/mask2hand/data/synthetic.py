@@ -1,13 +1,21 @@
-"""Synthetic mask datasets: the paper's protocol and a broad corpus for the default model.
+"""Synthetic mask datasets: the paper's protocol, a broad corpus, and natural views.
 
-Both render hands of the hand layer with the exact rasterizer and store them with
-`storage.DatasetWriter`. A sample is drawn in two parts:
+All render hands of a hand source (hand_source.py: the hand layer's open hand or MANO,
+or Anny) with the exact rasterizer and store them with `storage.DatasetWriter`. A
+sample is drawn in parts, each from its own random stream per split:
 
-- the *pose draw* (finger pose, shape), fixed per pose id;
+- the *pose draw* (finger pose, shape, and the optional shape variety of
+  shape_variety.py), fixed per pose id;
 - the *view draw* (global orientation, focal length, hand size and position in the
   image). A rejected view (hand behind the camera, partly out of the image, or too
   small) is counted under its reason in the card and redrawn with the same pose, so
-  rejection never changes the pose distribution and never keeps a bad sample.
+  rejection never changes the pose distribution and never keeps a bad sample;
+- the optional *forearm* (forearm.py), attached to the accepted, placed hand. Its
+  pixels join the mask (what a network sees); the hand-only mask is stored beside it
+  (`hand_mask`), and vertices and joints stay the hand's.
+
+Options that are off (a forearm or shape-variety probability of 0) draw nothing, so
+the paper's and the broad corpus's default output is what it always was.
 
 Placement (the paper gives no camera or translation): the posed, oriented hand's
 3-D bounding-box center is put on the ray through a chosen image point, at the depth
@@ -32,7 +40,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from mask2hand.data.storage import ArraySpec, DatasetWriter
+from mask2hand.data.forearm import FOREARM_FACES, ForearmSettings, build_forearms, draw_forearms
+from mask2hand.data.hand_source import LayerHands, load_hand_source
+from mask2hand.data.shape_variety import ShapeVariety, ShapeVarietyDraw, apply_shape_variety, draw_shape_variety
+from mask2hand.data.storage import ArraySpec, DatasetWriter, pack_masks
+from mask2hand.data.views import NaturalOrientation, rest_axes_of, sample_natural_orientations, view_angles
 from mask2hand.errors import Mask2HandError
 
 REJECTION_REASONS = ("behind_camera", "out_of_image", "too_small")
@@ -52,7 +64,8 @@ class ViewSampling:
     principal point (None: anywhere the hand fits); margin_px: the hand must stay this far
     inside the image border; min_area_fraction: masks covering less of the image are
     rejected; orientation: "axis_angle_uniform" (each component from U[-pi, pi), the
-    paper's) or "so3_uniform" (uniform random rotations).
+    paper's), "so3_uniform" (uniform random rotations) or "natural" (NaturalCorpus's
+    `orientation` settings: views.py).
     """
 
     image_size: tuple[int, int] = (224, 224)
@@ -84,6 +97,8 @@ class PaperProtocol:
     pcs_range: tuple[float, float] = (-2.0, 2.0)
     mean_pose: str = "auto"
     view: ViewSampling = field(default_factory=ViewSampling)
+    forearm: ForearmSettings = field(default_factory=ForearmSettings)
+    shape_variety: ShapeVariety = field(default_factory=ShapeVariety)
 
     def adds_model_mean(self, hand: str) -> bool:
         if self.mean_pose not in ("auto", "flat", "model"):
@@ -94,7 +109,8 @@ class PaperProtocol:
 @dataclass(frozen=True)
 class BroadCorpus:
     """The default model's corpus: prior poses (45 dims), betas ~ N(0, 1) clipped to +-3,
-    uniform SO(3) orientations, a wide focal range and hand sizes from small to large."""
+    uniform SO(3) orientations, a wide focal range and hand sizes from small to large.
+    No forearm and no extra shape variety by default."""
 
     train: int = 100_000
     val: int = 2_000
@@ -104,6 +120,27 @@ class BroadCorpus:
     view: ViewSampling = field(default_factory=lambda: ViewSampling(
         focal_range=(300.0, 900.0), focal_log_uniform=True, size_range_px=(56.0, 200.0), size_log_uniform=True,
         max_offset_px=None, min_area_fraction=0.003, orientation="so3_uniform"))
+    forearm: ForearmSettings = field(default_factory=ForearmSettings)
+    shape_variety: ShapeVariety = field(default_factory=ShapeVariety)
+
+
+@dataclass(frozen=True)
+class NaturalCorpus:
+    """Hands as people hold them in front of a camera or over a light: prior poses (45 dims),
+    betas ~ N(0, 1) clipped to +-3 (Anny: its own shape draws), natural orientations (views.py:
+    palm or back toward the camera within a cone, fingers up to sideways, wrist below), FreiHAND-like
+    framing (224 x 224, fx = fy from U[350, 700) px, the hand's box 100-170 px near the center),
+    a forearm on most samples and the extra shape variety on most hands."""
+
+    train: int = 50_000
+    val: int = 2_000
+    test: int = 2_000
+    betas_std: float = 1.0
+    betas_clip: float = 3.0
+    orientation: NaturalOrientation = field(default_factory=NaturalOrientation)
+    view: ViewSampling = field(default_factory=lambda: ViewSampling(orientation="natural"))
+    forearm: ForearmSettings = field(default_factory=lambda: ForearmSettings(probability=0.85, away_from_camera=True))
+    shape_variety: ShapeVariety = field(default_factory=lambda: ShapeVariety(probability=0.75))
 
 
 def _uniform(rng: np.random.Generator, lo: float, hi: float, n: int, log: bool) -> np.ndarray:
@@ -122,6 +159,8 @@ def sample_orientations(rng: np.random.Generator, n: int, kind: str) -> np.ndarr
         q = rng.standard_normal((n, 4))  # a normalised 4-D Gaussian is a uniform unit quaternion
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         return Rotation.from_quat(q).as_rotvec()
+    if kind == "natural":
+        raise Mask2HandError("'natural' orientations need NaturalCorpus's settings: generate_natural draws them")
     raise Mask2HandError(f"unknown orientation sampling '{kind}'")
 
 
@@ -158,17 +197,19 @@ def _place(v0: np.ndarray, focal: np.ndarray, size_px: np.ndarray, rng: np.rando
     return target - center
 
 
-def _draw_views(model, pose: torch.Tensor, betas: torch.Tensor, rng: np.random.Generator,
-                view: ViewSampling, rejections: dict[str, int]) -> _Views:
-    """Draw one accepted view for every slot (pose[i], betas[i]), redrawing rejected ones."""
+def _draw_views(source, pose: np.ndarray, shape: np.ndarray, variety: ShapeVarietyDraw | None,
+                rng: np.random.Generator, view: ViewSampling, orient: Callable[[np.random.Generator, int], np.ndarray],
+                rejections: dict[str, int]) -> _Views:
+    """Draw one accepted view for every slot (pose[i] (45,), shape[i] (S,), variety row i), redrawing
+    rejected ones; `orient(rng, m)` draws m global orientations (m,3)."""
     from mask2hand.render import rasterize_silhouette
 
     n = pose.shape[0]
     h, w = view.image_size
     cx, cy = w / 2, h / 2
-    faces = model.faces
+    faces = source.faces
     out = _Views(masks=np.zeros((n, h, w), bool), K=np.zeros((n, 3, 3), np.float32),
-                 joints=np.zeros((n, 21, 3), np.float32), vertices=np.zeros((n, model.num_vertices, 3), np.float32),
+                 joints=np.zeros((n, 21, 3), np.float32), vertices=np.zeros((n, source.num_vertices, 3), np.float32),
                  global_orient=np.zeros((n, 3), np.float32), transl=np.zeros((n, 3), np.float32))
     pending = np.arange(n)
     min_area = view.min_area_fraction * h * w
@@ -178,16 +219,19 @@ def _draw_views(model, pose: torch.Tensor, betas: torch.Tensor, rng: np.random.G
         if round_ == HOPELESS_ROUNDS and len(pending) == n:
             break  # nothing accepted at all: the settings are impossible, say so now
         m = len(pending)
-        orient = sample_orientations(rng, m, view.orientation).astype(np.float32)
+        orientation = orient(rng, m).astype(np.float32)
         focal = _uniform(rng, *view.focal_range, m, view.focal_log_uniform).astype(np.float32)
         size_px = _uniform(rng, *view.size_range_px, m, view.size_log_uniform)
-        with torch.inference_mode():
-            posed = model(torch.from_numpy(orient), torch.zeros(m, 3), pose=pose[pending], betas=betas[pending])
-        v0 = posed.vertices.numpy().astype(np.float64)
+        posed = source(orientation, pose[pending], shape[pending])
+        hand_v, hand_j = posed.vertices, posed.joints
+        if variety is not None:  # rotation-equivariant: the same hand whatever the view
+            hand_v, hand_j = apply_shape_variety(hand_v, hand_j, faces.numpy(), variety.take(pending),
+                                                 source.skin_weights(), source.fingertip_vertices())
+        v0 = hand_v.astype(np.float64)
         transl = _place(v0, focal.astype(np.float64), size_px, rng, view).astype(np.float32)
         # the stored float32 arrays are exactly what is rendered and checked
-        vertices = posed.vertices.numpy() + transl[:, None, :]
-        joints = posed.joints.numpy() + transl[:, None, :]
+        vertices = hand_v + transl[:, None, :]
+        joints = hand_j + transl[:, None, :]
         K = np.zeros((m, 3, 3), np.float32)
         K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2], K[:, 2, 2] = focal, focal, cx, cy, 1.0
 
@@ -213,29 +257,56 @@ def _draw_views(model, pose: torch.Tensor, betas: torch.Tensor, rng: np.random.G
         mask_rows = ok[candidates]
         out.masks[accepted] = masks[mask_rows]
         out.K[accepted], out.joints[accepted], out.vertices[accepted] = K[ok], joints[ok], vertices[ok]
-        out.global_orient[accepted], out.transl[accepted] = orient[ok], transl[ok]
+        out.global_orient[accepted], out.transl[accepted] = orientation[ok], transl[ok]
         pending = pending[~ok]
     raise Mask2HandError(f"{len(pending)} samples were still rejected after {round_} redraws; the view "
                          f"settings ({view}) leave almost no valid views: widen the image or shrink the hand size")
 
 
-def _view_stats(views: _Views) -> np.ndarray:
-    """Per sample: wrist depth (m), larger side of the projected box (px), mask area fraction."""
+def _view_stats(views: _Views, masks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per sample: wrist depth (m), larger side of the hand's projected box (px), area fraction of
+    the stored mask (hand and arm), and the view angles of views.view_angles (degrees)."""
     v = views.vertices.astype(np.float64)
     f = views.K[:, 0, 0].astype(np.float64)[:, None]
     u, w = f * v[..., 0] / v[..., 2], f * v[..., 1] / v[..., 2]
     box = np.maximum(u.max(1) - u.min(1), w.max(1) - w.min(1))
-    area = views.masks.reshape(len(v), -1).mean(1)
-    return np.stack([views.joints[:, 0, 2], box, area], axis=1)
+    return {"wrist_depth_m": views.joints[:, 0, 2].astype(np.float64), "box_px": box,
+            "mask_area_fraction": masks.reshape(len(v), -1).mean(1), **view_angles(views.joints, views.K)}
 
 
-def _summarize(stats: list[np.ndarray]) -> dict:
-    table = np.concatenate(stats)
+def _forearm_stats(arms, masks: np.ndarray, hand_masks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per sample: the hand-only mask's area fraction; whether it has an arm (forearm_share, 0/1); for arms
+    only (NaN otherwise): whether the mask reaches the image border (forearm_leaves_image_share), the arm's
+    share of the mask's pixels, its length (m), wrist and elbow breadths (m)."""
+    n = len(masks)
+    present = arms.present
+    border = masks[:, 0].any(1) | masks[:, -1].any(1) | masks[:, :, 0].any(1) | masks[:, :, -1].any(1)
+    total = np.maximum(masks.reshape(n, -1).sum(1), 1)
+    arm_pixels = (masks & ~hand_masks).reshape(n, -1).sum(1)
+
+    def only_arms(values):
+        return np.where(present, values, np.nan).astype(np.float64)
+
+    return {"hand_area_fraction": hand_masks.reshape(n, -1).mean(1), "forearm_share": present.astype(np.float64),
+            "forearm_leaves_image_share": only_arms(border), "forearm_pixel_fraction": only_arms(arm_pixels / total),
+            "forearm_length_m": only_arms(arms.length),
+            "forearm_wrist_breadth_m": only_arms(arms.wrist_breadth),
+            "forearm_elbow_breadth_m": only_arms(arms.elbow_breadth)}
+
+
+def _summarize(stats: list[dict[str, np.ndarray]]) -> dict:
+    """Percentiles (min, p5, median, p95, max) of each per-sample statistic over its finite values;
+    the mean of each `*_share` (a fraction of samples)."""
     out = {}
-    for k, name in enumerate(("wrist_depth_m", "box_px", "mask_area_fraction")):
-        q = np.percentile(table[:, k], [0, 5, 50, 95, 100])
-        out[name] = {"min": round(float(q[0]), 4), "p5": round(float(q[1]), 4), "median": round(float(q[2]), 4),
-                     "p95": round(float(q[3]), 4), "max": round(float(q[4]), 4)}
+    for name in stats[0]:
+        values = np.concatenate([s[name] for s in stats])
+        values = values[np.isfinite(values)]
+        if name.endswith("_share"):
+            out[name] = round(float(values.mean()), 4) if len(values) else None
+        elif len(values):
+            q = np.percentile(values, [0, 5, 50, 95, 100])
+            out[name] = {"min": round(float(q[0]), 4), "p5": round(float(q[1]), 4), "median": round(float(q[2]), 4),
+                         "p95": round(float(q[3]), 4), "max": round(float(q[4]), 4)}
     return out
 
 
@@ -251,26 +322,31 @@ def _deterministic_torch():
         torch.set_num_threads(threads)
 
 
-def _split_rngs(seed: int, names: list[str]) -> dict[str, tuple[np.random.Generator, np.random.Generator]]:
-    """Independent (pose, view) generators per split, so one split's size never changes another's samples."""
+@dataclass(frozen=True)
+class _Streams:
+    """The independent random streams of one split: pose draws, view draws, forearms, shape variety."""
+
+    pose: np.random.Generator
+    view: np.random.Generator
+    forearm: np.random.Generator
+    shape: np.random.Generator
+
+
+def _split_rngs(seed: int, names: list[str]) -> dict[str, _Streams]:
+    """Independent streams per split, so one split's size never changes another's samples. A seed
+    sequence's first children do not depend on how many are spawned, so the pose and view streams
+    are those of the generators before forearms and shape variety existed."""
     children = np.random.SeedSequence(seed).spawn(len(names))
-    out = {}
-    for name, child in zip(names, children):
-        pose_seq, view_seq = child.spawn(2)
-        out[name] = (np.random.default_rng(pose_seq), np.random.default_rng(view_seq))
-    return out
+    return {name: _Streams(*(np.random.default_rng(s) for s in child.spawn(4))) for name, child in zip(names, children)}
 
 
-def _hand_card(model, hand_path: str | None) -> dict:
-    return {"name": model.name, "asset_hash": model.asset_hash, "path": hand_path, "num_vertices": model.num_vertices,
-            "flat_hand_mean": model.flat_hand_mean}
-
-
-def _base_specs(num_vertices: int) -> dict[str, ArraySpec]:
+def _base_specs(source) -> dict[str, ArraySpec]:
+    """The arrays every synthetic set stores besides the masks; the shape is `betas` (10,) for the
+    hand layer, `shape` (S,) for Anny."""
     return {"K": ArraySpec((3, 3), "float32"), "joints": ArraySpec((21, 3), "float32"),
-            "vertices": ArraySpec((num_vertices, 3), "float32"), "global_orient": ArraySpec((3,), "float32"),
+            "vertices": ArraySpec((source.num_vertices, 3), "float32"), "global_orient": ArraySpec((3,), "float32"),
             "transl": ArraySpec((3,), "float32"), "pose": ArraySpec((45,), "float32"),
-            "betas": ArraySpec((10,), "float32")}
+            source.shape_name: ArraySpec((source.num_shape,), "float32")}
 
 
 _COMMON_CHOICES = {
@@ -282,20 +358,58 @@ _COMMON_CHOICES = {
     "rejection": "a view with a vertex at z <= 5 cm (behind_camera), a projected vertex closer than margin_px to "
                  "the image border (out_of_image), or a mask smaller than min_area_fraction of the image "
                  "(too_small) is counted and redrawn (orientation and camera; the pose draw is kept)",
-    "hand_params": "global_orient (axis-angle about the root joint), transl (m), pose (45 finger axis-angle, the "
-                   "hand layer's `pose` input with flat_hand_mean=True: no mean pose added), betas (10)",
     "units": "meters, camera space +x right +y down +z forward; K in pixels with pixel centers at +0.5",
     "precision": "all arrays float32; the stored vertices and K are exactly those rendered",
 }
 
 
+def _hand_params_choice(source, variety: ShapeVariety) -> str:
+    """The card's account of the stored hand parameters."""
+    if not source.has_layer_params:
+        return (f"global_orient (axis-angle), transl (m), pose (45 finger axis-angle, the open hand's convention) and "
+                f"shape ({source.num_shape} values) are the inputs of the '{source.name}' hand that reproduce vertices "
+                "and joints; there are no betas: they are not the network hand layer's parameters "
+                "(MaskDataset gives params None)")
+    text = ("global_orient (axis-angle about the root joint), transl (m), pose (45 finger axis-angle, the hand "
+            "layer's `pose` input with flat_hand_mean=True: no mean pose added), betas (10)")
+    if variety.probability > 0:
+        text += ("; they reproduce the hand before the extra shape variety, which no hand-layer parameters "
+                 "describe (the stored vertices and joints include it)")
+    return text
+
+
+def _forearm_choice(settings: ForearmSettings) -> str:
+    if settings.probability <= 0:
+        return "none"
+    return (f"on {settings.probability:.0%} of the samples (mask2hand.data.forearm): a closed tube of elliptical "
+            "sections attached at the wrist joint along the direction from the middle finger's MCP through the "
+            f"wrist, turned by a wrist flexion in {list(settings.flexion_deg)} deg (N({settings.flexion_mean_deg}, "
+            f"{settings.flexion_std_deg}) truncated) and a deviation in {list(settings.deviation_deg)} deg "
+            f"(N({settings.deviation_mean_deg}, {settings.deviation_std_deg}) truncated); its wrist section measured "
+            f"from the hand's vertices, the elbow's {list(settings.elbow_breadth_ratio)} x as broad, wrist-to-elbow "
+            f"length {list(settings.length_wrist_breadths)} wrist breadths, cut before the elbow on "
+            f"{settings.cut_probability:.0%} of the arms; `masks` hold hand and arm, `hand_mask` the hand alone; "
+            "vertices and joints are the hand's; the arm may leave the image (only the hand is checked)")
+
+
+def _variety_choice(settings: ShapeVariety) -> str:
+    if settings.probability <= 0:
+        return "none"
+    return (f"on {settings.probability:.0%} of the hands (mask2hand.data.shape_variety), applied to the posed mesh "
+            f"and joints: finger length x U{list(settings.finger_length)} and width x U{list(settings.finger_width)} "
+            f"per finger, palm width x U{list(settings.palm_width)} and thickness x U{list(settings.palm_thickness)}, "
+            f"a smooth surface offset along the normals of peak U{list(settings.offset_mm)} mm "
+            f"({settings.offset_waves} plane waves of wavelength U{list(settings.offset_wavelength_m)} m)")
+
+
 @dataclass(frozen=True)
 class _PoseDraws:
-    """The pose draws of a run of slots: finger pose (n,45) and betas (n,10), float32, plus any
-    generator-specific arrays (name -> (n, ...)) stored as they are."""
+    """The pose draws of a run of slots: finger pose (n,45) and shape (n,S), float32, the shape-variety
+    draws (None when off), plus any generator-specific arrays (name -> (n, ...)) stored as they are."""
 
     pose: np.ndarray
-    betas: np.ndarray
+    shape: np.ndarray
+    variety: ShapeVarietyDraw | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -315,8 +429,9 @@ class _Plan:
     generator, sampling, choices: its name, settings and explanation of its own draws in the card;
     counts: samples per split, in storage order; streams: the split names that own a random stream,
     in spawn order (a superset of counts, so an empty split leaves the others' samples unchanged);
-    specs: the arrays stored besides the masks; split_poses(pose_rng, offset, count): the pose draws
-    of a split whose first sample is `offset` in the folder.
+    specs: the arrays stored besides the masks; split_poses(pose_rng, shape_rng, offset, count): the
+    pose draws of a split whose first sample is `offset` in the folder; orient(rng, m): m global
+    orientations (m,3); forearm, variety: the forearm and shape-variety settings.
     """
 
     generator: str
@@ -326,10 +441,29 @@ class _Plan:
     counts: dict[str, int]
     streams: tuple[str, ...]
     specs: dict[str, ArraySpec]
-    split_poses: Callable[[np.random.Generator, int, int], _SplitPoses]
+    split_poses: Callable[[np.random.Generator, np.random.Generator, int, int], _SplitPoses]
+    orient: Callable[[np.random.Generator, int], np.ndarray]
+    forearm: ForearmSettings
+    variety: ShapeVariety
 
 
-def _write_synthetic(out: str | Path, model, hand_path: str | None, seed: int, plan: _Plan, overwrite: bool,
+def _uniform_orientations(view: ViewSampling) -> Callable[[np.random.Generator, int], np.ndarray]:
+    return lambda rng, m: sample_orientations(rng, m, view.orientation)
+
+
+def _with_forearms(views: _Views, settings: ForearmSettings, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The masks of hand and arm (n,H,W) bool of accepted views, and the forearm statistics."""
+    from mask2hand.render import rasterize_silhouette
+
+    arms = build_forearms(views.vertices, views.joints, draw_forearms(rng, len(views.K), settings), near_z=NEAR_Z_M)
+    masks = views.masks.copy()
+    rows = np.nonzero(arms.present)[0]
+    if len(rows):  # a pixel is in the union of two meshes iff it is in either
+        masks[rows] |= rasterize_silhouette(arms.vertices[rows], FOREARM_FACES, views.K[rows], masks.shape[1:])
+    return masks, _forearm_stats(arms, masks, views.masks)
+
+
+def _write_synthetic(out: str | Path, source, seed: int, plan: _Plan, overwrite: bool,
                      progress: Callable[[int, int], None] | None, started: float) -> Path:
     """Draw views for every slot of every split in chunks of CHUNK, render and store them with the card.
 
@@ -340,21 +474,30 @@ def _write_synthetic(out: str | Path, model, hand_path: str | None, seed: int, p
     total = sum(plan.counts.values())
     rngs = _split_rngs(seed, list(plan.streams))
     rejections = {reason: 0 for reason in REJECTION_REASONS}
-    stats: list[np.ndarray] = []
+    stats: list[dict[str, np.ndarray]] = []
+    arms_on = plan.forearm.probability > 0
+    specs = dict(plan.specs)
+    if arms_on:
+        h, w = plan.view.image_size
+        specs["hand_mask"] = ArraySpec((h, (w + 7) // 8), "uint8")
     splits, offset = {}, 0
-    with DatasetWriter(out, total, plan.view.image_size, plan.specs, overwrite=overwrite) as writer:
+    with DatasetWriter(out, total, plan.view.image_size, specs, overwrite=overwrite) as writer:
         for split, count in plan.counts.items():
-            pose_rng, view_rng = rngs[split]
-            poses = plan.split_poses(pose_rng, offset, count)
+            streams = rngs[split]
+            poses = plan.split_poses(streams.pose, streams.shape, offset, count)
             for start in range(0, count, CHUNK):
                 stop = min(count, start + CHUNK)
                 draws = poses.draw(start, stop)
-                got = _draw_views(model, torch.from_numpy(draws.pose), torch.from_numpy(draws.betas), view_rng,
-                                  plan.view, rejections)
-                stats.append(_view_stats(got))
-                writer.write(offset + start, masks=got.masks, K=got.K, joints=got.joints, vertices=got.vertices,
-                             global_orient=got.global_orient, transl=got.transl, pose=draws.pose, betas=draws.betas,
-                             **draws.extra)
+                got = _draw_views(source, draws.pose, draws.shape, draws.variety, streams.view, plan.view,
+                                  plan.orient, rejections)
+                masks, arrays, chunk_stats = got.masks, {}, {}
+                if arms_on:
+                    masks, chunk_stats = _with_forearms(got, plan.forearm, streams.forearm)
+                    arrays["hand_mask"] = pack_masks(got.masks)
+                stats.append({**_view_stats(got, masks), **chunk_stats})
+                writer.write(offset + start, masks=masks, K=got.K, joints=got.joints, vertices=got.vertices,
+                             global_orient=got.global_orient, transl=got.transl, pose=draws.pose,
+                             **{source.shape_name: draws.shape}, **arrays, **draws.extra)
                 if progress is not None:
                     progress(offset + stop, total)
             splits[split] = {"start": offset, "stop": offset + count, "count": count, **poses.card}
@@ -363,16 +506,27 @@ def _write_synthetic(out: str | Path, model, hand_path: str | None, seed: int, p
             "generator": plan.generator,
             "mask2hand_version": __version__,
             "seed": seed,
-            "hand": _hand_card(model, hand_path),
+            "hand": source.card(),
             "sampling": {**plan.sampling, "chunk": CHUNK},
             "counts": plan.counts,
             "splits": splits,
             "rejections": rejections,
             "statistics": _summarize(stats),
-            "choices": {**plan.choices, **_COMMON_CHOICES},
-            "timing": {"seconds": round(time.perf_counter() - started, 2)},
+            "choices": {**plan.choices, "forearm": _forearm_choice(plan.forearm),
+                        "shape_variety": _variety_choice(plan.variety), **_COMMON_CHOICES,
+                        "hand_params": _hand_params_choice(source, plan.variety)},
+            "timing": {"seconds": round(time.perf_counter() - started, 2),
+                       "samples_per_second": round(total / max(time.perf_counter() - started, 1e-9), 1)},
         }
         return writer.finish(card)
+
+
+def _layer_hand(hand: str, what: str) -> str:
+    """The name of a hand-layer model, refusing other sources for generators that need the layer's PCA."""
+    if not isinstance(hand, str) or hand not in ("open", "mano"):
+        raise Mask2HandError(f"{what} decodes pose-PCA coefficients of the hand layer: use the open hand or MANO "
+                             f"(--hand open|mano), not {hand!r}")
+    return hand
 
 
 def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = None, seed: int = 0,
@@ -387,9 +541,11 @@ def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = 
     """
     from mask2hand.hand import load_hand_model
 
+    hand = _layer_hand(hand, "the paper protocol")
     with _deterministic_torch():
         started = time.perf_counter()
         model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
+        source = LayerHands(model, hand_path)
         add_mean = protocol.adds_model_mean(model.name)
         decoder = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=not add_mean)
         views = protocol.views_per_pose
@@ -398,16 +554,24 @@ def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = 
             choices=_paper_choices(protocol, add_mean), view=protocol.view,
             counts={"train": protocol.train_poses * views, "test": protocol.test_poses * views},
             streams=("train", "test"),
-            specs={**_base_specs(model.num_vertices), "pose_pcs": ArraySpec((protocol.num_pose_pcs,), "float32"),
+            specs={**_base_specs(source), "pose_pcs": ArraySpec((protocol.num_pose_pcs,), "float32"),
                    "pose_id": ArraySpec((), "int32")},
-            split_poses=lambda rng, offset, count: _paper_split_poses(decoder, protocol, rng, offset, count))
-        return _write_synthetic(out, model, hand_path, seed, plan, overwrite, progress, started)
+            split_poses=lambda rng, shape_rng, offset, count: _paper_split_poses(decoder, protocol, rng, shape_rng,
+                                                                                 offset, count),
+            orient=_uniform_orientations(protocol.view), forearm=protocol.forearm, variety=protocol.shape_variety)
+        return _write_synthetic(out, source, seed, plan, overwrite, progress, started)
 
 
-def _paper_split_poses(decoder, protocol: PaperProtocol, rng: np.random.Generator, offset: int,
-                       count: int) -> _SplitPoses:
+def _variety_draws(rng: np.random.Generator, n: int, settings: ShapeVariety) -> ShapeVarietyDraw | None:
+    """n hands' shape-variety draws, or None (nothing drawn) when it is off."""
+    return draw_shape_variety(rng, n, settings) if settings.probability > 0 else None
+
+
+def _paper_split_poses(decoder, protocol: PaperProtocol, rng: np.random.Generator, shape_rng: np.random.Generator,
+                       offset: int, count: int) -> _SplitPoses:
     """Draw a split's count // views poses at once (PCA coefficients decoded by `decoder`) and repeat each
-    for its views; pose ids continue from the splits before (offset // views poses, all pose-major)."""
+    for its views; pose ids continue from the splits before (offset // views poses, all pose-major). A
+    pose's views share its hand, shape variety included."""
     views, k = protocol.views_per_pose, protocol.num_pose_pcs
     n_poses = count // views
     pcs = rng.uniform(*protocol.pcs_range, size=(n_poses, k)).astype(np.float32)
@@ -416,9 +580,12 @@ def _paper_split_poses(decoder, protocol: PaperProtocol, rng: np.random.Generato
     slot_pcs = np.repeat(pcs, views, axis=0)
     slot_pose = np.repeat(finger, views, axis=0)
     slot_pose_id = np.repeat(np.arange(n_poses, dtype=np.int32) + offset // views, views)
+    variety = _variety_draws(shape_rng, n_poses, protocol.shape_variety)
 
     def draw(start: int, stop: int) -> _PoseDraws:
-        return _PoseDraws(pose=slot_pose[start:stop], betas=np.zeros((stop - start, 10), np.float32),
+        slots = slot_pose_id[start:stop] - offset // views
+        return _PoseDraws(pose=slot_pose[start:stop], shape=np.zeros((stop - start, 10), np.float32),
+                          variety=None if variety is None else variety.take(slots),
                           extra={"pose_pcs": slot_pcs[start:stop], "pose_id": slot_pose_id[start:stop]})
 
     return _SplitPoses(draw=draw, card={"poses": n_poses})
@@ -447,52 +614,113 @@ def _paper_choices(protocol: PaperProtocol, add_mean: bool) -> dict[str, str]:
     }
 
 
-def generate_broad(out: str | Path, hand: str = "open", hand_path: str | None = None, seed: int = 0,
+def _split_counts(train: int, val: int, test: int, command: str) -> dict[str, int]:
+    """The non-empty splits; at least one sample in all."""
+    if min(train, val, test) < 0:
+        raise Mask2HandError(f"sample counts must not be negative, got {train}, {val}, {test}")
+    counts = {name: n for name, n in (("train", train), ("val", val), ("test", test)) if n > 0}
+    if not counts:
+        raise Mask2HandError(f"the {command} corpus needs at least one sample (--count, --val-count, --test-count)")
+    return counts
+
+
+def generate_broad(out: str | Path, hand="open", hand_path: str | None = None, seed: int = 0,
                    corpus: BroadCorpus = BroadCorpus(), overwrite: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> Path:
     """The broad corpus for the default model: splits "train", "val", "test" in one folder.
-    Returns the dataset folder."""
-    from mask2hand.hand import load_hand_model
-
+    hand: "open", "mano" (hand_path: the MANO file), "anny", a HandModel or an object of AnnyHand's
+    interface (hand_source.py). Returns the dataset folder."""
     with _deterministic_torch():
         started = time.perf_counter()
-        model = load_hand_model(hand, path=hand_path, num_pose_pcs=45, flat_hand_mean=True)
-        counts = {name: n for name, n in (("train", corpus.train), ("val", corpus.val), ("test", corpus.test))
-                  if n > 0}
-        if sum(counts.values()) <= 0:
-            raise Mask2HandError("the broad corpus needs at least one sample (--count)")
+        counts = _split_counts(corpus.train, corpus.val, corpus.test, "broad")
+        source = load_hand_source(hand, hand_path, corpus.betas_std, corpus.betas_clip)
         plan = _Plan(
-            generator="synthetic-broad", sampling={"corpus": asdict(corpus)}, choices=_broad_choices(corpus),
-            view=corpus.view, counts=counts, streams=("train", "val", "test"),
-            specs=_base_specs(model.num_vertices),
-            split_poses=lambda rng, offset, count: _broad_split_poses(corpus, rng))
-        return _write_synthetic(out, model, hand_path, seed, plan, overwrite, progress, started)
+            generator="synthetic-broad", sampling={"corpus": asdict(corpus)}, choices=_broad_choices(corpus, source),
+            view=corpus.view, counts=counts, streams=("train", "val", "test"), specs=_base_specs(source),
+            split_poses=lambda rng, shape_rng, offset, count: _prior_split_poses(source, corpus.shape_variety, rng,
+                                                                                 shape_rng),
+            orient=_uniform_orientations(corpus.view), forearm=corpus.forearm, variety=corpus.shape_variety)
+        return _write_synthetic(out, source, seed, plan, overwrite, progress, started)
 
 
-def _broad_split_poses(corpus: BroadCorpus, rng: np.random.Generator) -> _SplitPoses:
-    """Prior poses and clipped normal betas, drawn chunk by chunk from the split's pose stream."""
+def _prior_split_poses(source, variety: ShapeVariety, rng: np.random.Generator,
+                       shape_rng: np.random.Generator) -> _SplitPoses:
+    """Prior poses and the source's shape draws, drawn chunk by chunk from the split's pose stream;
+    the shape variety from its own stream."""
     from mask2hand.hand.prior import sample_pose_prior
 
     def draw(start: int, stop: int) -> _PoseDraws:
         n = stop - start
         pose = np.asarray(sample_pose_prior(n, rng), dtype=np.float32)
-        betas = np.clip(rng.normal(0.0, corpus.betas_std, size=(n, 10)),
-                        -corpus.betas_clip, corpus.betas_clip).astype(np.float32)
-        return _PoseDraws(pose=pose, betas=betas)
+        return _PoseDraws(pose=pose, shape=source.sample_shapes(rng, n), variety=_variety_draws(shape_rng, n, variety))
 
     return _SplitPoses(draw=draw, card={})
 
 
-def _broad_choices(corpus: BroadCorpus) -> dict[str, str]:
+def _shape_choice(source, std: float, clip: float) -> str:
+    if source.shape_name == "betas":
+        return f"N(0, {std}) per component, clipped to +-{clip}"
+    return f"the '{source.name}' hand's own shape draws (sample_shapes), stored as `shape`"
+
+
+def _broad_choices(corpus: BroadCorpus, source) -> dict[str, str]:
     """The card's account of the broad corpus's own draws."""
     return {
         "pose": "all 45 finger dimensions from the open hand's pose prior "
                 "(mask2hand.hand.prior.sample_pose_prior; for MANO the same axis-angle poses, whose "
                 "rest-frame axes match MANO's)",
-        "betas": f"N(0, {corpus.betas_std}) per component, clipped to +-{corpus.betas_clip}",
+        "betas": _shape_choice(source, corpus.betas_std, corpus.betas_clip),
         "orientation": "uniform on SO(3) (normalised 4-D Gaussian quaternions)",
         "camera": f"fx = fy log-uniform in {list(corpus.view.focal_range)} px, principal point at the "
                   "image center",
         "size": f"the hand's projected box (larger side) log-uniform in {list(corpus.view.size_range_px)} "
                 "px, anywhere in the image where it fits",
+    }
+
+
+def generate_natural(out: str | Path, hand="open", hand_path: str | None = None, seed: int = 0,
+                     corpus: NaturalCorpus = NaturalCorpus(), overwrite: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> Path:
+    """The natural-view corpus (NaturalCorpus): splits "train", "val", "test" in one folder.
+    hand as in generate_broad. Returns the dataset folder."""
+    with _deterministic_torch():
+        started = time.perf_counter()
+        counts = _split_counts(corpus.train, corpus.val, corpus.test, "natural")
+        source = load_hand_source(hand, hand_path, corpus.betas_std, corpus.betas_clip)
+        rest_axes = rest_axes_of(source) if corpus.view.orientation == "natural" else None
+        plan = _Plan(
+            generator="synthetic-natural", sampling={"corpus": asdict(corpus)},
+            choices=_natural_choices(corpus, source), view=corpus.view, counts=counts,
+            streams=("train", "val", "test"), specs=_base_specs(source),
+            split_poses=lambda rng, shape_rng, offset, count: _prior_split_poses(source, corpus.shape_variety, rng,
+                                                                                 shape_rng),
+            orient=_natural_orientations(corpus, rest_axes),
+            forearm=corpus.forearm, variety=corpus.shape_variety)
+        return _write_synthetic(out, source, seed, plan, overwrite, progress, started)
+
+
+def _natural_orientations(corpus: NaturalCorpus, rest_axes: np.ndarray | None
+                          ) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """The natural corpus's orientation draws: `corpus.orientation` for view.orientation "natural",
+    else the view's own (e.g. natural framing of uniform rotations)."""
+    if corpus.view.orientation != "natural":
+        return _uniform_orientations(corpus.view)
+    return lambda rng, m: sample_natural_orientations(rng, m, corpus.orientation, rest_axes)
+
+
+def _natural_choices(corpus: NaturalCorpus, source) -> dict[str, str]:
+    """The card's account of the natural corpus's own draws."""
+    o, view = corpus.orientation, corpus.view
+    return {
+        "pose": "all 45 finger dimensions from the open hand's pose prior (mask2hand.hand.prior.sample_pose_prior)",
+        "betas": _shape_choice(source, corpus.betas_std, corpus.betas_clip),
+        "orientation": f"natural (mask2hand.data.views): the palm (or, on {o.back_probability:.0%}, the back) toward "
+                       f"the camera, its normal uniform on the cap within {o.cone_deg} deg of the camera axis; "
+                       f"fingers rolled from image-up by U{list(o.finger_angle_deg)} deg (up to sideways, never "
+                       "down), so the wrist is below; axes from the joints (wrist, MCPs), calibrated on the "
+                       "source's rest hand",
+        "camera": f"{view.image_size[1]}x{view.image_size[0]}, fx = fy from U{list(view.focal_range)} px "
+                  "(FreiHAND's range for 224x224 crops), principal point at the image center",
+        "size": f"the hand's projected box (larger side) from U{list(view.size_range_px)} px, its center within "
+                f"{view.max_offset_px} px of the image center (FreiHAND-like framing)",
     }

@@ -70,8 +70,8 @@ class FitEvalSettings:
 
 @dataclass
 class FitEvaluation:
-    """rows: mode -> {"mpjpe_cm", "rr_mpjpe_cm", "pa_mpjpe_cm", "flip_rate", "flips_judged", "miou",
-    "seconds_per_mask"}; num_samples: the
+    """rows: mode -> {"mpjpe_cm", "rr_mpjpe_cm", "pa_mpjpe_cm", "flip_rate", "flips_judged", "joints_2d_px"
+    (the network's modes), "miou", "seconds_per_mask"}; num_samples: the
     masks measured; refused: dataset indices `predict` refused (left out); settings: the
     settings as a dict."""
 
@@ -87,7 +87,8 @@ class FitEvaluation:
     def table(self) -> str:
         """The rows as an aligned text table."""
         columns = [("mode", None), ("MPJPE (cm)", "mpjpe_cm"), ("RR-MPJPE (cm)", "rr_mpjpe_cm"),
-                   ("PA-MPJPE (cm)", "pa_mpjpe_cm"), ("flips", "flip_rate"), ("mIoU", "miou"),
+                   ("PA-MPJPE (cm)", "pa_mpjpe_cm"), ("2-D (px)", "joints_2d_px"), ("flips", "flip_rate"),
+                   ("mIoU", "miou"),
                    ("s/mask", "seconds_per_mask")]
         lines = [[name] + [_cell(self.rows[name].get(key)) for _, key in columns[1:]] for name in self.rows]
         header = [title for title, _ in columns]
@@ -108,6 +109,7 @@ class _Accumulator:
         self.mpjpe: list[np.ndarray] = []
         self.pa_mpjpe: list[np.ndarray] = []
         self.rr_mpjpe: list[np.ndarray] = []
+        self.joints_2d_px: list[np.ndarray] = []
         self.iou: list[np.ndarray] = []
         self.flipped = 0
         self.judged = 0
@@ -120,13 +122,20 @@ class _Accumulator:
         self.iou.append(np.asarray(iou, dtype=np.float64))
         self.seconds += seconds
 
-    def add_joints(self, joints: np.ndarray, iou: np.ndarray, target: np.ndarray, seconds: float) -> None:
+    def add_joints(self, joints: np.ndarray, iou: np.ndarray, target: np.ndarray, seconds: float,
+                   K: np.ndarray | None = None) -> None:
         """One batch of predicted joints (B,21,3) with their IoU (B,), against target (B,21,3); meters;
-        also the root-relative errors and the palm flips, which need the joints themselves."""
+        also the root-relative errors and the palm flips, which need the joints themselves, and with
+        the masks' intrinsics K (B,3,3) the 2-D joint error in pixels."""
         from mask2hand.evaluation.metrics import palm_flips, point_errors
+        from mask2hand.render.exact import project_points
 
         self.add(*joint_errors_cm(joints, target), iou, seconds)
         joints, target = np.asarray(joints, np.float64), np.asarray(target, np.float64)
+        if K is not None:
+            K = np.asarray(K, np.float64)
+            pixels = np.linalg.norm(project_points(joints, K) - project_points(target, K), axis=-1)
+            self.joints_2d_px.append(pixels.mean(axis=1))
         self.rr_mpjpe.append(point_errors(joints - joints[:, :1], target - target[:, :1]).mean(dim=1).numpy() * 100)
         flipped, judged = palm_flips(joints, target)
         self.flipped += flipped
@@ -138,6 +147,7 @@ class _Accumulator:
                 "rr_mpjpe_cm": None if rr is None else float(rr),
                 "pa_mpjpe_cm": float(np.concatenate(self.pa_mpjpe).mean()),
                 "flip_rate": self.flipped / self.judged if self.judged else None, "flips_judged": self.judged,
+                "joints_2d_px": float(np.concatenate(self.joints_2d_px).mean()) if self.joints_2d_px else None,
                 "miou": float(np.concatenate(self.iou).mean()), "seconds_per_mask": self.seconds / n}
 
 
@@ -213,13 +223,14 @@ def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEv
     raw = model.run_network(items)
     network = model.finish(items, raw)
     network_seconds = time.perf_counter() - t0
+    Ks = np.stack([item.camera.K for item in items])
     if "network" in acc:
-        acc["network"].add_joints(*_joints_and_iou(network, hand_masks), target, network_seconds)
+        acc["network"].add_joints(*_joints_and_iou(network, hand_masks), target, network_seconds, Ks)
     if "network + fit" in acc:
         t0 = time.perf_counter()
         fitted = predictions_with_fit(model.finish, hand, items, raw, settings.fit, None)
         acc["network + fit"].add_joints(*_joints_and_iou(fitted, hand_masks), target,
-                                        network_seconds + time.perf_counter() - t0)
+                                        network_seconds + time.perf_counter() - t0, Ks)
     fit_masks, fit_K = network_frame(items)
     if "prior fit" in acc:
         t0 = time.perf_counter()
