@@ -246,7 +246,7 @@ def _remedy(card: dict[str, Any], path: Path) -> str:
     generator = card.get("generator")
     if generator == "freihand":
         return f"convert FreiHAND again: mask2hand synth freihand --root FREIHAND_ROOT --out {path} --overwrite"
-    kind = {"synthetic-paper": "paper", "synthetic-broad": "broad"}.get(generator)
+    kind = {"synthetic-paper": "paper", "synthetic-broad": "broad", "synthetic-natural": "natural"}.get(generator)
     if kind is None:
         return "write the dataset again"
     seed = card.get("seed")
