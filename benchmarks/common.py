@@ -49,14 +49,15 @@ def best_time(fn: Callable[[], object], calls: int = 1, warmup: int = 0) -> floa
 def load_model(checkpoint: str | None, tmp: Path):
     """(Mask2Hand, description of the weights): the given checkpoint, else the shipped
     weights, else a random NetConfig() network saved under `tmp` (timing and plumbing only)."""
-    from mask2hand.nn.checkpoint import CHECKPOINT_FORMAT, default_weights_path, export_weights
+    from mask2hand.nn.checkpoint import CHECKPOINT_FORMAT, export_weights
+    from mask2hand.nn.pretrained import shipped_weights_path
     from mask2hand.utils.dataclass_config import to_dict
     from mask2hand.nn import Mask2HandNet, NetConfig
     from mask2hand.inference.api import Mask2Hand
 
     if checkpoint:
         return Mask2Hand.from_pretrained(checkpoint), checkpoint
-    if default_weights_path() is not None:
+    if shipped_weights_path() is not None:
         return Mask2Hand.from_pretrained(), "shipped default"
     torch.manual_seed(0)
     config = NetConfig()

@@ -176,9 +176,9 @@ def test_checkpoint_of_another_hand_model_is_refused(tmp_path, mano_path):
 
 
 def test_missing_default_weights_is_a_clear_error(monkeypatch):
-    import mask2hand.nn.checkpoint as checkpoint
+    import mask2hand.nn.pretrained as pretrained
 
-    monkeypatch.setattr(checkpoint, "default_weights_path", lambda: None)
+    monkeypatch.setattr(pretrained, "shipped_weights_path", lambda name="default": None)
     with pytest.raises(Mask2HandError, match="no shipped pretrained model"):
         Mask2Hand.from_pretrained()
 
@@ -216,3 +216,16 @@ def test_cropping_model_answers_the_same_wherever_the_canvas_ends(tmp_path):
     assert np.allclose(a.joints, b.joints, atol=1e-5)
     assert np.allclose(b.joints_2d, a.joints_2d + [20.0, 150.0], atol=1e-3)
     assert a.iou == pytest.approx(b.iou, abs=1e-6)
+
+
+def test_shipped_models_are_reachable_by_name(capsys):
+    from mask2hand import cli
+    from mask2hand.nn.pretrained import SHIPPED_MODELS, resolve_weights, shipped_weights_path
+
+    assert resolve_weights("default") == resolve_weights(None) == shipped_weights_path()
+    assert resolve_weights("runs/x/best.pt") == Path("runs/x/best.pt")
+    by_name = Mask2Hand.from_pretrained("default")
+    assert by_name.model_identity["weights"] == "default (shipped)"
+    assert cli.main(["models"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in SHIPPED_MODELS) and "MB" in listed

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.nn.checkpoint import default_weights_path, read_file
+from mask2hand.nn.checkpoint import read_file
+from mask2hand.nn.pretrained import shipped_weights_path
 from mask2hand.inference.api import Mask2Hand
 from mask2hand.losses.procrustes import procrustes_align
 
@@ -25,7 +26,7 @@ def model() -> Mask2Hand:
 
 
 def test_weights_are_shipped_small_and_half_precision():
-    path = default_weights_path()
+    path = shipped_weights_path()
     assert path is not None and path.stat().st_size <= 20e6
     payload = read_file(path)
     floats = [v for v in payload["model"].values() if v.is_floating_point()]

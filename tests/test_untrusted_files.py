@@ -123,9 +123,9 @@ def test_malformed_payload_is_one_clear_error(tmp_path):
 
 
 def test_files_mask2hand_writes_load_weights_only(tmp_path):
-    from mask2hand.nn.checkpoint import default_weights_path
+    from mask2hand.nn.pretrained import shipped_weights_path
 
-    shipped = read_file(default_weights_path())
+    shipped = read_file(shipped_weights_path())
     assert shipped["format"] == WEIGHTS_FORMAT and shipped["model"]
     path = write_tiny_weights(tmp_path / "tiny.pt")
     summary = {"torch": torch.__version__, "loss": np.float32(1.5), "steps": np.int64(7), "shape": (2, 3)}

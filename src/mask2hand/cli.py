@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "train": ("train", "train a network from a recipe (YAML), resumable, single process or torchrun"),
     "eval": ("eval", "evaluate a checkpoint on a dataset: the paper's tables"),
     "ablate": ("ablate", "the paper's Table 5: nine short training runs with losses and RefineNet switched"),
+    "models": ("models", "list the pretrained models shipped in the package (names for --checkpoint)"),
 }
 
 

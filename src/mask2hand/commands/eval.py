@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     _check_arguments(args)
     device = resolve_device(args.device)
-    path = None if args.checkpoint == "default" else args.checkpoint
+    path = args.checkpoint
     net, _ = load_network(path, hand_model=args.hand, mano_path=args.mano, device=device)
     results = [evaluate(net, args.data, None, args.batch_size, args.max_samples, device, verify=args.verify)]
     for spec in args.noise:

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise Mask2HandError(f"{out} is a folder; give the file name of the ONNX model to write")
-    source = None if args.checkpoint == "default" else args.checkpoint
+    source = args.checkpoint
     start = time.perf_counter()
     try:
         with atomic_path(out) as tmp:  # the file is put in place only if the check passes

@@ -156,11 +156,13 @@ def _load(source, hand_model: str | None, mano_path: str | os.PathLike | None) -
     """(network, source identity) of a Mask2HandNet, a checkpoint / weights file path, or None
     (the shipped weights)."""
     if source is None or isinstance(source, (str, os.PathLike)):
-        from mask2hand.nn.checkpoint import default_weights_path, load_network
+        from mask2hand.nn.checkpoint import load_network
+        from mask2hand.nn.pretrained import DEFAULT_MODEL, SHIPPED_MODELS, resolve_weights
 
-        network, payload = load_network(source, hand_model=hand_model, mano_path=mano_path, device="cpu")
-        file = Path(source) if source is not None else default_weights_path()
-        return network, {"weights": str(source) if source is not None else "default (shipped)",
+        file = resolve_weights(source)
+        network, payload = load_network(file, hand_model=hand_model, mano_path=mano_path, device="cpu")
+        name = DEFAULT_MODEL if source is None else str(source)
+        return network, {"weights": f"{name} (shipped)" if name in SHIPPED_MODELS else str(file),
                          "sha256": file_sha256(file), "format": payload.get("format")}
     if not hasattr(source, "preliminary") or not hasattr(source, "refine"):
         raise Mask2HandError(f"export_onnx needs a Mask2HandNet or a checkpoint path, got {type(source).__name__}")

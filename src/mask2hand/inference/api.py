@@ -72,20 +72,23 @@ class Mask2Hand:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, hand_model: str | None = None,
                         mano_path: str | os.PathLike | None = None, device: str = "auto") -> "Mask2Hand":
-        """Load weights: `path` (a weights or checkpoint file) or the shipped default.
+        """Load weights: `path` (a weights or checkpoint file, or a shipped model's name, see
+        `mask2hand models`) or the shipped default.
 
         hand_model: "open" or "mano" (default: the one the weights were trained with);
         mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "auto" (CUDA when present,
         else the CPU), "cpu", "cuda", "cuda:N", ... (Mask2HandError for one that is not there).
         """
-        from mask2hand.nn.checkpoint import default_weights_path, load_network
+        from mask2hand.nn.checkpoint import load_network
         from mask2hand.nn.device import resolve_device
+        from mask2hand.nn.pretrained import DEFAULT_MODEL, SHIPPED_MODELS, resolve_weights
 
         device = resolve_device(device)
-        network, payload = load_network(path, hand_model=hand_model, mano_path=mano_path, device=device)
-        file = Path(path) if path is not None else default_weights_path()
-        identity = {"weights": str(file) if path is not None else "default (shipped)",
-                    "sha256": file_sha256(file) if file is not None and file.is_file() else None,
+        file = resolve_weights(path)
+        network, payload = load_network(file, hand_model=hand_model, mano_path=mano_path, device=device)
+        name = DEFAULT_MODEL if path is None else str(path)
+        identity = {"weights": f"{name} (shipped)" if name in SHIPPED_MODELS else str(file),
+                    "sha256": file_sha256(file),
                     "format": payload.get("format"), "network": payload.get("network") or
                     payload.get("config", {}).get("network")}
         return cls(TorchRunner(network.fold_batch_norms(), device), identity)

@@ -20,7 +20,6 @@ import os
 import pickle
 import re
 import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from mask2hand.utils.files import atomic_path
 CHECKPOINT_FORMAT = "mask2hand-checkpoint"
 WEIGHTS_FORMAT = "mask2hand-weights"
 FORMAT_VERSION = 1
-DEFAULT_WEIGHTS = "default.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
@@ -140,12 +138,6 @@ def float32_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in payload["model"].items()}
 
 
-def default_weights_path() -> Path | None:
-    """The shipped pretrained weights inside the package, or None if this build has none."""
-    candidate = resources.files("mask2hand") / "weights" / DEFAULT_WEIGHTS
-    return Path(str(candidate)) if candidate.is_file() else None
-
-
 def check_hand_identity(payload: dict[str, Any], hand_identity: dict[str, str], source: str) -> None:
     """Refuse a checkpoint made with another hand model (name or asset hash)."""
     stored = payload.get("hand", {})
@@ -160,7 +152,8 @@ def check_hand_identity(payload: dict[str, Any], hand_identity: dict[str, str], 
 
 def load_network(path: str | os.PathLike | None = None, hand_model: str | None = None,
                  mano_path: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
-    """A Mask2HandNet in eval mode from a checkpoint or weights file (None: the shipped model).
+    """A Mask2HandNet in eval mode from a checkpoint or weights file, or a shipped model's name
+    (None: the default one; mask2hand.nn.pretrained).
 
     hand_model overrides the file's hand model name; mano_path is the MANO file for a
     MANO-trained network (None: MANO_RIGHT_PATH; a path stored in the file is ignored). The
@@ -170,11 +163,9 @@ def load_network(path: str | os.PathLike | None = None, hand_model: str | None =
     from mask2hand.utils.dataclass_config import dataclass_from_dict
     from mask2hand.nn import Mask2HandNet, NetConfig
 
-    if path is None:
-        path = default_weights_path()
-        if path is None:
-            raise Mask2HandError("this installation has no shipped pretrained model; pass a checkpoint "
-                                 "(--checkpoint PATH) trained with `mask2hand train`")
+    from mask2hand.nn.pretrained import resolve_weights
+
+    path = resolve_weights(path)
     payload = read_file(path)
     values = network_config_of(payload)
     if hand_model is not None:

@@ -25,10 +25,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from mask2hand.data.dataset import HandBatch, collate_samples
-from mask2hand.nn.checkpoint import (check_hand_identity, default_weights_path, float32_state, network_config_of,
+from mask2hand.nn.checkpoint import (check_hand_identity, float32_state, network_config_of,
                                   read_file, save_checkpoint)
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses.objective import LossTerms, mask2hand_loss
+from mask2hand.nn.pretrained import resolve_weights
 from mask2hand.utils.files import stale_temp_files, write_text_atomic
 from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
 from mask2hand.version import JSON_SCHEMA_VERSION
@@ -173,9 +174,7 @@ class Trainer:
 
     def _start_from(self, source: str) -> None:
         """Load the model weights of train.init_from (see TrainSection), checking they fit."""
-        path = default_weights_path() if source == "default" else Path(source)
-        if path is None:
-            raise Mask2HandError("train.init_from: this installation has no shipped model to start from")
+        path = resolve_weights(source)
         payload = read_file(path)
         self._check_same_network(payload, f"train.init_from: {path}", "fine-tuning needs the same network")
         self.net.load_state_dict(float32_state(payload))
