@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hand", choices=("open", "mano"),
                         help="hand model (default: the one the weights were trained with)")
     parser.add_argument("--mano", metavar="PATH", help="MANO_RIGHT.pkl, for weights trained with MANO")
+    parser.add_argument("--mano-export", metavar="PATH",
+                        help="also write <stem>_mano.json: MANO parameters (smplx's convention) fitted to each "
+                             "answer with this MANO_RIGHT.pkl (or its folder)")
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument("--focal", type=float, metavar="F",
                         help="focal length in pixels (principal point at the image center)")
@@ -352,8 +355,16 @@ def _prepare(model, path: Path, args: argparse.Namespace, k_file, focal):
 
 
 def _save_prediction(prediction, path: Path, stem: str, out: Path, args: argparse.Namespace) -> dict:
-    """Write one prediction's files; its summary entry. Raises OSError / Mask2HandError if writing fails."""
+    """Write one prediction's files (and its MANO parameters with --mano-export, fitted first so a
+    failed fit writes nothing); its summary entry. Raises OSError / Mask2HandError if that fails."""
+    mano = None
+    if args.mano_export:
+        from mask2hand.export.mano import save_mano_json
+
+        mano = prediction.to_mano(args.mano_export)
     paths = prediction.save(out, stem, figure=not args.no_figure)
+    if mano is not None:
+        paths["mano"] = save_mano_json(mano, out, stem)
     record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
               "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings}
     if prediction.fit_steps is not None:

@@ -1,2 +1,2 @@
-"""Files for other tools: meshes and JSON (`files`), figures (`figures`, `gallery`) and the ONNX
-export (`onnx`)."""
+"""Files for other tools: meshes and JSON (`files`), figures (`figures`, `gallery`, `animation`), MANO
+parameters for smplx (`mano`) and the ONNX export (`onnx`)."""

@@ -84,6 +84,24 @@ class Prediction:
             return self.params, self.mask, self.K
         return self.params, mirror_mask(self.mask), mirror_K(self.K, self.mask.shape[1])
 
+    def to_mano(self, mano_path: str | os.PathLike | None, fingertips: str = "freihand"):
+        """MANO parameters of this hand in smplx's convention (`smplx.MANO(is_rhand=True,
+        use_pca=False, flat_hand_mean=True)`), fitted to the answer's joints and mesh with the MANO
+        model read from `mano_path` (MANO_RIGHT.pkl, its folder, or None for MANO_RIGHT_PATH).
+
+        Returns a mask2hand.export.mano.ManoParams (global_orient, hand_pose, betas, transl, the
+        residuals in mm); `save_mano_json` of that module writes it. For a left hand they are MANO's
+        right hand in the mirrored camera (camera x negated), like `params`. fingertips: which MANO
+        vertices stand for the fingertips (mask2hand.hand.mano.MANO_FINGERTIP_SETS). About 1-2 s.
+        """
+        from mask2hand.export.mano import fit_mano, load_mano_layer
+        from mask2hand.inference.mirror import mirror_points
+
+        vertices, joints = self.vertices, self.joints
+        if self.side == "left":  # into the mirrored camera, where the hand is a right one
+            vertices, joints = mirror_points(vertices), mirror_points(joints)
+        return fit_mano(load_mano_layer(mano_path, fingertips), vertices, self.faces, joints, side=self.side)
+
     def to_dict(self) -> dict[str, Any]:
         """Everything but the meshes and images, JSON-ready (via mask2hand.export.files.to_jsonable):
         joints in meters, 2-D joints in pixels."""
