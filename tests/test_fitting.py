@@ -460,3 +460,21 @@ def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     tiny = MaskDataset(folder, split="test", distance_field=False, resolution=6)
     with pytest.raises(Mask2HandError, match="refused all 2"):
         evaluate_fitting(model, tiny, replace(settings, modes=("network",)))
+
+
+def test_a_fitted_answer_is_written_with_the_parameters_it_was_made_from(tmp_path):
+    """A fitted hand is the layer's own: its parameters rebuild it exactly, with no offsets."""
+    from mask2hand.hand import load_hand_model
+
+    model = Mask2Hand.from_pretrained(write_tiny_weights(tmp_path / "tiny.pt"))
+    result = model.predict(blob_mask(), focal=200.0, fit=6)
+    if result.fit_steps == 0 or result.iou <= result.iou_before_fit:
+        pytest.skip("the fit did not beat the network's answer on this random network")
+    p = result.params
+    layer = load_hand_model(result.hand["name"], flat_hand_mean=result.hand["flat_hand_mean"])
+    with torch.no_grad():
+        out = layer(*(torch.from_numpy(np.asarray(v, np.float32)[None]) for v in (p.global_orient, p.transl)),
+                    pose=torch.from_numpy(np.asarray(p.pose, np.float32)[None]),
+                    betas=torch.from_numpy(np.asarray(p.betas, np.float32)[None]))
+    assert np.allclose(out.vertices[0].numpy(), result.vertices, atol=1e-5)
+    assert result.params_residual_mm == {"joints": 0.0, "vertices": 0.0} and not result.vertex_offsets.any()

@@ -34,7 +34,7 @@ from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import resolve_camera
 from mask2hand.inference.mirror import mirror_faces, mirror_points
 from mask2hand.inference.prepare import PreparedInput, check_side, prepare_mask
-from mask2hand.inference.rebuild import rebuild_params
+from mask2hand.inference.rebuild import parametric_params, rebuild_params
 from mask2hand.inference.result import Prediction, project
 from mask2hand.inference.runner import NetworkResult, Runner, TorchRunner
 from mask2hand.utils.files import file_sha256
@@ -178,7 +178,9 @@ class Mask2Hand:
                 raise Mask2HandError(f"{item.source}: the answer puts the hand behind the camera (z <= 0); "
                                      "check that K belongs to this image")
         rebuilt = None
-        if self.runner.hand is not None:  # the ONNX runtime has no hand layer to fit with
+        if raw.parametric:  # a fitted answer is the layer's own hand: nothing to fit
+            rebuilt = parametric_params(self.runner.hand, raw.hand_params(), raw.vertices)
+        elif self.runner.hand is not None:  # the ONNX runtime has no hand layer to fit with
             rebuilt = rebuild_params(self.runner.hand, raw.hand_params(), raw.vertices, raw.joints)
         hand = {**self.hand_identity, "flat_hand_mean": True if rebuilt is not None else self.flat_hand_mean}
         mirrored_faces = mirror_faces(self.faces)

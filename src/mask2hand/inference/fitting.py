@@ -73,7 +73,7 @@ def fit_network_result(items: Sequence[PreparedInput], raw: NetworkResult, hand,
     result = fit_to_silhouette(raw.hand_params(), masks, Ks, hand, config)
     p = result.params
     fitted = replace(raw, vertices=result.vertices, joints=result.joints, global_orient=p.global_orient,
-                     transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None)
+                     transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None, parametric=True)
     return fitted, result.steps
 
 

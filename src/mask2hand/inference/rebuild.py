@@ -94,6 +94,15 @@ def rebuild_params(hand: "HandModel", start: HandParams, vertices: np.ndarray, j
                          offsets=(np.asarray(vertices) - rebuilt_vertices).astype(np.float32))
 
 
+def parametric_params(hand: "HandModel", params: HandParams, vertices: np.ndarray) -> RebuiltParams:
+    """The RebuiltParams of answers that already are the hand layer's for `params` (a fitted
+    answer): the parameters in the flat convention, no residual, no offsets. vertices (B,V,3)."""
+    pose_mean = hand.pose_mean.detach().cpu().numpy()
+    batch = len(vertices)
+    return RebuiltParams(params=to_flat_convention(params, pose_mean), joints_mm=np.zeros(batch),
+                         vertices_mm=np.zeros(batch), offsets=np.zeros_like(vertices, dtype=np.float32))
+
+
 def to_flat_convention(params: HandParams, pose_mean: np.ndarray) -> HandParams:
     """Parameters of a layer with flat_hand_mean=False (pose relative to the mean `pose_mean` (45,))
     in the flat_hand_mean=True convention (the whole finger pose)."""

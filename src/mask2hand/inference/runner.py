@@ -32,6 +32,8 @@ class NetworkResult:
     betas: (B,10).
     pose_pcs: (B,k) the pose-PCA coefficients the network regressed, or None.
     silhouette: (B,S,S) the network's silhouette of its preliminary hand at its input size, or None.
+    parametric: the mesh and joints are exactly the hand layer's for these parameters (a fitted
+        answer), so there is nothing to rebuild (mask2hand.inference.rebuild).
     """
 
     vertices: np.ndarray
@@ -42,6 +44,7 @@ class NetworkResult:
     betas: np.ndarray
     pose_pcs: np.ndarray | None = None
     silhouette: np.ndarray | None = None
+    parametric: bool = False
 
     def params(self, b: int) -> HandParams:
         """The hand-layer parameters of hand b (unbatched)."""
@@ -55,12 +58,13 @@ class NetworkResult:
     @classmethod
     def concat(cls, results: list["NetworkResult"]) -> "NetworkResult":
         """The results one after another along the batch (an optional field stays None unless
-        every result has it)."""
+        every result has it; parametric only if every result is)."""
         def cat(name: str) -> np.ndarray | None:
             values = [getattr(r, name) for r in results]
             return None if any(v is None for v in values) else np.concatenate(values)
 
-        return cls(**{f.name: cat(f.name) for f in fields(cls)})
+        arrays = {f.name: cat(f.name) for f in fields(cls) if f.name != "parametric"}
+        return cls(**arrays, parametric=all(r.parametric for r in results))
 
 
 class Runner(Protocol):
