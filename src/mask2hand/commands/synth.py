@@ -53,17 +53,6 @@ class _Progress:
             print(f"  {done}/{total} samples, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
-def _with_options(settings, args: argparse.Namespace):
-    """A corpus's settings with the --forearm and --shape-variety probabilities given on the command line."""
-    from dataclasses import replace
-
-    if args.forearm is not None:
-        settings = replace(settings, forearm=replace(settings.forearm, probability=args.forearm))
-    if args.shape_variety is not None:
-        settings = replace(settings, shape_variety=replace(settings.shape_variety, probability=args.shape_variety))
-    return settings
-
-
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -72,21 +61,24 @@ def run(args: argparse.Namespace) -> int:
 
     progress = _Progress()
     if args.kind == "paper":
-        from mask2hand.data.synthetic import PaperProtocol, generate_paper
+        from mask2hand.data.synthetic import PaperProtocol, generate_paper, with_probabilities
 
         protocol = replace(PaperProtocol(), train_poses=args.train_poses, test_poses=args.test_poses,
                            views_per_pose=args.views)
         path = generate_paper(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed,
-                              protocol=_with_options(protocol, args), overwrite=args.overwrite, progress=progress)
+                              protocol=with_probabilities(protocol, args.forearm, args.shape_variety),
+                              overwrite=args.overwrite, progress=progress)
     elif args.kind in ("broad", "natural"):
-        from mask2hand.data.synthetic import BroadCorpus, NaturalCorpus, generate_broad, generate_natural
+        from mask2hand.data.synthetic import (BroadCorpus, NaturalCorpus, generate_broad, generate_natural,
+                                              with_probabilities)
 
         corpus, generate = {"broad": (BroadCorpus(), generate_broad),
                             "natural": (NaturalCorpus(), generate_natural)}[args.kind]
         corpus = replace(corpus, train=corpus.train if args.count is None else args.count, val=args.val_count,
                          test=args.test_count)
         path = generate(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed,
-                        corpus=_with_options(corpus, args), overwrite=args.overwrite, progress=progress)
+                        corpus=with_probabilities(corpus, args.forearm, args.shape_variety),
+                        overwrite=args.overwrite, progress=progress)
     else:
         from mask2hand.data.freihand import convert_freihand
 

@@ -103,7 +103,8 @@ class HandSample:
     distance_field (H,W) float32 pixels (None if disabled); params when the source has
     hand-layer parameters; index: the sample's id in its source; hand_mask (H,W) float32 0/1 the
     hand alone, without the forearm or noise (None when the source stores none: then the mask
-    is the hand's)."""
+    is the hand's); hand_window (3,) float32 (u0, v0, side) pixels: the hand's own window in a
+    crop (cropping only, else None; see MaskDataset._hand_windows)."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -113,13 +114,15 @@ class HandSample:
     params: HandParams | None
     index: int
     hand_mask: torch.Tensor | None = None
+    hand_window: torch.Tensor | None = None
 
 
 @dataclass
 class HandBatch:
     """A batch of HandSample: every tensor with a leading batch dimension B; index (B,) long.
     joints and vertices are None for unlabelled masks (the losses that need them say so);
-    hand_mask (B,H,W) is None when the source has no hand-only masks."""
+    hand_mask (B,H,W) is None when the source has no hand-only masks; hand_window (B,3) None
+    without a crop."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -129,6 +132,7 @@ class HandBatch:
     params: HandParams | None
     index: torch.Tensor
     hand_mask: torch.Tensor | None = None
+    hand_window: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "HandBatch":
         def move(x):
@@ -139,7 +143,8 @@ class HandBatch:
             params = self.params.map(move)
         return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
                          vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
-                         index=move(self.index), hand_mask=move(self.hand_mask))
+                         index=move(self.index), hand_mask=move(self.hand_mask),
+                         hand_window=move(self.hand_window))
 
     def sample(self, i: int) -> HandSample:
         """Sample i of the batch (views of the batch tensors)."""
@@ -150,7 +155,8 @@ class HandBatch:
                           vertices=None if self.vertices is None else self.vertices[i],
                           distance_field=None if self.distance_field is None else self.distance_field[i],
                           params=params, index=int(self.index[i]),
-                          hand_mask=None if self.hand_mask is None else self.hand_mask[i])
+                          hand_mask=None if self.hand_mask is None else self.hand_mask[i],
+                          hand_window=None if self.hand_window is None else self.hand_window[i])
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])
@@ -174,7 +180,8 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
         params = HandParams.stack([s.params for s in samples], torch.stack)
     return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
                      distance_field=stack("distance_field"), params=params,
-                     index=torch.as_tensor([s.index for s in samples], dtype=torch.long), hand_mask=stack("hand_mask"))
+                     index=torch.as_tensor([s.index for s in samples], dtype=torch.long), hand_mask=stack("hand_mask"),
+                     hand_window=stack("hand_window"))
 
 
 class _FreiHandSource:
@@ -320,6 +327,8 @@ class MaskDataset(Dataset):
             raise Mask2HandError("sensor sizes need a cropping network (network.input_crop): "
                                  "a whole-image network sees one resolution only")
         self.sensor = sensor
+        # False for a set made with another hand model than the network's: its batches carry no vertices
+        self.with_vertices = True
         self.compute_distance_field = distance_field
         self.seed = int(seed)
         self.epoch = 0
@@ -367,20 +376,34 @@ class MaskDataset(Dataset):
         return warped, change
 
     def _crop_windows(self, masks: np.ndarray, vertices: np.ndarray, change: CameraChange,
-                      shift: np.ndarray, crop_scale: np.ndarray) -> np.ndarray:
+                      shift: np.ndarray, crop_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Integer windows (B,3) around the hands of masks (B,H,W) in the frame `change` maps to,
         found as `predict` finds them (the largest region's box; the projected vertices' box if
-        the mask is empty), then jittered."""
-        windows = np.empty((len(masks), 3))
+        the mask is empty), then jittered; and those boxes (B,4)."""
+        windows, boxes = np.empty((len(masks), 3)), np.empty((len(masks), 4))
         for k, mask in enumerate(masks):
             region = largest_component(mask)
             if region.any():
-                box = box_of_mask(region)
+                boxes[k] = box_of_mask(region)
             else:
                 points = transform_points(vertices[k].astype(np.float64), change[k]) @ change.K[k].T
-                box = box_of_points(points[:, :2] / points[:, 2:])
-            windows[k] = integer_window(square_window(box, self.crop.margin, shift[k], crop_scale[k]))
-        return windows
+                boxes[k] = box_of_points(points[:, :2] / points[:, 2:])
+            windows[k] = integer_window(square_window(boxes[k], self.crop.margin, shift[k], crop_scale[k]))
+        return windows, boxes
+
+    def _hand_windows(self, hand: np.ndarray | None, boxes: np.ndarray, windows: np.ndarray) -> np.ndarray:
+        """The hand's own windows (B,3) (u0, v0, side) in pixels of the crops: the square of the crop
+        margin around the box of the hand-only mask (B,H,W), or around `boxes` (B,4) (the whole
+        mask's) where there is none, mapped into the crop windows (B,3) resampled to the output size
+        (what a locator must find; mask2hand.nn.locator)."""
+        own = boxes.copy()
+        if hand is not None:
+            for k, region in enumerate(hand):
+                if region.any():
+                    own[k] = box_of_mask(region)
+        inner = square_window(own, self.crop.margin)
+        scale = self.out_size[0] / windows[:, 2:3]
+        return np.concatenate([(inner[:, :2] - windows[:, :2]) * scale, inner[:, 2:] * scale], axis=1)
 
     @staticmethod
     def _warp_like(masks: np.ndarray, change: CameraChange) -> np.ndarray:
@@ -389,9 +412,10 @@ class MaskDataset(Dataset):
         return np.stack([warp_mask(m, change[k]) for k, m in enumerate(masks)])
 
     def _crop_batch(self, masks: np.ndarray, hand: np.ndarray | None, K: np.ndarray, vertices: np.ndarray,
-                    draws: dict, rngs: list) -> tuple[np.ndarray, np.ndarray | None, CameraChange]:
+                    draws: dict, rngs: list) -> tuple[np.ndarray, np.ndarray | None, CameraChange, np.ndarray]:
         """Masks (B,H,W) and hand-only masks (B,H,W) or None -> (crops (B,S,S) uint8, hand crops (B,S,S)
-        float32 or None, CameraChange from the source to the crops).
+        float32 or None, CameraChange from the source to the crops, the hands' own windows (B,3) in
+        the crops, see `_hand_windows`).
 
         As `predict` takes a sensor's mask: each sample's image is augmented at the source's
         resolution or, for a drawn sensor size N, taken at N x N; noise acts in that frame;
@@ -401,6 +425,7 @@ class MaskDataset(Dataset):
         crops = np.empty((n, size, size), np.uint8)
         hand_crops = None if hand is None else np.empty((n, size, size), np.float32)
         rotation, K_crop, warp = np.empty((n, 3, 3)), np.empty((n, 3, 3)), np.empty((n, 2, 3))
+        hand_windows = np.empty((n, 3))
         for side in np.unique(draws["sensor"]):
             idx = np.nonzero(draws["sensor"] == side)[0]
             frame = self.image_size if side == 0 else (int(side), int(side))
@@ -410,14 +435,18 @@ class MaskDataset(Dataset):
             else:
                 framed, change = masks[idx], camera_change(K[idx], self.image_size)
             framed = self._apply_noise(framed, [rngs[i] for i in idx])
-            windows = self._crop_windows(framed, vertices[idx], change, draws["shift"][idx], draws["crop_scale"][idx])
+            windows, boxes = self._crop_windows(framed, vertices[idx], change, draws["shift"][idx],
+                                                draws["crop_scale"][idx])
             crops[idx] = [resample_window(m, w, size) for m, w in zip(framed, windows)]
+            hand_framed = None
             if hand is not None:
                 hand_framed = self._warp_like(hand[idx], change) if warped else hand[idx]
                 hand_crops[idx] = [resample_window(m, w, size) for m, w in zip(hand_framed, windows)]
+            hand_windows[idx] = self._hand_windows(hand_framed, boxes, windows)
             part = crop_change(change, windows, size)
             rotation[idx], K_crop[idx], warp[idx] = part.rotation, part.K, part.warp
-        return crops, hand_crops, CameraChange(rotation=rotation, K=K_crop, image_size=(size, size), warp=warp)
+        return (crops, hand_crops, CameraChange(rotation=rotation, K=K_crop, image_size=(size, size), warp=warp),
+                hand_windows)
 
     def _apply_noise(self, masks: np.ndarray, rngs: list) -> np.ndarray:
         if self.noise is None:
@@ -456,10 +485,10 @@ class MaskDataset(Dataset):
         vertices = np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
 
-        change = None
+        change = hand_windows = None
         if self.crop is not None:
             draws = {"angle": angle, "scale": scale, "shift": shift, "crop_scale": crop_scale, "sensor": sensor}
-            masks, hand, change = self._crop_batch(masks, hand, K, vertices, draws, rngs)
+            masks, hand, change, hand_windows = self._crop_batch(masks, hand, K, vertices, draws, rngs)
         else:
             if self.augment is not None or self.out_size != self.image_size:
                 masks, change = self._warp_masks(masks, K, angle, scale, self.out_size)
@@ -483,10 +512,11 @@ class MaskDataset(Dataset):
             mask=torch.from_numpy(masks.astype(np.float32)),
             K=torch.from_numpy(K.astype(np.float32)),
             joints=torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
-            vertices=torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)),
+            vertices=torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)) if self.with_vertices else None,
             distance_field=dist,
             params=None if params is None else HandParams(
                 **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),
             index=torch.from_numpy(index),
             hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
+            hand_window=None if hand_windows is None else torch.from_numpy(hand_windows.astype(np.float32)),
         )

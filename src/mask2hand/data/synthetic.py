@@ -614,6 +614,18 @@ def _paper_choices(protocol: PaperProtocol, add_mean: bool) -> dict[str, str]:
     }
 
 
+def with_probabilities(settings, forearm: float | None = None, shape_variety: float | None = None):
+    """A corpus's settings (PaperProtocol, BroadCorpus, NaturalCorpus) with the share of samples that
+    get a forearm and of hands that get the extra shape variety changed (None: kept)."""
+    from dataclasses import replace
+
+    if forearm is not None:
+        settings = replace(settings, forearm=replace(settings.forearm, probability=float(forearm)))
+    if shape_variety is not None:
+        settings = replace(settings, shape_variety=replace(settings.shape_variety, probability=float(shape_variety)))
+    return settings
+
+
 def _split_counts(train: int, val: int, test: int, command: str) -> dict[str, int]:
     """The non-empty splits; at least one sample in all."""
     if min(train, val, test) < 0:

@@ -97,7 +97,7 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     if sensor_size is not None and sensor_size < MIN_SENSOR_SIZE:
         raise Mask2HandError(f"the sensor size must be at least {MIN_SENSOR_SIZE} pixels, got {sensor_size}")
     noise_config = parse_noise(noise) if noise else None
-    size = net.config.input_size
+    size = net.config.model_input_size
     prepared = net.config.input_crop is not None or sensor_size is not None
     dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=sensor_size if prepared else size,
                           distance_field=False, seed=seed, verify=verify)

@@ -14,7 +14,15 @@ Terms (unweighted values in `LossTerms`, weights in `LossWeights`):
   they do not see the depth, which a silhouette leaves ambiguous (a larger hand farther
   away casts the same mask), so they keep the mesh on the mask where the unaligned 3-D
   terms would trade image alignment for the mean depth;
+- locator (ours): for a network with a locator (mask2hand.nn.locator), the mean absolute error
+  of its window code against the code of the hand's own window (target.hand_window); left out
+  for networks without one;
 - total (eq. 1): the weighted sum of the enabled terms.
+
+The vertex terms (vertices, aligned_vertices, vertices_2d) apply only to batches that have the
+network's own vertices: a batch made with another hand model (target.vertices None) is
+supervised through the joints, which every hand model has, and its vertex terms are left out
+(not reported for that batch). The joint terms need joints.
 
 Each 3-D term is the preliminary-output error plus the refined-output error, as in the
 paper's equations. When RefineNet is off (refined outputs None) the preliminary outputs are
@@ -75,6 +83,7 @@ class LossWeights:
     contour: float = 1e-4
     joints_2d: float = 0.0
     vertices_2d: float = 0.0
+    locator: float = 10.0
     preliminary_joints: bool = True
     preliminary_vertices: bool = True
     preliminary_aligned: bool = True
@@ -132,6 +141,7 @@ class LossTerms:
     contour: torch.Tensor | None = None
     joints_2d: torch.Tensor | None = None
     vertices_2d: torch.Tensor | None = None
+    locator: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, float]:
         """Python floats of the total and every computed term, for logging."""
@@ -199,14 +209,19 @@ def mask2hand_loss(output: Mask2HandOutput, target: HandBatch, weights: LossWeig
         (None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters; input_K (B,3,3)
         for the 2-D terms.
     target: joints (B,21,3), vertices (B,V,3) (a batch without 3-D annotations may hold None:
-        only the terms that need them refuse it), mask (B,H,W) with hand = 1, distance_field
+        the joint terms refuse it; vertices None, a batch of another hand model, skips the vertex
+        terms), mask (B,H,W) with hand = 1, distance_field
         (B,H,W) in pixels to the mask's contour (None when the dataset does not compute it).
     Returns `LossTerms`; `total` is differentiable w.r.t. the output tensors.
     """
-    terms = {**_point_terms(output, target, weights), **_projection_terms(output, target, weights)}
+    terms = {**_point_terms(output, target, weights), **_projection_terms(output, target, weights),
+             **_locator_terms(output, target, weights)}
     if weights.needs_silhouette():
         terms.update(_silhouette_terms(output, target, weights))
     if not terms:
+        if target.vertices is None:
+            raise Mask2HandError("this batch has no vertices of the network's hand model (another hand model's "
+                                 "data) and only vertex terms are enabled: enable a joint or silhouette term")
         raise Mask2HandError("every loss weight is 0: enable at least one term")
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return LossTerms(total=total, **terms)  # type: ignore[arg-type]
@@ -221,6 +236,8 @@ def _point_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeight
         ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices,
          _absolute_error),
     ):
+        if kind == "vertices" and gt is None:
+            continue
         if getattr(weights, kind) > 0:
             gt = _require(gt, f"ground-truth {kind}", kind)
             terms[kind] = _point_term(_stage_predictions(pred, refined, keep_prelim), gt, scale, False, err)
@@ -239,10 +256,24 @@ def _projection_terms(output: Mask2HandOutput, target: HandBatch, weights: LossW
         ("joints", output.joints, output.refined_joints, target.joints, weights.preliminary_joints),
         ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices),
     ):
+        if kind == "vertices" and gt is None:
+            continue
         if getattr(weights, kind + "_2d") > 0:
             gt = _require(gt, f"ground-truth {kind}", kind + "_2d")
             terms[kind + "_2d"] = _projection_term(_stage_predictions(pred, refined, keep_prelim), gt, output.input_K)
     return terms
+
+
+def _locator_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> dict[str, torch.Tensor]:
+    """The locator term: its window codes (B,3) against those of target.hand_window (B,3), pixels of
+    the model input (target.mask's side)."""
+    if weights.locator <= 0 or output.locator_code is None:
+        return {}
+    from mask2hand.nn.locator import window_to_code
+
+    windows = _require(target.hand_window, "the hands' own windows (a cropping dataset's hand_window)", "locator")
+    wanted = window_to_code(windows.to(output.locator_code), int(target.mask.shape[-1]))
+    return {"locator": _absolute_error(output.locator_code, wanted)}
 
 
 def _silhouette_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeights) -> dict[str, torch.Tensor]:

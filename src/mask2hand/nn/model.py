@@ -39,6 +39,7 @@ from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.nn.encoder import NUM_BETAS, Encoder, camera_features, decode_root_position
 from mask2hand.nn.fold import fold_batch_norms
+from mask2hand.nn.locator import LOCATOR_SIDE, HandLocator, code_to_window, crop_windows
 from mask2hand.nn.refine import RefineNet
 from mask2hand.nn.rotation import rotation_6d_to_matrix
 
@@ -66,6 +67,11 @@ class NetConfig:
         a margin (e.g. 1.25): it sees the square window around the hand, that many times
         the hand's larger side (mask2hand.image.crop). A preprocessing contract: the datasets and
         `Mask2Hand.predict` cut the windows; `forward` takes masks and K as given.
+    locator_input: None: the network takes its input at input_size. A side L (a multiple of 64,
+        at least input_size; with input_crop): it takes the whole mask's window at L x L, finds
+        the hand's own window in it (an arm's mask is mostly arm) with a small locator CNN and
+        runs on that window cut at input_size (mask2hand.nn.locator). `model_input_size` is
+        the side the network takes either way.
     """
 
     hand_model: Literal["open", "mano"] = "open"
@@ -84,6 +90,12 @@ class NetConfig:
     channels_last: bool = True
     flat_hand_mean: bool | None = None
     input_crop: float | None = None
+    locator_input: int | None = None
+
+    @property
+    def model_input_size(self) -> int:
+        """The side of the square masks the network takes (what datasets and `predict` cut)."""
+        return self.locator_input if self.locator_input is not None else self.input_size
 
     def uses_flat_hand_mean(self) -> bool:
         """Whether zero pose coefficients mean the flat hand (None: the flat hand for MANO,
@@ -114,6 +126,12 @@ class NetConfig:
             raise Mask2HandError(f"sigma must be positive, got {self.sigma}")
         if self.input_crop is not None and not 1.0 <= self.input_crop <= 4.0:
             raise Mask2HandError(f"input_crop must be a margin between 1 and 4 (or null), got {self.input_crop}")
+        if self.locator_input is not None:
+            if self.input_crop is None:
+                raise Mask2HandError("locator_input needs a cropping network: set input_crop (e.g. 1.25)")
+            if self.locator_input < self.input_size or self.locator_input % LOCATOR_SIDE:
+                raise Mask2HandError(f"locator_input must be a multiple of {LOCATOR_SIDE} and at least input_size "
+                                     f"({self.input_size}), got {self.locator_input}")
 
 
 @dataclass(frozen=True)
@@ -126,9 +144,11 @@ class Mask2HandOutput:
     vertices (B,V,3), joints (B,21,3): the preliminary hand (the hand layer's).
     silhouette (B,S,S) in [0,1]: soft silhouette of the preliminary mesh (the exact 0/1
         mask with `exact_silhouette`).
-    input_mask (B,S,S): the resized input mask it is compared with.
-    input_K (B,3,3): the intrinsics at S.
+    input_mask (B,S,S): the resized input mask it is compared with (with a locator: the hand's
+        window cut from the input).
+    input_K (B,3,3): the intrinsics at S (of that window).
     refined_vertices (B,V,3), refined_joints (B,21,3): after RefineNet; None when it is off.
+    locator_code (B,3): with a locator, its window code (mask2hand.nn.locator), else None.
     """
 
     params: HandParams
@@ -139,6 +159,7 @@ class Mask2HandOutput:
     input_K: torch.Tensor
     refined_vertices: torch.Tensor | None = None
     refined_joints: torch.Tensor | None = None
+    locator_code: torch.Tensor | None = None
 
     @property
     def final_vertices(self) -> torch.Tensor:
@@ -197,6 +218,7 @@ class Mask2HandNet(nn.Module):
                                predict_shape=config.predict_shape, backbone=config.backbone,
                                backbone_width=config.backbone_width)
         self.refine_net = RefineNet(hand.num_vertices, head=config.refine_head) if config.refine else None
+        self.locator = HandLocator() if config.locator_input is not None else None
         self.inference_only = False
         if config.channels_last:
             self.to(memory_format=torch.channels_last)
@@ -209,9 +231,9 @@ class Mask2HandNet(nn.Module):
         longer matches a training checkpoint (fold after loading weights).
         """
         self.eval()
-        fold_batch_norms(self.encoder)
-        if self.refine_net is not None:
-            fold_batch_norms(self.refine_net)
+        for module in (self.encoder, self.refine_net, self.locator):
+            if module is not None:
+                fold_batch_norms(module)
         if self.config.channels_last:  # the folded convolutions are new modules
             self.to(memory_format=torch.channels_last)
         self.inference_only = True
@@ -235,13 +257,14 @@ class Mask2HandNet(nn.Module):
         """Trainable parameters of the encoder, the RefineNet and in total."""
         def count(module: nn.Module | None) -> int:
             return 0 if module is None else sum(p.numel() for p in module.parameters())
-        counts = {"encoder": count(self.encoder), "refine": count(self.refine_net)}
-        counts["total"] = counts["encoder"] + counts["refine"]
+        counts = {"encoder": count(self.encoder), "refine": count(self.refine_net), "locator": count(self.locator)}
+        counts["total"] = counts["encoder"] + counts["refine"] + counts["locator"]
         return counts
 
     def prepare_inputs(self, mask: torch.Tensor | np.ndarray,
                        K: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Masks (B,H,W) / (B,1,H,W) and K (B,3,3) / (3,3) -> mask (B,1,S,S), K at S (B,3,3).
+        """Masks (B,H,W) / (B,1,H,W) and K (B,3,3) / (3,3) -> mask (B,1,S,S), K at S (B,3,3), S the
+        model_input_size.
 
         Both are cast to the network's dtype and device. Mask values are expected
         in [0, 1] (hand = 1).
@@ -258,7 +281,7 @@ class Mask2HandNet(nn.Module):
         check_shape(K, ["B", "3", "3"], "K", sizes)
         mask = mask.to(device=reference.device, dtype=reference.dtype)
         K = K.to(device=reference.device, dtype=reference.dtype)
-        size = self.config.input_size
+        size = self.config.model_input_size
         if (height, width) != (size, size):
             if height >= size and width >= size:
                 mask = F.interpolate(mask, size=(size, size), mode="area")
@@ -268,17 +291,22 @@ class Mask2HandNet(nn.Module):
             K = K * scale.view(1, 3, 1)
         return mask, K
 
-    def forward(self, mask: torch.Tensor, K: torch.Tensor, exact_silhouette: bool = False) -> Mask2HandOutput:
+    def forward(self, mask: torch.Tensor, K: torch.Tensor, exact_silhouette: bool = False,
+                hand_window: torch.Tensor | None = None) -> Mask2HandOutput:
         """Masks (B,H,W) or (B,1,H,W) in [0,1] with their intrinsics K (B,3,3) -> Mask2HandOutput.
 
         exact_silhouette: use the exact rasterizer's mask (0/1, no gradient, several
         times faster) instead of the soft silhouette, for inference only. At the
         default sigma the soft silhouette differs from it only within about a pixel
         of the boundary, so RefineNet sees nearly the same input.
+        hand_window: with a locator, windows (B,3) (u0, v0, side) in pixels of the model input
+        to cut instead of the located ones (training on ground-truth windows); the locator's
+        code is returned either way.
         """
         cfg = self.config
         size = cfg.input_size
         mask, K = self.prepare_inputs(mask, K)
+        mask, K, code = self.locate(mask, K, hand_window)
         hand = self.preliminary(mask, K)
         if exact_silhouette:
             exact = render.rasterize_silhouette(hand.vertices.detach(), self.hand.faces, K.detach(),
@@ -292,7 +320,21 @@ class Mask2HandNet(nn.Module):
             refined_vertices, refined_joints = self.refine(mask, silhouette, hand.vertices)
         return Mask2HandOutput(params=hand.params, vertices=hand.vertices, joints=hand.joints,
                                silhouette=silhouette, input_mask=mask.squeeze(1), input_K=K,
-                               refined_vertices=refined_vertices, refined_joints=refined_joints)
+                               refined_vertices=refined_vertices, refined_joints=refined_joints,
+                               locator_code=code)
+
+    def locate(self, mask: torch.Tensor, K: torch.Tensor,
+               hand_window: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Prepared masks (B,1,L,L) and K at L -> the encoder's input (B,1,S,S), its K (B,3,3) and the
+        locator's window code (B,3): the hand's window cut as mask2hand.nn.locator says (at
+        `hand_window` when given). Without a locator: the inputs unchanged and no code."""
+        if self.locator is None:
+            return mask, K, None
+        code = self.locator(mask)
+        window = hand_window if hand_window is not None else code_to_window(code.detach(), mask.shape[-1])
+        crops, K_crop = crop_windows(mask, K, window.to(mask.dtype), self.config.input_size)
+        # binary like every other input the encoder sees (mask2hand.image.masks.resample_window)
+        return (crops >= 0.5).to(mask.dtype), K_crop, code
 
     def preliminary(self, mask: torch.Tensor, K: torch.Tensor) -> PreliminaryHand:
         """The encoder and the hand layer: prepared masks (B,1,S,S) and their intrinsics at the

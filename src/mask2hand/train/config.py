@@ -28,15 +28,21 @@ from mask2hand.errors import Mask2HandError
 class GenerateSpec:
     """How to synthesise a dataset folder that does not exist yet (as `mask2hand synth` would).
 
-    corpus "broad": train / val / test are sample counts. corpus "paper": train / test
-    are numbers of poses (5 views each, the paper's 4,000 / 400); val must be 0.
+    corpus "broad" and "natural": train / val / test are sample counts. corpus "paper": train /
+    test are numbers of poses (5 views each, the paper's 4,000 / 400); val must be 0.
+    hand: the hand model that makes the masks ("open", "mano", "anny"; None: the network's own).
+    forearm / shape_variety: the share of samples with a forearm / of hands with the extra shape
+    variety (None: the corpus's default, see mask2hand.data.synthetic).
     """
 
-    corpus: Literal["paper", "broad"] = "broad"
+    corpus: Literal["paper", "broad", "natural"] = "broad"
     seed: int = 0
     train: int = 100_000
     val: int = 2_000
     test: int = 2_000
+    hand: Literal["open", "mano", "anny"] | None = None
+    forearm: float | None = None
+    shape_variety: float | None = None
 
 
 @dataclass
@@ -45,6 +51,10 @@ class DataSection:
 
     train / val / test: a dataset folder and the split after a colon ("data/broad:train"),
     or a FreiHAND v2 root with a split of the paper's partition ("/data/FreiHAND:val").
+    train may also be a mixture: a mapping of such sources to their shares of the training
+    batches (each batch is drawn from one source; see mask2hand.train.mixture). A source made
+    with another hand model than the network's supervises what the two share: the 3-D joints
+    (aligned and not) and their 2-D projections, not the vertices.
     generate: folder -> how to create it when it does not exist yet. one_view_per_pose: the paper's synthetic protocol (one of
     the 5 views of each pose per epoch). augment: the paper's FreiHAND augmentation
     (rotation [-pi, pi), scale [0.9, 1.1)). noise: silhouette noise applied to training
@@ -56,7 +66,7 @@ class DataSection:
     dataset file against its card before training (sizes are always checked).
     """
 
-    train: str = "data/broad:train"
+    train: str | dict[str, float] = "data/broad:train"
     val: str = "data/broad:val"
     test: str | None = None
     generate: dict[str, GenerateSpec] = field(default_factory=dict)
@@ -167,6 +177,13 @@ def check_values(config: TrainConfig) -> None:
     for folder, spec in data.generate.items():
         for name in ("seed", "train", "val", "test"):
             _check_range(f"data.generate.{folder}.{name}", getattr(spec, name), low=0)
+        for name in ("forearm", "shape_variety"):
+            _check_range(f"data.generate.{folder}.{name}", getattr(spec, name), low=0, high=1)
+    if isinstance(data.train, dict):
+        if not data.train:
+            raise Mask2HandError("config.data.train: a mixture needs at least one source")
+        for source, share in data.train.items():
+            _check_range(f"data.train.{source}", share, low=0, open_low=True)
 
 
 def _check_range(where: str, value: float | int | None, low: float, high: float | None = None,

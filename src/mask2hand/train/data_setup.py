@@ -22,36 +22,65 @@ def split_source(source: str) -> tuple[Path, str | None]:
 
 
 def ensure_generated(folder: Path, spec: GenerateSpec, hand_model: str, mano_path: str | None) -> None:
-    """Synthesise `folder` as `spec` says (nothing if it is already a complete dataset)."""
+    """Synthesise `folder` as `spec` says (nothing if it is already a complete dataset); hand_model
+    is the network's, used when the spec names no hand of its own."""
     from mask2hand.data.storage import CARD_NAME
-    from mask2hand.data.synthetic import BroadCorpus, PaperProtocol, generate_broad, generate_paper
+    from mask2hand.data.synthetic import (BroadCorpus, NaturalCorpus, PaperProtocol, generate_broad,
+                                          generate_natural, generate_paper, with_probabilities)
 
     if (folder / CARD_NAME).is_file():
         return
-    print(f"generating the {spec.corpus} corpus in {folder} (seed {spec.seed}) ...", flush=True)
+    hand = spec.hand or hand_model
+    print(f"generating the {spec.corpus} corpus of the {hand} hand in {folder} (seed {spec.seed}) ...", flush=True)
     if spec.corpus == "paper":
         if spec.val:
             raise Mask2HandError(f"data.generate.{folder}: the paper protocol has no val split; "
                                  "generate a second folder with another seed for validation")
         protocol = replace(PaperProtocol(), train_poses=spec.train, test_poses=spec.test)
-        generate_paper(folder, hand=hand_model, hand_path=mano_path, seed=spec.seed, protocol=protocol)
-    else:
-        corpus = replace(BroadCorpus(), train=spec.train, val=spec.val, test=spec.test)
-        generate_broad(folder, hand=hand_model, hand_path=mano_path, seed=spec.seed, corpus=corpus)
+        generate_paper(folder, hand=hand, hand_path=mano_path, seed=spec.seed,
+                       protocol=with_probabilities(protocol, spec.forearm, spec.shape_variety))
+        return
+    corpus, generate = {"broad": (BroadCorpus(), generate_broad), "natural": (NaturalCorpus(), generate_natural)}[
+        spec.corpus]
+    corpus = replace(corpus, train=spec.train, val=spec.val, test=spec.test)
+    generate(folder, hand=hand, hand_path=mano_path, seed=spec.seed,
+             corpus=with_probabilities(corpus, spec.forearm, spec.shape_variety))
 
 
-def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None, crop_margin: float | None = None):
-    """The MaskDataset of a recipe's "train", "val" or "test" entry, at the network's input size,
-    cut around the hand for a cropping network (`crop_margin`: its NetConfig.input_crop;
-    the training set's crops are jittered as data.crop_jitter_shift / crop_jitter_scale say,
-    and taken at low resolutions as data.sensor says).
+def training_sources(config: TrainConfig) -> dict[str, float]:
+    """data.train as a mixture: source -> share of the training batches (one source: share 1)."""
+    train = config.data.train
+    return dict(train) if isinstance(train, dict) else {train: 1.0}
+
+
+def make_training_set(config: TrainConfig, resolution: int, hand, crop_margin: float | None = None,
+                      quiet: bool = False):
+    """The MixedDataset of data.train (one part per source) and the parts' shares, in order."""
+    from mask2hand.train.mixture import MixedDataset
+
+    sources = training_sources(config)
+    parts = [make_dataset(config, "train", resolution, hand, crop_margin=crop_margin, source=source, quiet=quiet)
+             for source in sources]
+    return MixedDataset(parts, list(sources)), list(sources.values())
+
+
+def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None, crop_margin: float | None = None,
+                 source: str | None = None, quiet: bool = False):
+    """The MaskDataset of a recipe's "train", "val" or "test" entry (or, with `source`, of that one
+    source of the role), at the network's input size, cut around the hand for a cropping network
+    (`crop_margin`: its NetConfig.input_crop; the training set's crops are jittered as
+    data.crop_jitter_shift / crop_jitter_scale say, and taken at low resolutions as data.sensor says).
 
     Missing synthetic folders named in data.generate are created first (by rank 0 only,
-    the other processes wait). Ground truth made with another hand model is refused.
+    the other processes wait). A set made with another hand model than the network's gives
+    no vertices (see `shares_vertices`), and says so unless quiet.
     """
     from mask2hand.data.dataset import CropConfig, MaskDataset
 
-    source = getattr(config.data, role)
+    if source is None:
+        source = getattr(config.data, role)
+        if isinstance(source, dict):
+            raise Mask2HandError(f"data.{role} is a mixture; open its sources one by one")
     if source is None:
         raise Mask2HandError(f"the recipe has no data.{role} set")
     folder, split = split_source(source)
@@ -75,20 +104,22 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
                           one_view_per_pose=config.data.one_view_per_pose and training,
                           seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop,
                           sensor=config.data.sensor if training else None, verify=config.data.verify)
-    check_ground_truth_matches(dataset, hand, source)
+    made_with = shares_vertices(dataset, hand)
+    if made_with is not None:
+        dataset.with_vertices = False
+        if not quiet and (not dist.is_initialized() or dist.get_rank() == 0):
+            print(f"data.{role}: {source} was made with the {made_with} hand model, the network uses the "
+                  f"{hand.name} hand: its samples supervise the joints (3-D and 2-D), not the vertices", flush=True)
     return dataset
 
 
-def check_ground_truth_matches(dataset, hand, source: str) -> None:
-    """Refuse a synthetic set made with another hand model than the network's."""
+def shares_vertices(dataset, hand) -> str | None:
+    """None when the dataset's meshes are the network's hand model's (same vertices); else the name of
+    the hand model that made them (FreiHAND's are MANO's)."""
     card = getattr(getattr(dataset.source, "stored", None), "card", None)
     if card is None:  # FreiHAND: MANO ground truth
-        if hand.name != "mano":
-            raise Mask2HandError(f"{source} is FreiHAND, whose meshes are MANO's; train on it with "
-                                 "network.hand_model: mano (and the MANO file)")
-        return
+        return None if hand.name == "mano" else "mano"
     made_with = card.get("hand", {})
     if made_with.get("asset_hash") and made_with.get("asset_hash") != hand.asset_hash:
-        raise Mask2HandError(f"{source} was generated with the '{made_with.get('name')}' hand model "
-                             f"(asset {str(made_with.get('asset_hash'))[:12]}...), the network uses "
-                             f"'{hand.name}' ({hand.asset_hash[:12]}...); regenerate the data or change the network")
+        return str(made_with.get("name"))
+    return None

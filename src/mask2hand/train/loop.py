@@ -34,8 +34,9 @@ from mask2hand.utils.files import stale_temp_files, write_text_atomic
 from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
 from mask2hand.version import JSON_SCHEMA_VERSION
 from mask2hand.train.config import TrainConfig, check_values, dump_config, loss_weights, network_config
-from mask2hand.train.data_setup import make_dataset
+from mask2hand.train.data_setup import make_dataset, make_training_set
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
+from mask2hand.train.mixture import MixedBatchSampler
 from mask2hand.train.sampler import EpochSampler
 from mask2hand.train.val_metrics import batch_metric_sums
 
@@ -124,19 +125,21 @@ class Trainer:
     def _make_data(self) -> None:
         """Training and validation sets, their per-process samplers and loaders, and steps_per_epoch."""
         config = self.config
-        size, crop = self.net_config.input_size, self.net_config.input_crop
-        self.train_set = make_dataset(config, "train", resolution=size, hand=self.net.hand, crop_margin=crop)
-        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop)
-        self.sampler = EpochSampler(len(self.train_set), seed=config.seed, rank=self.dist.rank,
-                                    world_size=self.dist.world_size)
+        size, crop = self.net_config.model_input_size, self.net_config.input_crop
+        self.train_set, shares = make_training_set(config, resolution=size, hand=self.net.hand, crop_margin=crop,
+                                                   quiet=self.quiet)
+        self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop,
+                                    quiet=self.quiet)
+        self.sampler = MixedBatchSampler(self.train_set.sizes, shares, config.train.batch_size, seed=config.seed,
+                                         rank=self.dist.rank, world_size=self.dist.world_size)
         self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
                                         world_size=self.dist.world_size)
-        loader_args = dict(batch_size=config.train.batch_size, num_workers=config.data.workers,
-                           collate_fn=collate_samples, persistent_workers=False,
+        loader_args = dict(num_workers=config.data.workers, collate_fn=collate_samples, persistent_workers=False,
                            pin_memory=self.dist.device.type == "cuda")
-        self.train_loader = DataLoader(self.train_set, sampler=self.sampler, drop_last=True, **loader_args)
-        self.val_loader = DataLoader(self.val_set, sampler=self.val_sampler, **loader_args)
-        self.steps_per_epoch = len(self.train_loader)
+        self.train_loader = DataLoader(self.train_set, batch_sampler=self.sampler, **loader_args)
+        self.val_loader = DataLoader(self.val_set, sampler=self.val_sampler, batch_size=config.train.batch_size,
+                                     **loader_args)
+        self.steps_per_epoch = len(self.sampler)
         if config.train.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, config.train.max_steps_per_epoch)
         if self.steps_per_epoch == 0:
@@ -248,7 +251,8 @@ class Trainer:
     def _train_step(self, batch: HandBatch) -> dict[str, float]:
         """One optimiser step on `batch`; its sample count and loss terms x count (see _term_sums)."""
         batch = batch.to(self.dist.device, non_blocking=True)
-        output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
+        output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette(),
+                            hand_window=self._teacher_windows(batch))
         terms = mask2hand_loss(output, batch, self.loss_weights)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -261,6 +265,21 @@ class Trainer:
             raise Mask2HandError(f"the loss became {terms.total.item()} at step {self.step}; lower train.lr "
                                  "or set train.grad_clip, then resume from last.pt")
         return _term_sums(terms, len(batch))
+
+    def _teacher_windows(self, batch: HandBatch) -> torch.Tensor | None:
+        """For a network with a locator: the windows (B,3) its encoder trains on, the hands' own
+        windows jittered by data.crop_jitter_shift / crop_jitter_scale (the located ones are never
+        exact either; validation uses the located ones). None otherwise."""
+        if self.net.locator is None or batch.hand_window is None:
+            return None
+        windows = batch.hand_window
+        data = self.config.data
+        n = windows.shape[0]
+        low, high = data.crop_jitter_scale
+        side = windows[:, 2:3] * (low + (high - low) * torch.rand(n, 1)).to(windows)
+        shift = data.crop_jitter_shift * (2 * torch.rand(n, 2) - 1).to(windows) * side
+        center = windows[:, :2] + 0.5 * windows[:, 2:3] + shift
+        return torch.cat([center - 0.5 * side, side], dim=1)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -314,7 +333,7 @@ class Trainer:
         """Train the current epoch from self.position on; False when the time budget stopped it."""
         cfg = self.config.train
         self.train_set.set_epoch(self.epoch)
-        self.sampler.set_epoch(self.epoch, start=self.position * cfg.batch_size)
+        self.sampler.set_epoch(self.epoch, start=self.position)
         progress = _progress(self.steps_per_epoch, self.position, f"epoch {self.epoch + 1}/{cfg.epochs}",
                              not self.show_bar or not self.dist.is_main)
         try:

@@ -22,7 +22,8 @@ CM = 100.0
 def batch_metric_sums(output: Mask2HandOutput, batch: HandBatch, faces: torch.Tensor) -> dict[str, float]:
     """Sums over the batch of MPJPE, PA-MPJPE, MPVPE (cm) per output stage and of mask IoU.
 
-    faces (F,3) of the hand model; the IoU is of the final mesh's exact mask at the batch's mask size.
+    faces (F,3) of the hand model; the IoU is of the final mesh's exact mask at the batch's mask size
+    against the hand-only mask when the batch has one, else the mask.
     """
     from mask2hand.render import rasterize_silhouette
     from mask2hand.render.exact import mask_iou
@@ -39,5 +40,7 @@ def batch_metric_sums(output: Mask2HandOutput, batch: HandBatch, faces: torch.Te
     final_vertices = stages[-1][2]
     size = tuple(batch.mask.shape[-2:])
     predicted = torch.as_tensor(rasterize_silhouette(final_vertices.detach().cpu(), faces.cpu(), batch.K.cpu(), size))
-    sums["miou"] = float(mask_iou(predicted, batch.mask.cpu() > 0.5).sum())
+    # the hand's own pixels where the set has them: a forearm is no part of the answer's silhouette
+    target = batch.hand_mask if batch.hand_mask is not None else batch.mask
+    sums["miou"] = float(mask_iou(predicted, target.cpu() > 0.5).sum())
     return sums
