@@ -136,3 +136,24 @@ def test_a_located_network_predicts_and_exports(arm_trainer, trained_arm_run, tm
     exported = export_onnx(weights, tmp_path / "located.onnx")
     report = check_parity(exported.network, exported.path, count=8, batch_size=4)
     assert report.max_joint_diff_m < 1e-3 and report.max_vertex_diff_m < 1e-3
+
+
+def test_a_located_network_starts_from_weights_without_a_locator(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_model import write_tiny_weights
+    from mask2hand.nn.checkpoint import load_network
+
+    source = write_tiny_weights(tmp_path / "plain.pt", num_pose_pcs=6, backbone_width=0.25, input_crop=1.25)
+    recipe = locator_recipe(tmp_path)
+    recipe["train"]["init_from"] = str(source)
+    trainer = Trainer(load_config(recipe), tmp_path / "run", quiet=True)
+    plain, _ = load_network(source)
+    ours = trainer.net.state_dict()
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(ours[key].float(), value.float(), msg=key)
+    assert any(key.startswith("locator.") for key in ours)
+    recipe["network"]["num_pose_pcs"] = 12  # any other difference is still refused
+    with pytest.raises(Mask2HandError, match="fine-tuning needs the same network"):
+        Trainer(load_config(recipe), tmp_path / "run2", quiet=True)

@@ -179,10 +179,17 @@ class Trainer:
         """Load the model weights of train.init_from (see TrainSection), checking they fit."""
         path = resolve_weights(source)
         payload = read_file(path)
-        self._check_same_network(payload, f"train.init_from: {path}", "fine-tuning needs the same network")
-        self.net.load_state_dict(float32_state(payload))
+        # a network that only adds a locator starts from the other's encoder and RefineNet
+        adds_locator = (network_config_of(payload).get("locator_input") is None
+                        and self.net_config.locator_input is not None)
+        self._check_same_network(payload, f"train.init_from: {path}", "fine-tuning needs the same network "
+                                 "(or the same one with a locator added)", without_locator=adds_locator)
+        missing, unexpected = self.net.load_state_dict(float32_state(payload), strict=not adds_locator)
+        if unexpected or any(not key.startswith("locator.") for key in missing):
+            raise Mask2HandError(f"train.init_from: {path} does not fit this network "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
-    def _check_same_network(self, payload: dict, source: str, advice: str) -> None:
+    def _check_same_network(self, payload: dict, source: str, advice: str, without_locator: bool = False) -> None:
         """Refuse a checkpoint or weights payload of another hand model or other network settings.
 
         Where the MANO file lies is no network setting (files do not keep it; the asset hash
@@ -190,7 +197,10 @@ class Trainer:
         """
         check_hand_identity(payload, self.net.hand.identity, source)
         stored = network_config_of(payload)
-        if network_config(TrainConfig(network=stored)) != replace(self.net_config, hand_model_path=None):
+        ours = replace(self.net_config, hand_model_path=None)
+        if without_locator:  # compared as the network it grows from
+            ours = replace(ours, locator_input=None)
+        if network_config(TrainConfig(network=stored)) != ours:
             raise Mask2HandError(f"{source} was trained with network settings {stored}, the recipe now says "
                                  f"{self.config.to_dict()['network']}; {advice}")
 
