@@ -11,7 +11,11 @@ palm/back flip rate (with the number of masks judged), mIoU against the hand-onl
 The joints of another hand model are compared as FreiHAND's are with MANO's: where the two
 models place a joint centre differently (docs/ANNY.md), that difference is part of the error.
 
-Usage: python benchmarks/cross_hand.py [--n 400] [--checkpoint PATH] [--data data/cross-hand]
+Several weights are compared in one run with --checkpoint given once per model (the first is the
+baseline); the goals of the real-inputs work are judged for each (forearm sets against their
+twins, Anny natural views, palm/back flips on natural views), network alone.
+
+Usage: python benchmarks/cross_hand.py [--n 400] [--checkpoint PATH ...] [--data data/cross-hand]
                                       [--no-fit] [--steps 80]
 Writes benchmarks/results/cross_hand.json.
 """
@@ -54,10 +58,34 @@ def make_set(root: Path, hand: str, views: str, forearm: bool, n: int) -> Path:
     return folder
 
 
+GOALS = {"anny_natural_pa_mpjpe_cm": 1.0, "anny_natural_miou": 0.85, "forearm_pa_ratio": 1.10,
+         "forearm_2d_ratio": 1.10, "natural_flip_rate": 0.05}
+"""The real-inputs goals (network alone): at most these, except the mIoU (at least)."""
+
+
+def goals_of(rows_by_set: dict[str, dict]) -> dict[str, float]:
+    """The goal figures of one model's network rows (set name -> row): Anny natural PA-MPJPE and
+    mIoU; the worst ratio over the four forearm sets of PA-MPJPE and of the 2-D error to their
+    no-forearm twins; the flip rate over all natural-view masks judged."""
+    ratios_pa, ratios_2d = [], []
+    for hand in ("open", "anny"):
+        for views in ("broad", "natural"):
+            arm, twin = rows_by_set[set_name(hand, views, True)], rows_by_set[set_name(hand, views, False)]
+            ratios_pa.append(arm["pa_mpjpe_cm"] / twin["pa_mpjpe_cm"])
+            ratios_2d.append(arm["joints_2d_px"] / twin["joints_2d_px"])
+    natural = [rows_by_set[set_name(h, "natural", f)] for h in ("open", "anny") for f in (False, True)]
+    judged = sum(r["flips_judged"] for r in natural)
+    flips = sum(r["flip_rate"] * r["flips_judged"] for r in natural) / max(judged, 1)
+    anny = rows_by_set[set_name("anny", "natural", False)]
+    return {"anny_natural_pa_mpjpe_cm": anny["pa_mpjpe_cm"], "anny_natural_miou": anny["miou"],
+            "forearm_pa_ratio": max(ratios_pa), "forearm_2d_ratio": max(ratios_2d), "natural_flip_rate": flips}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400, help="masks per set (default 400)")
-    parser.add_argument("--checkpoint", help="weights (default: shipped)")
+    parser.add_argument("--checkpoint", action="append",
+                        help="weights (default: shipped); repeat to compare models in one run, baseline first")
     parser.add_argument("--data", default="data/cross-hand", help="where the test sets are made (default %(default)s)")
     parser.add_argument("--no-fit", action="store_true", help="network alone (skip the fitting rows)")
     parser.add_argument("--steps", type=int, default=FitConfig.steps, help="fit steps (default %(default)s)")
@@ -67,26 +95,38 @@ def main(argv: list[str] | None = None) -> int:
     modes = ("network",) if args.no_fit else ("network", "network + fit")
     settings = FitEvalSettings(fit=replace(FitConfig(), steps=args.steps), num_samples=args.n, batch_size=16,
                                modes=modes)
-    results, started = {}, time.perf_counter()
+    models, started = [], time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        model, weights = load_model(args.checkpoint, Path(tmp))
-        for hand, views, forearm in SETS:
-            folder = make_set(Path(args.data), hand, views, forearm, args.n)
-            report = evaluate_fitting(model, MaskDataset(folder, split="test", distance_field=False), settings)
-            results[set_name(hand, views, forearm)] = {"folder": str(folder), "num_samples": report.num_samples,
-                                                       "refused": len(report.refused), "rows": report.rows}
-            print(f"{set_name(hand, views, forearm)}: {report.num_samples} masks, "
-                  f"{time.perf_counter() - started:.0f} s so far", flush=True)
-    header = ["set", "mode"] + [title for title, _ in COLUMNS]
-    lines = [[name, mode] + [_cell(row.get(key)) for _, key in COLUMNS]
-             for name, result in results.items() for mode, row in result["rows"].items()]
+        folders = {set_name(*spec): make_set(Path(args.data), *spec, args.n) for spec in SETS}
+        for checkpoint in args.checkpoint or [None]:
+            model, weights = load_model(checkpoint, Path(tmp))
+            results = {}
+            for name, folder in folders.items():
+                report = evaluate_fitting(model, MaskDataset(folder, split="test", distance_field=False), settings)
+                results[name] = {"folder": str(folder), "num_samples": report.num_samples,
+                                 "refused": len(report.refused), "rows": report.rows}
+                print(f"{weights}, {name}: {report.num_samples} masks, {time.perf_counter() - started:.0f} s so far",
+                      flush=True)
+            goals = goals_of({name: result["rows"]["network"] for name, result in results.items()})
+            models.append({"weights": weights, "sets": results, "goals": goals})
+    header = ["weights", "set", "mode"] + [title for title, _ in COLUMNS]
+    lines = [[Path(entry["weights"]).stem, name, mode] + [_cell(row.get(key)) for _, key in COLUMNS]
+             for entry in models for name, result in entry["sets"].items() for mode, row in result["rows"].items()]
+    _print_table(header, lines)
+    print(f"\n{args.n} masks per set; errors in cm, 2-D in pixels of the 224 x 224 masks")
+    goal_lines = [[name, ("<= " if name != "anny_natural_miou" else ">= ") + _cell(target)]
+                  + [_cell(entry["goals"][name]) for entry in models] for name, target in GOALS.items()]
+    print()
+    _print_table(["goal (network)", "target"] + [Path(entry["weights"]).stem for entry in models], goal_lines)
+    write_json(args.out, {"n": args.n, "fit_steps": None if args.no_fit else args.steps, "goals": GOALS,
+                          "models": models, "seconds": round(time.perf_counter() - started, 1)})
+    return 0
+
+
+def _print_table(header: list[str], lines: list[list[str]]) -> None:
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    print(f"weights: {weights}; {args.n} masks per set; errors in cm, 2-D in pixels of the 224 x 224 masks")
     for line in [header, ["-" * w for w in widths], *lines]:
         print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
-    write_json(args.out, {"weights": weights, "n": args.n, "fit_steps": None if args.no_fit else args.steps,
-                          "sets": results, "seconds": round(time.perf_counter() - started, 1)})
-    return 0
 
 
 def _cell(value) -> str:
