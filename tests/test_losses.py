@@ -187,8 +187,11 @@ def test_self_supervised_needs_no_annotations(fake_contour):
     assert terms.bce is not None and terms.contour is not None
     terms.total.backward()
     assert output.silhouette.grad.abs().sum() > 0
-    with pytest.raises(Mask2HandError, match="ground-truth joints"):
-        mask2hand_loss(output, target, LossWeights.paper())
+    # the terms that need labels are left out of an unlabelled batch, the silhouette ones stay
+    paper = mask2hand_loss(output, target, LossWeights.paper())
+    assert paper.joints is None and paper.aligned_vertices is None and paper.contour is not None
+    with pytest.raises(Mask2HandError, match="no 3-D ground truth"):
+        mask2hand_loss(output, target, LossWeights.cpu())  # no silhouette term: nothing to learn from
 
 
 def test_all_weights_zero_is_an_error():

@@ -215,7 +215,8 @@ class _FreiHandSource:
 # per-sample shapes (without N) of the arrays MaskDataset reads; None: any size (the vertex count)
 _STORED_SHAPES = {"K": (3, 3), "joints": (21, 3), "vertices": (None, 3), "global_orient": (3,), "transl": (3,),
                   "pose": (45,), "betas": (10,), "pose_id": ()}
-_REQUIRED = ("K", "joints", "vertices")
+_REQUIRED = ("K",)
+_LABELS = ("joints", "vertices")  # both or neither: a folder of unlabelled masks has neither
 
 
 def _check_stored_arrays(stored: StoredDataset) -> None:
@@ -224,6 +225,10 @@ def _check_stored_arrays(stored: StoredDataset) -> None:
         if not stored.has(name):
             raise Mask2HandError(f"dataset {stored.path} has no '{name}' array, which training and evaluation "
                                  f"need; {stored.remedy}")
+    present = [name for name in _LABELS if stored.has(name)]
+    if len(present) == 1:
+        missing = ({"joints", "vertices"} - set(present)).pop()
+        raise Mask2HandError(f"dataset {stored.path} has '{present[0]}' but no '{missing}' array; {stored.remedy}")
     for name, expected in _STORED_SHAPES.items():
         if not stored.has(name):
             continue
@@ -245,7 +250,7 @@ class _StoredSource:
         self.image_size = stored.image_size
         self.ids = stored.split_indices(split)
         a = stored.arrays
-        self.K, self.joints, self.vertices = a["K"], a["joints"], a["vertices"]
+        self.K, self.joints, self.vertices = a["K"], a.get("joints"), a.get("vertices")
         names = PARAM_NAMES
         self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
         self.pose_id = a.get("pose_id")
@@ -345,6 +350,12 @@ class MaskDataset(Dataset):
     def __len__(self) -> int:
         return len(self.groups) if self.groups is not None else len(self.source.ids)
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the samples have 3-D ground truth (joints and vertices); a folder of a user's
+        masks (`mask2hand adapt`) has none."""
+        return self.source.joints is not None
+
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of an epoch (call before iterating)."""
         self.epoch = int(epoch)
@@ -385,6 +396,8 @@ class MaskDataset(Dataset):
             region = largest_component(mask)
             if region.any():
                 boxes[k] = box_of_mask(region)
+            elif vertices is None:  # an empty unlabelled mask: nothing to cut around but the image
+                boxes[k] = [0.0, 0.0, mask.shape[1], mask.shape[0]]
             else:
                 points = transform_points(vertices[k].astype(np.float64), change[k]) @ change.K[k].T
                 boxes[k] = box_of_points(points[:, :2] / points[:, 2:])
@@ -435,7 +448,8 @@ class MaskDataset(Dataset):
             else:
                 framed, change = masks[idx], camera_change(K[idx], self.image_size)
             framed = self._apply_noise(framed, [rngs[i] for i in idx])
-            windows, boxes = self._crop_windows(framed, vertices[idx], change, draws["shift"][idx],
+            windows, boxes = self._crop_windows(framed, None if vertices is None else vertices[idx], change,
+                                                draws["shift"][idx],
                                                 draws["crop_scale"][idx])
             crops[idx] = [resample_window(m, w, size) for m, w in zip(framed, windows)]
             hand_framed = None
@@ -481,8 +495,8 @@ class MaskDataset(Dataset):
         masks = src.masks(index)
         hand = src.hand_masks(index)
         K = np.asarray(src.K[index], dtype=np.float64)
-        joints = np.asarray(src.joints[index], dtype=np.float32)
-        vertices = np.asarray(src.vertices[index], dtype=np.float32)
+        joints = None if src.joints is None else np.asarray(src.joints[index], dtype=np.float32)
+        vertices = None if src.vertices is None else np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
 
         change = hand_windows = None
@@ -497,7 +511,7 @@ class MaskDataset(Dataset):
             masks = self._apply_noise(masks, rngs)
         if change is not None:
             K = change.K
-            if self.augment is not None:
+            if self.augment is not None and joints is not None:
                 if params is not None:
                     params[0], params[1] = transform_hand_params(params[0], params[1], joints[:, 0], change)
                 joints = transform_points(joints, change)
@@ -511,8 +525,9 @@ class MaskDataset(Dataset):
         return HandBatch(
             mask=torch.from_numpy(masks.astype(np.float32)),
             K=torch.from_numpy(K.astype(np.float32)),
-            joints=torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
-            vertices=torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32)) if self.with_vertices else None,
+            joints=None if joints is None else torch.from_numpy(np.ascontiguousarray(joints, dtype=np.float32)),
+            vertices=(torch.from_numpy(np.ascontiguousarray(vertices, dtype=np.float32))
+                      if self.with_vertices and vertices is not None else None),
             distance_field=dist,
             params=None if params is None else HandParams(
                 **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),

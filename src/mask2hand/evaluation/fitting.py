@@ -172,6 +172,9 @@ def evaluate_fitting(model, dataset, settings: FitEvalSettings | None = None, pr
     total = len(dataset) if settings.num_samples is None else min(settings.num_samples, len(dataset))
     if total == 0:
         raise Mask2HandError("the dataset has no samples to evaluate")
+    if not dataset.labelled:
+        raise Mask2HandError("the dataset holds unlabelled masks (no joints or vertices): there is nothing to "
+                             "evaluate against")
     hand = model.hand_layer("evaluating fitting")
     acc = {mode: _Accumulator() for mode in MODES if mode in settings.modes}
     refused: list[int] = []

@@ -101,6 +101,9 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     prepared = net.config.input_crop is not None or sensor_size is not None
     dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=sensor_size if prepared else size,
                           distance_field=False, seed=seed, verify=verify)
+    if not dataset.labelled:
+        raise Mask2HandError(f"{folder} holds unlabelled masks (no joints or vertices): there is nothing to "
+                             "evaluate against")
     made_with = _dataset_hand(dataset)
     same_hand = made_with.get("name") == net.hand.name and made_with.get("asset_hash") in (None, net.hand.asset_hash)
     notes = [] if same_hand else [f"the dataset's hands are '{made_with.get('name')}', the network's "

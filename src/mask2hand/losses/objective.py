@@ -19,10 +19,10 @@ Terms (unweighted values in `LossTerms`, weights in `LossWeights`):
   for networks without one;
 - total (eq. 1): the weighted sum of the enabled terms.
 
-The vertex terms (vertices, aligned_vertices, vertices_2d) apply only to batches that have the
-network's own vertices: a batch made with another hand model (target.vertices None) is
-supervised through the joints, which every hand model has, and its vertex terms are left out
-(not reported for that batch). The joint terms need joints.
+The 3-D and 2-D terms apply only to batches that have their ground truth: a batch made with
+another hand model (target.vertices None) is supervised through the joints, which every hand
+model has, and an unlabelled batch (joints and vertices None: a user's masks in `mask2hand
+adapt`) only through the silhouette terms; a term left out is not reported for that batch.
 
 Each 3-D term is the preliminary-output error plus the refined-output error, as in the
 paper's equations. When RefineNet is off (refined outputs None) the preliminary outputs are
@@ -209,8 +209,7 @@ def mask2hand_loss(output: Mask2HandOutput, target: HandBatch, weights: LossWeig
         (None when RefineNet is off), silhouette (B,H,W) in [0,1]; meters; input_K (B,3,3)
         for the 2-D terms.
     target: joints (B,21,3), vertices (B,V,3) (a batch without 3-D annotations may hold None:
-        the joint terms refuse it; vertices None, a batch of another hand model, skips the vertex
-        terms), mask (B,H,W) with hand = 1, distance_field
+        the terms that need them are left out), mask (B,H,W) with hand = 1, distance_field
         (B,H,W) in pixels to the mask's contour (None when the dataset does not compute it).
     Returns `LossTerms`; `total` is differentiable w.r.t. the output tensors.
     """
@@ -219,6 +218,10 @@ def mask2hand_loss(output: Mask2HandOutput, target: HandBatch, weights: LossWeig
     if weights.needs_silhouette():
         terms.update(_silhouette_terms(output, target, weights))
     if not terms:
+        if target.joints is None:
+            raise Mask2HandError("this batch has no 3-D ground truth (unlabelled masks) and only terms that need it "
+                                 "are enabled: enable a silhouette term (LossWeights.self_supervised() trains from "
+                                 "masks alone)")
         if target.vertices is None:
             raise Mask2HandError("this batch has no vertices of the network's hand model (another hand model's "
                                  "data) and only vertex terms are enabled: enable a joint or silhouette term")
@@ -236,14 +239,12 @@ def _point_terms(output: Mask2HandOutput, target: HandBatch, weights: LossWeight
         ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices,
          _absolute_error),
     ):
-        if kind == "vertices" and gt is None:
+        if gt is None:  # an unlabelled batch, or (vertices) another hand model's
             continue
         if getattr(weights, kind) > 0:
-            gt = _require(gt, f"ground-truth {kind}", kind)
             terms[kind] = _point_term(_stage_predictions(pred, refined, keep_prelim), gt, scale, False, err)
         aligned_kind = "aligned_" + kind
         if getattr(weights, aligned_kind) > 0:
-            gt = _require(gt, f"ground-truth {kind}", aligned_kind)
             preds = _stage_predictions(pred, refined, keep_prelim and weights.preliminary_aligned)
             terms[aligned_kind] = _point_term(preds, gt, scale, True, err)
     return terms
@@ -256,10 +257,9 @@ def _projection_terms(output: Mask2HandOutput, target: HandBatch, weights: LossW
         ("joints", output.joints, output.refined_joints, target.joints, weights.preliminary_joints),
         ("vertices", output.vertices, output.refined_vertices, target.vertices, weights.preliminary_vertices),
     ):
-        if kind == "vertices" and gt is None:
+        if gt is None:
             continue
         if getattr(weights, kind + "_2d") > 0:
-            gt = _require(gt, f"ground-truth {kind}", kind + "_2d")
             terms[kind + "_2d"] = _projection_term(_stage_predictions(pred, refined, keep_prelim), gt, output.input_K)
     return terms
 

@@ -1,11 +1,12 @@
 """Training recipes: dataclasses loaded from the YAML files in configs/ plus overrides.
 
-A recipe has five sections:
+A recipe has five sections (six for an adaptation run):
   network  the NetConfig of mask2hand.nn (hand model, PCs, refine, input size, ...)
   data     where the training / validation / test sets are and how they are read
   loss     a LossWeights preset plus per-term overrides
   train    optimiser, schedule, batch size, epochs, time budget
   seed     the one seed everything random derives from
+  adapt    (`mask2hand adapt` only) the self-supervised objective and its teacher
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 
 from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
+from mask2hand.losses.self_supervised import AdaptWeights
 from mask2hand.train.recipes import resolve_recipe
 from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, to_dict
 from mask2hand.errors import Mask2HandError
@@ -117,6 +119,19 @@ class TrainSection:
 
 
 @dataclass
+class AdaptSection:
+    """Adapting to unlabelled masks (`mask2hand adapt`, mask2hand.train.adapt): the weights of the
+    self-supervised objective (mask2hand.losses.self_supervised.AdaptWeights, used on batches
+    without labels; labelled batches keep the `loss` section), and the teacher: "start" (the
+    starting network, frozen), "ema" (a moving average of the student, decay `ema_decay` per
+    step) or "none"."""
+
+    weights: AdaptWeights = field(default_factory=AdaptWeights)
+    teacher: Literal["start", "ema", "none"] = "ema"
+    ema_decay: float = 0.998
+
+
+@dataclass
 class TrainConfig:
     name: str = "run"
     seed: int = 0
@@ -124,6 +139,7 @@ class TrainConfig:
     data: DataSection = field(default_factory=DataSection)
     loss: LossSection = field(default_factory=LossSection)
     train: TrainSection = field(default_factory=TrainSection)
+    adapt: AdaptSection | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -179,6 +195,8 @@ def check_values(config: TrainConfig) -> None:
             _check_range(f"data.generate.{folder}.{name}", getattr(spec, name), low=0)
         for name in ("forearm", "shape_variety"):
             _check_range(f"data.generate.{folder}.{name}", getattr(spec, name), low=0, high=1)
+    if config.adapt is not None:
+        _check_range("adapt.ema_decay", config.adapt.ema_decay, low=0, high=1, open_high=True)
     if isinstance(data.train, dict):
         if not data.train:
             raise Mask2HandError("config.data.train: a mixture needs at least one source")

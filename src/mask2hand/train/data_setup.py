@@ -95,6 +95,12 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
                              "or add it to data.generate")
     training = role == "train"
     crop = None
+    prepared = _prepared_size(folder)
+    if prepared is not None:  # the network's own inputs already (a user's masks, mask2hand adapt): not cut again
+        if prepared != resolution:
+            raise Mask2HandError(f"data.{role}: {folder} holds masks prepared at {prepared} x {prepared} pixels, "
+                                 f"the network takes {resolution} x {resolution}; prepare them again for it")
+        crop_margin = None
     if crop_margin is not None:
         crop = CropConfig(margin=crop_margin) if not training else CropConfig(
             margin=crop_margin, jitter_shift=config.data.crop_jitter_shift,
@@ -123,3 +129,15 @@ def shares_vertices(dataset, hand) -> str | None:
     if made_with.get("asset_hash") and made_with.get("asset_hash") != hand.asset_hash:
         return str(made_with.get("name"))
     return None
+
+
+def _prepared_size(folder: Path) -> int | None:
+    """The input side of the network whose inputs a dataset folder holds (its card's "model_input"),
+    or None for a folder of whole images (or one that is no dataset folder: its reader says why)."""
+    from mask2hand.data.storage import CARD_NAME, open_dataset
+
+    if not (folder / CARD_NAME).is_file():
+        return None
+    model_input = open_dataset(folder).card.get("model_input")
+    size = model_input.get("size") if isinstance(model_input, dict) else None
+    return int(size) if isinstance(size, int) else None

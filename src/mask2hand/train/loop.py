@@ -259,11 +259,9 @@ class Trainer:
 
     # ----------------------------------------------------------------- steps
     def _train_step(self, batch: HandBatch) -> dict[str, float]:
-        """One optimiser step on `batch`; its sample count and loss terms x count (see _term_sums)."""
+        """One optimiser step on `batch`; its sample count and loss terms x count (see term_sums)."""
         batch = batch.to(self.dist.device, non_blocking=True)
-        output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette(),
-                            hand_window=self._teacher_windows(batch))
-        terms = mask2hand_loss(output, batch, self.loss_weights)
+        terms = self._loss_terms(batch)
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
         if self.config.train.grad_clip:
@@ -274,7 +272,25 @@ class Trainer:
         if not torch.isfinite(terms.total):
             raise Mask2HandError(f"the loss became {terms.total.item()} at step {self.step}; lower train.lr "
                                  "or set train.grad_clip, then resume from last.pt")
-        return _term_sums(terms, len(batch))
+        self._after_step()
+        return term_sums(terms, len(batch))
+
+    def _loss_terms(self, batch: HandBatch):
+        """The loss of a training batch (on the device): LossTerms (or any object with `total` and
+        `as_dict()`)."""
+        output = self.model(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette(),
+                            hand_window=self._teacher_windows(batch))
+        return mask2hand_loss(output, batch, self.loss_weights)
+
+    def _after_step(self) -> None:
+        """Called after every optimiser step (nothing here; see mask2hand.train.adapt)."""
+
+    def _validation_sums(self, batch: HandBatch) -> dict[str, float]:
+        """Loss terms and metrics of a validation batch (on the device), as sums over its samples."""
+        output = self.net(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
+        sums = term_sums(mask2hand_loss(output, batch, self.loss_weights), len(batch))
+        add_into(sums, batch_metric_sums(output, batch, self.net.hand.faces))
+        return sums
 
     def _teacher_windows(self, batch: HandBatch) -> torch.Tensor | None:
         """For a network with a locator: the windows (B,3) its encoder trains on, the hands' own
@@ -299,10 +315,7 @@ class Trainer:
         for i, batch in enumerate(self.val_loader):
             if self.config.train.val_batches and i >= self.config.train.val_batches:
                 break
-            batch = batch.to(self.dist.device)
-            output = self.net(batch.mask, batch.K, exact_silhouette=not self.loss_weights.needs_silhouette())
-            _add_into(sums, _term_sums(mask2hand_loss(output, batch, self.loss_weights), len(batch)))
-            _add_into(sums, batch_metric_sums(output, batch, self.net.hand.faces))
+            add_into(sums, self._validation_sums(batch.to(self.dist.device)))
         self.net.train()
         return _means(sums, self.dist)[0]
 
@@ -365,7 +378,7 @@ class Trainer:
         """Count a finished step: position, the epoch's partial sums (kept for resuming), steps.csv, progress."""
         self.step += 1
         self.position += 1
-        _add_into(self.partial_sums, values)
+        add_into(self.partial_sums, values)
         clock.samples += int(values["count"]) * self.dist.world_size
         loss = values["total"] / values["count"]
         logger.step(self.step, self.epoch, loss)
@@ -418,19 +431,19 @@ class _RunClock:
         return self.samples / max(time.perf_counter() - self.started, 1e-9)
 
 
-def _term_sums(terms: LossTerms, n: int) -> dict[str, float]:
+def term_sums(terms: LossTerms, n: int) -> dict[str, float]:
     """`count` n and every computed loss term x n: sums over samples, which add up across batches and ranks."""
     return {"count": float(n), **{name: value * n for name, value in terms.as_dict().items()}}
 
 
-def _add_into(sums: dict[str, float], values: dict[str, float]) -> None:
+def add_into(sums: dict[str, float], values: dict[str, float]) -> None:
     """Add `values` into `sums` key by key (missing keys start at 0)."""
     for key, value in values.items():
         sums[key] = sums.get(key, 0.0) + value
 
 
 def _means(sums: dict[str, float], dist: DistInfo) -> tuple[dict[str, float], float]:
-    """Per-sample means of sums over samples (see _term_sums), summed over all processes first,
+    """Per-sample means of sums over samples (see term_sums), summed over all processes first,
     and the summed sample count (at least 1)."""
     totals = reduce_sums(sums, dist)
     count = max(totals.pop("count", 0.0), 1.0)

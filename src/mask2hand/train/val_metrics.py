@@ -33,6 +33,8 @@ def batch_metric_sums(output: Mask2HandOutput, batch: HandBatch, faces: torch.Te
     if output.refined_joints is not None:
         stages.append(("refined", output.refined_joints, output.refined_vertices))
     for stage, joints, vertices in stages:
+        if batch.joints is None:  # unlabelled masks: the IoU alone
+            continue
         sums[f"{stage}_mpjpe_cm"] = float(point_errors(joints, batch.joints).mean(1).sum()) * CM
         sums[f"{stage}_pa_mpjpe_cm"] = float(point_errors(joints, batch.joints, aligned=True).mean(1).sum()) * CM
         if batch.vertices is not None and vertices.shape == batch.vertices.shape:

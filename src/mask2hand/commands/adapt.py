@@ -1,0 +1,161 @@
+"""`mask2hand adapt INPUT... --out RUN`: fine-tune a network on a sensor's unlabelled masks.
+
+The inputs are read as `predict` reads them (files, folders, globs, .npy; one K, a K file with
+one matrix per input in file order, or a focal length); a bad input is reported in one line and
+left out. The masks are prepared as the network's inputs into RUN/masks (a training share and a
+held-out share), labelled synthetic masks are generated into RUN/synthetic, and the run trains
+(mask2hand.train.adapt) until --epochs or --minutes. RUN/adapted.pt is the adapted weights
+file (for `predict --checkpoint`, `eval`, `Mask2Hand.from_pretrained`); RUN/held_out.json the
+held-out masks' IoU before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROG = "mask2hand adapt"
+HELD_OUT_NAME = "held_out.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", metavar="INPUT",
+                        help="mask files, folders, glob patterns or .npy arrays, as `predict` takes them "
+                             "(not needed with --resume)")
+    parser.add_argument("--out", required=True, metavar="RUN", help="run folder (masks, checkpoints, logs, adapted.pt)")
+    parser.add_argument("--checkpoint", default="default", metavar="W",
+                        help="weights to start from: a file or a shipped model's name (default: default)")
+    camera = parser.add_mutually_exclusive_group()
+    camera.add_argument("--focal", type=float, metavar="F", help="focal length in pixels of the sensor's images")
+    camera.add_argument("--K", dest="k_file", metavar="FILE",
+                        help="JSON intrinsics: one 3x3 matrix, or a list with one per input in file order")
+    parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold for grey images (default 0.5)")
+    parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side of the masks")
+    parser.add_argument("--minutes", type=float, default=20.0, help="time budget of this sitting (default 20)")
+    parser.add_argument("--epochs", type=int, default=10, help="passes over the masks at most (default 10)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    parser.add_argument("--held-out", type=float, default=0.1, help="share of the masks held out (default 0.1)")
+    parser.add_argument("--synthetic", type=int, default=4000,
+                        help="labelled synthetic masks mixed in (natural views, forearms; default 4000, 0: none)")
+    parser.add_argument("--synthetic-share", type=float, default=0.25,
+                        help="share of the batches that are synthetic (default 0.25)")
+    parser.add_argument("--teacher", choices=("ema", "start", "none"), default="ema",
+                        help="teacher for what the silhouette leaves open: a moving average of the student "
+                             "(default), the starting network, or none")
+    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split and the draws (default 0)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    output.add_argument("--verbose", action="store_true", help="also a line every 100 steps when not on a terminal")
+
+
+def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], int]:
+    """The inputs as the network's prepared inputs: (PreparedInputs, their names, failures), one
+    line on stderr per input that could not be read."""
+    from mask2hand.commands.predict import expand_inputs
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.inference.cameras import KFile, check_focal
+
+    files, errors = expand_inputs(args.inputs)
+    k_file = KFile(args.k_file) if args.k_file else None
+    focal = check_focal(args.focal) if args.focal is not None else None
+    prepared, names = [], []
+    for path in files:
+        try:
+            K = k_file.for_input(path) if k_file is not None else None
+            prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
+                                          side=args.side))
+            names.append(str(path))
+        except Mask2HandError as exc:
+            errors.append((str(path), str(exc)))
+    for where, message in errors:
+        print(f"{PROG}: error: {where}: {message}", file=sys.stderr)
+    return prepared, names, len(errors)
+
+
+def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str) -> dict:
+    """The adaptation run's recipe (written to RUN/config.yaml by the trainer)."""
+    masks = run / "masks"
+    train = {f"{masks}:train": 1.0}
+    generate = {}
+    if args.synthetic > 0:
+        if not 0.0 < args.synthetic_share < 1.0:
+            from mask2hand.errors import Mask2HandError
+
+            raise Mask2HandError(f"--synthetic-share must be between 0 and 1, got {args.synthetic_share}")
+        synthetic = run / "synthetic"
+        train = {f"{masks}:train": 1.0 - args.synthetic_share, f"{synthetic}:train": args.synthetic_share}
+        generate = {str(synthetic): {"corpus": "natural", "seed": args.seed + 1, "train": args.synthetic, "val": 0,
+                                     "test": 0}}
+    return {
+        "name": "adapt", "seed": args.seed, "network": network,
+        "data": {"train": train, "val": f"{masks}:held_out", "generate": generate, "workers": 0,
+                 "crop_jitter_shift": 0.05, "crop_jitter_scale": [0.9, 1.1], "noise": {"probability": 0.5}},
+        "loss": {"preset": "cpu"},
+        "train": {"init_from": weights, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                  "scheduler": "none", "warmup_steps": 50, "grad_clip": 5.0, "max_minutes": args.minutes,
+                  "device": args.device},
+        "adapt": {"teacher": args.teacher},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export.files import write_json
+    from mask2hand.nn.checkpoint import export_weights, network_config_of, read_file
+    from mask2hand.nn.pretrained import resolve_weights
+    from mask2hand.train.adapt import AdaptTrainer, write_user_masks
+    from mask2hand.train.config import load_config
+
+    out = Path(args.out)
+    failures = 0
+    if args.resume:
+        if not (out / "config.yaml").is_file():
+            raise Mask2HandError(f"{out} holds no adaptation run to resume (no config.yaml)")
+        config = load_config(out / "config.yaml")
+        if config.adapt is None:
+            raise Mask2HandError(f"{out} is a training run, not an adaptation run; resume it with mask2hand train")
+    else:
+        if (out / "last.pt").exists() or (out / "masks").exists():
+            raise Mask2HandError(f"{out} already holds an adaptation run; pass --resume to continue it "
+                                 "or choose another --out")
+        if not args.inputs:
+            raise Mask2HandError("give the masks to adapt to (files, folders or patterns)")
+        from mask2hand.inference.api import Mask2Hand
+
+        weights = str(resolve_weights(args.checkpoint))
+        model = Mask2Hand.from_pretrained(weights, device="cpu")
+        prepared, names, failures = prepare_inputs(model, args)
+        if len(prepared) < 2:
+            raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
+        masks = np.stack([p.mask.model_input for p in prepared])
+        Ks = np.stack([p.K_model for p in prepared])
+        write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
+                         crop_margin=model.runner.input_crop)
+        config = load_config(adapt_recipe(out, network_config_of(read_file(weights)), args, weights))
+    trainer = AdaptTrainer(config, out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
+    report_path = out / HELD_OUT_NAME
+    if not args.resume:
+        write_json(report_path, {"held_out_masks": len(trainer.val_set), "before": trainer.validate()})
+    result = trainer.run()
+    best = out / "best.pt"
+    payload = read_file(best if best.is_file() else out / "last.pt")
+    trainer.net.load_state_dict(payload["model"])
+    after = trainer.validate()
+    export_weights(payload, out / "adapted.pt", training_summary={"adapted_from": config.train.init_from,
+                                                                   "steps": result.steps_done})
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    write_json(report_path, {**report, "after": after})
+    before_iou = report.get("before", {}).get("miou", float("nan"))
+    state = "finished" if result.stop_reason == "finished" else f"stopped ({result.stop_reason}; --resume continues)"
+    print(f"adaptation {state}: {result.steps_done} steps; held-out IoU {before_iou:.3f} -> {after['miou']:.3f}; "
+          f"weights {out / 'adapted.pt'}")
+    if result.stop_reason == "interrupted":
+        return 130
+    return 2 if failures else 0

@@ -1,0 +1,20 @@
+"""The local web app and HTTP API of `mask2hand serve`: one loaded model behind a FastAPI app.
+
+Modules, one job each:
+- `uploads`: one `POST /api/predict` request (the mask file and the form's options) -> the
+  library's inputs, through the same reader and checks as `mask2hand predict`;
+- `service`: the loaded model, run for one request at a time, and the answers kept for download;
+- `answers`: the JSON answer (the per-input JSON `mask2hand predict` writes, the mesh, an overlay
+  image) and its downloadable files (OBJ, PLY, JSON, written by mask2hand.export.files);
+- `limits`: the request-body size limit (HTTP 413);
+- `app`: `create_app(model)`, the FastAPI app: the page, the API, the errors as one-line JSON;
+- `static/`: the page (HTML, CSS, its own small WebGL viewer), served as files, nothing fetched
+  from the network.
+
+FastAPI, uvicorn and python-multipart are the optional extra `mask2hand[serve]`: this package
+imports them, nothing below it does, and importing `mask2hand.serve` itself needs none of them.
+"""
+
+DEFAULT_MAX_UPLOAD_MB = 20.0
+"""Largest request body by default (`--max-upload-mb`): far above any silhouette (a 224 x 224 PNG
+is a few kB, an 8000 x 8000 one some MB), far below what would strain the server."""

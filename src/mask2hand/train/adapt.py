@@ -1,0 +1,124 @@
+"""Adapting a network to a user's unlabelled masks: the run behind `mask2hand adapt`.
+
+An adaptation run is a training run (mask2hand.train.loop: resumable, logged, time-budgeted)
+whose recipe mixes two kinds of batches (mask2hand.train.mixture):
+
+- the user's masks, already prepared as the network's inputs (`write_user_masks`: cut and
+  resampled as `predict` cuts them, with their intrinsics), split into a training share and a
+  held-out share; they carry no labels and are trained on with the self-supervised objective
+  (mask2hand.losses.self_supervised) against a teacher;
+- labelled synthetic masks (natural views, forearms, silhouette noise), trained on with the
+  recipe's supervised loss, so that what the silhouette cannot see stays anchored.
+
+The teacher is the starting network ("start", frozen) or an exponential moving average of the
+student ("ema", mean teacher); either way it is saved in every checkpoint, so a resumed run
+goes on with the same teacher. Validation is the objective and the IoU on the held-out masks:
+measurable without labels.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mask2hand.data.dataset import HandBatch
+from mask2hand.data.storage import ArraySpec, DatasetWriter
+from mask2hand.errors import Mask2HandError
+from mask2hand.losses.self_supervised import adapt_objective
+from mask2hand.train.loop import Trainer, add_into, term_sums
+from mask2hand.train.val_metrics import batch_metric_sums
+from mask2hand.version import __version__
+
+USER_MASKS_GENERATOR = "user-masks"
+HELD_OUT_SPLIT = "held_out"
+
+
+def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sources: list[str], held_out: float,
+                     seed: int, crop_margin: float | None) -> Path:
+    """A dataset folder of a user's masks prepared as a network's inputs: masks (N,S,S) 0/1 and
+    their intrinsics at S (N,3,3), `sources` the N input names. A random share `held_out` (at
+    least one mask, and at least one left to train on) forms the "held_out" split, the rest
+    "train"; `source_index` maps each sample back to its input."""
+    masks, K = np.asarray(masks), np.asarray(K, dtype=np.float32)
+    count = len(masks)
+    if count < 2:
+        raise Mask2HandError(f"adapting needs at least 2 masks (one to hold out), got {count}")
+    if not 0.0 < held_out < 1.0:
+        raise Mask2HandError(f"the held-out share must be between 0 and 1, got {held_out}")
+    kept = min(count - 1, max(1, round(held_out * count)))
+    order = np.random.default_rng(seed).permutation(count)
+    order = np.concatenate([np.sort(order[kept:]), np.sort(order[:kept])])  # training share, then held-out
+    size = masks.shape[1]
+    specs = {"K": ArraySpec((3, 3), "float32"), "source_index": ArraySpec((), "int64")}
+    with DatasetWriter(folder, count, (size, size), specs) as writer:
+        writer.write(0, masks=masks[order] > 0.5, K=K[order], source_index=order.astype(np.int64))
+        return writer.finish({
+            "generator": USER_MASKS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
+            "model_input": {"size": int(size), "crop_margin": crop_margin},
+            "splits": {"train": {"start": 0, "stop": count - kept}, HELD_OUT_SPLIT: {"start": count - kept,
+                                                                                     "stop": count}},
+            "counts": {"train": count - kept, HELD_OUT_SPLIT: kept},
+            "sources": list(sources),
+        })
+
+
+class AdaptTrainer(Trainer):
+    """A Trainer for a recipe with an `adapt` section (see the module docstring)."""
+
+    def __init__(self, config, out_dir, resume: bool = False, quiet: bool = False, verbose: bool = False):
+        if config.adapt is None:
+            raise Mask2HandError("an adaptation run needs a recipe with an 'adapt' section")
+        self._saved_teacher = None
+        super().__init__(config, out_dir, resume=resume, quiet=quiet, verbose=verbose)
+        self.adapt = config.adapt
+        self.teacher = None
+        if self.adapt.teacher != "none":
+            self.teacher = copy.deepcopy(self.net).eval()
+            if self._saved_teacher is not None:
+                self.teacher.load_state_dict(self._saved_teacher)
+            for parameter in self.teacher.parameters():
+                parameter.requires_grad_(False)
+
+    def _restore(self, payload: dict) -> None:
+        super()._restore(payload)
+        self._saved_teacher = payload.get("teacher")
+
+    def _checkpoint_state(self) -> dict:
+        state = super()._checkpoint_state()
+        if getattr(self, "teacher", None) is not None:
+            state["teacher"] = self.teacher.state_dict()
+        return state
+
+    def _adapt_terms(self, batch: HandBatch, network):
+        output = network(batch.mask, batch.K)
+        teacher_output = None
+        if self.teacher is not None and self.adapt.weights.teacher > 0:
+            with torch.no_grad():
+                teacher_output = self.teacher(batch.mask, batch.K, exact_silhouette=True)
+        return adapt_objective(self.net, output, self.adapt.weights, teacher_output), output
+
+    def _loss_terms(self, batch: HandBatch):
+        if batch.joints is not None:  # a labelled synthetic batch: the recipe's supervised loss
+            return super()._loss_terms(batch)
+        return self._adapt_terms(batch, self.model)[0]
+
+    def _after_step(self) -> None:
+        if self.teacher is not None and self.adapt.teacher == "ema":
+            decay = self.adapt.ema_decay
+            with torch.no_grad():
+                for ours, theirs in zip(self.teacher.state_dict().values(), self.net.state_dict().values()):
+                    if ours.is_floating_point():
+                        ours.mul_(decay).add_(theirs.detach(), alpha=1 - decay)
+                    else:
+                        ours.copy_(theirs)
+
+    def _validation_sums(self, batch: HandBatch) -> dict[str, float]:
+        if batch.joints is not None:
+            return super()._validation_sums(batch)
+        terms, output = self._adapt_terms(batch, self.net)
+        sums = term_sums(terms, len(batch))
+        add_into(sums, batch_metric_sums(output, batch, self.net.hand.faces))
+        return sums

@@ -1,0 +1,120 @@
+"""`mask2hand adapt`: a few dozen unlabelled masks, a few steps: the weights load, the held-out IoU
+rises, a resumed run continues; bad inputs are reported and left out; the objective's terms."""
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mask2hand import Mask2HandError
+from mask2hand.cli import main as cli_main
+from mask2hand.losses.self_supervised import AdaptWeights, adapt_objective, mask_error
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_model import write_tiny_weights  # noqa: E402
+
+
+def test_the_mask_error_weighs_uncovered_pixels_less():
+    mask = torch.zeros(1, 8, 8)
+    mask[0, 2:6, 2:6] = 1  # 16 pixels
+    outside = mask.clone()
+    outside[0, 0, :] = 1  # 8 hand pixels off the mask
+    uncovered = mask.clone()
+    uncovered[0, 2, 2:6] = 0  # 4 mask pixels left uncovered
+    assert mask_error(mask, mask, 0.3) == 0
+    np.testing.assert_allclose(mask_error(outside, mask, 0.3), 8 / 16)
+    np.testing.assert_allclose(mask_error(uncovered, mask, 0.3), 0.3 * 4 / 16)
+    with pytest.raises(Mask2HandError, match="uncovered"):
+        AdaptWeights(uncovered=2.0)
+
+
+def test_the_objective_pulls_the_mesh_onto_the_mask_and_toward_the_teacher():
+    from mask2hand.nn import Mask2HandNet, NetConfig
+
+    torch.manual_seed(0)
+    net = Mask2HandNet(NetConfig(input_size=32, num_pose_pcs=6, backbone_width=0.25))
+    mask = torch.zeros(2, 32, 32)
+    mask[:, 6:28, 10:22] = 1
+    K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]]).expand(2, 3, 3)
+    output = net(mask, K)
+    with torch.no_grad():
+        teacher = net(mask, K)
+    terms = adapt_objective(net, output, AdaptWeights(), teacher)
+    assert {"silhouette", "contour", "limits", "shape", "teacher"} <= set(terms.as_dict())
+    assert float(terms.teacher.detach()) == pytest.approx(0.0, abs=1e-4)  # the same network: no disagreement
+    terms.total.backward()
+    assert net.encoder.backbone.conv1.weight.grad.abs().sum() > 0
+    with pytest.raises(Mask2HandError, match="teacher's answer"):
+        adapt_objective(net, net(mask, K), AdaptWeights())
+
+
+def hand_masks(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """Masks of the open hand in natural views at 224 x 224, as PNG files (a 'sensor's' masks)."""
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.data.synthetic import NaturalCorpus, generate_natural
+
+    data = generate_natural(folder / "source", seed=seed, corpus=replace(NaturalCorpus(), train=count, val=0, test=0))
+    dataset = MaskDataset(data, split="train", distance_field=False)
+    paths = []
+    for i in range(count):
+        path = folder / f"mask_{i:03d}.png"
+        Image.fromarray((dataset[i].mask.numpy() > 0.5).astype(np.uint8) * 255).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def adapted_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("adapt")
+    masks = hand_masks(root / "sensor", 40)
+    (root / "sensor" / "broken.png").write_bytes(b"not a png")
+    weights = write_tiny_weights(root / "start.pt", num_pose_pcs=6, backbone_width=0.25, input_crop=1.25)
+    run = root / "run"
+    common = ["--out", str(run), "--focal", "500", "--synthetic", "64", "--batch-size", "8", "--lr", "1e-3",
+              "--quiet"]
+    code = cli_main(["adapt", str(root / "sensor"), "--checkpoint", str(weights), "--epochs", "2", *common])
+    return root, run, weights, code, masks
+
+
+def test_adapt_writes_weights_that_load_and_raises_the_held_out_iou(adapted_run, capsys):
+    from mask2hand import Mask2Hand
+
+    root, run, weights, code, masks = adapted_run
+    assert code == 2  # the broken file was reported and left out; the rest adapted
+    report = json.loads((run / "held_out.json").read_text())
+    assert report["held_out_masks"] == 4
+    assert report["after"]["miou"] > report["before"]["miou"]
+    model = Mask2Hand.from_pretrained(run / "adapted.pt", device="cpu")
+    prediction = model.predict(str(masks[0]), focal=500.0)
+    assert prediction.joints.shape == (21, 3)
+    for name in ("config.yaml", "epochs.csv", "summary.json", "last.pt", "best.pt"):
+        assert (run / name).is_file(), name
+    header = (run / "epochs.csv").read_text().splitlines()[0].split(",")
+    assert "train_silhouette" in header and "train_teacher" in header and "val_miou" in header
+    card = json.loads((run / "masks" / "card.json").read_text())
+    assert card["counts"] == {"train": 36, "held_out": 4} and len(card["sources"]) == 40
+
+
+def test_a_resumed_adaptation_continues(adapted_run):
+    root, run, weights, code, masks = adapted_run
+    steps_before = json.loads((run / "summary.json").read_text())["steps_done"]
+    config = (run / "config.yaml").read_text().replace("epochs: 2", "epochs: 3")
+    (run / "config.yaml").write_text(config)
+    assert cli_main(["adapt", "--out", str(run), "--resume", "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps_done"] > steps_before
+    assert cli_main(["adapt", str(masks[0]), "--out", str(run), "--checkpoint", str(weights)]) == 2  # not over it
+
+
+def test_too_few_masks_is_one_clear_line(tmp_path, capsys):
+    weights = write_tiny_weights(tmp_path / "start.pt", input_crop=1.25)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 25:35] = 255
+    Image.fromarray(mask).save(tmp_path / "one.png")
+    assert cli_main(["adapt", str(tmp_path / "one.png"), "--out", str(tmp_path / "run"), "--checkpoint",
+                     str(weights)]) == 2
+    assert "adapting needs at least 2" in capsys.readouterr().err
