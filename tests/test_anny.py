@@ -19,7 +19,7 @@ import torch
 from mask2hand.data import anny_retarget as rig
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import lbs, load_hand_model
-from mask2hand.hand.model import MANO_PARENTS
+from mask2hand.hand.data import MANO_PARENTS
 from mask2hand.hand.prior import ARCHETYPES, JOINT_FRAMES, JOINT_LIMITS, local_to_pose, pose_to_local, sample_pose_prior
 
 os.environ.setdefault("ANNY_CACHE_DIR", str(Path(tempfile.gettempdir()) / "mask2hand-anny-cache"))

@@ -352,7 +352,7 @@ def test_fitting_without_a_hand_layer_is_refused(tmp_path):
         hand = None
 
         def __init__(self, runner):
-            self.runner = runner
+            self.runner, self.numpy_hand = runner, runner.numpy_hand
             self.faces, self.input_size, self.input_crop = runner.faces, runner.input_size, runner.input_crop
             self.hand_identity, self.flat_hand_mean = runner.hand_identity, runner.flat_hand_mean
 

@@ -28,7 +28,8 @@ from mask2hand.export.mano import fit_mano, load_mano_layer, save_mano_json
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
-from mask2hand.hand.model import MANO_PARENTS, HandModel
+from mask2hand.hand.data import MANO_PARENTS
+from mask2hand.hand.model import HandModel
 from mask2hand.hand.open_hand import load_open_hand_data
 from mask2hand.inference.mirror import mirror_faces, mirror_points
 from mask2hand.version import JSON_SCHEMA_VERSION

@@ -176,5 +176,6 @@ def test_bad_onnx_files_give_clear_errors(tmp_path, capsys):
                      "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "not a readable ONNX model" in err and len(err.strip().splitlines()) == 1
-    assert cli.main(["predict", "--runtime", "onnx", str(EXAMPLES / "fist.png"), "--out", str(tmp_path / "o")]) == 2
-    assert "--runtime onnx needs --model" in capsys.readouterr().err
+    assert cli.main(["predict", "--runtime", "torch", "--model", str(garbage), str(EXAMPLES / "fist.png"),
+                     "--out", str(tmp_path / "o")]) == 2
+    assert "--model is an ONNX file" in capsys.readouterr().err

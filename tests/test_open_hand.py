@@ -10,7 +10,7 @@ import trimesh
 from scipy.spatial.transform import Rotation
 
 from mask2hand.hand import load_hand_model
-from mask2hand.hand.model import MANO_PARENTS
+from mask2hand.hand.data import MANO_PARENTS
 from mask2hand.hand.open_hand import load_open_hand_data
 from mask2hand.hand.prior import (ARCHETYPES, JOINT_FRAMES, JOINT_LIMITS, clamp_pose, local_to_pose, pose_to_local,
                                   sample_pose_prior, within_limits)

@@ -31,7 +31,7 @@ from open_hand_geometry import (build_skeleton, hand_primitives, is_clean_closed
                                 mesh_report, part_labels)
 from open_hand_rig import fingertip_vertices, joint_regressor, shape_directions, skinning_weights  # noqa: E402
 
-from mask2hand.hand.model import MANO_PARENTS  # noqa: E402
+from mask2hand.hand.data import MANO_PARENTS  # noqa: E402
 from mask2hand.hand.prior import sample_pose_prior  # noqa: E402
 
 ASSET = Path(__file__).resolve().parents[1] / "src" / "mask2hand" / "hand" / "assets" / "open_hand.npz"

@@ -169,7 +169,7 @@ def deform(vertices: np.ndarray, skeleton, weights: np.ndarray, log_scales: np.n
     joint; children joints move with their parent bone's scaling; a global scale about
     the wrist is applied last.
     """
-    from mask2hand.hand.model import MANO_PARENTS
+    from mask2hand.hand.data import MANO_PARENTS
 
     frames = bone_frames(skeleton)
     a = np.einsum("jab,jb,jcb->jac", frames, np.exp(log_scales), frames)

@@ -4,7 +4,9 @@ Writes the inference-only weights (float16) of RUN/best.pt (or --checkpoint), wi
 run's summary, the time it trained and the machine in the file's "training" record, and
 copies the run's small records (config.yaml, epochs.csv, summary.json, loss_curve.png)
 to docs/runs/<name>/ so the card can cite them. The evaluation tables are made
-afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md.
+afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md. The package's
+ONNX twin of the weights (weights/default.onnx, for the torch-free install) is exported afresh
+(tools/export_shipped_onnx.py).
 
 Run: python tools/release_model.py RUN_DIR --name cpu-default-v3 [--checkpoint best.pt]
 """
@@ -16,12 +18,16 @@ import json
 import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 
 import torch
 
 from mask2hand.nn.checkpoint import export_weights, read_file
 from mask2hand.utils.files import file_sha256
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling tools import
+from export_shipped_onnx import export_shipped  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "mask2hand" / "weights" / "default.pt"
@@ -52,6 +58,8 @@ def main() -> None:
     size_mb = WEIGHTS.stat().st_size / 1e6
     print(f"wrote {WEIGHTS} ({size_mb:.1f} MB, sha256 {file_sha256(WEIGHTS)[:16]}...) from "
           f"{args.run / args.checkpoint} (step {payload.get('step')}); records in {records}")
+    if export_shipped(["default"]):
+        raise SystemExit("the ONNX export of the new weights failed its check; weights/default.onnx is the old one")
 
 
 if __name__ == "__main__":

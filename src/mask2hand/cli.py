@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from mask2hand.version import __version__
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
+from mask2hand.utils.optional import missing_optional
 
 # name -> (module under mask2hand.commands, one-line help)
 SUBCOMMANDS = {
@@ -30,7 +31,9 @@ SUBCOMMANDS = {
     "train": ("train", "train a network from a recipe (YAML), resumable, single process or torchrun"),
     "eval": ("eval", "evaluate a checkpoint on a dataset: the paper's tables"),
     "ablate": ("ablate", "the paper's Table 5: nine short training runs with losses and RefineNet switched"),
+    "adapt": ("adapt", "fine-tune a network on a sensor's unlabelled masks (self-supervised, with a held-out check)"),
     "models": ("models", "list the pretrained models shipped in the package (names for --checkpoint)"),
+    "serve": ("serve", "a local web app and HTTP API: draw or upload a silhouette, see and download the 3D hand"),
 }
 
 
@@ -56,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(f"mask2hand.commands.{args._module}").run(args)
     except Mask2HandError as exc:
         print(f"mask2hand {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional package this installation lacks (utils.optional)
+        message = missing_optional(exc)
+        if message is None:
+            raise
+        print(f"mask2hand {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mask2hand {args.command}: interrupted", file=sys.stderr)

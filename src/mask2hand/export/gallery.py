@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mask2hand.export.files import mesh_bytes, write_files
 from mask2hand.utils.files import atomic_path
 from mask2hand.export.figures import FINGER_COLORS, FREIHAND_BONES, SKIN
 
@@ -78,7 +79,6 @@ def write_hand_gallery(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     mean pose added) and 16 hands from the pose prior, each with its 21 joints.
     """
     import torch
-    import trimesh
     from matplotlib.figure import Figure  # no pyplot: no global backend state is touched
 
     from mask2hand.errors import Mask2HandError
@@ -140,7 +140,5 @@ def write_hand_gallery(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     obj = out / "open_hand_rest.obj"
-    mesh = trimesh.Trimesh(rest_v[0], faces, process=False)
-    with atomic_path(obj) as tmp:
-        mesh.export(tmp, file_type="obj")
+    write_files({obj: lambda: mesh_bytes(rest_v[0], faces, "obj")})
     return [png, obj]

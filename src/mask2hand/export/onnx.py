@@ -41,6 +41,7 @@ from torch import nn
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.files import atomic_path, file_sha256
+from mask2hand.utils.optional import missing_message
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
 from mask2hand.inference.runner import layer_pose
 from mask2hand.render import exact
@@ -78,6 +79,7 @@ class ExportGraph(nn.Module):
     def forward(self, mask: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, ...]:
         net = self.network
         size = net.config.input_size
+        mask, K, _ = net.locate(mask, K)
         hand = net.preliminary(mask, K)
         silhouette = exact.silhouette(hand.vertices.double(), K.double(), self.faces, self.edges, self.edge_faces,
                                       self.edge_dirs, (size, size), dense_rows=True).to(mask.dtype)
@@ -181,7 +183,7 @@ def build_metadata(network, source: dict[str, Any]) -> dict[str, Any]:
         "mask2hand_version": __version__,
         "hand": dict(network.hand.identity),
         "flat_hand_mean": bool(network.hand.flat_hand_mean),
-        "input_size": int(config.input_size),
+        "input_size": int(config.model_input_size),
         "input_crop": getattr(config, "input_crop", None),
         "network": to_dict(config),
         "faces": network.hand.faces.detach().cpu().numpy().astype(int).tolist(),
@@ -205,7 +207,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
     try:
         import onnx
     except ImportError:
-        raise Mask2HandError("exporting to ONNX needs the onnx package: pip install 'mask2hand[onnx]'") from None
+        raise Mask2HandError(missing_message("onnx", "exporting to ONNX")) from None
     network, identity = _load(source, hand_model, mano_path)
     reference = next(network.parameters())
     graph = ExportGraph(_exportable_copy(network)).eval()
@@ -218,7 +220,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
-        torch.onnx.export(graph, example_inputs(network.config.input_size, device=reference.device,
+        torch.onnx.export(graph, example_inputs(network.config.model_input_size, device=reference.device,
                                                 dtype=reference.dtype),
                           buffer, dynamo=False, opset_version=opset, input_names=list(INPUT_NAMES),
                           output_names=list(names), dynamic_axes=dynamic, do_constant_folding=True)
@@ -303,7 +305,7 @@ def check_parity(network, onnx_path: str | os.PathLike, count: int = 100, seed: 
     size = runner.input_size
     masks, K = synthetic_check_inputs(network.hand, count, size, seed)
     worst = {"vertices": 0.0, "joints": 0.0, "params": 0.0}
-    mismatch = 0
+    mismatch = pixels = 0
     was_training = network.training
     network.eval()
     try:
@@ -319,10 +321,11 @@ def check_parity(network, onnx_path: str | os.PathLike, count: int = 100, seed: 
                 if name in ours:
                     worst["params"] = max(worst["params"], _max_diff(ours[name], reference[name]))
             mismatch += int((ours["silhouette"] != reference["silhouette"]).sum())
+            pixels += reference["silhouette"].size
     finally:
         network.train(was_training)
     return ParityReport(count=count, max_vertex_diff_m=worst["vertices"], max_joint_diff_m=worst["joints"],
-                        max_param_diff=worst["params"], silhouette_pixel_mismatch=mismatch / masks.size)
+                        max_param_diff=worst["params"], silhouette_pixel_mismatch=mismatch / max(pixels, 1))
 
 
 def torch_outputs(network, output) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.hand.model import MANO_PARENTS, HandModelData
+from mask2hand.hand.data import MANO_PARENTS, HandModelData
 
 MANO_PATH_ENV = "MANO_RIGHT_PATH"
 

@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.hand.model import HandModelData
+from mask2hand.hand.data import HandModelData
 
 ASSET_NAME = "open_hand.npz"
 

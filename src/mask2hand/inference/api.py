@@ -33,6 +33,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import resolve_camera
 from mask2hand.inference.mirror import mirror_faces, mirror_points
+from mask2hand.inference.onnx_runner import EXPORT_FORMAT, OnnxRunner
 from mask2hand.inference.prepare import PreparedInput, check_side, prepare_mask
 from mask2hand.inference.rebuild import parametric_params, rebuild_params
 from mask2hand.inference.result import Prediction, project
@@ -56,7 +57,7 @@ def _is_path(x: Any) -> bool:
 
 class Mask2Hand:
     """A loaded model that predicts hands from silhouettes. Build it with `from_pretrained`
-    (PyTorch) or `from_onnx` (an exported model, no torch needed).
+    (a shipped model or PyTorch weights) or `from_onnx` (an exported model, no torch needed).
 
     runner: the network runner (mask2hand.inference.runner.Runner); model_identity: the
     weights' identity, written into every prediction.
@@ -71,22 +72,38 @@ class Mask2Hand:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, hand_model: str | None = None,
-                        mano_path: str | os.PathLike | None = None, device: str = "auto") -> "Mask2Hand":
+                        mano_path: str | os.PathLike | None = None, device: str = "auto",
+                        runtime: str = "auto") -> "Mask2Hand":
         """Load weights: `path` (a weights or checkpoint file, or a shipped model's name, see
         `mask2hand models`) or the shipped default.
 
         hand_model: "open" or "mano" (default: the one the weights were trained with);
         mano_path: MANO_RIGHT.pkl for MANO-trained weights; device: "auto" (CUDA when present,
         else the CPU), "cpu", "cuda", "cuda:N", ... (Mask2HandError for one that is not there).
+        runtime: "auto" (PyTorch where torch imports, else a shipped model's ONNX file on
+        onnxruntime: the rule of mask2hand.nn.pretrained.resolve_runtime), "torch" or "onnx"
+        (shipped models only; for an export of your own weights use `from_onnx`).
         """
+        from mask2hand.nn.pretrained import DEFAULT_MODEL, SHIPPED_MODELS, resolve_runtime, shipped_onnx_path
+
+        name = DEFAULT_MODEL if path is None else str(path)
+        if resolve_runtime(runtime) == "onnx":
+            if name not in SHIPPED_MODELS:
+                raise Mask2HandError(f"{path} is not a shipped model, and PyTorch weights run on the PyTorch runtime "
+                                     "only (pip install 'mask2hand[torch]'); an ONNX export of them (mask2hand "
+                                     "export-onnx) runs without torch: Mask2Hand.from_onnx, predict --model")
+            if hand_model not in (None, "open") or mano_path is not None or device not in ("auto", "cpu"):
+                raise Mask2HandError("hand_model, mano_path and device are for the PyTorch runtime; the shipped "
+                                     "ONNX model runs the open hand on the CPU (pip install 'mask2hand[torch]')")
+            runner = OnnxRunner(shipped_onnx_path(name))
+            return cls(runner, _onnx_identity(runner, f"{name} (shipped)"))
         from mask2hand.nn.checkpoint import load_network
         from mask2hand.nn.device import resolve_device
-        from mask2hand.nn.pretrained import DEFAULT_MODEL, SHIPPED_MODELS, resolve_weights
+        from mask2hand.nn.pretrained import resolve_weights
 
         device = resolve_device(device)
         file = resolve_weights(path)
         network, payload = load_network(file, hand_model=hand_model, mano_path=mano_path, device=device)
-        name = DEFAULT_MODEL if path is None else str(path)
         identity = {"weights": f"{name} (shipped)" if name in SHIPPED_MODELS else str(file),
                     "sha256": file_sha256(file),
                     "format": payload.get("format"), "network": payload.get("network") or
@@ -97,12 +114,8 @@ class Mask2Hand:
     def from_onnx(cls, path: str | os.PathLike, threads: int | None = None) -> "Mask2Hand":
         """Load an exported ONNX model (`mask2hand export-onnx`) and run it with onnxruntime, without
         torch. threads: onnxruntime's intra-op threads (None: its default)."""
-        from mask2hand.inference.onnx_runner import EXPORT_FORMAT, OnnxRunner
-
         runner = OnnxRunner(path, threads=threads)
-        identity = {"onnx": str(path), "sha256": file_sha256(path), "format": EXPORT_FORMAT,
-                    "network": runner.network_config, "exported_from": runner.metadata.get("source")}
-        return cls(runner, identity)
+        return cls(runner, _onnx_identity(runner, str(path)))
 
     @property
     def input_size(self) -> int:
@@ -115,7 +128,8 @@ class Mask2Hand:
         fitting"); raises Mask2HandError where the runtime has none (ONNX)."""
         if self.runner.hand is None:
             raise Mask2HandError(f"{purpose} needs the PyTorch hand layer, which this runtime (ONNX) does not "
-                                 "have; load the model with Mask2Hand.from_pretrained (the torch runtime)")
+                                 "have; load the model with Mask2Hand.from_pretrained(runtime='torch') (pip install "
+                                 "'mask2hand[torch]')")
         return self.runner.hand
 
     # ------------------------------------------------------------------ stage 1
@@ -177,11 +191,11 @@ class Mask2Hand:
             if not (hand_joints[:, 2] > NEAR_Z).all():
                 raise Mask2HandError(f"{item.source}: the answer puts the hand behind the camera (z <= 0); "
                                      "check that K belongs to this image")
-        rebuilt = None
+        rebuilt, layer = None, self.runner.numpy_hand
         if raw.parametric:  # a fitted answer is the layer's own hand: nothing to fit
-            rebuilt = parametric_params(self.runner.hand, raw.hand_params(), raw.vertices)
-        elif self.runner.hand is not None:  # the ONNX runtime has no hand layer to fit with
-            rebuilt = rebuild_params(self.runner.hand, raw.hand_params(), raw.vertices, raw.joints)
+            rebuilt = parametric_params(layer, raw.hand_params(), raw.vertices)
+        elif layer is not None:  # None: an ONNX export of a hand whose arrays this installation lacks
+            rebuilt = rebuild_params(layer, raw.hand_params(), raw.vertices, raw.joints)
         hand = {**self.hand_identity, "flat_hand_mean": True if rebuilt is not None else self.flat_hand_mean}
         mirrored_faces = mirror_faces(self.faces)
         return [Prediction(
@@ -236,6 +250,13 @@ class Mask2Hand:
                 raise Mask2HandError(f"{name}: {exc}") from None
         results = self.predict_prepared(items, batch_size=batch_size, fit=fit, hypotheses=hypotheses)
         return results[0] if single else results
+
+
+def _onnx_identity(runner: OnnxRunner, label: str) -> dict[str, Any]:
+    """The model identity of an ONNX runner: `label` (its file, or "<name> (shipped)"), the file's
+    hash, and the weights it was exported from (their hash ties a shipped ONNX file to its .pt)."""
+    return {"onnx": label, "sha256": file_sha256(runner.path), "format": EXPORT_FORMAT,
+            "network": runner.network_config, "exported_from": runner.metadata.get("source")}
 
 
 def _fit_warnings(iou: float) -> list[str]:

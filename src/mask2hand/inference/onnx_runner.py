@@ -9,8 +9,9 @@
 input_size, input_crop, hand identity, `__call__(masks, K) -> NetworkResult`), so `Mask2Hand`
 prepares inputs and finishes predictions the same way for both. Everything
 it needs is in the file's metadata (see mask2hand.export.onnx). It has no torch hand layer
-(`hand` is None): what needs one (smoothing a sequence, which re-poses the mesh) needs
-the PyTorch runtime.
+(`hand` is None): what needs one (fitting, smoothing a sequence, which re-pose the mesh) needs
+the PyTorch runtime. For the open hand, whose arrays ship with mask2hand, it has the NumPy
+layer (`numpy_hand`) that rebuilds the answer's parameters as the torch runtime does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.hand.numpy_layer import NumpyHand
+from mask2hand.hand.open_hand import load_open_hand_data
 from mask2hand.inference.runner import NetworkResult
 from mask2hand.utils.checks import check_shape
 
@@ -55,6 +58,15 @@ def read_metadata(custom_metadata: dict[str, str], source: str) -> dict[str, Any
     return values
 
 
+def shipped_numpy_hand(identity: dict[str, Any], flat_hand_mean: bool) -> NumpyHand | None:
+    """The NumPy layer of the hand an export names, if it is the open hand this installation
+    ships (same asset hash); None for any other (MANO's arrays are not in the file)."""
+    if identity.get("name") != "open":
+        return None
+    data = load_open_hand_data()
+    return NumpyHand.from_data(data, flat_hand_mean) if data.asset_hash == identity.get("asset_hash") else None
+
+
 class OnnxRunner:
     """Runs an exported network with onnxruntime: (masks (B,S,S), K (B,3,3)) numpy -> NetworkResult.
 
@@ -73,7 +85,8 @@ class OnnxRunner:
         try:
             import onnxruntime
         except ImportError:
-            raise Mask2HandError("running an ONNX model needs onnxruntime: pip install 'mask2hand[onnx]'") from None
+            raise Mask2HandError("running an ONNX model needs onnxruntime, a dependency of mask2hand: pip install "
+                                 "onnxruntime") from None
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
@@ -92,6 +105,7 @@ class OnnxRunner:
         self.flat_hand_mean = bool(self.metadata["flat_hand_mean"])
         self.network_config = self.metadata.get("network")
         self.faces = np.asarray(self.metadata["faces"], dtype=np.int64)
+        self.numpy_hand = shipped_numpy_hand(self.hand_identity, self.flat_hand_mean)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run_graph(self, masks: np.ndarray, K: np.ndarray) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ import numpy as np
 from mask2hand.hand.params import HandParams
 from mask2hand.inference.mirror import mirror_K, mirror_mask
 from mask2hand.render.exact import project_points
+from mask2hand.utils.optional import require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
 
@@ -31,10 +32,11 @@ class Prediction:
     params: HandParams that rebuild the answer with the hand layer in the flat_hand_mean=True
         convention: `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)`
         (fitted to the final mesh, mask2hand.inference.rebuild; see below for a left hand).
-        Without a torch hand layer (ONNX) they are the network's own, in the convention
-        `hand["flat_hand_mean"]` names. params_residual_mm: {"joints", "vertices"} mean distance
-        of the rebuilt hand from the answer (None on ONNX); vertex_offsets: (V,3) meters, the
-        answer's mesh minus the rebuilt one, in the frame of params (None on ONNX).
+        Where the runtime lacks the hand's arrays (an ONNX export of a MANO network) they are
+        the network's own, in the convention `hand["flat_hand_mean"]` names.
+        params_residual_mm: {"joints", "vertices"} mean distance of the rebuilt hand from the
+        answer (None where not rebuilt); vertex_offsets: (V,3) meters, the answer's mesh minus
+        the rebuilt one, in the frame of params (None where not rebuilt).
     K: (3,3) the input image's intrinsics; image_size: (H, W).
     mask: (H,W) bool, the cleaned input mask; rendered_mask: (H,W) bool, the exact
         silhouette of the predicted hand at the input's resolution; iou: their IoU.
@@ -129,14 +131,18 @@ class Prediction:
         }
 
     def to_trimesh(self):
-        """The answer's mesh as a `trimesh.Trimesh` (meters, camera space; vertices kept as they are)."""
+        """The answer's mesh as a `trimesh.Trimesh` (meters, camera space; vertices kept as they are).
+        Needs trimesh (pip install trimesh), which mask2hand itself does not use."""
+        require("trimesh", "Prediction.to_trimesh")
         import trimesh
 
         return trimesh.Trimesh(vertices=np.asarray(self.vertices, dtype=np.float64), faces=self.faces, process=False)
 
     def figure(self, title: str | None = None):
         """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
-        predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton."""
+        predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton.
+        Needs matplotlib (pip install 'mask2hand[figures]'); Mask2HandError without it."""
+        require("matplotlib", "drawing the figure")
         from mask2hand.export.figures import prediction_figure
 
         vertices_2d = project(self.vertices[None], self.K[None])[0]
@@ -147,7 +153,7 @@ class Prediction:
 
     def save(self, directory: str | os.PathLike, stem: str | None = None, figure: bool = True) -> dict[str, Path]:
         """Write <stem>.obj, <stem>.ply, <stem>.json, <stem>_hyp<k>.obj per hypothesis and
-        (figure=True) <stem>.png into `directory`, all or nothing.
+        (figure=True, which needs matplotlib) <stem>.png into `directory`, all or nothing.
 
         stem defaults to the input file's stem ("prediction" for arrays). Returns
         {"obj", "ply", "json", "hyp<k>"..., "png"?: path}.

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mask2hand.hand.numpy_layer import NumpyHand
 from mask2hand.hand.params import HandParams
 
 if TYPE_CHECKING:
@@ -74,8 +75,11 @@ class Runner(Protocol):
     input_crop: the hand-window margin of a cropping network, or None (whole image);
     hand_identity: the hand model's name and asset hash; flat_hand_mean: whether the
     parameters' zero finger pose is the flat hand; hand: the torch hand layer that can
-    re-pose the answer (fitting, smoothing), or None where the runtime has none (ONNX).
-    Called with model inputs (B,S,S) float32 and their K (B,3,3) at S.
+    re-pose the answer (fitting, smoothing), or None where the runtime has none (ONNX);
+    numpy_hand: the same layer in NumPy, which rebuilds the answer's parameters
+    (mask2hand.inference.rebuild), or None where the runtime does not have the hand's arrays
+    (an ONNX export of a MANO network). Called with model inputs (B,S,S) float32 and their
+    K (B,3,3) at S.
     """
 
     faces: np.ndarray
@@ -84,6 +88,7 @@ class Runner(Protocol):
     hand_identity: dict[str, Any]
     flat_hand_mean: bool
     hand: "HandModel | None"
+    numpy_hand: NumpyHand | None
 
     def __call__(self, masks: np.ndarray, K: np.ndarray) -> NetworkResult: ...
 
@@ -97,7 +102,8 @@ class TorchRunner:
         self.network = network.eval()
         self.device = torch.device(device)
         self.hand = network.hand
-        self.input_size = int(network.config.input_size)
+        self.numpy_hand = NumpyHand.from_layer(self.hand)
+        self.input_size = int(network.config.model_input_size)
         self.input_crop = network.config.input_crop
         self.hand_identity = dict(self.hand.identity)
         self.flat_hand_mean = bool(self.hand.flat_hand_mean)

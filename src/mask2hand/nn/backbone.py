@@ -4,25 +4,45 @@
 and its feature size C:
 
 - "resnet18": torchvision's ResNet18 layout (conv1, bn1, maxpool, layer1..4 of
-  BasicBlocks, global average pool) with a 1-channel first convolution. At
+  basic residual blocks, global average pool) with a 1-channel first convolution. At
   width 1.0 its parameters have the same names and shapes as
   `torchvision.models.resnet18()` without `fc` (the paper's backbone); a smaller
   width scales every stage's channels (64, 128, 256, 512) * width, which on a CPU
-  costs about width^2 of the full network.
+  costs about width^2 of the full network. Built here (`BasicBlock`), without torchvision,
+  whose import costs 2-3 s of every prediction's start.
 - "mobilenet_v3_small": torchvision's MobileNetV3-Small features with a
-  1-channel stem (width is its width multiplier).
+  1-channel stem (width is its width multiplier); torchvision is imported only for it.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import mobilenet_v3_small
-from torchvision.models.resnet import BasicBlock
 
 from mask2hand.errors import Mask2HandError
 
 BACKBONES = ("resnet18", "mobilenet_v3_small")
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic residual block (He et al. 2016): two 3x3 convolutions with batch norm,
+    the input added back (through `downsample` where the shape changes), then ReLU.
+    (B,inplanes,H,W) -> (B,planes,H/stride,W/stride). Its parameter names are torchvision's
+    (conv1, bn1, conv2, bn2, downsample.0/.1), so checkpoints of either load into the other."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
 class ResNet18Features(nn.Module):
@@ -63,6 +83,8 @@ class MobileNetV3SmallFeatures(nn.Module):
 
     def __init__(self, width: float = 1.0):
         super().__init__()
+        from torchvision.models import mobilenet_v3_small  # only this backbone needs torchvision
+
         net = mobilenet_v3_small(weights=None, width_mult=width)
         stem = net.features[0][0]
         net.features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-# (convolution, norm) attribute pairs of torchvision's BasicBlock and our ResNet18 trunk
+# (convolution, norm) attribute pairs of the ResNet BasicBlock and our ResNet18 trunk
 _NAMED_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
 

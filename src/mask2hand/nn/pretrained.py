@@ -4,6 +4,12 @@ Every command and API that takes weights (`Mask2Hand.from_pretrained`, `predict 
 `eval`, `export-onnx`, `train --set train.init_from=...`) takes a shipped model's name as well as
 a file: a name wins over a file of the same name in the working folder (write `./default` for
 the file). `mask2hand models` lists them.
+
+Each shipped model comes as PyTorch weights (`file`) and as their ONNX export (`onnx_file`, made
+by `python tools/export_shipped_onnx.py`; tests/test_torch_free.py checks that the two give the
+same answers). `resolve_runtime` is the one rule that picks between them: the PyTorch weights
+where torch imports, else the ONNX file on onnxruntime (`pip install mask2hand`, no torch).
+This module imports no torch.
 """
 
 from __future__ import annotations
@@ -14,30 +20,61 @@ from importlib import resources
 from pathlib import Path
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.optional import available, missing_message
 
 
 @dataclass(frozen=True)
 class ShippedModel:
-    """name: what to pass; file: under mask2hand/weights; trained_on: one line; card: its section."""
+    """name: what to pass; file: the PyTorch weights under mask2hand/weights; onnx_file: their
+    ONNX export there; trained_on: one line; card: its section."""
 
     name: str
     file: str
+    onnx_file: str
     trained_on: str
     card: str
 
 
 SHIPPED_MODELS = {model.name: model for model in (
-    ShippedModel("default", "default.pt",
+    ShippedModel("default", "default.pt", "default.onnx",
                  "synthetic masks of the open hand (broad corpus, any orientation, silhouette noise); cpu-default-v4",
                  "docs/MODEL_CARD.md"),
 )}
 DEFAULT_MODEL = "default"
+RUNTIMES = ("auto", "torch", "onnx")
+
+
+def resolve_runtime(runtime: str = "auto") -> str:
+    """"torch" or "onnx" for a requested runtime: "auto" is "torch" where torch imports, else
+    "onnx". Raises Mask2HandError for "torch" without torch, or an unknown name."""
+    if runtime not in RUNTIMES:
+        raise Mask2HandError(f"unknown runtime '{runtime}'; choose one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx":
+        return runtime
+    if available("torch"):
+        return "torch"
+    if runtime == "torch":
+        raise Mask2HandError(missing_message("torch", "the PyTorch runtime"))
+    return "onnx"
+
+
+def _package_file(file: str) -> Path | None:
+    candidate = resources.files("mask2hand") / "weights" / file
+    return Path(str(candidate)) if candidate.is_file() else None
 
 
 def shipped_weights_path(name: str = DEFAULT_MODEL) -> Path | None:
-    """The file of a shipped model inside the package, or None if this build lacks it."""
-    candidate = resources.files("mask2hand") / "weights" / SHIPPED_MODELS[name].file
-    return Path(str(candidate)) if candidate.is_file() else None
+    """The PyTorch weights of a shipped model inside the package, or None if this build lacks them."""
+    return _package_file(SHIPPED_MODELS[name].file)
+
+
+def shipped_onnx_path(name: str = DEFAULT_MODEL) -> Path:
+    """The ONNX export of a shipped model inside the package; Mask2HandError if this build lacks it."""
+    path = _package_file(SHIPPED_MODELS[name].onnx_file)
+    if path is None:
+        raise Mask2HandError(f"this installation has no ONNX file of the shipped model '{name}'; reinstall "
+                             "mask2hand, or install torch (pip install 'mask2hand[torch]') to use its PyTorch weights")
+    return path
 
 
 def resolve_weights(source: str | os.PathLike | None) -> Path:
@@ -54,10 +91,14 @@ def resolve_weights(source: str | os.PathLike | None) -> Path:
 
 
 def list_models() -> list[dict]:
-    """Per shipped model: name, what it was trained on, its size in MB (None if absent), its card section."""
+    """Per shipped model: name, what it was trained on, its card section, and its files: [{"file",
+    "runtime" ("torch" or "onnx"), "size_mb" (None if this build lacks it)}]."""
     rows = []
     for model in SHIPPED_MODELS.values():
-        path = shipped_weights_path(model.name)
-        rows.append({"name": model.name, "trained_on": model.trained_on,
-                     "size_mb": None if path is None else round(path.stat().st_size / 1e6, 1), "card": model.card})
+        files = []
+        for file, runtime in ((model.file, "torch"), (model.onnx_file, "onnx")):
+            path = _package_file(file)
+            files.append({"file": file, "runtime": runtime,
+                          "size_mb": None if path is None else round(path.stat().st_size / 1e6, 1)})
+        rows.append({"name": model.name, "trained_on": model.trained_on, "card": model.card, "files": files})
     return rows
