@@ -133,9 +133,21 @@ def test_a_located_network_predicts_and_exports(arm_trainer, trained_arm_run, tm
     K = np.array([[300.0, 0, 100], [0, 300.0, 80], [0, 0, 1]])
     prediction = model.predict(mask, K=K)
     assert prediction.joints.shape == (21, 3) and np.isfinite(prediction.joints).all()
+    u0, v0, side = prediction.hand_window
+    assert side > 0 and prediction.to_dict()["hand_window"] is prediction.hand_window
+    # the IoU counts the mask within the located window only
+    from mask2hand.inference.api import within_window
+    from mask2hand.render.exact import mask_iou
+
+    restricted = within_window(prediction.mask, prediction.hand_window)
+    np.testing.assert_allclose(prediction.iou, mask_iou(prediction.rendered_mask[None], restricted[None])[0])
+    left = model.predict(mask[:, ::-1].copy(), K=np.array([[300.0, 0, 100], [0, 300.0, 80], [0, 0, 1]]), side="left")
+    np.testing.assert_allclose(left.hand_window, [200 - (u0 + side), v0, side], atol=0.05)
     exported = export_onnx(weights, tmp_path / "located.onnx")
     report = check_parity(exported.network, exported.path, count=8, batch_size=4)
     assert report.max_joint_diff_m < 1e-3 and report.max_vertex_diff_m < 1e-3
+    onnx_answer = Mask2Hand.from_onnx(exported.path).predict(mask, K=K)
+    np.testing.assert_allclose(onnx_answer.hand_window, prediction.hand_window, atol=1e-2)
 
 
 def test_a_located_network_starts_from_weights_without_a_locator(tmp_path):

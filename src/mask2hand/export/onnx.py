@@ -44,16 +44,19 @@ from mask2hand.utils.files import atomic_path, file_sha256
 from mask2hand.utils.optional import missing_message
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
 from mask2hand.inference.runner import layer_pose
+from mask2hand.nn.locator import code_to_window
 from mask2hand.render import exact
 
 DEFAULT_OPSET = 17
 INPUT_NAMES = ("mask", "K")
 
 
-def output_names(pose_space: str) -> tuple[str, ...]:
-    """The graph's outputs, in order (pose_pcs only for a PCA network)."""
+def output_names(pose_space: str, located: bool = False) -> tuple[str, ...]:
+    """The graph's outputs, in order (pose_pcs only for a PCA network, hand_window only for one
+    with a locator)."""
     pcs = ("pose_pcs",) if pose_space == "pca" else ()
-    return ("vertices", "joints", "global_orient", "transl", "betas", "pose", *pcs, "silhouette")
+    window = ("hand_window",) if located else ()
+    return ("vertices", "joints", "global_orient", "transl", "betas", "pose", *pcs, "silhouette", *window)
 
 
 class ExportGraph(nn.Module):
@@ -79,7 +82,8 @@ class ExportGraph(nn.Module):
     def forward(self, mask: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, ...]:
         net = self.network
         size = net.config.input_size
-        mask, K, _ = net.locate(mask, K)
+        side = mask.shape[-1]
+        mask, K, code = net.locate(mask, K)
         hand = net.preliminary(mask, K)
         silhouette = exact.silhouette(hand.vertices.double(), K.double(), self.faces, self.edges, self.edge_faces,
                                       self.edge_dirs, (size, size), dense_rows=True).to(mask.dtype)
@@ -89,7 +93,8 @@ class ExportGraph(nn.Module):
         params = hand.params
         pcs = (params.pose_pcs,) if net.config.pose_space == "pca" else ()
         pose = layer_pose(net.hand, params)
-        return (vertices, joints, params.global_orient, params.transl, params.betas, pose, *pcs, silhouette)
+        window = () if code is None else (code_to_window(code, side),)
+        return (vertices, joints, params.global_orient, params.transl, params.betas, pose, *pcs, silhouette, *window)
 
 
 class _ExportableAdaptiveAvgPool2d(nn.Module):
@@ -188,7 +193,7 @@ def build_metadata(network, source: dict[str, Any]) -> dict[str, Any]:
         "network": to_dict(config),
         "faces": network.hand.faces.detach().cpu().numpy().astype(int).tolist(),
         "source": source,
-        "outputs": list(output_names(config.pose_space)),
+        "outputs": list(output_names(config.pose_space, config.locator_input is not None)),
     }
 
 
@@ -211,7 +216,7 @@ def export_onnx(source, out_path: str | os.PathLike, opset: int = DEFAULT_OPSET,
     network, identity = _load(source, hand_model, mano_path)
     reference = next(network.parameters())
     graph = ExportGraph(_exportable_copy(network)).eval()
-    names = output_names(network.config.pose_space)
+    names = output_names(network.config.pose_space, network.config.locator_input is not None)
     dynamic = {name: {0: "batch"} for name in (*INPUT_NAMES, *names)}
     buffer = io.BytesIO()
     with torch.no_grad(), warnings.catch_warnings():

@@ -185,7 +185,10 @@ class Mask2Hand:
         Ks = np.stack([item.camera.K for item in items])
         # the rasterizer ignores winding, so one call per image size serves both sides
         rendered = rasterize_by_size(vertices, self.faces, Ks, [item.mask.image_size for item in items])
-        ious = [float(mask_iou(r[None], item.original_mask[None])[0]) for r, item in zip(rendered, items)]
+        windows = [None if raw.hand_window is None else window_in_image(item, raw.hand_window[b])
+                   for b, item in enumerate(items)]
+        ious = [float(mask_iou(r[None], within_window(item.original_mask, w)[None])[0])
+                for r, item, w in zip(rendered, items, windows)]
         joints_2d = project(joints, Ks)
         for item, hand_joints in zip(items, joints):
             if not (hand_joints[:, 2] > NEAR_Z).all():
@@ -205,7 +208,7 @@ class Mask2Hand:
                                                              "vertices": float(rebuilt.vertices_mm[b])},
             vertex_offsets=None if rebuilt is None else rebuilt.offsets[b],
             K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask, rendered_mask=rendered[b],
-            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b],
+            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b], hand_window=windows[b],
             faces=mirrored_faces if left[b] else self.faces, hand=hand, model=self.model_identity,
             camera=item.camera.source, warnings=item.mask.warnings + _fit_warnings(ious[b]),
             notes=[item.camera.note] if item.camera.note else [], source=item.source, side=item.side)
@@ -310,3 +313,26 @@ def _per_input(value: Any, n: int, what: str, matrix: bool) -> list:
     if len(values) != n:
         raise Mask2HandError(f"{len(values)} {what} values for {n} masks; give one for all or one per mask")
     return values
+
+
+def window_in_image(item: PreparedInput, window: np.ndarray) -> np.ndarray:
+    """A window (3,) (u0, v0, side) in pixels of an input's model input (the located hand) -> the same
+    window in the input image's own pixels (mirrored back for a left hand)."""
+    transform = item.mask.transform
+    corner = transform.to_original(np.asarray(window[:2], dtype=np.float64))
+    side = float(window[2]) / transform.scale
+    u0 = corner[0] if item.side == "right" else item.mask.image_size[1] - (corner[0] + side)
+    return np.array([u0, corner[1], side])
+
+
+def within_window(mask: np.ndarray, window: np.ndarray | None) -> np.ndarray:
+    """The pixels of a mask (H,W) whose centers lie in a window (3,) (u0, v0, side), the rest cleared:
+    a forearm beyond the located hand is no part of what the answer must explain. None: the mask."""
+    if window is None:
+        return mask
+    u0, v0, side = (float(x) for x in window)
+    cols = np.arange(mask.shape[1]) + 0.5
+    rows = np.arange(mask.shape[0]) + 0.5
+    inside = ((rows >= v0) & (rows < v0 + side))[:, None] & ((cols >= u0) & (cols < u0 + side))[None, :]
+    return mask & inside
+

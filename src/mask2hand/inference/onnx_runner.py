@@ -123,4 +123,5 @@ class OnnxRunner:
         out = self.run_graph(masks, K)
         return NetworkResult(vertices=out["vertices"], joints=out["joints"], global_orient=out["global_orient"],
                              transl=out["transl"], pose=out["pose"], betas=out["betas"],
-                             pose_pcs=out.get("pose_pcs"), silhouette=out["silhouette"])
+                             pose_pcs=out.get("pose_pcs"), silhouette=out["silhouette"],
+                             hand_window=out.get("hand_window"))

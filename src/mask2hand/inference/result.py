@@ -39,7 +39,10 @@ class Prediction:
         the rebuilt one, in the frame of params (None where not rebuilt).
     K: (3,3) the input image's intrinsics; image_size: (H, W).
     mask: (H,W) bool, the cleaned input mask; rendered_mask: (H,W) bool, the exact
-        silhouette of the predicted hand at the input's resolution; iou: their IoU.
+        silhouette of the predicted hand at the input's resolution; iou: their IoU (for a network
+        with a locator, against the mask within hand_window: an arm beyond the hand is not counted).
+    hand_window: (3,) (u0, v0, side) the square the network's locator found the hand in, pixels of
+        the input image, or None for a network without a locator (mask2hand.nn.locator).
     silhouette: (S,S) the network's silhouette of its preliminary hand in the model input's
         frame, or None where the runner gives none.
     faces: (F,3) int64. hand: the hand model's identity (name, asset hash, flat_hand_mean).
@@ -78,6 +81,7 @@ class Prediction:
     hypotheses: list | None = None
     params_residual_mm: dict[str, float] | None = None
     vertex_offsets: np.ndarray | None = None
+    hand_window: np.ndarray | None = None
 
     def network_frame(self) -> tuple[HandParams, np.ndarray, np.ndarray]:
         """(params, mask (H,W) bool, K (3,3)) in the frame the params live in: the input's own for a
@@ -122,6 +126,7 @@ class Prediction:
             "camera": self.camera,
             "image_size": list(self.image_size),
             "iou": self.iou,
+            "hand_window": self.hand_window,
             "hand": self.hand,
             "model": self.model,
             "warnings": self.warnings,

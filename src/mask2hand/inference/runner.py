@@ -32,7 +32,10 @@ class NetworkResult:
     pose: (B,45) the finger pose as `HandModel.forward(pose=...)` takes it.
     betas: (B,10).
     pose_pcs: (B,k) the pose-PCA coefficients the network regressed, or None.
-    silhouette: (B,S,S) the network's silhouette of its preliminary hand at its input size, or None.
+    silhouette: (B,S,S) the network's silhouette of its preliminary hand at its encoder's input size
+        (the hand's window for a network with a locator), or None.
+    hand_window: (B,3) (u0, v0, side) the hand's window the locator found, in pixels of the model
+        input, or None for a network without a locator (mask2hand.nn.locator).
     parametric: the mesh and joints are exactly the hand layer's for these parameters (a fitted
         answer), so there is nothing to rebuild (mask2hand.inference.rebuild).
     """
@@ -45,6 +48,7 @@ class NetworkResult:
     betas: np.ndarray
     pose_pcs: np.ndarray | None = None
     silhouette: np.ndarray | None = None
+    hand_window: np.ndarray | None = None
     parametric: bool = False
 
     def params(self, b: int) -> HandParams:
@@ -123,10 +127,15 @@ class TorchRunner:
             def np32(x):
                 return None if x is None else x.detach().float().cpu().numpy()
 
+            window = None
+            if out.locator_code is not None:
+                from mask2hand.nn.locator import code_to_window
+
+                window = code_to_window(out.locator_code, self.input_size)
             return NetworkResult(vertices=np32(out.final_vertices), joints=np32(out.final_joints),
                                  global_orient=np32(params.global_orient), transl=np32(params.transl),
                                  pose=np32(pose), betas=np32(betas), pose_pcs=np32(params.pose_pcs),
-                                 silhouette=np32(out.silhouette))
+                                 silhouette=np32(out.silhouette), hand_window=np32(window))
 
 
 def layer_pose(hand: "HandModel", params: HandParams):
