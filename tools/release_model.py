@@ -1,4 +1,5 @@
-"""Make a training run's checkpoint the shipped model: src/mask2hand/weights/default.pt.
+"""Make a training run's checkpoint a shipped model: src/mask2hand/weights/<its file> (default.pt
+for --model default, the shipped default; see mask2hand.nn.pretrained.SHIPPED_MODELS).
 
 Writes the inference-only weights (float16) of RUN/best.pt (or --checkpoint), with the
 run's summary, the time it trained and the machine in the file's "training" record, and
@@ -8,7 +9,7 @@ afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md.
 ONNX twin of the weights (weights/default.onnx, for the torch-free install) is exported afresh
 (tools/export_shipped_onnx.py).
 
-Run: python tools/release_model.py RUN_DIR --name cpu-default-v3 [--checkpoint best.pt]
+Run: python tools/release_model.py RUN_DIR --name cpu-default-v3 [--checkpoint best.pt] [--model default]
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from pathlib import Path
 import torch
 
 from mask2hand.nn.checkpoint import export_weights, read_file
+from mask2hand.nn.pretrained import SHIPPED_MODELS
 from mask2hand.utils.files import file_sha256
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling tools import
 from export_shipped_onnx import export_shipped  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "mask2hand" / "weights" / "default.pt"
+WEIGHTS = ROOT / "src" / "mask2hand" / "weights"
 RECORDS = ("config.yaml", "epochs.csv", "summary.json", "loss_curve.png")
 
 
@@ -39,7 +41,10 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="the training run's folder")
     parser.add_argument("--checkpoint", default="best.pt", help="checkpoint in the run folder (default best.pt)")
     parser.add_argument("--name", required=True, help="release name, the records folder docs/runs/NAME")
+    parser.add_argument("--model", default="default", choices=sorted(SHIPPED_MODELS),
+                        help="the shipped model it becomes (default: default)")
     args = parser.parse_args()
+    target = WEIGHTS / SHIPPED_MODELS[args.model].file
 
     payload = read_file(args.run / args.checkpoint)
     summary = json.loads((args.run / "summary.json").read_text()) if (args.run / "summary.json").is_file() else {}
@@ -48,18 +53,18 @@ def main() -> None:
         "step": payload.get("step"), "train_seconds": payload.get("train_seconds"), "run_summary": summary,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }
-    WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
-    export_weights(payload, WEIGHTS, half=True, training_summary=record)
+    WEIGHTS.mkdir(parents=True, exist_ok=True)
+    export_weights(payload, target, half=True, training_summary=record)
     records = ROOT / "docs" / "runs" / args.name
     records.mkdir(parents=True, exist_ok=True)
     for name in RECORDS:
         if (args.run / name).is_file():
             shutil.copyfile(args.run / name, records / name)
-    size_mb = WEIGHTS.stat().st_size / 1e6
-    print(f"wrote {WEIGHTS} ({size_mb:.1f} MB, sha256 {file_sha256(WEIGHTS)[:16]}...) from "
+    size_mb = target.stat().st_size / 1e6
+    print(f"wrote {target} ({size_mb:.1f} MB, sha256 {file_sha256(target)[:16]}...) from "
           f"{args.run / args.checkpoint} (step {payload.get('step')}); records in {records}")
-    if export_shipped(["default"]):
-        raise SystemExit("the ONNX export of the new weights failed its check; weights/default.onnx is the old one")
+    if export_shipped([args.model]):
+        raise SystemExit("the ONNX export of the new weights failed its check; the ONNX file is the old one")
 
 
 if __name__ == "__main__":

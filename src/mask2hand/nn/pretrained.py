@@ -5,9 +5,9 @@ Every command and API that takes weights (`Mask2Hand.from_pretrained`, `predict 
 a file: a name wins over a file of the same name in the working folder (write `./default` for
 the file). `mask2hand models` lists them.
 
-Each shipped model comes as PyTorch weights (`file`) and as their ONNX export (`onnx_file`, made
-by `python tools/export_shipped_onnx.py`; tests/test_torch_free.py checks that the two give the
-same answers). `resolve_runtime` is the one rule that picks between them: the PyTorch weights
+Each shipped model comes as PyTorch weights (`file`), and the default one also as their ONNX
+export (`onnx_file`, made by `python tools/export_shipped_onnx.py`; tests/test_torch_free.py checks
+that the two give the same answers); the others need torch. `resolve_runtime` is the one rule that picks between them: the PyTorch weights
 where torch imports, else the ONNX file on onnxruntime (`pip install mask2hand`, no torch).
 This module imports no torch.
 """
@@ -25,20 +25,20 @@ from mask2hand.utils.optional import available, missing_message
 
 @dataclass(frozen=True)
 class ShippedModel:
-    """name: what to pass; file: the PyTorch weights under mask2hand/weights; onnx_file: their
-    ONNX export there; trained_on: one line; card: its section."""
+    """name: what to pass; file: the PyTorch weights under mask2hand/weights; trained_on: one line;
+    card: its section; onnx_file: their ONNX export there, or None (the model needs torch)."""
 
     name: str
     file: str
-    onnx_file: str
     trained_on: str
     card: str
+    onnx_file: str | None = None
 
 
 SHIPPED_MODELS = {model.name: model for model in (
-    ShippedModel("default", "default.pt", "default.onnx",
+    ShippedModel("default", "default.pt",
                  "synthetic masks of the open hand (broad corpus, any orientation, silhouette noise); cpu-default-v4",
-                 "docs/MODEL_CARD.md"),
+                 "docs/MODEL_CARD.md", onnx_file="default.onnx"),
 )}
 DEFAULT_MODEL = "default"
 RUNTIMES = ("auto", "torch", "onnx")
@@ -70,7 +70,11 @@ def shipped_weights_path(name: str = DEFAULT_MODEL) -> Path | None:
 
 def shipped_onnx_path(name: str = DEFAULT_MODEL) -> Path:
     """The ONNX export of a shipped model inside the package; Mask2HandError if this build lacks it."""
-    path = _package_file(SHIPPED_MODELS[name].onnx_file)
+    model = SHIPPED_MODELS[name]
+    if model.onnx_file is None:
+        raise Mask2HandError(f"the shipped model '{name}' comes as PyTorch weights only: "
+                             f"{missing_message('torch', 'using it')}")
+    path = _package_file(model.onnx_file)
     if path is None:
         raise Mask2HandError(f"this installation has no ONNX file of the shipped model '{name}'; reinstall "
                              "mask2hand, or install torch (pip install 'mask2hand[torch]') to use its PyTorch weights")
@@ -97,6 +101,8 @@ def list_models() -> list[dict]:
     for model in SHIPPED_MODELS.values():
         files = []
         for file, runtime in ((model.file, "torch"), (model.onnx_file, "onnx")):
+            if file is None:
+                continue
             path = _package_file(file)
             files.append({"file": file, "runtime": runtime,
                           "size_mb": None if path is None else round(path.stat().st_size / 1e6, 1)})
