@@ -84,6 +84,18 @@ def test_good_inputs_from_files_folders_and_globs(weights, tmp_path, capsys):
     assert "3 of 3 input(s) predicted" in stdout
 
 
+def test_quiet_keeps_errors_and_the_last_line_and_verbose_names_each_input(weights, tmp_path, capsys):
+    good = save_mask_png(tmp_path / "good.png", blob_mask())
+    missing = str(tmp_path / "nothere.png")
+    common = [str(good), missing, "--checkpoint", str(weights), "--no-figure"]
+    code, stdout, stderr = run_cli([*common, "--out", str(tmp_path / "q"), "--quiet"], capsys)
+    assert code == 2 and "1 of 2 input(s) predicted" in stdout
+    assert [line for line in stderr.splitlines() if line.strip()] == [
+        line for line in stderr.splitlines() if "error:" in line] and "nothere.png" in stderr
+    code, stdout, stderr = run_cli([*common, "--out", str(tmp_path / "v"), "--verbose"], capsys)
+    assert "wrote: " in stderr and "good.png" in stderr and "note: no --focal" in stderr
+
+
 def test_every_bad_input_gives_one_line_and_the_others_still_run(weights, tmp_path, capsys):
     bad = make_bad_inputs(tmp_path / "in")
     good = save_mask_png(tmp_path / "in" / "good.png", blob_mask())

@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an ONNX model from `mask2hand export-onnx` (runs on onnxruntime, without torch)")
     parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
     parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="print only errors and the final line")
+    output.add_argument("--verbose", action="store_true", help="also a line per input written, with its IoU")
     seq = parser.add_argument_group("sequences (a video, a GIF, or --sequence with a folder of frames / TIFF stack)")
     seq.add_argument("--sequence", action="store_true",
                      help="treat the single INPUT (folder of frames, TIFF stack) as one sequence")
@@ -188,7 +191,8 @@ class _Reporter:
     """One-line messages to stderr that do not break the progress bar, and the bar itself (where
     tqdm is installed: it comes with the torch extra, and the torch-free install goes without)."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, quiet: bool = False, verbose: bool = False):
+        self.quiet, self.verbose = quiet, verbose
         try:
             from tqdm import tqdm
         except ImportError:
@@ -198,6 +202,10 @@ class _Reporter:
                                                   disable=total < 2 or not sys.stderr.isatty())
 
     def line(self, kind: str, where: str, message: str) -> None:
+        """Print one message of `kind` ("error", "warning", "note", "wrote"); quiet keeps the errors only,
+        and "wrote" lines are printed only when verbose."""
+        if (self.quiet and kind != "error") or (kind == "wrote" and not self.verbose):
+            return
         text = " ".join((f"{PROG}: {kind}: {where}: {message}" if where else f"{PROG}: {kind}: {message}").split())
         if self._tqdm is None:
             print(text, file=sys.stderr)
@@ -372,8 +380,9 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
 def _check_figures(args: argparse.Namespace) -> None:
     """Without matplotlib the figures are left out, with one line saying how to get them."""
     if not args.no_figure and not available("matplotlib"):
-        print(f"{PROG}: note: {missing_message('matplotlib', 'drawing the figures')}; writing the meshes and JSON only",
-              file=sys.stderr)
+        if not args.quiet:
+            print(f"{PROG}: note: {missing_message('matplotlib', 'drawing the figures')}; writing the meshes and JSON only",
+                  file=sys.stderr)
         args.no_figure = True
 
 
@@ -456,6 +465,7 @@ def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path,
             report.line("warning", str(path), warning)
         try:
             records[index] = _save_prediction(prediction, path, stem, out, args)
+            report.line("wrote", str(path), f"{stem}.* in {out} (IoU {prediction.iou:.3f})")
         except (OSError, Mask2HandError) as exc:
             report.failed(records, index, path,
                           f"cannot write the outputs ({exc}); check that {out} is writable and has space")
@@ -485,7 +495,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     _check_figures(args)
 
-    report = _Reporter(len(files))
+    report = _Reporter(len(files), quiet=args.quiet, verbose=args.verbose)
     for arg, msg in arg_errors:
         report.line("error", arg, msg)
     if k_file is None and focal is None and files:
