@@ -39,6 +39,9 @@ SHIPPED_MODELS = {model.name: model for model in (
     ShippedModel("default", "default.pt",
                  "synthetic masks of the open hand (broad corpus, any orientation, silhouette noise); cpu-default-v4",
                  "docs/MODEL_CARD.md", onnx_file="default.onnx"),
+    ShippedModel("paper-synthetic", "paper-synthetic.pt",
+                 "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); paper-synthetic-cpu",
+                 "docs/MODEL_CARD.md, section \"The paper's Tables 1-2\""),
 )}
 DEFAULT_MODEL = "default"
 RUNTIMES = ("auto", "torch", "onnx")
