@@ -55,3 +55,30 @@ def test_the_written_parameters_rebuild_the_examples(model):
     joints = np.array([r.params_residual_mm["joints"] for r in results])
     vertices = np.array([r.params_residual_mm["vertices"] for r in results])
     assert joints.max() < 2.0 and vertices.max() < 3.0, (joints, vertices)
+
+
+def test_the_paper_synthetic_weights_are_shipped_and_answer_the_paper_protocol(tmp_path):
+    """The second shipped model: 6 pose PCs, betas 0, PyTorch only; on a few masks of the paper's
+    protocol (another seed than its training data) it is close to the card's PA-MPJPE (1.33 cm)."""
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.data.synthetic import PaperProtocol, generate_paper
+    from mask2hand.errors import Mask2HandError
+    from dataclasses import replace
+
+    path = shipped_weights_path("paper-synthetic")
+    assert path is not None and path.stat().st_size <= 7e6
+    assert read_file(path)["network"]["num_pose_pcs"] == 6
+    paper = Mask2Hand.from_pretrained("paper-synthetic", device="cpu")
+    data = generate_paper(tmp_path / "paper", seed=5, protocol=replace(PaperProtocol(), train_poses=0, test_poses=8))
+    dataset = MaskDataset(data, split="test", distance_field=False)
+    errors = []
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        answer = paper.predict(sample.mask.numpy() > 0.5, K=sample.K.numpy().astype(np.float64))
+        aligned = procrustes_align(torch.as_tensor(answer.joints[None], dtype=torch.float64),
+                                   torch.as_tensor(sample.joints.numpy()[None], dtype=torch.float64),
+                                   allow_reflection=False).aligned[0].numpy()
+        errors.append(np.linalg.norm(aligned - sample.joints.numpy(), axis=-1).mean() * 100)
+    assert np.mean(errors) < 2.5, errors
+    with pytest.raises(Mask2HandError, match="PyTorch weights only"):
+        Mask2Hand.from_pretrained("paper-synthetic", runtime="onnx")
