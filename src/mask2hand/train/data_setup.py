@@ -54,18 +54,20 @@ def training_sources(config: TrainConfig) -> dict[str, float]:
 
 
 def make_training_set(config: TrainConfig, resolution: int, hand, crop_margin: float | None = None,
-                      quiet: bool = False):
-    """The MixedDataset of data.train (one part per source) and the parts' shares, in order."""
+                      quiet: bool = False, distance_field: bool = True):
+    """The MixedDataset of data.train (one part per source) and the parts' shares, in order
+    (`distance_field` as in `make_dataset`)."""
     from mask2hand.train.mixture import MixedDataset
 
     sources = training_sources(config)
-    parts = [make_dataset(config, "train", resolution, hand, crop_margin=crop_margin, source=source, quiet=quiet)
+    parts = [make_dataset(config, "train", resolution, hand, crop_margin=crop_margin, source=source, quiet=quiet,
+                          distance_field=distance_field)
              for source in sources]
     return MixedDataset(parts, list(sources)), list(sources.values())
 
 
 def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=None, crop_margin: float | None = None,
-                 source: str | None = None, quiet: bool = False):
+                 source: str | None = None, quiet: bool = False, distance_field: bool = True):
     """The MaskDataset of a recipe's "train", "val" or "test" entry (or, with `source`, of that one
     source of the role), at the network's input size, cut around the hand for a cropping network
     (`crop_margin`: its NetConfig.input_crop; the training set's crops are jittered as
@@ -73,7 +75,8 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
 
     Missing synthetic folders named in data.generate are created first (by rank 0 only,
     the other processes wait). A set made with another hand model than the network's gives
-    no vertices (see `shares_vertices`), and says so unless quiet.
+    no vertices (see `shares_vertices`), and says so unless quiet. distance_field: compute each
+    batch's contour distance field (only the contour loss reads it).
     """
     from mask2hand.data.dataset import CropConfig, MaskDataset
 
@@ -109,7 +112,8 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
                           noise=config.data.noise if training else noise, resolution=resolution,
                           one_view_per_pose=config.data.one_view_per_pose and training,
                           seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop,
-                          sensor=config.data.sensor if training else None, verify=config.data.verify)
+                          sensor=config.data.sensor if training else None, verify=config.data.verify,
+                          distance_field=distance_field)
     made_with = shares_vertices(dataset, hand)
     if made_with is not None:
         dataset.with_vertices = False

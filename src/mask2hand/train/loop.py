@@ -126,10 +126,12 @@ class Trainer:
         """Training and validation sets, their per-process samplers and loaders, and steps_per_epoch."""
         config = self.config
         size, crop = self.net_config.model_input_size, self.net_config.input_crop
+        # the contour term is the distance field's only reader: a batch without it skips a transform per mask
+        contour = self.loss_weights.contour > 0
         self.train_set, shares = make_training_set(config, resolution=size, hand=self.net.hand, crop_margin=crop,
-                                                   quiet=self.quiet)
+                                                   quiet=self.quiet, distance_field=contour)
         self.val_set = make_dataset(config, "val", resolution=size, hand=self.net.hand, crop_margin=crop,
-                                    quiet=self.quiet)
+                                    quiet=self.quiet, distance_field=contour)
         self.sampler = MixedBatchSampler(self.train_set.sizes, shares, config.train.batch_size, seed=config.seed,
                                          rank=self.dist.rank, world_size=self.dist.world_size)
         self.val_sampler = EpochSampler(len(self.val_set), seed=config.seed, shuffle=False, rank=self.dist.rank,
