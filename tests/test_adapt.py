@@ -118,3 +118,48 @@ def test_too_few_masks_is_one_clear_line(tmp_path, capsys):
     assert cli_main(["adapt", str(tmp_path / "one.png"), "--out", str(tmp_path / "run"), "--checkpoint",
                      str(weights)]) == 2
     assert "adapting needs at least 2" in capsys.readouterr().err
+
+
+def test_pseudo_labels_keep_only_confident_fits_and_join_the_mix(tmp_path, capsys):
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.train.config import load_config
+
+    masks = hand_masks(tmp_path / "sensor", 24, seed=3)
+    weights = write_tiny_weights(tmp_path / "start.pt", num_pose_pcs=6, backbone_width=0.25, input_crop=1.25)
+    run = tmp_path / "run"
+    code = cli_main(["adapt", str(tmp_path / "sensor"), "--out", str(run), "--checkpoint", str(weights), "--focal",
+                     "500", "--synthetic", "0", "--pseudo-labels", "12", "--pseudo-min-iou", "0.3", "--epochs", "1",
+                     "--batch-size", "8", "--quiet"])
+    assert code == 0
+    report = json.loads((run / "pseudo_labels.json").read_text())
+    assert report["fitted"] == 12 and 0 < report["kept"] <= 12
+    assert report["kept_iou"] >= 0.3
+    labelled = MaskDataset(run / "pseudo-labels", split="train", distance_field=False)
+    assert labelled.labelled and len(labelled) == report["kept"]
+    sample = labelled[0]
+    assert sample.joints.shape == (21, 3) and torch.isfinite(sample.joints).all()
+    assert 0.05 < float(sample.joints[:, 2].mean()) < 5.0  # in front of the camera, in meters
+    # each pseudo-labelled mask is the user's training mask it names, pixel for pixel
+    from mask2hand.data.storage import StoredDataset
+
+    users, pseudo = StoredDataset(run / "masks"), StoredDataset(run / "pseudo-labels")
+    user_sources = np.asarray(users.arrays["source_index"])
+    held_out = set(user_sources[users.split_indices("held_out")].tolist())
+    for i, source in enumerate(np.asarray(pseudo.arrays["source_index"])):
+        assert int(source) not in held_out
+        row = int(np.flatnonzero(user_sources == source)[0])
+        np.testing.assert_array_equal(pseudo.masks(np.array([i])), users.masks(np.array([row])))
+    recipe = load_config(run / "config.yaml")
+    assert recipe.data.train == {f"{run / 'masks'}:train": 0.75, f"{run / 'pseudo-labels'}:train": 0.25}
+
+
+def test_no_confident_fit_trains_without_pseudo_labels(tmp_path, capsys):
+    hand_masks(tmp_path / "sensor", 12, seed=4)
+    weights = write_tiny_weights(tmp_path / "start.pt", num_pose_pcs=6, backbone_width=0.25, input_crop=1.25)
+    run = tmp_path / "run"
+    code = cli_main(["adapt", str(tmp_path / "sensor"), "--out", str(run), "--checkpoint", str(weights), "--focal",
+                     "500", "--synthetic", "0", "--pseudo-labels", "4", "--pseudo-min-iou", "1.0", "--epochs", "1",
+                     "--batch-size", "4"])
+    assert code == 0
+    assert "training without them" in capsys.readouterr().out
+    assert not (run / "pseudo-labels").exists()

@@ -4,7 +4,9 @@ The inputs are read as `predict` reads them (files, folders, globs, .npy; one K,
 one matrix per input in file order, or a focal length); a bad input is reported in one line and
 left out. The masks are prepared as the network's inputs into RUN/masks (a training share and a
 held-out share), labelled synthetic masks are generated into RUN/synthetic, and the run trains
-(mask2hand.train.adapt) until --epochs or --minutes. RUN/adapted.pt is the adapted weights
+(mask2hand.train.adapt) until --epochs or --minutes. With --pseudo-labels N, up to N of the
+training masks are first fitted by test-time fitting and the confident fits (IoU >=
+--pseudo-min-iou) join the mix as labels, in RUN/pseudo-labels. RUN/adapted.pt is the adapted weights
 file (for `predict --checkpoint`, `eval`, `Mask2Hand.from_pretrained`); RUN/held_out.json the
 held-out masks' IoU before and after.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 PROG = "mask2hand adapt"
 HELD_OUT_NAME = "held_out.json"
+PSEUDO_LABELS_NAME = "pseudo_labels.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="labelled synthetic masks mixed in (natural views, forearms; default 4000, 0: none)")
     parser.add_argument("--synthetic-share", type=float, default=0.25,
                         help="share of the batches that are synthetic (default 0.25)")
+    parser.add_argument("--pseudo-labels", type=int, default=0, metavar="N",
+                        help="fit up to N training masks first and train on the confident fits as labels "
+                             "(about 1 s per mask on a CPU; default 0: none)")
+    parser.add_argument("--pseudo-min-iou", type=float, default=0.85,
+                        help="IoU with its mask a fit needs to become a pseudo-label (default 0.85)")
+    parser.add_argument("--pseudo-share", type=float, default=0.25,
+                        help="share of the batches that are pseudo-labelled (default 0.25)")
     parser.add_argument("--teacher", choices=("ema", "start", "none"), default="ema",
                         help="teacher for what the silhouette leaves open: a moving average of the student "
                              "(default), the starting network, or none")
@@ -77,20 +87,26 @@ def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], in
     return prepared, names, len(errors)
 
 
-def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str) -> dict:
-    """The adaptation run's recipe (written to RUN/config.yaml by the trainer)."""
+def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str,
+                 pseudo_labels: Path | None = None) -> dict:
+    """The adaptation run's recipe (written to RUN/config.yaml by the trainer); pseudo_labels:
+    the folder of pseudo-labels to mix in, if any."""
+    from mask2hand.errors import Mask2HandError
+
     masks = run / "masks"
-    train = {f"{masks}:train": 1.0}
+    shares = {}
     generate = {}
     if args.synthetic > 0:
-        if not 0.0 < args.synthetic_share < 1.0:
-            from mask2hand.errors import Mask2HandError
-
-            raise Mask2HandError(f"--synthetic-share must be between 0 and 1, got {args.synthetic_share}")
         synthetic = run / "synthetic"
-        train = {f"{masks}:train": 1.0 - args.synthetic_share, f"{synthetic}:train": args.synthetic_share}
+        shares[f"{synthetic}:train"] = args.synthetic_share
         generate = {str(synthetic): {"corpus": "natural", "seed": args.seed + 1, "train": args.synthetic, "val": 0,
                                      "test": 0}}
+    if pseudo_labels is not None:
+        shares[f"{pseudo_labels}:train"] = args.pseudo_share
+    if any(not 0.0 < share < 1.0 for share in shares.values()) or sum(shares.values()) >= 1.0:
+        raise Mask2HandError("--synthetic-share and --pseudo-share must each be between 0 and 1 and leave a "
+                             f"share for the user's masks; got {', '.join(f'{v:g}' for v in shares.values())}")
+    train = {f"{masks}:train": 1.0 - sum(shares.values()), **shares}
     return {
         "name": "adapt", "seed": args.seed, "network": network,
         "data": {"train": train, "val": f"{masks}:held_out", "generate": generate, "workers": 0,
@@ -101,6 +117,22 @@ def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: st
                   "device": args.device},
         "adapt": {"teacher": args.teacher},
     }
+
+
+def make_pseudo_labels(run: Path, network, args: argparse.Namespace) -> Path | None:
+    """RUN/pseudo-labels from the user's training masks (mask2hand.train.adapt.write_pseudo_labels),
+    with a line saying how many were kept; None when none was."""
+    from mask2hand.export.files import write_json
+    from mask2hand.train.adapt import write_pseudo_labels
+
+    folder, report = write_pseudo_labels(run / "pseudo-labels", run / "masks", network, args.pseudo_labels,
+                                         args.pseudo_min_iou, seed=args.seed)
+    write_json(run / PSEUDO_LABELS_NAME, report.as_dict())
+    if not args.quiet:
+        print(f"pseudo-labels: {report.kept} of {report.fitted} fits reached IoU {report.min_iou:g} "
+              f"(network {report.network_iou:.3f}, kept fits {report.kept_iou:.3f}; {report.seconds:.0f} s)"
+              + ("" if folder is not None else "; training without them"), flush=True)
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         from mask2hand.inference.api import Mask2Hand
 
         weights = str(resolve_weights(args.checkpoint))
-        model = Mask2Hand.from_pretrained(weights, device="cpu")
+        model = Mask2Hand.from_pretrained(weights, device="cpu", runtime="torch")
         prepared, names, failures = prepare_inputs(model, args)
         if len(prepared) < 2:
             raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
@@ -138,7 +170,10 @@ def run(args: argparse.Namespace) -> int:
         Ks = np.stack([p.K_model for p in prepared])
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
                          crop_margin=model.runner.input_crop)
-        config = load_config(adapt_recipe(out, network_config_of(read_file(weights)), args, weights))
+        pseudo_labels = None
+        if args.pseudo_labels > 0:
+            pseudo_labels = make_pseudo_labels(out, model.runner.network, args)
+        config = load_config(adapt_recipe(out, network_config_of(read_file(weights)), args, weights, pseudo_labels))
     trainer = AdaptTrainer(config, out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
     report_path = out / HELD_OUT_NAME
     if not args.resume:

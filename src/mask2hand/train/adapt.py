@@ -8,7 +8,11 @@ whose recipe mixes two kinds of batches (mask2hand.train.mixture):
   held-out share; they carry no labels and are trained on with the self-supervised objective
   (mask2hand.losses.self_supervised) against a teacher;
 - labelled synthetic masks (natural views, forearms, silhouette noise), trained on with the
-  recipe's supervised loss, so that what the silhouette cannot see stays anchored.
+  recipe's supervised loss, so that what the silhouette cannot see stays anchored;
+- optionally, pseudo-labels (`write_pseudo_labels`): the starting network's answers for some
+  of the user's training masks, fitted to them by test-time fitting (mask2hand.fit), those
+  whose fitted IoU reaches a threshold kept as labels; trained on with the supervised loss,
+  they distil the fit into the network.
 
 The teacher is the starting network ("start", frozen) or an exponential moving average of the
 student ("ema", mean teacher); either way it is saved in every checkpoint, so a resumed run
@@ -19,20 +23,25 @@ measurable without labels.
 from __future__ import annotations
 
 import copy
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from mask2hand.data.dataset import HandBatch
+from mask2hand.data.dataset import HandBatch, MaskDataset
 from mask2hand.data.storage import ArraySpec, DatasetWriter
 from mask2hand.errors import Mask2HandError
+from mask2hand.fit.core import FitConfig, fit_to_silhouette
+from mask2hand.hand.params import HandParams
 from mask2hand.losses.self_supervised import adapt_objective
 from mask2hand.train.loop import Trainer, add_into, term_sums
 from mask2hand.train.val_metrics import batch_metric_sums
 from mask2hand.version import __version__
 
 USER_MASKS_GENERATOR = "user-masks"
+PSEUDO_LABELS_GENERATOR = "pseudo-labels"
 HELD_OUT_SPLIT = "held_out"
 
 
@@ -63,6 +72,91 @@ def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sourc
             "counts": {"train": count - kept, HELD_OUT_SPLIT: kept},
             "sources": list(sources),
         })
+
+
+@dataclass(frozen=True)
+class PseudoLabelReport:
+    """What `write_pseudo_labels` did: masks fitted, fits kept (IoU >= min_iou), the kept fits'
+    mean IoU and the mean IoU of the network's answers for the same masks, seconds taken."""
+
+    fitted: int
+    kept: int
+    min_iou: float
+    kept_iou: float
+    network_iou: float
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"fitted": self.fitted, "kept": self.kept, "min_iou": self.min_iou, "kept_iou": self.kept_iou,
+                "network_iou": self.network_iou, "seconds": round(self.seconds, 1)}
+
+
+def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count: int, min_iou: float,
+                        seed: int, fit: FitConfig | None = None, batch_size: int = 32
+                        ) -> tuple[Path | None, PseudoLabelReport]:
+    """Pseudo-labels for up to `count` masks of the training share of `masks_folder` (from
+    `write_user_masks`), drawn at random: the network `net` (a Mask2HandNet, on the CPU or a
+    GPU) answers each, test-time fitting (FitConfig `fit`; default: the default fit in at most
+    the hand's pose components) fits its parametric hand to the mask,
+    and the fits with IoU >= min_iou are written to `folder` as a labelled dataset (masks, K,
+    joints (21,3) and vertices (V,3) in meters, source_index). Returns (the folder, or None when
+    no fit was kept, and a PseudoLabelReport)."""
+    if count < 1:
+        raise Mask2HandError(f"the number of masks to pseudo-label must be at least 1, got {count}")
+    if not 0.0 < min_iou <= 1.0:
+        raise Mask2HandError(f"the pseudo-labels' IoU threshold must be in (0, 1], got {min_iou}")
+    if fit is None:  # the default fit, in as many pose components as the network's hand has
+        fit = FitConfig()
+        fit = replace(fit, num_pcs=min(fit.num_pcs, net.hand.num_pose_pcs))
+    started = time.perf_counter()
+    dataset = MaskDataset(masks_folder, split="train", distance_field=False)
+    picked = np.sort(np.random.default_rng(seed).permutation(len(dataset))[:count])
+    device = next(net.parameters()).device
+    was_training = net.training
+    net.eval()
+    kept: dict[str, list[np.ndarray]] = {"masks": [], "K": [], "joints": [], "vertices": [], "source_index": []}
+    fitted_iou, network_iou = [], []
+    try:
+        for start in range(0, len(picked), batch_size):
+            batch = dataset.load_batch(picked[start:start + batch_size].tolist())
+            with torch.no_grad():
+                params = net(batch.mask.to(device), batch.K.to(device), exact_silhouette=True).params
+                pose = params.pose.reshape(len(batch), -1) if params.pose is not None \
+                    else net.hand.pose_from_pcs(params.pose_pcs)
+            start_hands = HandParams(global_orient=params.global_orient.cpu(), transl=params.transl.cpu(),
+                                     pose=pose.cpu(), betas=None if params.betas is None else params.betas.cpu())
+            masks, K = batch.mask.numpy() > 0.5, batch.K.numpy()
+            result = fit_to_silhouette(start_hands, masks, K, net.hand, fit)
+            fitted_iou.append(result.iou)
+            network_iou.append(result.iou_before)
+            good = result.iou >= min_iou
+            source = dataset.source.stored.arrays["source_index"][dataset.source.ids[picked[start:start + len(batch)]]]
+            for name, values in (("masks", masks), ("K", K), ("joints", result.joints), ("vertices", result.vertices),
+                                 ("source_index", np.asarray(source))):
+                kept[name].append(np.asarray(values)[good])
+    finally:
+        net.train(was_training)
+    arrays = {name: np.concatenate(values) for name, values in kept.items()}
+    fitted_iou, network_iou = np.concatenate(fitted_iou), np.concatenate(network_iou)
+    good = fitted_iou >= min_iou
+    report = PseudoLabelReport(fitted=len(picked), kept=int(good.sum()), min_iou=float(min_iou),
+                               kept_iou=float(fitted_iou[good].mean()) if good.any() else float("nan"),
+                               network_iou=float(network_iou.mean()), seconds=time.perf_counter() - started)
+    if not good.any():
+        return None, report
+    user_card = dataset.source.stored.card
+    specs = {"K": ArraySpec((3, 3), "float32"), "joints": ArraySpec((21, 3), "float32"),
+             "vertices": ArraySpec(arrays["vertices"].shape[1:], "float32"), "source_index": ArraySpec((), "int64")}
+    with DatasetWriter(folder, report.kept, dataset.image_size, specs) as writer:
+        writer.write(0, **{name: values.astype(np.int64 if name == "source_index" else values.dtype)
+                           for name, values in arrays.items()})
+        path = writer.finish({
+            "generator": PSEUDO_LABELS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
+            "hand": net.hand.identity,
+            "model_input": user_card.get("model_input"), "pseudo_labels": report.as_dict(),
+            "splits": {"train": {"start": 0, "stop": report.kept}}, "counts": {"train": report.kept},
+        })
+    return path, report
 
 
 class AdaptTrainer(Trainer):
