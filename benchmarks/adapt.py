@@ -7,7 +7,8 @@ benchmarks/cross_hand.py, other seeds than the training masks) and on the source
 broad set, network alone:
 
 - source: the starting weights;
-- adapted: `mask2hand adapt` on the training masks, labels unused, within --minutes;
+- adapted: `mask2hand adapt` on the training masks, labels unused, within --minutes (with
+  --pseudo-labels N, N of them first fitted and the confident fits trained on as labels);
 - oracle: the same masks with their labels, `mask2hand train` from the same weights for the
   same number of steps as the adapted run took (--recipe's network and loss, preset cpu; joints
   only for another hand model's masks; best.pt chosen on a validation split of the target's
@@ -19,7 +20,8 @@ silhouettes"): at least half the gap closed, target mIoU >= 0.88, the source set
 the source model, 2,000 masks adapted in at most 20 minutes on 2 CPU cores.
 
 Usage: python benchmarks/adapt.py [--checkpoint default] [--targets anny-natural open-natural-forearm]
-                                  [--n-train 2000] [--n-test 400] [--minutes 20] [--work runs/adapt-bench]
+                                  [--n-train 2000] [--n-test 400] [--minutes 20] [--pseudo-labels 0]
+                                  [--work runs/adapt-bench]
                                   [--cross-hand data/cross-hand] [--source-test data/broad:test]
 Writes benchmarks/results/adapt.json.
 """
@@ -83,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-test", type=int, default=400)
     parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--pseudo-labels", type=int, default=0, help="adapt's --pseudo-labels (default 0: none)")
     parser.add_argument("--work", type=Path, default=Path("runs/adapt-bench"))
     parser.add_argument("--cross-hand", type=Path, default=Path("data/cross-hand"))
     parser.add_argument("--source-test", default="data/broad:test", help="the source's held-out set (FOLDER:SPLIT)")
@@ -99,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         if not (adapted_run / "adapted.pt").is_file():
             cli.main(["adapt", str(masks), "--out", str(adapted_run), "--checkpoint", args.checkpoint, "--K",
-                      str(masks / "K.json"), "--minutes", str(args.minutes), "--quiet"])
+                      str(masks / "K.json"), "--minutes", str(args.minutes), "--pseudo-labels",
+                      str(args.pseudo_labels), "--quiet"])
         adapt_seconds = time.perf_counter() - started
         steps = json.loads((adapted_run / "summary.json").read_text())["steps_done"]
         if not (oracle_run / "best.pt").is_file():
@@ -120,14 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         gap = rows["source"]["target"]["pa_mpjpe_cm"] - rows["oracle"]["target"]["pa_mpjpe_cm"]
         closed = (rows["source"]["target"]["pa_mpjpe_cm"] - rows["adapted"]["target"]["pa_mpjpe_cm"]) / gap \
             if gap > 0 else float("nan")
+        pseudo = adapted_run / "pseudo_labels.json"
         results[target] = {"rows": rows, "gap_closed": closed, "adapt_seconds": round(adapt_seconds, 1),
-                           "adapt_steps": steps, "train_masks": args.n_train}
+                           "adapt_steps": steps, "train_masks": args.n_train,
+                           "pseudo_labels": json.loads(pseudo.read_text()) if pseudo.is_file() else None}
         print(f"{target}: gap closed {closed:.2f}, adapted in {adapt_seconds / 60:.1f} min ({steps} steps)")
         for name, row in rows.items():
             print(f"  {name:8s} target PA-MPJPE {row['target']['pa_mpjpe_cm']:.3f} cm, mIoU {row['target']['miou']:.3f}; "
                   f"source set PA-MPJPE {row['source_set']['pa_mpjpe_cm']:.3f} cm")
     write_json("adapt", {"checkpoint": args.checkpoint, "n_test": args.n_test, "minutes": args.minutes,
-                         "targets": results})
+                         "pseudo_labels": args.pseudo_labels, "targets": results})
     return 0
 
 

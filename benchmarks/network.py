@@ -49,6 +49,7 @@ IDLE_RESNET18_128_TRAIN_PER_S = 33.0
 CONFIGS = {
     "paper": NetConfig.paper(45),
     "cpu-default": NetConfig(),
+    "cpu-real-inputs": NetConfig(locator_input=256),  # v5: the hand locator on a 256 px whole-mask window
     "resnet18x1-128": NetConfig(backbone_width=1.0),
     "resnet18x.5-128": NetConfig(backbone_width=0.5),
     "resnet18x.5-96": NetConfig(backbone_width=0.5, input_size=96),
@@ -110,7 +111,7 @@ def network_case(name: str, config: NetConfig) -> Case:
     torch.manual_seed(0)
     net = Mask2HandNet(config)
     counts = net.parameter_counts()
-    size = config.input_size
+    size = config.model_input_size()
     masks, K = blobs(32, size)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
@@ -144,7 +145,7 @@ def network_case(name: str, config: NetConfig) -> Case:
     row = {"config": name, "backbone": f"{config.backbone} x{config.backbone_width:g}", "input": size,
            "refine": config.refine_head if config.refine else "off",
            "encoder_params_M": counts["encoder"] / 1e6, "refine_params_M": counts["refine"] / 1e6,
-           "total_params_M": counts["total"] / 1e6}
+           "locator_params_M": counts["locator"] / 1e6, "total_params_M": counts["total"] / 1e6}
     return Case(row, timers)
 
 
@@ -212,7 +213,7 @@ def main() -> None:
                                   for name in args.configs]
     rows = run_rounds(cases, args.rounds)
     print_table(rows, ["config", "backbone", "input", "refine", "encoder_params_M", "refine_params_M",
-                       "total_params_M", "train_ms_per_sample", "train_per_s", "b1_ms", "b64_per_s", "b1_ms_fast", "b64_per_s_fast"])
+                       "locator_params_M", "total_params_M", "train_ms_per_sample", "train_per_s", "b1_ms", "b64_per_s", "b1_ms_fast", "b64_per_s_fast"])
     reference = rows[0]
     print(f"(reference ResNet18 at 128: {reference['b1_ms']:.1f} ms at batch 1 and {reference['train_per_s']:.1f} "
           f"training samples/s here, {IDLE_RESNET18_128_B1_MS:g} ms and {IDLE_RESNET18_128_TRAIN_PER_S:g}/s "
