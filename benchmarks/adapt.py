@@ -78,7 +78,7 @@ def network_row(model: Mask2Hand, folder: Path, split: str, n: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--checkpoint", default="cpu-default-v4", help="the source model (default %(default)s, the issue's)")
     parser.add_argument("--recipe", default="cpu-noise-ft", help="the oracle's recipe (its network must be the "
                                                                   "checkpoint's; default %(default)s)")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))

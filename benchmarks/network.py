@@ -49,7 +49,7 @@ IDLE_RESNET18_128_TRAIN_PER_S = 33.0
 CONFIGS = {
     "paper": NetConfig.paper(45),
     "cpu-default": NetConfig(),
-    "cpu-real-inputs": NetConfig(locator_input=256),  # v5: the hand locator on a 256 px whole-mask window
+    "cpu-real-inputs": NetConfig(input_crop=1.25, locator_input=256),  # v5: the hand locator on a 256 px whole-mask window
     "resnet18x1-128": NetConfig(backbone_width=1.0),
     "resnet18x.5-128": NetConfig(backbone_width=0.5),
     "resnet18x.5-96": NetConfig(backbone_width=0.5, input_size=96),
@@ -111,7 +111,7 @@ def network_case(name: str, config: NetConfig) -> Case:
     torch.manual_seed(0)
     net = Mask2HandNet(config)
     counts = net.parameter_counts()
-    size = config.model_input_size()
+    size = config.model_input_size
     masks, K = blobs(32, size)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 

@@ -37,8 +37,12 @@ class ShippedModel:
 
 SHIPPED_MODELS = {model.name: model for model in (
     ShippedModel("default", "default.pt",
-                 "synthetic masks of the open hand (broad corpus, any orientation, silhouette noise); cpu-default-v4",
-                 "docs/MODEL_CARD.md", onnx_file="default.onnx"),
+                 "open and Anny hands, natural and broad views, forearms, silhouette noise; hand locator; "
+                 "cpu-default-v5", "docs/MODEL_CARD.md", onnx_file="default.onnx"),
+    ShippedModel("cpu-default-v4", "cpu-default-v4.pt",
+                 "the previous default: synthetic masks of the open hand ending at the wrist (broad corpus, "
+                 "silhouette noise); the start of v5 and of the adaptation benchmark",
+                 "docs/MODEL_CARD.md, section \"v4\""),
     ShippedModel("paper-synthetic", "paper-synthetic.pt",
                  "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); paper-synthetic-cpu",
                  "docs/MODEL_CARD.md, section \"The paper's Tables 1-2\""),
