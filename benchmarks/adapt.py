@@ -23,7 +23,7 @@ Usage: python benchmarks/adapt.py [--checkpoint default] [--targets anny-natural
                                   [--n-train 2000] [--n-test 400] [--minutes 20] [--pseudo-labels 0]
                                   [--work runs/adapt-bench]
                                   [--cross-hand data/cross-hand] [--source-test data/broad:test]
-Writes benchmarks/results/adapt.json.
+Writes benchmarks/results/adapt.json (--out NAME: NAME.json).
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-test", type=int, default=400)
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--pseudo-labels", type=int, default=0, help="adapt's --pseudo-labels (default 0: none)")
+    parser.add_argument("--out", default="adapt", help="JSON name under benchmarks/results (default %(default)s)")
     parser.add_argument("--work", type=Path, default=Path("runs/adapt-bench"))
     parser.add_argument("--cross-hand", type=Path, default=Path("data/cross-hand"))
     parser.add_argument("--source-test", default="data/broad:test", help="the source's held-out set (FOLDER:SPLIT)")
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, row in rows.items():
             print(f"  {name:8s} target PA-MPJPE {row['target']['pa_mpjpe_cm']:.3f} cm, mIoU {row['target']['miou']:.3f}; "
                   f"source set PA-MPJPE {row['source_set']['pa_mpjpe_cm']:.3f} cm")
-    write_json("adapt", {"checkpoint": args.checkpoint, "n_test": args.n_test, "minutes": args.minutes,
+    write_json(args.out, {"checkpoint": args.checkpoint, "n_test": args.n_test, "minutes": args.minutes,
                          "pseudo_labels": args.pseudo_labels, "targets": results})
     return 0
 

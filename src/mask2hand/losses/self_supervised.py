@@ -4,11 +4,17 @@ The mask supervises itself: the network's hands, rendered with the soft renderer
 the mask. The silhouette leaves some things open (the depth of each finger, which side of
 the hand faces the camera), so plausibility terms and a teacher hold those where they were:
 
-- silhouette: soft mask error of the preliminary and the refined mesh against the input
-  (eq. 5's BCE replaced by an area-normalised error with two weights: a hand pixel outside
-  the mask is always wrong, a mask pixel the hand leaves uncovered may be a forearm, so it
-  costs `uncovered` times less);
-- contour: the paper's contour term (mask2hand.render.contour) on both meshes;
+- silhouette: soft mask error of the preliminary and the refined mesh against the input, one
+  minus a Tversky index: 1 - overlap / (overlap + outside + uncovered x left), where a hand pixel
+  outside the mask is always wrong and a mask pixel the hand leaves uncovered may be a forearm, so
+  it costs `uncovered` times less. It is 1 for an empty silhouette, the worst answer, so that no
+  answer escapes it by shrinking the hand (with an error normalised by the mask's area, an empty
+  silhouette would cost only `uncovered`);
+- contour: the paper's contour term (mask2hand.render.contour) on both meshes; off by default
+  (weight 0): without 3-D labels to hold the hand's size it raised the silhouette error from the
+  first steps on v4 and Anny masks (the sum along the rendered contour is smaller for a shorter
+  contour, and a version averaged along the contour did no better), so it is there to switch on
+  where labelled batches dominate;
 - limits, shape: the fit's priors (mask2hand.fit.priors) on the preliminary hand's pose
   (radians^2 outside the joint limits) and betas (||betas||^2);
 - teacher: mean distance (mm) between the student's and the teacher's refined joints relative
@@ -43,7 +49,7 @@ class AdaptWeights:
 
     silhouette: float = 1.0
     uncovered: float = 0.3
-    contour: float = 1e-4
+    contour: float = 0.0
     limits: float = 1.0
     shape: float = 1e-3
     teacher: float = 0.02
@@ -74,10 +80,12 @@ class AdaptTerms:
 
 def mask_error(silhouette: torch.Tensor, mask: torch.Tensor, uncovered: float) -> torch.Tensor:
     """Soft silhouettes (B,S,S) in [0,1] against masks (B,S,S) 0/1 -> the mean over the batch of
-    (hand outside the mask + uncovered x mask left uncovered) / mask area."""
+    1 - overlap / (overlap + hand outside the mask + uncovered x mask left uncovered): 0 for a
+    perfect match, 1 for no overlap (an empty silhouette included)."""
+    overlap = (silhouette * mask).sum(dim=(1, 2))
     outside = (silhouette * (1 - mask)).sum(dim=(1, 2))
     left = ((1 - silhouette) * mask).sum(dim=(1, 2))
-    return ((outside + uncovered * left) / mask.sum(dim=(1, 2)).clamp_min(1.0)).mean()
+    return (1 - overlap / (overlap + outside + uncovered * left).clamp_min(1e-6)).mean()
 
 
 def adapt_objective(net: Mask2HandNet, output: Mask2HandOutput, weights: AdaptWeights,
