@@ -34,7 +34,6 @@ from mask2hand.data.dataset import HandBatch, MaskDataset
 from mask2hand.data.storage import ArraySpec, DatasetWriter
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit.core import FitConfig, fit_to_silhouette
-from mask2hand.hand.params import HandParams
 from mask2hand.losses.self_supervised import adapt_objective
 from mask2hand.train.loop import Trainer, add_into, term_sums
 from mask2hand.train.val_metrics import batch_metric_sums
@@ -114,46 +113,39 @@ def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    kept: dict[str, list[np.ndarray]] = {"masks": [], "K": [], "joints": [], "vertices": [], "source_index": []}
-    fitted_iou, network_iou = [], []
+    stored = dataset.source.stored
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in ("masks", "K", "joints", "vertices", "iou", "iou_before")}
     try:
         for start in range(0, len(picked), batch_size):
             batch = dataset.load_batch(picked[start:start + batch_size].tolist())
-            with torch.no_grad():
+            with torch.no_grad():  # the fit starts from the network's parametric hand (pose or pose PCs)
                 params = net(batch.mask.to(device), batch.K.to(device), exact_silhouette=True).params
-                pose = params.pose.reshape(len(batch), -1) if params.pose is not None \
-                    else net.hand.pose_from_pcs(params.pose_pcs)
-            start_hands = HandParams(global_orient=params.global_orient.cpu(), transl=params.transl.cpu(),
-                                     pose=pose.cpu(), betas=None if params.betas is None else params.betas.cpu())
             masks, K = batch.mask.numpy() > 0.5, batch.K.numpy()
-            result = fit_to_silhouette(start_hands, masks, K, net.hand, fit)
-            fitted_iou.append(result.iou)
-            network_iou.append(result.iou_before)
-            good = result.iou >= min_iou
-            source = dataset.source.stored.arrays["source_index"][dataset.source.ids[picked[start:start + len(batch)]]]
+            result = fit_to_silhouette(params, masks, K, net.hand, fit)
             for name, values in (("masks", masks), ("K", K), ("joints", result.joints), ("vertices", result.vertices),
-                                 ("source_index", np.asarray(source))):
-                kept[name].append(np.asarray(values)[good])
+                                 ("iou", result.iou), ("iou_before", result.iou_before)):
+                parts[name].append(np.asarray(values))
     finally:
         net.train(was_training)
-    arrays = {name: np.concatenate(values) for name, values in kept.items()}
-    fitted_iou, network_iou = np.concatenate(fitted_iou), np.concatenate(network_iou)
+    arrays = {name: np.concatenate(values) for name, values in parts.items()}
+    fitted_iou = arrays.pop("iou")
     good = fitted_iou >= min_iou
     report = PseudoLabelReport(fitted=len(picked), kept=int(good.sum()), min_iou=float(min_iou),
                                kept_iou=float(fitted_iou[good].mean()) if good.any() else float("nan"),
-                               network_iou=float(network_iou.mean()), seconds=time.perf_counter() - started)
+                               network_iou=float(arrays.pop("iou_before").mean()),
+                               seconds=time.perf_counter() - started)
     if not good.any():
         return None, report
-    user_card = dataset.source.stored.card
+    arrays = {name: values[good] for name, values in arrays.items()}
+    arrays["source_index"] = np.asarray(stored.arrays["source_index"][dataset.source.ids[picked[good]]], np.int64)
     specs = {"K": ArraySpec((3, 3), "float32"), "joints": ArraySpec((21, 3), "float32"),
              "vertices": ArraySpec(arrays["vertices"].shape[1:], "float32"), "source_index": ArraySpec((), "int64")}
     with DatasetWriter(folder, report.kept, dataset.image_size, specs) as writer:
-        writer.write(0, **{name: values.astype(np.int64 if name == "source_index" else values.dtype)
-                           for name, values in arrays.items()})
+        writer.write(0, **arrays)
         path = writer.finish({
             "generator": PSEUDO_LABELS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
             "hand": net.hand.identity,
-            "model_input": user_card.get("model_input"), "pseudo_labels": report.as_dict(),
+            "model_input": stored.card.get("model_input"), "pseudo_labels": report.as_dict(),
             "splits": {"train": {"start": 0, "stop": report.kept}}, "counts": {"train": report.kept},
         })
     return path, report
