@@ -228,7 +228,10 @@ def test_ablation_rows_switch_the_right_terms(data_dir):
     weights = loss_weights(no_refine_no_mesh)
     assert weights.vertices == 0 and weights.aligned_vertices == 0 and weights.aligned_joints > 0
     star = loss_weights(row_config(base, TABLE5_ROWS[5]))
-    assert star.preliminary_aligned is False and star.contour == 0
+    assert star.contour == 0 and star.aligned_joints > 0 and star.vertices > 0
+    assert not (star.preliminary_aligned or star.preliminary_joints or star.preliminary_vertices)
+    full = loss_weights(row_config(base, TABLE5_ROWS[0]))
+    assert full.preliminary_aligned and full.preliminary_joints and full.preliminary_vertices
     with_bce = loss_weights(row_config(base, TABLE5_ROWS[6]))
     assert with_bce.bce == 0.5 and with_bce.contour > 0
     unaligned = loss_weights(row_config(base, TABLE5_ROWS[4]))
@@ -245,7 +248,33 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
                      "--max-test-samples", "8"])
     text = capsys.readouterr().out
     assert code == 0 and "Table 5" in text and "PA-MPJPE" in text
-    assert len(json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]) == 2
+    rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["x - x x x", "x - x - -"]
+    assert all(r["steps"] == 1 and r["stop_reason"] == "finished" for r in rows)
+
+
+def test_interrupted_ablation_row_stops_the_ablation_and_writes_no_table(data_dir, tmp_path, capsys, monkeypatch):
+    import mask2hand.train.loop as loop
+
+    started = []
+
+    class InterruptedTrainer:
+        def __init__(self, config, out_dir, resume=False):
+            started.append(Path(out_dir).name)
+            self.out_dir = Path(out_dir)
+
+        def run(self):
+            return loop.RunResult(self.out_dir, 0, 3, float("inf"), "interrupted", 10.0)
+
+    monkeypatch.setattr(loop, "Trainer", InterruptedTrainer)
+    recipe = tmp_path / "tiny.yaml"
+    import yaml
+
+    recipe.write_text(yaml.safe_dump(tiny_recipe(data_dir, epochs=1, max_steps_per_epoch=1)))
+    code = cli_main(["ablate", str(recipe), "--out", str(tmp_path / "abl"), "--rows", "1,3"])
+    assert code == 130 and "interrupted" in capsys.readouterr().err
+    assert started == ["x-xxx"]  # row 3 never started
+    assert not (tmp_path / "abl" / "ablation.json").exists()
 
 
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):

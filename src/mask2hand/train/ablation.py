@@ -3,6 +3,8 @@
 Each row switches the aligned losses (on, off, or "*": only on the refined outputs),
 the BCE and contour silhouette losses, RefineNet and the mesh (vertex) losses. As in
 the paper's ablation, the network uses 6 pose PCs and no shape regression (beta = 0).
+The "*" row is the paper's "remove all losses inserted before RefineNet" (section 4.5):
+no term, aligned or not, compares the preliminary output, and its contour term is off.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:
         overrides["aligned_joints"] = 0.0
         overrides["aligned_vertices"] = 0.0
     elif row.aligned == "*":
-        overrides["preliminary_aligned"] = False
+        overrides.update(preliminary_aligned=False, preliminary_joints=False, preliminary_vertices=False)
     if not row.mesh:
         overrides["vertices"] = 0.0
         overrides["aligned_vertices"] = 0.0
@@ -66,7 +68,10 @@ def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:
 
 def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch_size: int = 64,
                  max_test_samples: int | None = None) -> list[dict]:
-    """Train and evaluate every row; returns one dict per row (switches + final-output metrics)."""
+    """Train and evaluate every row; returns one dict per row (switches, steps trained, why the
+    run stopped, final-output metrics). A row stopped by Ctrl-C or SIGTERM raises
+    KeyboardInterrupt after saving its last.pt; rerunning resumes it (finished rows are only
+    evaluated again)."""
     from mask2hand.nn.checkpoint import load_network
     from mask2hand.evaluation.network import evaluate
     from mask2hand.train.loop import Trainer
@@ -76,13 +81,17 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch
     for row in rows:
         run_dir = Path(out_dir) / row.label().replace(" ", "")
         config = row_config(base, row)
-        Trainer(config, run_dir, resume=(run_dir / "last.pt").exists()).run()
+        trained = Trainer(config, run_dir, resume=(run_dir / "last.pt").exists()).run()
+        if trained.stop_reason == "interrupted":
+            # last.pt is saved: the same command resumes this row; the later rows must not start
+            raise KeyboardInterrupt
         # the checkpoint keeps no MANO path: the recipe's is the one to use
         net, _ = load_network(run_dir / "best.pt", mano_path=config.network.get("hand_model_path"))
         metrics = evaluate(net, test, batch_size=batch_size, max_samples=max_test_samples)
         final = metrics.stages.get("refined", metrics.stages["preliminary"])
         results.append({"row": row.label(), "aligned": row.aligned, "bce": row.bce, "contour": row.contour,
-                        "refine": row.refine, "mesh": row.mesh, **final})
+                        "refine": row.refine, "mesh": row.mesh, "steps": trained.steps_done,
+                        "stop_reason": trained.stop_reason, **final})
     return results
 
 
