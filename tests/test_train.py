@@ -253,6 +253,21 @@ def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
     assert all(r["steps"] == 1 and r["stop_reason"] == "finished" for r in rows)
 
 
+def test_rank_agreement_compares_the_order_of_the_rows_with_the_papers():
+    from mask2hand.train.ablation import PAPER_TABLE5, TABLE5_ROWS, format_ablation, rank_agreement
+
+    labels = [row.label() for row in TABLE5_ROWS]
+    assert set(labels) == set(PAPER_TABLE5)
+    same_order = [{"row": label, **{key: 2 * value + 1 for key, value in PAPER_TABLE5[label].items()}}
+                  for label in labels]
+    assert rank_agreement(same_order)["pa_mpjpe_cm"] == pytest.approx(1.0)
+    reversed_order = [{**r, "pa_mpjpe_cm": -r["pa_mpjpe_cm"]} for r in same_order]
+    assert rank_agreement(reversed_order)["pa_mpjpe_cm"] == pytest.approx(-1.0)
+    assert all(value is None for value in rank_agreement(same_order[:2]).values())
+    text = format_ablation(same_order)
+    assert "[0.78]" in text and "Spearman" in text  # the paper's first-row PA-MPJPE beside ours
+
+
 def test_interrupted_ablation_row_stops_the_ablation_and_writes_no_table(data_dir, tmp_path, capsys, monkeypatch):
     import mask2hand.train.loop as loop
 

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.utils.files import write_text_atomic
     from mask2hand.errors import Mask2HandError
     from mask2hand.version import JSON_SCHEMA_VERSION
-    from mask2hand.train.ablation import TABLE5_ROWS, format_ablation, run_ablation
+    from mask2hand.train.ablation import TABLE5_ROWS, format_ablation, rank_agreement, run_ablation
     from mask2hand.train.config import load_config
 
     # --epochs goes through the recipe's checks (0 or less is refused there, not ignored)
@@ -38,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     rows = TABLE5_ROWS if args.rows is None else _selected_rows(args.rows, TABLE5_ROWS)
     results = run_ablation(base, args.out, rows=rows, max_test_samples=args.max_test_samples)
     print(format_ablation(results))
-    path = write_text_atomic(Path(args.out) / "ablation.json", json.dumps({"schema_version": JSON_SCHEMA_VERSION, "rows": results},
-                                                                             indent=2))
+    record = {"schema_version": JSON_SCHEMA_VERSION, "rows": results, "rank_agreement": rank_agreement(results)}
+    path = write_text_atomic(Path(args.out) / "ablation.json", json.dumps(record, indent=2))
     print(f"wrote {path}")
     return 0
 

@@ -43,6 +43,24 @@ TABLE5_ROWS = (
 )
 
 
+_METRICS = (("mpjpe_cm", "MPJPE"), ("mpvpe_cm", "MPVPE"), ("pa_mpjpe_cm", "PA-MPJPE"), ("pa_mpvpe_cm", "PA-MPVPE"),
+            ("miou", "mIoU"))
+
+# The paper's Table 5 (FreiHAND, 150 epochs on a GPU) by row label: MPJPE, MPVPE, PA-MPJPE,
+# PA-MPVPE (cm) and mIoU, printed beside a run's rows so that their ranking can be compared.
+PAPER_TABLE5 = {label: dict(zip((key for key, _ in _METRICS), figures)) for label, figures in (
+    ("x - x x x", (3.55, 3.56, 0.78, 0.79, 0.87)),
+    ("x - x x -", (3.67, 3.84, 0.86, 1.18, 0.76)),
+    ("x - x - -", (3.73, 3.73, 0.94, 0.94, 0.83)),
+    ("x - - x x", (3.60, 3.61, 0.80, 0.81, 0.87)),
+    ("- - x x x", (3.83, 3.91, 1.36, 1.56, 0.86)),
+    ("* - - x x", (3.66, 3.67, 0.79, 0.80, 0.86)),
+    ("x x x x x", (3.56, 3.57, 0.78, 0.79, 0.87)),
+    ("x x x - -", (3.72, 3.73, 0.90, 0.93, 0.83)),
+    ("- x x x x", (3.66, 3.67, 1.04, 1.06, 0.88)),
+)}
+
+
 def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:
     """The recipe of one Table 5 row derived from `base`."""
     config = copy.deepcopy(base)
@@ -95,13 +113,33 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch
     return results
 
 
+def rank_agreement(results: list[dict]) -> dict[str, float | None]:
+    """Per metric, Spearman's rank correlation between the rows' figures and the paper's
+    (1: the same order); None with fewer than 3 rows or where either side has one value only."""
+    from scipy.stats import spearmanr
+
+    agreement: dict[str, float | None] = {}
+    for key, _ in _METRICS:
+        ours = [r.get(key) for r in results]
+        paper = [PAPER_TABLE5[r["row"]][key] for r in results]
+        usable = len(results) >= 3 and None not in ours and len(set(ours)) > 1 and len(set(paper)) > 1
+        agreement[key] = float(spearmanr(ours, paper).statistic) if usable else None
+    return agreement
+
+
 def format_ablation(results: list[dict]) -> str:
-    columns = [("mpjpe_cm", "MPJPE"), ("mpvpe_cm", "MPVPE"), ("pa_mpjpe_cm", "PA-MPJPE"), ("pa_mpvpe_cm", "PA-MPVPE"),
-               ("miou", "mIoU")]
-    header = "Aligned BCE Contour Refine Mesh | " + "  ".join(label for _, label in columns)
-    lines = ["Table 5 ablation (cm; the final output of each run)", header, "-" * len(header)]
+    """The rows as a table, each figure followed by the paper's in brackets, and the rank agreement."""
+    width = 14
+    header = "Aligned BCE Contour Refine Mesh | " + "".join(label.rjust(width) for _, label in _METRICS)
+    lines = ["Table 5 ablation: the final output of each run (cm), [the paper's, on FreiHAND]", header,
+             "-" * len(header)]
     for r in results:
         switches = r["row"].split()
-        cells = "  ".join(f"{r.get(key, float('nan')):.3f}".rjust(len(label)) for key, label in columns)
+        paper = PAPER_TABLE5[r["row"]]
+        cells = "".join(f"{r.get(key, float('nan')):.3f} [{paper[key]:.2f}]".rjust(width) for key, _ in _METRICS)
         lines.append(f"{switches[0]:>7} {switches[1]:>3} {switches[2]:>7} {switches[3]:>6} {switches[4]:>4} | {cells}")
+    agreement = rank_agreement(results)
+    if any(value is not None for value in agreement.values()):
+        lines.append("rank agreement with the paper's rows (Spearman; 1: the same order): " + ", ".join(
+            f"{label} {'-' if agreement[key] is None else format(agreement[key], '+.2f')}" for key, label in _METRICS))
     return "\n".join(lines)
