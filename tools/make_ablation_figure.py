@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mask2hand.train.ablation import PAPER_TABLE5, TABLE5_ROWS, rank_agreement  # noqa: E402
+from mask2hand.train.ablation import PAPER_TABLE5, TABLE5_ROWS, rank_agreement, row_folder  # noqa: E402
 
 
 def validation_curve(run_dir: Path) -> tuple[list[int], list[float]]:
@@ -39,7 +39,7 @@ def main() -> None:
     agreement = rank_agreement(results)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
     for r in results:
-        epochs, values = validation_curve(args.run / r["row"].replace(" ", ""))
+        epochs, values = validation_curve(args.run / row_folder(r["row"]))
         axes[0].plot(epochs, values, marker="o", ms=3, label=f"{number[r['row']]}: {r['row']}")
     axes[0].set(xlabel="epoch", ylabel="validation PA-MPJPE (cm)", title="training (Aligned BCE Contour Refine Mesh)")
     axes[0].legend(fontsize=7)

@@ -61,10 +61,15 @@ PAPER_TABLE5 = {label: dict(zip((key for key, _ in _METRICS), figures)) for labe
 )}
 
 
+def row_folder(label: str) -> str:
+    """The name of a row's run folder inside the ablation's output folder ("x - x x x" -> "x-xxx")."""
+    return label.replace(" ", "")
+
+
 def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:
     """The recipe of one Table 5 row derived from `base`."""
     config = copy.deepcopy(base)
-    config.name = f"{base.name}-ablation-{row.label().replace(' ', '')}"
+    config.name = f"{base.name}-ablation-{row_folder(row.label())}"
     config.network = {**config.network, "num_pose_pcs": 6, "pose_space": "pca", "predict_shape": False,
                       "refine": row.refine}
     overrides = dict(config.loss.overrides)
@@ -97,7 +102,7 @@ def run_ablation(base: TrainConfig, out_dir: str | Path, rows=TABLE5_ROWS, batch
     test = base.data.test or base.data.val
     results = []
     for row in rows:
-        run_dir = Path(out_dir) / row.label().replace(" ", "")
+        run_dir = Path(out_dir) / row_folder(row.label())
         config = row_config(base, row)
         trained = Trainer(config, run_dir, resume=(run_dir / "last.pt").exists()).run()
         if trained.stop_reason == "interrupted":
