@@ -14,6 +14,7 @@ and with test-time fitting (--fit), per set and over all sets:
   among the hands whose reference palm is within 75 degrees of facing the camera or away
   (mask2hand.evaluation.real_hands.palm_clearly_facing; "judged" counts them);
 - failures (inputs with no answer) and warnings.
+A set without a 2-D reference (the webcam cut-outs) has the IoU with the whole mask only.
 
 The reference is MediaPipe Hands on the RGB photo (tools/make_real_hands.py). Its landmarks are
 defined on the skin (its wrist and thumb base sit elsewhere than the open hand's joint centres),
@@ -53,25 +54,32 @@ def score(predictions, hands) -> list[dict]:
         if isinstance(prediction, Exception):
             rows.append({"ident": hand.ident, "error": str(prediction)})
             continue
-        errors = joint_errors_2d(prediction.joints_2d, hand.landmarks)
-        flip = None
-        if palm_clearly_facing(hand.world_landmarks):
-            flip = palm_toward_camera(prediction.joints_2d, hand.side) != palm_toward_camera(hand.landmarks, hand.side)
-        rows.append({"ident": hand.ident, "group": hand.group,
-                     "iou": silhouette_iou(prediction.rendered_mask, prediction.mask),
-                     "iou_wrist": silhouette_iou(prediction.rendered_mask, cut_at_wrist(prediction.mask, hand.landmarks)),
-                     "error_px": errors.mean_px, "error_pct": 100 * errors.mean_fraction, "pck": errors.pck,
-                     "flip": flip, "warned": bool(prediction.warnings)})
+        row = {"ident": hand.ident, "group": hand.group, "iou": silhouette_iou(prediction.rendered_mask, prediction.mask),
+               "warned": bool(prediction.warnings)}
+        if hand.landmarks is not None:
+            errors = joint_errors_2d(prediction.joints_2d, hand.landmarks)
+            flip = None
+            if palm_clearly_facing(hand.world_landmarks):
+                flip = palm_toward_camera(prediction.joints_2d, hand.side) != palm_toward_camera(hand.landmarks,
+                                                                                                  hand.side)
+            row.update(iou_wrist=silhouette_iou(prediction.rendered_mask, cut_at_wrist(prediction.mask, hand.landmarks)),
+                       error_px=errors.mean_px, error_pct=100 * errors.mean_fraction, pck=errors.pck, flip=flip)
+        rows.append(row)
     return rows
 
 
 def summary(rows: list[dict]) -> dict:
+    """Means over the answered hands (None where no hand of the set has the figure: a set without a
+    2-D reference has only IoU), flips over the judged ones, counts of failures and warnings."""
     ok = [r for r in rows if "error" not in r]
-    mean = (lambda key: float(np.mean([r[key] for r in ok])) if ok else float("nan"))
-    judged = [r["flip"] for r in ok if r["flip"] is not None]
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in ok if key in r]
+        return float(np.mean(values)) if values else None
+
+    judged = [r["flip"] for r in ok if r.get("flip") is not None]
     return {"n": len(rows), "iou": mean("iou"), "iou_wrist": mean("iou_wrist"), "error_px": mean("error_px"),
             "error_pct": mean("error_pct"), "pck": mean("pck"),
-            "flip_pct": 100 * float(np.mean(judged)) if judged else float("nan"), "flips_judged": len(judged),
+            "flip_pct": 100 * float(np.mean(judged)) if judged else None, "flips_judged": len(judged),
             "failed": len(rows) - len(ok), "warned": sum(r["warned"] for r in ok)}
 
 
@@ -103,7 +111,7 @@ def contact_sheet(path: Path, hands, predictions, columns: int = 10) -> None:
             tile[~prediction.rendered_mask & mask] = (40, 40, 200)
         scale = 200 / max(mask.shape)
         tile = cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        skeletons = [(hand.landmarks, (0, 220, 0))]
+        skeletons = [] if hand.landmarks is None else [(hand.landmarks, (0, 220, 0))]
         if not isinstance(prediction, Exception):
             skeletons.append((prediction.joints_2d, (240, 220, 0)))
         for points, colour in skeletons:
@@ -129,7 +137,8 @@ def main() -> None:
     parser.add_argument("--no-fit", action="store_true", help="network alone only")
     parser.add_argument("--steps", type=int, default=80, help="test-time fitting steps (default 80)")
     parser.add_argument("--limit", type=int, help="at most this many hands per set (a quick look)")
-    parser.add_argument("--sheet", type=Path, help="contact sheet of the last model's answers (network alone)")
+    parser.add_argument("--sheet", type=Path, help="contact sheets of the last model's answers (network alone), one "
+                        "per set: SHEET-<set>.png")
     parser.add_argument("--name", default="real_hands", help="results file name (default real_hands)")
     args = parser.parse_args()
     setup_threads(2)
@@ -151,7 +160,8 @@ def main() -> None:
                     **summary(rows), "seconds_per_mask": seconds, "hands": rows}
                 table.append(_table_row(checkpoint, name, mode, summary(rows), seconds))
                 if args.sheet is not None and mode == "network" and checkpoint == checkpoints[-1]:
-                    contact_sheet(args.sheet, hands, predictions)
+                    contact_sheet(args.sheet.with_name(f"{args.sheet.stem}-{name}{args.sheet.suffix}"), hands,
+                                  predictions)
             if len(sets) > 1:
                 results[checkpoint][mode]["all"] = summary(every)
                 table.append(_table_row(checkpoint, "all", mode, summary(every), None))

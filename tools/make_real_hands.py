@@ -25,9 +25,17 @@ student is in one share.
 Only photos numbered below --max-number are read (the rest of that set is reserved for
 independent checks of the project and must never be opened).
 
+A second kind of source, `cutouts`: grey pictures of a hand (and forearm) already cut out onto a
+black background by a webcam program, one person, named <gesture><frame>.png. The mask is the
+pixels above a low grey level, opened by 1 px, its largest region at an edge, holes under 0.5% of
+the picture filled (speckle; an OK sign's ring is larger and stays). No reference: MediaPipe
+finds a hand in few of these grey pictures (5 of 64 tried), so such a set is scored by IoU only.
+It holds one person, so it is a test-only set.
+
 Needs the `reference-labels` extra (MediaPipe, in a virtual environment of its own):
     python -m venv .venv-labels && .venv-labels/bin/pip install -e '.[reference-labels]'
-    .venv-labels/bin/python tools/make_real_hands.py PHOTOS OUT [--sheet SHEET.png]
+    .venv-labels/bin/python tools/make_real_hands.py sign-language-digits PHOTOS OUT [--sheet SHEET.png]
+    .venv-labels/bin/python tools/make_real_hands.py cutouts IMAGES OUT --gesture stop --side left
 PHOTOS holds <digit>/IMG_<number>.JPG as the Sign Language Digits repository does.
 """
 
@@ -200,14 +208,19 @@ def contact_sheet(records: list[dict], photos: dict[str, np.ndarray], masks: dic
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("photos", type=Path, help="folder with <digit>/IMG_<number>.JPG")
-    parser.add_argument("out", type=Path, help="dataset folder to write (masks/, labels.json)")
-    parser.add_argument("--max-number", type=int, default=RESERVED_FROM,
-                        help=f"read only photos numbered below this (default {RESERVED_FROM})")
-    parser.add_argument("--sheet", type=Path, help="also write a contact sheet of every photo here")
-    args = parser.parse_args(argv)
+def write_labels(out: Path, records: list[dict]) -> None:
+    """labels.json of a real-hands folder: one record a line."""
+    lines = ",\n".join(json.dumps(record, separators=(",", ":")) for record in records)
+    (out / "labels.json").write_text(f'{{"format": "{FORMAT}", "records": [\n{lines}\n]}}\n')
+
+
+def write_mask(out: Path, ident: str, mask: np.ndarray) -> str:
+    """Write masks/<ident>.png (hand 255 on 0) under `out`; its path relative to `out`."""
+    Image.fromarray(mask.astype(np.uint8) * 255).save(out / "masks" / f"{ident}.png", optimize=True)
+    return f"masks/{ident}.png"
+
+
+def sign_language_digits(args: argparse.Namespace) -> int:
     if args.max_number > RESERVED_FROM:
         print(f"photos numbered {RESERVED_FROM} and above are reserved for independent checks", file=sys.stderr)
         return 2
@@ -224,21 +237,85 @@ def main(argv: list[str] | None = None) -> int:
         rgb = np.asarray(Image.open(path).convert("RGB"))
         mask, problem = skin_mask(rgb)
         ident = f"IMG_{number}"
-        Image.fromarray(mask.astype(np.uint8) * 255).save(args.out / "masks" / f"{ident}.png", optimize=True)
         found = reference(rgb)
         if problem is None and found is None:
             problem = "MediaPipe Hands found no hand"
-        records.append({"id": ident, "mask": f"masks/{ident}.png", "digit": digit, "student": student,
+        records.append({"id": ident, "mask": write_mask(args.out, ident, mask), "group": str(digit), "person": student,
                         "share": shares[student], "image_size": [int(rgb.shape[0]), int(rgb.shape[1])],
                         "problem": problem, "reference": found})
         rgbs[ident], masks[ident] = rgb, mask
-    lines = ",\n".join(json.dumps(record, separators=(",", ":")) for record in records)
-    (args.out / "labels.json").write_text(f'{{"format": "{FORMAT}", "records": [\n{lines}\n]}}\n')
+    write_labels(args.out, records)
     if args.sheet is not None:
         contact_sheet(records, rgbs, masks, args.sheet)
     usable = sum(r["problem"] is None for r in records)
     print(f"{len(records)} photos of {max(students) + 1} students; {usable} usable; written to {args.out}")
     return 0
+
+
+CUTOUT_LEVEL = 15
+"""A cut-out's background is black: grey levels above this are hand (or arm)."""
+SMALL_HOLE = 0.005
+"""Holes under this fraction of the picture are sensor speckle and filled; larger ones (the ring of
+an OK sign) are kept."""
+
+
+def cutout_mask(grey: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """(mask (H,W) bool, reason it is unusable or None) of a hand cut out onto a black background."""
+    mask = (grey > CUTOUT_LEVEL).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    mask = largest_region_at_edge(mask)
+    holes = fill_holes(mask) - mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    for label in range(1, count):
+        if stats[label, cv2.CC_STAT_AREA] < SMALL_HOLE * mask.size:
+            mask[labels == label] = 1
+    area = mask.mean()
+    if area < MIN_AREA or area > MAX_AREA:
+        return mask.astype(bool), f"mask covers {100 * area:.0f}% of the picture"
+    return mask.astype(bool), None
+
+
+def cutouts(args: argparse.Namespace) -> int:
+    """Grey cut-outs <gesture><frame>.png of one person (a test-only set: one person cannot be
+    split by person), every --every-th frame of each --gesture, side given by --side."""
+    (args.out / "masks").mkdir(parents=True, exist_ok=True)
+    records = []
+    for gesture in args.gesture:
+        frames = sorted(args.images.glob(f"{gesture}[0-9]*.png"), key=lambda p: int(p.stem[len(gesture):]))
+        for path in frames[::args.every]:
+            grey = np.asarray(Image.open(path).convert("L"))
+            mask, problem = cutout_mask(grey)
+            records.append({"id": path.stem, "mask": write_mask(args.out, path.stem, mask), "group": gesture,
+                            "person": 0, "share": "test", "image_size": [int(grey.shape[0]), int(grey.shape[1])],
+                            "side": args.side, "problem": problem, "reference": None})
+    if not records:
+        print(f"{args.images}: no <gesture><frame>.png images of {', '.join(args.gesture)}", file=sys.stderr)
+        return 2
+    write_labels(args.out, records)
+    usable = sum(r["problem"] is None for r in records)
+    print(f"{len(records)} cut-outs; {usable} usable; written to {args.out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sources = parser.add_subparsers(dest="source", required=True)
+    sld = sources.add_parser("sign-language-digits", help="photos of hands against a wall, with a MediaPipe reference")
+    sld.add_argument("photos", type=Path, help="folder with <digit>/IMG_<number>.JPG")
+    sld.add_argument("out", type=Path, help="dataset folder to write (masks/, labels.json)")
+    sld.add_argument("--max-number", type=int, default=RESERVED_FROM,
+                     help=f"read only photos numbered below this (default {RESERVED_FROM})")
+    sld.add_argument("--sheet", type=Path, help="also write a contact sheet of every photo here")
+    sld.set_defaults(run=sign_language_digits)
+    cut = sources.add_parser("cutouts", help="grey hands cut out onto black, one person, no reference")
+    cut.add_argument("images", type=Path, help="folder with <gesture><frame>.png")
+    cut.add_argument("out", type=Path, help="dataset folder to write (masks/, labels.json)")
+    cut.add_argument("--gesture", action="append", required=True, help="file-name prefix of a gesture (repeatable)")
+    cut.add_argument("--side", choices=("right", "left"), required=True, help="the hand's side")
+    cut.add_argument("--every", type=int, default=3, help="take every N-th frame (default 3)")
+    cut.set_defaults(run=cutouts)
+    args = parser.parse_args(argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":

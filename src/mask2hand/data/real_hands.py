@@ -3,16 +3,19 @@
 A folder (written by tools/make_real_hands.py) holds `labels.json` and `masks/*.png`:
 
     {"format": "mask2hand-real-hands/1", "records": [
-     {"id": "IMG_1118", "mask": "masks/IMG_1118.png", "digit": 0, "student": 0, "share": "train",
+     {"id": "IMG_1118", "mask": "masks/IMG_1118.png", "group": "0", "person": 0, "share": "train",
       "image_size": [100, 100], "problem": null,
       "reference": {"landmarks_px": [[u, v] x 21], "landmarks_depth_px": [21],
                     "world_landmarks_m": [[x, y, z] x 21], "side": "right", "side_score": 0.98}}, ...]}
 
-`landmarks_px` are MediaPipe Hands' 21 landmarks in the project's joint order (wrist, thumb base to
+`group` is a label from the source (the digit signed, the gesture), `person` tells people
+apart within the set. `landmarks_px` are MediaPipe Hands' 21 landmarks in the project's joint order (wrist, thumb base to
 tip, index, middle, ring, little), in pixels of the mask under the image convention of
 docs (pixel (i, j) covers [j, j+1) x [i, i+1)). `problem` is null for a usable record, else why
 it is left out (no hand found by the reference, a mask too small). `share` is "train",
-"validation" or "test"; all photos of one person are in one share. The shipped sets are under
+"validation" or "test"; all photos of one person are in one share. `reference` is null where
+the set has no 2-D reference (the masks then score by IoU only) or the reference found no hand;
+`side` ("right" or "left") is then given on the record itself. The shipped sets are under
 datasets/real-hands/ in the repository (their README gives source, license and citation).
 """
 
@@ -40,9 +43,9 @@ class RealHand:
     person share it); share: "train", "validation" or "test"; image_size: (H, W) pixels;
     landmarks: (21,2) float64 pixels, the reference's 2-D joints, or None without a reference;
     world_landmarks: (21,3) float64 meters, the reference's 3-D joints (its own frame, origin near
-    the hand's center), or None; side: "right" or "left" (the reference's handedness), None without
-    a reference; problem: None for a usable record, else why it is left out; group: a label
-    from the source (the digit signed, for the Sign Language Digits set).
+    the hand's center), or None; side: "right" or "left" (the reference's handedness, else the
+    record's own, None where unknown); problem: None for a usable record, else why it is left out; group: a label
+    from the source (the digit signed, the gesture).
     """
 
     ident: str
@@ -110,14 +113,14 @@ def _record(folder: Path, record: dict) -> RealHand:
         raise ValueError(f"unknown share {share!r}")
     height, width = (int(v) for v in record["image_size"])
     return RealHand(
-        ident=str(record["id"]), mask_path=folder / mask_name, person=int(record["student"]), share=share,
+        ident=str(record["id"]), mask_path=folder / mask_name, person=int(record["person"]), share=share,
         image_size=(height, width),
         landmarks=None if reference is None else _points(reference["landmarks_px"], 21, 2, "landmarks_px"),
         world_landmarks=None if reference is None else _points(reference["world_landmarks_m"], 21, 3,
                                                                 "world_landmarks_m"),
-        side=None if reference is None else str(reference["side"]),
+        side=str(reference["side"]) if reference is not None else record.get("side"),
         problem=None if record.get("problem") is None else str(record["problem"]),
-        group=str(record.get("digit", "")))
+        group=str(record.get("group", "")))
 
 
 def keypoints_of(hands: list[RealHand]) -> dict[str, list[list[float]]]:
