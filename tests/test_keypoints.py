@@ -39,6 +39,39 @@ def test_a_keypoints_file_takes_pairs_triples_and_missing_points(tmp_path):
         KeypointFile(tmp_path)
 
 
+def test_an_entry_may_carry_3d_points(tmp_path):
+    world = np.random.default_rng(0).normal(size=(21, 3)) * 0.03
+    path = tmp_path / "kp.json"
+    path.write_text(json.dumps({"a.png": {"points": [[1, 2]] * 21, "world": world.tolist()}, "b.png": [[3, 4]] * 21}))
+    file = KeypointFile(path)
+    np.testing.assert_allclose(file.world_for_input("a.png"), world)
+    assert file.world_for_input("b.png") is None and file.for_input("b.png")[0, 0] == 3
+    path.write_text(json.dumps({"a.png": {"points": [[1, 2]] * 21, "world": [[0, 0]] * 21}}))
+    with pytest.raises(Mask2HandError, match=r"\[x, y, z\] points"):
+        KeypointFile(path)
+    path.write_text(json.dumps({"a.png": {"dots": []}}))
+    with pytest.raises(Mask2HandError, match="'points'"):
+        KeypointFile(path)
+
+
+def test_the_world_term_ignores_where_the_hand_is_and_how_it_is_turned():
+    from scipy.spatial.transform import Rotation
+
+    from mask2hand.losses.self_supervised import world_error
+
+    joints = torch.from_numpy(np.random.default_rng(1).normal(size=(2, 21, 3)) * 0.03)
+    turn = torch.from_numpy(Rotation.from_rotvec([0.3, -1.0, 0.5]).as_matrix())
+    world = 1.3 * joints @ turn.T + torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64)
+    confidence = torch.ones(2, 21, dtype=torch.float64)
+    assert float(world_error(joints, world, confidence)) == pytest.approx(0.0, abs=1e-4)  # mm
+    bent = world.clone()
+    bent[:, 8] += torch.tensor([0.0, 0.0, 0.02], dtype=torch.float64)
+    assert float(world_error(joints, bent, confidence)) > 0.1
+    none = world.clone()
+    none[1] = 0
+    assert float(world_error(joints, none, confidence)) == pytest.approx(0.0, abs=1e-4)
+
+
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_prepared_keypoints_land_where_the_mask_went(side):
     from mask2hand import Mask2Hand
@@ -141,7 +174,7 @@ def test_adapt_with_keypoints_stores_them_and_trains_the_term(tmp_path, capsys):
     order = np.load(run / "masks" / "source_index.npy")
     assert (stored[order == 3] == 0).all() and (stored[order != 3][..., 2] == 1).all()
     header = (run / "epochs.csv").read_text().splitlines()[0].split(",")
-    assert "train_keypoints" in header
+    assert "train_keypoints" in header and "train_world" not in header
     capsys.readouterr()
     (tmp_path / "none.json").write_text(json.dumps({"elsewhere.png": [[0, 0]] * 21}))
     assert cli_main(["adapt", str(tmp_path / "m00.png"), str(tmp_path / "m01.png"), "--out", str(tmp_path / "r2"),

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoints", metavar="FILE",
                         help="JSON {file name or stem: 21 [u, v(, confidence)] points in FreiHAND order, pixels of "
                              "the mask}: 2-D weak labels trained on with the silhouette (mask2hand.inference.keypoints)")
+    parser.add_argument("--world-weight", type=float, default=0.0,
+                        help="weight of the 3-D points of a keypoints file ('world'), aligned to the answer "
+                             "(default 0: not used)")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold for grey images (default 0.5)")
     parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side of the masks")
     parser.add_argument("--minutes", type=float, default=20.0, help="time budget of this sitting (default 20)")
@@ -91,27 +94,32 @@ def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], in
 
 
 def user_keypoints(path: str, prepared: list, names: list[str], quiet: bool):
-    """(N,21,3) keypoints of the prepared inputs in their network inputs' pixels (zeros where the
-    file has none), with a line saying how many inputs have them."""
+    """(keypoints (N,21,3) of the prepared inputs in their network inputs' pixels, zeros where the
+    file has none; their 3-D points (N,21,3) meters, zeros where the file has none, or None when it
+    has none at all), with a line saying how many inputs have them. A left hand's 3-D points are
+    mirrored (x negated) as its mask is."""
     import numpy as np
 
     from mask2hand.errors import Mask2HandError
     from mask2hand.inference.keypoints import KeypointFile, prepared_keypoints
 
     file = KeypointFile(path)
-    points = np.zeros((len(prepared), 21, 3))
+    points, world = np.zeros((len(prepared), 21, 3)), np.zeros((len(prepared), 21, 3))
     found = 0
     for i, (item, name) in enumerate(zip(prepared, names)):
         given = file.for_input(name)
         if given is not None:
             points[i] = prepared_keypoints(given, item)
             found += 1
+        given_world = file.world_for_input(name)
+        if given_world is not None:
+            world[i] = given_world * ([-1.0, 1.0, 1.0] if item.side == "left" else 1.0)
     if found == 0:
         raise Mask2HandError(f"keypoints file {path} names none of the {len(names)} inputs (keys are file names "
                              "or stems)")
     if not quiet:
         print(f"keypoints: {found} of {len(names)} masks have them", flush=True)
-    return points
+    return points, (world if file.world else None)
 
 
 def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str,
@@ -142,7 +150,7 @@ def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: st
         "train": {"init_from": weights, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                   "scheduler": "none", "warmup_steps": 50, "grad_clip": 5.0, "max_minutes": args.minutes,
                   "device": args.device},
-        "adapt": {"teacher": args.teacher},
+        "adapt": {"teacher": args.teacher, "weights": {"world": args.world_weight}},
     }
 
 
@@ -195,9 +203,10 @@ def run(args: argparse.Namespace) -> int:
             raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
         masks = np.stack([p.mask.model_input for p in prepared])
         Ks = np.stack([p.K_model for p in prepared])
-        keypoints = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else None
+        keypoints, world = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else (None,
+                                                                                                              None)
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
-                         crop_margin=model.runner.input_crop, keypoints=keypoints)
+                         crop_margin=model.runner.input_crop, keypoints=keypoints, world_keypoints=world)
         pseudo_labels = None
         if args.pseudo_labels > 0:
             pseudo_labels = make_pseudo_labels(out, model.runner.network, args)

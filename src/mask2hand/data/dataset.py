@@ -106,7 +106,8 @@ class HandSample:
     is the hand's); hand_window (3,) float32 (u0, v0, side) pixels: the hand's own window in a
     crop (cropping only, else None; see MaskDataset._hand_windows); keypoints (21,3) float32 2-D
     weak labels (u, v pixels of the mask, confidence in [0, 1], 0 for a missing point), None where
-    the source has none."""
+    the source has none; world_keypoints (21,3) float32 3-D weak labels (meters, any frame; zeros
+    where a sample has none), None where the source has none."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -118,6 +119,7 @@ class HandSample:
     hand_mask: torch.Tensor | None = None
     hand_window: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
+    world_keypoints: torch.Tensor | None = None
 
 
 @dataclass
@@ -137,6 +139,7 @@ class HandBatch:
     hand_mask: torch.Tensor | None = None
     hand_window: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
+    world_keypoints: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "HandBatch":
         def move(x):
@@ -148,7 +151,8 @@ class HandBatch:
         return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
                          vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
                          index=move(self.index), hand_mask=move(self.hand_mask),
-                         hand_window=move(self.hand_window), keypoints=move(self.keypoints))
+                         hand_window=move(self.hand_window), keypoints=move(self.keypoints),
+                         world_keypoints=move(self.world_keypoints))
 
     def sample(self, i: int) -> HandSample:
         """Sample i of the batch (views of the batch tensors)."""
@@ -161,7 +165,8 @@ class HandBatch:
                           params=params, index=int(self.index[i]),
                           hand_mask=None if self.hand_mask is None else self.hand_mask[i],
                           hand_window=None if self.hand_window is None else self.hand_window[i],
-                          keypoints=None if self.keypoints is None else self.keypoints[i])
+                          keypoints=None if self.keypoints is None else self.keypoints[i],
+                          world_keypoints=None if self.world_keypoints is None else self.world_keypoints[i])
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])
@@ -186,7 +191,8 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
     return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
                      distance_field=stack("distance_field"), params=params,
                      index=torch.as_tensor([s.index for s in samples], dtype=torch.long), hand_mask=stack("hand_mask"),
-                     hand_window=stack("hand_window"), keypoints=stack("keypoints"))
+                     hand_window=stack("hand_window"), keypoints=stack("keypoints"),
+                     world_keypoints=stack("world_keypoints"))
 
 
 class _FreiHandSource:
@@ -206,7 +212,7 @@ class _FreiHandSource:
                 raise Mask2HandError(f"FreiHAND has no split '{split}'; choose one of {sorted(splits)}")
             self.ids = splits[split]
         self.K, self.joints, self.vertices = self.data.K, self.data.joints, self.data.vertices
-        self.keypoints = None
+        self.keypoints = self.world_keypoints = None
         self.params = None
         self.pose_id = None
 
@@ -220,7 +226,8 @@ class _FreiHandSource:
 
 # per-sample shapes (without N) of the arrays MaskDataset reads; None: any size (the vertex count)
 _STORED_SHAPES = {"K": (3, 3), "joints": (21, 3), "vertices": (None, 3), "global_orient": (3,), "transl": (3,),
-                  "pose": (45,), "betas": (10,), "pose_id": (), "keypoints": (21, 3)}
+                  "pose": (45,), "betas": (10,), "pose_id": (), "keypoints": (21, 3),
+                  "world_keypoints": (21, 3)}
 _REQUIRED = ("K",)
 _LABELS = ("joints", "vertices")  # both or neither: a folder of unlabelled masks has neither
 
@@ -257,7 +264,7 @@ class _StoredSource:
         self.ids = stored.split_indices(split)
         a = stored.arrays
         self.K, self.joints, self.vertices = a["K"], a.get("joints"), a.get("vertices")
-        self.keypoints = a.get("keypoints")
+        self.keypoints, self.world_keypoints = a.get("keypoints"), a.get("world_keypoints")
         names = PARAM_NAMES
         self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
         self.pose_id = a.get("pose_id")
@@ -506,6 +513,7 @@ class MaskDataset(Dataset):
         vertices = None if src.vertices is None else np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
         keypoints = None if src.keypoints is None else np.asarray(src.keypoints[index], dtype=np.float64)
+        world = None if src.world_keypoints is None else np.asarray(src.world_keypoints[index], dtype=np.float32)
 
         change = hand_windows = None
         if self.crop is not None:
@@ -545,6 +553,7 @@ class MaskDataset(Dataset):
             hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
             hand_window=None if hand_windows is None else torch.from_numpy(hand_windows.astype(np.float32)),
             keypoints=None if keypoints is None else torch.from_numpy(keypoints.astype(np.float32)),
+            world_keypoints=None if world is None else torch.from_numpy(world),
         )
 
 

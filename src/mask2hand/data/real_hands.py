@@ -123,9 +123,17 @@ def _record(folder: Path, record: dict) -> RealHand:
         group=str(record.get("group", "")))
 
 
-def keypoints_of(hands: list[RealHand]) -> dict[str, list[list[float]]]:
-    """The references of real hands as a keypoints mapping (mask2hand.inference.keypoints's format:
-    {mask file name: 21 [u, v, confidence]}), confidence 1 for every landmark; hands without a
+def keypoints_of(hands: list[RealHand], confidence: np.ndarray | None = None, world: bool = False) -> dict:
+    """The references of real hands as a keypoints mapping (mask2hand.inference.keypoints's format):
+    {mask file name: 21 [u, v, confidence]}, or with world=True {mask file name: {"points": ...,
+    "world": the 21 world landmarks}}; confidence (21,) per landmark (default 1). Hands without a
     reference are left out."""
-    return {hand.mask_path.name: [[float(u), float(v), 1.0] for u, v in hand.landmarks]
-            for hand in hands if hand.landmarks is not None}
+    confidence = np.ones(21) if confidence is None else np.asarray(confidence, dtype=np.float64)
+    entries = {}
+    for hand in hands:
+        if hand.landmarks is None:
+            continue
+        points = [[float(u), float(v), float(c)] for (u, v), c in zip(hand.landmarks, confidence)]
+        entries[hand.mask_path.name] = ({"points": points, "world": hand.world_landmarks.tolist()} if world
+                                        else points)
+    return entries

@@ -24,7 +24,11 @@ the hand faces the camera), so plausibility terms and a teacher hold those where
   landmarks on the photo the mask came from), the confidence-weighted mean distance between the
   projected joints of both meshes and those points, divided by the diagonal of the points' box
   (`keypoint_error`): it does not depend on the focal length, which photos seldom state, nor on
-  the image's resolution, and leaves the depth free.
+  the image's resolution, and leaves the depth free;
+- world: where a batch carries 3-D weak labels (HandBatch.world_keypoints, meters in any frame),
+  the mean distance (mm) between the refined joints and those points after a similarity
+  (Procrustes, rotation only) alignment of the joints onto them, over the points whose 2-D
+  confidence is above 0 (`world_error`).
 
 Every term is computed in the encoder's frame (Mask2HandOutput.input_mask / input_K), which
 for a network with a locator is the hand's window.
@@ -59,6 +63,7 @@ class AdaptWeights:
     shape: float = 1e-3
     teacher: float = 0.02
     keypoints: float = 1.0
+    world: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -80,6 +85,7 @@ class AdaptTerms:
     shape: torch.Tensor | None = None
     teacher: torch.Tensor | None = None
     keypoints: torch.Tensor | None = None
+    world: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: float(v.detach()) for f in fields(self) if (v := getattr(self, f.name)) is not None}
@@ -115,16 +121,35 @@ def keypoint_error(joints: torch.Tensor, K: torch.Tensor, keypoints: torch.Tenso
     return per_sample.mean()
 
 
+def world_error(joints: torch.Tensor, world: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """Joints (B,21,3) against 3-D points (B,21,3) meters in any frame, after aligning the joints onto
+    the points (similarity, rotation only) -> the batch mean of the confidence-weighted mean distance in
+    millimeters; confidence (B,21), the points' weights. Samples whose points are all 0 (none given)
+    add 0."""
+    from mask2hand.losses.procrustes import procrustes_align
+
+    given = world.abs().sum(dim=(1, 2)) > 0
+    if not given.any():
+        return joints.new_zeros(())
+    aligned = procrustes_align(joints[given], world[given], allow_reflection=False).aligned
+    distance = (aligned - world[given]).norm(dim=-1) * MILLIMETERS_PER_METER
+    weights = confidence[given]
+    per_sample = (weights * distance).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-6)
+    return per_sample.sum() / joints.shape[0]
+
+
 def adapt_objective(net: Mask2HandNet, output: Mask2HandOutput, weights: AdaptWeights,
                     teacher_output: Mask2HandOutput | None = None, keypoints: torch.Tensor | None = None,
-                    K: torch.Tensor | None = None) -> AdaptTerms:
+                    K: torch.Tensor | None = None, world_keypoints: torch.Tensor | None = None) -> AdaptTerms:
     """The adaptation objective of one unlabelled batch (see the module docstring).
 
     net: the student network (its hand layer, faces and renderer settings); output: its answer
     for the batch (forward with exact_silhouette=False, so the preliminary silhouette is soft);
     teacher_output: the teacher's answer for the same batch (needed when weights.teacher > 0);
     keypoints (B,21,3) and K (B,3,3): the batch's 2-D weak labels in pixels of its masks and the
-    masks' intrinsics (the keypoint term is on where both are given and its weight is > 0).
+    masks' intrinsics (the keypoint term is on where both are given and its weight is > 0);
+    world_keypoints (B,21,3): 3-D weak labels (the world term is on where they and the 2-D keypoints,
+    whose confidences weigh them, are given and its weight is > 0).
     """
     from mask2hand import render
     from mask2hand.render.contour import contour_distance_field, contour_loss
@@ -161,6 +186,8 @@ def adapt_objective(net: Mask2HandNet, output: Mask2HandOutput, weights: AdaptWe
             raise Mask2HandError("the adapt keypoint term needs the batch's intrinsics K")
         joint_sets = [output.joints] + ([output.refined_joints] if output.refined_joints is not None else [])
         terms["keypoints"] = sum(keypoint_error(j, K, keypoints) for j in joint_sets)
+    if weights.world > 0 and world_keypoints is not None and keypoints is not None:
+        terms["world"] = world_error(output.final_joints, world_keypoints, keypoints[..., 2])
     if not terms:
         raise Mask2HandError("every adapt weight is 0: enable at least one term")
     total = sum(getattr(weights, name) * value for name, value in terms.items())
