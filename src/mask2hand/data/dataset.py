@@ -530,7 +530,8 @@ class MaskDataset(Dataset):
                       if self.with_vertices and vertices is not None else None),
             distance_field=dist,
             params=None if params is None else HandParams(
-                **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),
+                **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)},
+                flat_hand_mean=True),
             index=torch.from_numpy(index),
             hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
             hand_window=None if hand_windows is None else torch.from_numpy(hand_windows.astype(np.float32)),
