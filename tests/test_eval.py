@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 import torch
 
+from mask2hand.cli import main as cli_main
 from mask2hand.data.dataset import MaskDataset, collate_samples
 from mask2hand.data.forearm import ForearmSettings
+from mask2hand.data.storage import open_dataset
 from mask2hand.data.synthetic import BroadCorpus, generate_broad
 from mask2hand.evaluation.network import evaluate, network_inputs
 from mask2hand.nn.checkpoint import load_network
@@ -44,3 +49,19 @@ def test_noise_reaches_the_network_on_a_forearm_set(forearm_set, net):
     clean = evaluate(net, f"{forearm_set}:test").stages["refined"]
     noisy = evaluate(net, f"{forearm_set}:test", noise="erode:3").stages["refined"]
     assert noisy["mpjpe_cm"] != clean["mpjpe_cm"] and noisy["miou"] != clean["miou"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 0.0])
+def test_eval_on_a_set_with_a_bad_k_names_the_sample_and_k(forearm_set, tmp_path, capsys, value):
+    """One line, exit status 2, naming the dataset, the sample and K (not the renderer's NaN vertices)."""
+    folder = tmp_path / "bad"
+    shutil.copytree(forearm_set, folder)
+    bad = int(open_dataset(folder).split_indices("test")[2])
+    K = np.load(folder / "K.npy")
+    K[bad, 0, 0] = value
+    np.save(folder / "K.npy", K)
+    weights = write_tiny_weights(tmp_path / "tiny.pt")
+    code = cli_main(["eval", str(weights), f"{folder}:test"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"sample {bad}" in err[0] and "K" in err[0] and str(folder) in err[0] and "vertices" not in err[0]

@@ -253,3 +253,29 @@ def test_crop_fills_the_input_with_the_hand():
     assert abs((rows.max() + 1 - rows.min()) - 64 / 1.25) <= 2
     assert abs(0.5 * (rows.min() + rows.max() + 1) - 32) <= 1.5 and abs(0.5 * (cols.min() + cols.max() + 1) - 32) <= 1.5
     assert transform.scale > 1  # the 40-pixel blob was enlarged
+
+
+def test_a_16_bit_mask_is_called_empty_at_the_level_actually_used(tmp_path):
+    """A 16-bit picture holding 0/255 is cut at 127 on the 8-bit scale, i.e. 32639: the message
+    names that level, the one the pixels were compared with."""
+    image = np.zeros((40, 40), np.uint16)
+    image[10:30, 10:30] = 255
+    Image.fromarray(image).save(tmp_path / "hand16.tif")
+    with pytest.raises(Mask2HandError, match=r"above 32639 \(threshold 127 on the 8-bit scale"):
+        load_mask(tmp_path / "hand16.tif")
+    with pytest.raises(Mask2HandError, match=r"above 0\.5 \(values in \[0, 1\]\)"):
+        binarize(np.zeros((30, 30), np.float32))
+
+
+@pytest.mark.parametrize("skew", [1e6, 1e300])
+def test_a_k_with_a_huge_skew_is_refused_naming_the_skew(skew, tmp_path):
+    K = intrinsics((100, 100), 220.0)
+    K[0, 1] = skew
+    with pytest.raises(Mask2HandError, match="^K has a skew of"):
+        resolve_camera((100, 100), K=K)
+    path = tmp_path / "K.json"
+    path.write_text(json.dumps(K.tolist()))
+    with pytest.raises(Mask2HandError, match=f"^K in {path} has a skew of"):
+        KFile(path)
+    K[0, 1] = 5.0  # a skew a real camera (or a sheared crop) can have is kept
+    assert resolve_camera((100, 100), K=K).K[0, 1] == 5.0

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.utils.checks import check_shape
+from mask2hand.utils.checks import check_K
 
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
@@ -58,22 +58,6 @@ def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
     """K (3,3) float64 with focal length `focal` (pixels) and the principal point at the image center."""
     height, width = image_size
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
-
-
-def check_K(K: np.ndarray, what: str = "K") -> np.ndarray:
-    """A validated intrinsics matrix (3,3) float64; raises Mask2HandError if it is not one."""
-    try:
-        K = np.asarray(K, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
-    check_shape(K, ["3", "3"], what)
-    if not np.isfinite(K).all():
-        raise Mask2HandError(f"{what} holds NaN or infinite values")
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
-        raise Mask2HandError(f"{what} must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise Mask2HandError(f"{what} must have positive focal lengths, got fx={K[0, 0]:g}, fy={K[1, 1]:g}")
-    return K
 
 
 def check_focal(focal: float) -> float:
