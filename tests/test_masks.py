@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from mask2hand.inference import cameras
 from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import MAX_IMAGE_SIDE, read_image
@@ -279,3 +283,38 @@ def test_a_k_with_a_huge_skew_is_refused_naming_the_skew(skew, tmp_path):
         KFile(path)
     K[0, 1] = 5.0  # a skew a real camera (or a sheared crop) can have is kept
     assert resolve_camera((100, 100), K=K).K[0, 1] == 5.0
+
+
+def _k_file_error(path) -> str:
+    """The message of KFile(path), in a thread that must finish within 20 s (a FIFO blocks on open)."""
+    outcome: dict[str, str] = {}
+
+    def read() -> None:
+        try:
+            KFile(path)
+            outcome["error"] = "accepted"
+        except Mask2HandError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), f"KFile({path}) still reading after 20 s"
+    return outcome["error"]
+
+
+def test_k_files_that_never_end_are_refused_in_one_line(tmp_path, monkeypatch):
+    """--K /dev/zero passed 4 GB and a FIFO hung: only a regular file of bounded size is read."""
+    fifo = tmp_path / "K.fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo, tmp_path):
+        message = _k_file_error(path)
+        assert message.startswith(f"K file {path} is not a regular file") and "\n" not in message, message
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(intrinsics((224, 224), 500.0).tolist()))
+    monkeypatch.setattr(cameras, "MAX_K_FILE_BYTES", 40)
+    assert _k_file_error(big).startswith(f"K file {big} is larger than 40 bytes")
+    monkeypatch.undo()
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert _k_file_error(deep).startswith(f"K file {deep} is not valid JSON")

@@ -27,6 +27,7 @@ import numpy as np
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.checks import check_K
+from mask2hand.utils.files import read_small_file
 
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
@@ -34,6 +35,9 @@ DEFAULT_FOCAL_FACTOR = 2.2
 FIELD_OF_VIEW_DEGREES = (1.0, 170.0)
 """The fields of view (across each image side) a camera may have: outside them a K is almost
 surely in other units or for another image (f = 1e30 px would put the hand light-years away)."""
+
+MAX_K_FILE_BYTES = 64 * 2**20
+"""The largest `--K` file read: FreiHAND's training_K.json (32,560 matrices) is under 10 MB."""
 
 DEFAULT_CAMERA_NOTE = ("no camera given: assumed focal length {focal:.1f} px ({factor} x the longer image side, "
                        "FreiHAND-like); absolute depth is only as good as this guess (give --focal or --K)")
@@ -72,12 +76,13 @@ class KFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        text = read_small_file(self.path, MAX_K_FILE_BYTES, "K file")
         try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            raise Mask2HandError(f"K file not found: {self.path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Mask2HandError(f"K file {self.path} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise Mask2HandError(f"K file {self.path} is not valid JSON (nested too deeply)") from None
         self.single: np.ndarray | None = None
         self.by_index: np.ndarray | None = None
         self.by_name: dict[str, np.ndarray] | None = None
