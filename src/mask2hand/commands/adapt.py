@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     camera.add_argument("--focal", type=float, metavar="F", help="focal length in pixels of the sensor's images")
     camera.add_argument("--K", dest="k_file", metavar="FILE",
                         help="JSON intrinsics: one 3x3 matrix, or a list with one per input in file order")
+    parser.add_argument("--keypoints", metavar="FILE",
+                        help="JSON {file name or stem: 21 [u, v(, confidence)] points in FreiHAND order, pixels of "
+                             "the mask}: 2-D weak labels trained on with the silhouette (mask2hand.inference.keypoints)")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold for grey images (default 0.5)")
     parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side of the masks")
     parser.add_argument("--minutes", type=float, default=20.0, help="time budget of this sitting (default 20)")
@@ -85,6 +88,30 @@ def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], in
     for where, message in errors:
         print(f"{PROG}: error: {where}: {message}", file=sys.stderr)
     return prepared, names, len(errors)
+
+
+def user_keypoints(path: str, prepared: list, names: list[str], quiet: bool):
+    """(N,21,3) keypoints of the prepared inputs in their network inputs' pixels (zeros where the
+    file has none), with a line saying how many inputs have them."""
+    import numpy as np
+
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.inference.keypoints import KeypointFile, prepared_keypoints
+
+    file = KeypointFile(path)
+    points = np.zeros((len(prepared), 21, 3))
+    found = 0
+    for i, (item, name) in enumerate(zip(prepared, names)):
+        given = file.for_input(name)
+        if given is not None:
+            points[i] = prepared_keypoints(given, item)
+            found += 1
+    if found == 0:
+        raise Mask2HandError(f"keypoints file {path} names none of the {len(names)} inputs (keys are file names "
+                             "or stems)")
+    if not quiet:
+        print(f"keypoints: {found} of {len(names)} masks have them", flush=True)
+    return points
 
 
 def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str,
@@ -168,8 +195,9 @@ def run(args: argparse.Namespace) -> int:
             raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
         masks = np.stack([p.mask.model_input for p in prepared])
         Ks = np.stack([p.K_model for p in prepared])
+        keypoints = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else None
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
-                         crop_margin=model.runner.input_crop)
+                         crop_margin=model.runner.input_crop, keypoints=keypoints)
         pseudo_labels = None
         if args.pseudo_labels > 0:
             pseudo_labels = make_pseudo_labels(out, model.runner.network, args)

@@ -105,7 +105,9 @@ class HandSample:
     hand-layer parameters; index: the sample's id in its source; hand_mask (H,W) float32 0/1 the
     hand alone, without the forearm or noise (None when the source stores none: then the mask
     is the hand's); hand_window (3,) float32 (u0, v0, side) pixels: the hand's own window in a
-    crop (cropping only, else None; see MaskDataset._hand_windows)."""
+    crop (cropping only, else None; see MaskDataset._hand_windows); keypoints (21,3) float32 2-D
+    weak labels (u, v pixels of the mask, confidence in [0, 1], 0 for a missing point), None where
+    the source has none."""
 
     mask: torch.Tensor
     K: torch.Tensor
@@ -116,6 +118,7 @@ class HandSample:
     index: int
     hand_mask: torch.Tensor | None = None
     hand_window: torch.Tensor | None = None
+    keypoints: torch.Tensor | None = None
 
 
 @dataclass
@@ -134,6 +137,7 @@ class HandBatch:
     index: torch.Tensor
     hand_mask: torch.Tensor | None = None
     hand_window: torch.Tensor | None = None
+    keypoints: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "HandBatch":
         def move(x):
@@ -145,7 +149,7 @@ class HandBatch:
         return HandBatch(mask=move(self.mask), K=move(self.K), joints=move(self.joints),
                          vertices=move(self.vertices), distance_field=move(self.distance_field), params=params,
                          index=move(self.index), hand_mask=move(self.hand_mask),
-                         hand_window=move(self.hand_window))
+                         hand_window=move(self.hand_window), keypoints=move(self.keypoints))
 
     def sample(self, i: int) -> HandSample:
         """Sample i of the batch (views of the batch tensors)."""
@@ -157,7 +161,8 @@ class HandBatch:
                           distance_field=None if self.distance_field is None else self.distance_field[i],
                           params=params, index=int(self.index[i]),
                           hand_mask=None if self.hand_mask is None else self.hand_mask[i],
-                          hand_window=None if self.hand_window is None else self.hand_window[i])
+                          hand_window=None if self.hand_window is None else self.hand_window[i],
+                          keypoints=None if self.keypoints is None else self.keypoints[i])
 
     def __len__(self) -> int:
         return int(self.mask.shape[0])
@@ -182,7 +187,7 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
     return HandBatch(mask=stack("mask"), K=stack("K"), joints=stack("joints"), vertices=stack("vertices"),
                      distance_field=stack("distance_field"), params=params,
                      index=torch.as_tensor([s.index for s in samples], dtype=torch.long), hand_mask=stack("hand_mask"),
-                     hand_window=stack("hand_window"))
+                     hand_window=stack("hand_window"), keypoints=stack("keypoints"))
 
 
 class _FreiHandSource:
@@ -202,6 +207,7 @@ class _FreiHandSource:
                 raise Mask2HandError(f"FreiHAND has no split '{split}'; choose one of {sorted(splits)}")
             self.ids = splits[split]
         self.K, self.joints, self.vertices = self.data.K, self.data.joints, self.data.vertices
+        self.keypoints = None
         self.params = None
         self.pose_id = None
 
@@ -215,7 +221,7 @@ class _FreiHandSource:
 
 # per-sample shapes (without N) of the arrays MaskDataset reads; None: any size (the vertex count)
 _STORED_SHAPES = {"K": (3, 3), "joints": (21, 3), "vertices": (None, 3), "global_orient": (3,), "transl": (3,),
-                  "pose": (45,), "betas": (10,), "pose_id": ()}
+                  "pose": (45,), "betas": (10,), "pose_id": (), "keypoints": (21, 3)}
 _REQUIRED = ("K",)
 _LABELS = ("joints", "vertices")  # both or neither: a folder of unlabelled masks has neither
 
@@ -252,6 +258,7 @@ class _StoredSource:
         self.ids = stored.split_indices(split)
         a = stored.arrays
         self.K, self.joints, self.vertices = a["K"], a.get("joints"), a.get("vertices")
+        self.keypoints = a.get("keypoints")
         names = PARAM_NAMES
         self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
         self.pose_id = a.get("pose_id")
@@ -502,6 +509,7 @@ class MaskDataset(Dataset):
         joints = None if src.joints is None else np.asarray(src.joints[index], dtype=np.float32)
         vertices = None if src.vertices is None else np.asarray(src.vertices[index], dtype=np.float32)
         params = None if src.params is None else [np.asarray(p[index], dtype=np.float32) for p in src.params]
+        keypoints = None if src.keypoints is None else np.asarray(src.keypoints[index], dtype=np.float64)
 
         change = hand_windows = None
         if self.crop is not None:
@@ -514,6 +522,8 @@ class MaskDataset(Dataset):
                     hand = self._warp_like(hand, change)
             masks = self._apply_noise(masks, rngs)
         if change is not None:
+            if keypoints is not None:
+                keypoints = move_keypoints(keypoints, K, change)
             K = change.K
             if self.augment is not None and joints is not None:
                 if params is not None:
@@ -539,4 +549,14 @@ class MaskDataset(Dataset):
             index=torch.from_numpy(index),
             hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
             hand_window=None if hand_windows is None else torch.from_numpy(hand_windows.astype(np.float32)),
+            keypoints=None if keypoints is None else torch.from_numpy(keypoints.astype(np.float32)),
         )
+
+
+def move_keypoints(keypoints: np.ndarray, K: np.ndarray, change: CameraChange) -> np.ndarray:
+    """2-D keypoints (B,21,3) (u, v pixels, confidence) seen through intrinsics K (B,3,3) -> the same
+    points after a batched camera change (rotation about the camera centre, new K), confidence kept."""
+    rays = np.concatenate([keypoints[..., :2], np.ones_like(keypoints[..., :1])], axis=-1) @ \
+        np.swapaxes(np.linalg.inv(K), -1, -2)
+    seen = transform_points(rays, change) @ np.swapaxes(change.K, -1, -2)
+    return np.concatenate([seen[..., :2] / seen[..., 2:], keypoints[..., 2:]], axis=-1)

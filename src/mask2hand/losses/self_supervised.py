@@ -19,7 +19,12 @@ the hand faces the camera), so plausibility terms and a teacher hold those where
   (radians^2 outside the joint limits) and betas (||betas||^2);
 - teacher: mean distance (mm) between the student's and the teacher's refined joints relative
   to their wrists, where the teacher is the starting network or a slowly moving average of
-  the student (mask2hand.train.adapt).
+  the student (mask2hand.train.adapt);
+- keypoints: where a batch carries 2-D weak labels (HandBatch.keypoints, e.g. a detector's
+  landmarks on the photo the mask came from), the confidence-weighted mean distance between the
+  projected joints of both meshes and those points, divided by the diagonal of the points' box
+  (`keypoint_error`): it does not depend on the focal length, which photos seldom state, nor on
+  the image's resolution, and leaves the depth free.
 
 Every term is computed in the encoder's frame (Mask2HandOutput.input_mask / input_K), which
 for a network with a locator is the hand's window.
@@ -53,6 +58,7 @@ class AdaptWeights:
     limits: float = 1.0
     shape: float = 1e-3
     teacher: float = 0.02
+    keypoints: float = 1.0
 
     def __post_init__(self):
         for f in fields(self):
@@ -73,6 +79,7 @@ class AdaptTerms:
     limits: torch.Tensor | None = None
     shape: torch.Tensor | None = None
     teacher: torch.Tensor | None = None
+    keypoints: torch.Tensor | None = None
 
     def as_dict(self) -> dict[str, float]:
         return {f.name: float(v.detach()) for f in fields(self) if (v := getattr(self, f.name)) is not None}
@@ -88,13 +95,36 @@ def mask_error(silhouette: torch.Tensor, mask: torch.Tensor, uncovered: float) -
     return (1 - overlap / (overlap + outside + uncovered * left).clamp_min(1e-6)).mean()
 
 
+def keypoint_error(joints: torch.Tensor, K: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+    """Joints (B,21,3) camera space, projected through K (B,3,3), against 2-D keypoints (B,21,3)
+    (u, v pixels, confidence) -> the batch mean of sum_j c_j min(1, |proj_j - kp_j| / size) / sum_j c_j,
+    size the diagonal of the box of the keypoints with c > 0: a fraction of the hand's size (0.1 =
+    a tenth; a joint a whole hand off, or behind the camera, counts 1). A sample with no confident
+    keypoint adds 0."""
+    from mask2hand.render import project
+
+    confidence = keypoints[..., 2]
+    points = keypoints[..., :2]
+    present = confidence > 0
+    big = torch.finfo(points.dtype).max
+    low = torch.where(present[..., None], points, points.new_tensor(big)).amin(dim=1)
+    high = torch.where(present[..., None], points, points.new_tensor(-big)).amax(dim=1)
+    size = torch.where(present.any(dim=1), (high - low).norm(dim=-1), points.new_ones(()))
+    distance = ((project(joints, K) - points).norm(dim=-1) / size.clamp_min(1.0)[:, None]).nan_to_num(1.0).clamp(max=1.0)
+    per_sample = (confidence * distance).sum(dim=1) / confidence.sum(dim=1).clamp_min(1e-6)
+    return per_sample.mean()
+
+
 def adapt_objective(net: Mask2HandNet, output: Mask2HandOutput, weights: AdaptWeights,
-                    teacher_output: Mask2HandOutput | None = None) -> AdaptTerms:
+                    teacher_output: Mask2HandOutput | None = None, keypoints: torch.Tensor | None = None,
+                    K: torch.Tensor | None = None) -> AdaptTerms:
     """The adaptation objective of one unlabelled batch (see the module docstring).
 
     net: the student network (its hand layer, faces and renderer settings); output: its answer
     for the batch (forward with exact_silhouette=False, so the preliminary silhouette is soft);
-    teacher_output: the teacher's answer for the same batch (needed when weights.teacher > 0).
+    teacher_output: the teacher's answer for the same batch (needed when weights.teacher > 0);
+    keypoints (B,21,3) and K (B,3,3): the batch's 2-D weak labels in pixels of its masks and the
+    masks' intrinsics (the keypoint term is on where both are given and its weight is > 0).
     """
     from mask2hand import render
     from mask2hand.render.contour import contour_distance_field, contour_loss
@@ -126,6 +156,11 @@ def adapt_objective(net: Mask2HandNet, output: Mask2HandOutput, weights: AdaptWe
         student = output.final_joints - output.final_joints[:, :1]
         teacher = (teacher_output.final_joints - teacher_output.final_joints[:, :1]).detach()
         terms["teacher"] = (student - teacher).norm(dim=-1).mean() * MILLIMETERS_PER_METER
+    if weights.keypoints > 0 and keypoints is not None:
+        if K is None:
+            raise Mask2HandError("the adapt keypoint term needs the batch's intrinsics K")
+        joint_sets = [output.joints] + ([output.refined_joints] if output.refined_joints is not None else [])
+        terms["keypoints"] = sum(keypoint_error(j, K, keypoints) for j in joint_sets)
     if not terms:
         raise Mask2HandError("every adapt weight is 0: enable at least one term")
     total = sum(getattr(weights, name) * value for name, value in terms.items())

@@ -5,8 +5,9 @@ whose recipe mixes two kinds of batches (mask2hand.train.mixture):
 
 - the user's masks, already prepared as the network's inputs (`write_user_masks`: cut and
   resampled as `predict` cuts them, with their intrinsics), split into a training share and a
-  held-out share; they carry no labels and are trained on with the self-supervised objective
-  (mask2hand.losses.self_supervised) against a teacher;
+  held-out share; they carry no 3-D labels and are trained on with the self-supervised objective
+  (mask2hand.losses.self_supervised) against a teacher, and, where the user gave them, with
+  2-D keypoints as weak labels (its keypoint term);
 - labelled synthetic masks (natural views, forearms, silhouette noise), trained on with the
   recipe's supervised loss, so that what the silhouette cannot see stays anchored;
 - optionally, pseudo-labels (`write_pseudo_labels`): the starting network's answers for some
@@ -45,11 +46,12 @@ HELD_OUT_SPLIT = "held_out"
 
 
 def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sources: list[str], held_out: float,
-                     seed: int, crop_margin: float | None) -> Path:
+                     seed: int, crop_margin: float | None, keypoints: np.ndarray | None = None) -> Path:
     """A dataset folder of a user's masks prepared as a network's inputs: masks (N,S,S) 0/1 and
-    their intrinsics at S (N,3,3), `sources` the N input names. A random share `held_out` (at
-    least one mask, and at least one left to train on) forms the "held_out" split, the rest
-    "train"; `source_index` maps each sample back to its input."""
+    their intrinsics at S (N,3,3), `sources` the N input names, and optionally 2-D weak labels
+    keypoints (N,21,3) (u, v pixels at S, confidence; all 0 for a mask without them). A random
+    share `held_out` (at least one mask, and at least one left to train on) forms the "held_out"
+    split, the rest "train"; `source_index` maps each sample back to its input."""
     masks, K = np.asarray(masks), np.asarray(K, dtype=np.float32)
     count = len(masks)
     if count < 2:
@@ -61,8 +63,12 @@ def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sourc
     order = np.concatenate([np.sort(order[kept:]), np.sort(order[:kept])])  # training share, then held-out
     size = masks.shape[1]
     specs = {"K": ArraySpec((3, 3), "float32"), "source_index": ArraySpec((), "int64")}
+    arrays = {"masks": masks[order] > 0.5, "K": K[order], "source_index": order.astype(np.int64)}
+    if keypoints is not None:
+        specs["keypoints"] = ArraySpec((21, 3), "float32")
+        arrays["keypoints"] = np.asarray(keypoints, dtype=np.float32)[order]
     with DatasetWriter(folder, count, (size, size), specs) as writer:
-        writer.write(0, masks=masks[order] > 0.5, K=K[order], source_index=order.astype(np.int64))
+        writer.write(0, **arrays)
         return writer.finish({
             "generator": USER_MASKS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
             "model_input": {"size": int(size), "crop_margin": crop_margin},
@@ -184,7 +190,8 @@ class AdaptTrainer(Trainer):
         if self.teacher is not None and self.adapt.weights.teacher > 0:
             with torch.no_grad():
                 teacher_output = self.teacher(batch.mask, batch.K, exact_silhouette=True)
-        return adapt_objective(self.net, output, self.adapt.weights, teacher_output), output
+        return adapt_objective(self.net, output, self.adapt.weights, teacher_output, keypoints=batch.keypoints,
+                               K=batch.K), output
 
     def _loss_terms(self, batch: HandBatch):
         if batch.joints is not None:  # a labelled synthetic batch: the recipe's supervised loss
