@@ -24,6 +24,7 @@ from mask2hand.fit.starts import palm_flip, place_on_mask, swap_flexion
 from mask2hand.hand import HandParams, load_hand_model
 from mask2hand.hand.prior import JOINT_LIMITS, local_to_pose, pose_to_local, sample_pose_prior, within_limits
 from mask2hand.inference.api import Mask2Hand
+from mask2hand.inference.mirror import mirror_points
 from mask2hand.render import rasterize_silhouette
 from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
@@ -39,20 +40,20 @@ def hand():
 
 def layer(hand, params: HandParams):
     with torch.no_grad():
-        return hand(**{k: torch.as_tensor(np.asarray(v)) for k, v in params.layer_inputs().items()})
+        return hand(**{k: torch.as_tensor(np.asarray(v)) for k, v in params.layer_inputs(hand).items()})
 
 
 def make_scene(hand, n: int, seed: int = 0):
     """n prior hands (random rotation and shape) centred 0.5 m in front of a 128x128 camera:
     (params, masks (n,H,W) bool, K (n,3,3), joints (n,21,3))."""
     rng = np.random.default_rng(seed)
-    pose = sample_pose_prior(n, rng).astype(np.float32) - hand.pose_mean.numpy()
+    pose = sample_pose_prior(n, rng).astype(np.float32)
     orient = sample_orientations(rng, n, "so3_uniform").astype(np.float32)
     betas = np.clip(rng.normal(0, 1, (n, 10)), -2, 2).astype(np.float32)
     K = np.repeat(np.array([[[FOCAL, 0, SIZE / 2], [0, FOCAL, SIZE / 2], [0, 0, 1]]]), n, axis=0)
-    centred = layer(hand, HandParams(orient, np.zeros((n, 3), np.float32), betas, pose))
+    centred = layer(hand, HandParams(orient, np.zeros((n, 3), np.float32), betas, pose, flat_hand_mean=True))
     transl = (np.array([0, 0, 0.5]) - centred.vertices.mean(1).numpy()).astype(np.float32)
-    params = HandParams(global_orient=orient, transl=transl, betas=betas, pose=pose)
+    params = HandParams(global_orient=orient, transl=transl, betas=betas, pose=pose, flat_hand_mean=True)
     out = layer(hand, params)
     masks = rasterize_silhouette(out.vertices.double(), hand.faces, K, (SIZE, SIZE))
     return params, masks, K, out.joints.numpy()
@@ -69,7 +70,8 @@ def perturb(params: HandParams, seed: int = 1, scale: float = 1.0) -> HandParams
         global_orient=(turn * Rotation.from_rotvec(params.global_orient)).as_rotvec().astype(np.float32),
         transl=(params.transl + rng.normal(0, 0.02 * scale / np.sqrt(3), (n, 3))).astype(np.float32),
         pose=(params.pose + rng.normal(0, 0.3 * scale / np.sqrt(3), (n, 45))).astype(np.float32),
-        betas=(params.betas + rng.normal(0, 0.5 * scale, (n, 10))).astype(np.float32))
+        betas=(params.betas + rng.normal(0, 0.5 * scale, (n, 10))).astype(np.float32),
+        flat_hand_mean=params.flat_hand_mean)
 
 
 def mean_joint_error(joints: np.ndarray, target: np.ndarray) -> float:
@@ -342,6 +344,43 @@ def test_left_hand_fit_is_the_mirror_of_the_right(model):
     assert left.iou == pytest.approx(right.iou) and left.fit_steps == right.fit_steps
     assert np.allclose(left.vertices, right.vertices * [-1, 1, 1], atol=1e-5)
     assert np.allclose(left.params.pose, right.params.pose)
+
+
+STARTS_ONLY = FitConfig(steps=0, detail_steps=0)
+
+
+def network_start(start, hand, **given) -> np.ndarray:
+    """Joints (21,3) of the unfitted "network" start of `hypotheses(start, hand=hand, ...)`."""
+    ranked = hypotheses(start, hand=hand, k=9, config=STARTS_ONLY, n_prior=0, min_distance_cm=0.0, **given)
+    return next(h.joints for h in ranked if h.start == "network")
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_parameters_taken_from_a_prediction_start_at_the_predicted_hand(model, side):
+    """Every public path that takes a Prediction's parameters starts from the hand they rebuild:
+    hypotheses(prediction, ...), hypotheses(prediction.params, mask, K, ...) and
+    fit_to_silhouette(prediction.params, ...), with the network's own hand layer and a layer of
+    the other pose convention. The rebuilt hand is params_residual_mm["joints"] from the answer."""
+    mask = blob_mask(100, 100)
+    prediction = model.predict(mask if side == "right" else np.ascontiguousarray(mask[:, ::-1]), focal=220.0,
+                               side=side)
+    params, frame_mask, frame_K = prediction.network_frame()
+    answer = prediction.joints if side == "right" else mirror_points(prediction.joints)
+    residual_mm = prediction.params_residual_mm["joints"]
+    network_hand = model.runner.hand
+    other_hand = load_hand_model(network_hand.name, flat_hand_mean=not network_hand.flat_hand_mean)
+    assert np.abs(network_hand.pose_mean.numpy()).max() > 0.05  # the two conventions differ for this hand
+
+    def distance_mm(joints: np.ndarray) -> float:
+        return float(np.linalg.norm(joints - answer, axis=-1).mean()) * 1000
+
+    for hand in (network_hand, other_hand):
+        assert distance_mm(network_start(prediction, hand)) == pytest.approx(residual_mm, abs=0.05)
+        assert distance_mm(network_start(params, hand, mask=frame_mask, K=frame_K)) == pytest.approx(residual_mm,
+                                                                                                     abs=0.05)
+        batched = params.map(lambda v: np.asarray(v)[None])
+        fitted = fit_to_silhouette(batched, frame_mask[None], frame_K[None], hand, STARTS_ONLY)
+        assert distance_mm(fitted.joints[0]) == pytest.approx(residual_mm, abs=0.05)
 
 
 def test_fitting_without_a_hand_layer_is_refused(tmp_path):

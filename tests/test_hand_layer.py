@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from mano_fixture import fake_mano_arrays
 from mask2hand import Mask2HandError
-from mask2hand.hand import MANO_TO_FREIHAND, load_hand_model
+from mask2hand.hand import MANO_TO_FREIHAND, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
 
@@ -113,6 +113,31 @@ def test_pose_from_pcs_is_the_pose_input_of_the_pcs(mano_path):
     torch.testing.assert_close(model(zeros, zeros, pose=pose).vertices, model(zeros, zeros, pose_pcs=pcs).vertices)
     with pytest.raises(Mask2HandError, match="pose_pcs"):
         model.pose_from_pcs(torch.zeros(3, 7, dtype=torch.float64))
+
+
+def test_in_convention_gives_each_layer_the_same_hand(mano_path):
+    """Parameters in either pose convention (pose or pose_pcs, torch or numpy) pose the same hand
+    on the flat and the mean-relative layer once converted, and convert back unchanged."""
+    flat = load_hand_model("mano", path=mano_path, num_pose_pcs=12, flat_hand_mean=True).double()
+    relative = load_hand_model("mano", path=mano_path, num_pose_pcs=12, flat_hand_mean=False).double()
+    gen = torch.Generator().manual_seed(3)
+    orient, transl = torch.randn(2, 3, generator=gen, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)
+    betas = torch.randn(2, 10, generator=gen, dtype=torch.float64)
+    pcs = torch.randn(2, 12, generator=gen, dtype=torch.float64)
+    expected = relative(orient, transl, pose_pcs=pcs, betas=betas).vertices
+    given = HandParams(global_orient=orient, transl=transl, betas=betas, pose_pcs=pcs, flat_hand_mean=False)
+    assert relative.model_pose_mean.abs().max() > 0.05  # the conventions differ
+    as_flat = relative.in_convention(given, flat_hand_mean=True)
+    assert as_flat.flat_hand_mean and as_flat.pose_pcs is None
+    for layer in (flat, relative):
+        torch.testing.assert_close(layer(**given.layer_inputs(layer)).vertices, expected)
+        torch.testing.assert_close(layer(**as_flat.layer_inputs(layer)).vertices, expected)
+    back = flat.in_convention(as_flat, flat_hand_mean=False)
+    torch.testing.assert_close(back.pose, relative.pose_from_pcs(pcs))
+    as_numpy = as_flat.map(lambda v: v.numpy())
+    np.testing.assert_allclose(relative.in_convention(as_numpy).pose, back.pose.numpy(), atol=1e-6)
+    with pytest.raises(Mask2HandError, match="both pose conventions"):
+        HandParams.stack([given, as_flat], torch.stack)
 
 
 def test_matrix_to_axis_angle_inverts_rodrigues_at_every_angle():

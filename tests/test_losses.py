@@ -40,7 +40,7 @@ def make_batch(seed=0, dtype=torch.float64, batch=3, refined=True):
                        index=torch.arange(batch))
     zeros = torch.zeros(batch, 3, dtype=dtype)
     params = HandParams(global_orient=zeros, transl=zeros, betas=torch.zeros(batch, 10, dtype=dtype),
-                        pose=torch.zeros(batch, 45, dtype=dtype))
+                        pose=torch.zeros(batch, 45, dtype=dtype), flat_hand_mean=False)
     output = Mask2HandOutput(
         params=params, joints=joints.clone(), vertices=vertices.clone(),
         refined_joints=joints.clone() if refined else None, refined_vertices=vertices.clone() if refined else None,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from mask2hand.inference import cameras
 from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import MAX_IMAGE_SIDE, read_image
@@ -253,3 +257,64 @@ def test_crop_fills_the_input_with_the_hand():
     assert abs((rows.max() + 1 - rows.min()) - 64 / 1.25) <= 2
     assert abs(0.5 * (rows.min() + rows.max() + 1) - 32) <= 1.5 and abs(0.5 * (cols.min() + cols.max() + 1) - 32) <= 1.5
     assert transform.scale > 1  # the 40-pixel blob was enlarged
+
+
+def test_a_16_bit_mask_is_called_empty_at_the_level_actually_used(tmp_path):
+    """A 16-bit picture holding 0/255 is cut at 127 on the 8-bit scale, i.e. 32639: the message
+    names that level, the one the pixels were compared with."""
+    image = np.zeros((40, 40), np.uint16)
+    image[10:30, 10:30] = 255
+    Image.fromarray(image).save(tmp_path / "hand16.tif")
+    with pytest.raises(Mask2HandError, match=r"above 32639 \(threshold 127 on the 8-bit scale"):
+        load_mask(tmp_path / "hand16.tif")
+    with pytest.raises(Mask2HandError, match=r"above 0\.5 \(values in \[0, 1\]\)"):
+        binarize(np.zeros((30, 30), np.float32))
+
+
+@pytest.mark.parametrize("skew", [1e6, 1e300])
+def test_a_k_with_a_huge_skew_is_refused_naming_the_skew(skew, tmp_path):
+    K = intrinsics((100, 100), 220.0)
+    K[0, 1] = skew
+    with pytest.raises(Mask2HandError, match="^K has a skew of"):
+        resolve_camera((100, 100), K=K)
+    path = tmp_path / "K.json"
+    path.write_text(json.dumps(K.tolist()))
+    with pytest.raises(Mask2HandError, match=f"^K in {path} has a skew of"):
+        KFile(path)
+    K[0, 1] = 5.0  # a skew a real camera (or a sheared crop) can have is kept
+    assert resolve_camera((100, 100), K=K).K[0, 1] == 5.0
+
+
+def _k_file_error(path) -> str:
+    """The message of KFile(path), in a thread that must finish within 20 s (a FIFO blocks on open)."""
+    outcome: dict[str, str] = {}
+
+    def read() -> None:
+        try:
+            KFile(path)
+            outcome["error"] = "accepted"
+        except Mask2HandError as exc:
+            outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), f"KFile({path}) still reading after 20 s"
+    return outcome["error"]
+
+
+def test_k_files_that_never_end_are_refused_in_one_line(tmp_path, monkeypatch):
+    """--K /dev/zero passed 4 GB and a FIFO hung: only a regular file of bounded size is read."""
+    fifo = tmp_path / "K.fifo"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo, tmp_path):
+        message = _k_file_error(path)
+        assert message.startswith(f"K file {path} is not a regular file") and "\n" not in message, message
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(intrinsics((224, 224), 500.0).tolist()))
+    monkeypatch.setattr(cameras, "MAX_K_FILE_BYTES", 40)
+    assert _k_file_error(big).startswith(f"K file {big} is larger than 40 bytes")
+    monkeypatch.undo()
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert _k_file_error(deep).startswith(f"K file {deep} is not valid JSON")

@@ -159,7 +159,7 @@ def network_output(joints, vertices, refined_joints=None, refined_vertices=None)
     """A network output with the given geometry (its other fields are placeholders)."""
     b = joints.shape[0]
     params = HandParams(global_orient=torch.zeros(b, 3), transl=torch.zeros(b, 3), betas=torch.zeros(b, 10),
-                        pose=torch.zeros(b, 45))
+                        pose=torch.zeros(b, 45), flat_hand_mean=False)
     return Mask2HandOutput(params=params, vertices=vertices, joints=joints, silhouette=torch.zeros(b, 8, 8),
                            input_mask=torch.zeros(b, 8, 8), input_K=torch.eye(3).expand(b, 3, 3),
                            refined_vertices=refined_vertices, refined_joints=refined_joints)

@@ -74,6 +74,20 @@ def test_the_written_parameters_rebuild_the_examples(model):
     assert joints.max() < 2.0 and vertices.max() < 3.0, (joints, vertices)
 
 
+def test_hypotheses_of_a_prediction_start_from_its_answer(model):
+    """`hypotheses(prediction, hand=...)`, the documented use: its "network" start is the answer
+    (the rebuilt parameters, within 2 mm of its joints) and covers the mask as the answer does."""
+    from mask2hand.fit import FitConfig, hypotheses
+
+    truth = json.loads((EXAMPLES / "ground_truth.json").read_text())["examples"]
+    prediction = model.predict(str(EXAMPLES / "open_palm.png"), K=np.array(truth["open_palm.png"]["K"]))
+    ranked = hypotheses(prediction, hand=model.runner.hand, k=9, config=FitConfig(steps=0, detail_steps=0),
+                        n_prior=0, min_distance_cm=0.0)
+    start = next(h for h in ranked if h.start == "network")
+    assert float(np.linalg.norm(start.joints - prediction.joints, axis=-1).mean()) < 0.002
+    assert start.iou == pytest.approx(prediction.iou, abs=0.02)
+
+
 def test_the_paper_synthetic_weights_are_shipped_and_answer_the_paper_protocol(tmp_path):
     """The second shipped model: 6 pose PCs, betas 0, PyTorch only; on a few masks of the paper's
     protocol (another seed than its training data) it is close to the card's PA-MPJPE (1.33 cm)."""

@@ -143,3 +143,28 @@ def test_ablate_refuses_bad_arguments_before_training(tmp_path, capsys, extra, m
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not (tmp_path / "abl").exists() and not (tmp_path / "data").exists()
+
+
+def laughs(levels: int = 9) -> str:
+    """A flow YAML list of a few hundred bytes whose last item expands, alias by alias, to 9^levels
+    strings: the "billion laughs"."""
+    nodes = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    nodes += [f"&l{k} [" + ", ".join([f"*l{k - 1}"] * 9) + "]" for k in range(1, levels + 1)]
+    return "[" + ", ".join(nodes) + "]"
+
+
+@pytest.mark.parametrize("key", ["train.lr", "name", "network.backbone", "loss.overrides", "data.train",
+                                 "loss.overrides.contour"])
+def test_an_aliased_value_is_named_not_expanded(tmp_path, key):
+    """An error about a YAML value full of aliases describes it (its type and size) instead of
+    printing it, which would expand every alias (gigabytes for this file of a few hundred bytes)."""
+    *sections, last = key.split(".")
+    text = "".join(f"{'  ' * i}{section}:\n" for i, section in enumerate(sections))
+    text += f"{'  ' * len(sections)}{last}: {laughs()}\n"
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text)
+    for load in (lambda: load_config(path), lambda: load_config({}, [f"{key}={laughs()}"])):
+        with pytest.raises(Mask2HandError) as error:
+            load()
+        message = str(error.value)
+        assert key in message and "a list of 10 items" in message and len(message) < 400, message

@@ -50,6 +50,7 @@ from mask2hand.data.storage import CARD_NAME, StoredDataset, unpack_masks
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.masks import largest_component, resample_window
 from mask2hand.hand.params import HandParams
+from mask2hand.utils.checks import check_K
 
 # the stored hand-layer parameters, in the order the sources hold them
 PARAM_NAMES = ("global_orient", "transl", "pose", "betas")
@@ -335,6 +336,9 @@ class MaskDataset(Dataset):
 
                 seed_ = PAPER_SPLIT_SEED if split_seed is None else split_seed
                 self.source = _FreiHandSource(path, split, split_file, seed_)
+        where = source.path if isinstance(source, StoredDataset) else Path(source)
+        ids = np.asarray(self.source.ids)
+        check_K(np.asarray(self.source.K)[ids], f"dataset {where}: K", ids=ids)
         self.augment = AugmentConfig() if augment is True else (augment or None)
         self.noise = noise
         self.image_size = self.source.image_size
@@ -548,7 +552,8 @@ class MaskDataset(Dataset):
                       if self.with_vertices and vertices is not None else None),
             distance_field=dist,
             params=None if params is None else HandParams(
-                **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)}),
+                **{name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(PARAM_NAMES, params)},
+                flat_hand_mean=True),
             index=torch.from_numpy(index),
             hand_mask=None if hand is None else torch.from_numpy(hand.astype(np.float32)),
             hand_window=None if hand_windows is None else torch.from_numpy(hand_windows.astype(np.float32)),

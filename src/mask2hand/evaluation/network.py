@@ -9,8 +9,9 @@ palm/back flip rate (mask2hand.evaluation.metrics).
 A dataset made with another hand model than the network's (Anny, or MANO's FreiHAND for
 an open-hand network) is scored on what both share: joints and masks; its vertices are
 another mesh and are not compared (the result's notes say so). Where the dataset stores
-the hand-only mask beside the full one (masks with a forearm), mIoU and Dice compare the
-answer with the hand-only mask: the network is asked for the hand, not the arm.
+the hand-only mask beside the full one (masks with a forearm), the network gets the full mask
+(with the arm and any noise, as a user would give it) and mIoU and Dice compare the answer
+with the hand-only mask: the network is asked for the hand, not the arm.
 """
 
 from __future__ import annotations
@@ -119,14 +120,14 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
             batch = batch.to(device)
             if not same_hand:
                 batch = replace(batch, vertices=None)
-            if batch.hand_mask is not None:
-                batch = replace(batch, mask=batch.hand_mask)
+            # the network gets the full mask, arm and noise included, as a user gives it
             if prepared:
                 masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)
                 output = net(masks.to(device), K.to(device))
             else:
                 output = net(batch.mask, batch.K)
-            accumulator.update(output, batch, K=batch.K, faces=faces)
+            scored = batch if batch.hand_mask is None else replace(batch, mask=batch.hand_mask)
+            accumulator.update(output, scored, K=batch.K, faces=faces)
     result = accumulator.result()
     stages = {"preliminary": result.preliminary.summary()}
     if result.refined is not None:

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.hand.params import HandParams
 from mask2hand.utils.files import atomic_path, file_sha256
 from mask2hand.utils.optional import missing_message
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, METADATA_PREFIX
@@ -287,8 +288,10 @@ def synthetic_check_inputs(hand, count: int, input_size: int, seed: int = 0) -> 
         return torch.as_tensor(values, dtype=torch.float64, device=device)
 
     with torch.no_grad():
-        out = hand(tensor(orient), tensor(np.zeros((count, 3))), pose=tensor(pose) - hand.pose_mean.double(),
-                   betas=tensor(rng.normal(0.0, 0.8, size=(count, 10))))
+        absolute = HandParams(global_orient=tensor(orient), transl=tensor(np.zeros((count, 3))),
+                              betas=tensor(rng.normal(0.0, 0.8, size=(count, 10))), pose=tensor(pose),
+                              flat_hand_mean=True)
+        out = hand(**absolute.layer_inputs(hand))
     vertices = out.vertices.cpu().numpy()
     focal = DEFAULT_FOCAL_FACTOR * input_size
     center = 0.5 * (vertices.min(1) + vertices.max(1))

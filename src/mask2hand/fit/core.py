@@ -148,7 +148,8 @@ class FitResult:
     """Fitted hands, numpy float32, batch first.
 
     params: HandParams (global_orient (B,3), transl (B,3), pose (B,45) as
-    HandModel.forward(pose=...) takes it, betas (B,10); pose_pcs None); vertices (B,V,3)
+    HandModel.forward(pose=...) takes it, in the hand layer's convention, betas (B,10); pose_pcs
+    None); vertices (B,V,3)
     and joints (B,21,3) in meters, camera space; iou_before, iou (B,) float64: exact IoU
     with each input mask at its own resolution, of the start and of the answer; steps
     (B,) int: Adam updates made before the mask stopped; prior_penalty (B,): the weighted
@@ -181,6 +182,7 @@ def _tensor(value: Any, device, dtype=torch.float32) -> torch.Tensor:
 def start_tensors(params: HandParams, hand, device) -> dict[str, torch.Tensor]:
     """Batched start parameters as float32 tensors on `device`: global_orient, transl, betas (B,10)
     and pose (B,45) as the hand layer's `pose` input (from pose_pcs if that is all there is)."""
+    params = hand.in_convention(params)
     global_orient = _tensor(params.global_orient, device).reshape(-1, 3)
     batch = global_orient.shape[0]
     transl = _tensor(params.transl, device).reshape(batch, 3)
@@ -416,8 +418,8 @@ def fit_to_silhouette(params_init: HandParams, masks: Any, K: Any, hand, config:
     """Fit hands to silhouettes, all masks of the batch at once (see the module docstring): the
     first stage, then (pose_space "pca", steps and detail_steps > 0) the detail stage from its answer.
 
-    params_init: HandParams, batched (B leading; numpy or torch), pose as the hand
-    layer's `pose` input or pose_pcs; masks: (B,H,W) (bool or 0/1, numpy or torch) or a
+    params_init: HandParams, batched (B leading; numpy or torch), pose or pose_pcs, in either
+    convention (the fit works in the hand layer's: `hand.in_convention`); masks: (B,H,W) (bool or 0/1, numpy or torch) or a
     list of B (H_i,W_i) masks; K (3,3) or (B,3,3) pixel intrinsics of each mask; hand:
     the HandModel the parameters belong to; config: FitConfig (default settings if None).
     Raises Mask2HandError for bad settings or an empty mask.
@@ -476,7 +478,8 @@ def _fit_stage(params_init: HandParams, mask_list: list[np.ndarray], K_np: np.nd
         return torch.where(keep_t.reshape(shape), start_value, fit_value).float().cpu().numpy()
 
     params = HandParams(**{name: choose(fitted[name], start[name]) for name in ("global_orient", "transl", "pose",
-                                                                                 "betas")})
+                                                                                 "betas")},
+                        flat_hand_mean=hand.flat_hand_mean)
     return FitResult(params=params, vertices=choose(out.vertices, start_out.vertices),
                      joints=choose(out.joints, start_out.joints), iou_before=iou_before,
                      iou=np.where(keep, iou_before, iou), steps=steps,

@@ -3,20 +3,23 @@
 Joint limits are the boxes of `mask2hand.hand.prior.JOINT_LIMITS` on each finger joint's
 anatomical (flex, abd, twist) axis-angle (`pose_to_local`); the penalty is the squared
 excess outside the box in radians^2, summed over the 15 joints, zero inside the limits.
-It acts on the *absolute* finger pose (the hand layer's `pose` input plus the model's
-mean pose when `flat_hand_mean` is False), the pose the limits are defined for.
+It acts on the *absolute* finger pose (the flat_hand_mean=True convention of
+mask2hand.hand.params.HandParams), the pose the limits are defined for.
 """
 
 from __future__ import annotations
 
 import torch
 
+from mask2hand.hand.params import HandParams
 from mask2hand.hand.prior import JOINT_FRAMES, JOINT_LIMITS
 
 
 def absolute_pose(hand, pose: torch.Tensor) -> torch.Tensor:
-    """Absolute finger pose (B,45) from the hand layer's `pose` input (B,45): adds the model's mean."""
-    return pose + hand.pose_mean.to(pose)
+    """Absolute finger pose (B,45) from the hand layer's `pose` input (B,45) (HandModel.in_convention)."""
+    layer_params = HandParams(global_orient=None, transl=None, betas=None, pose=pose,
+                              flat_hand_mean=hand.flat_hand_mean)
+    return hand.in_convention(layer_params, flat_hand_mean=True).pose
 
 
 def local_pose(pose_abs: torch.Tensor) -> torch.Tensor:

@@ -177,7 +177,8 @@ def hypotheses_batch(params: HandParams, masks: Any, K: Any, hand, k: int = 5, c
     K_np = as_K_array(K, len(mask_list))
     with torch.no_grad():
         base = HandParams(**{name: value.cpu().numpy()
-                             for name, value in start_tensors(params, hand, hand.faces.device).items()})
+                             for name, value in start_tensors(params, hand, hand.faces.device).items()},
+                          flat_hand_mean=hand.flat_hand_mean)
     per_mask = [hypothesis_starts(hand, _take(base, slice(b, b + 1)), n_prior, seed) for b in range(len(mask_list))]
     counts = [len(names) for _, names in per_mask]
     result = fit_to_silhouette(_concat([starts for starts, _ in per_mask]), _repeat_each(mask_list, counts),
@@ -204,8 +205,9 @@ def hypotheses(start: HandParams | FramedAnswer, mask: Any = None, K: Any = None
 
     start: HandParams of one hand (unbatched), or a Prediction (its params, and its mask and
     K when not given, all in the frame its params live in: for a left hand the mirrored
-    picture, and so are the hypotheses). mask (H,W), K (3,3), hand: the HandModel of the
-    params. See the module docstring.
+    picture, and so are the hypotheses). mask (H,W), K (3,3), hand: a HandModel of the params'
+    hand model, in either pose convention (the params are converted to its convention, and the
+    hypotheses' params are in it). See the module docstring.
     """
     if hand is None:
         raise Mask2HandError("hypotheses needs the hand model the parameters belong to (hand=...)")

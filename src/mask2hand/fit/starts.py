@@ -1,7 +1,8 @@
 """Starting points for fits: hands placed from a mask alone, and variants of an answer.
 
-All functions take and return numpy HandParams (batch first, float32, `pose` as the
-hand layer's input); rotations act in camera space (x right, y down, z forward).
+All functions take numpy HandParams (batch first, float32, `pose` set) and return them in the
+hand layer's convention (HandModel.in_convention); rotations act in camera space (x right, y
+down, z forward).
 
 Placement from a mask (`place_on_mask`): the mask's centroid, area and principal axis
 (the eigenvector of its pixels' covariance with the larger eigenvalue) set where the
@@ -50,7 +51,7 @@ def _posed(hand, params: HandParams):
     with torch.no_grad():
         device = hand.faces.device
         inputs = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32, device=device)
-                  for k, v in params.layer_inputs().items()}
+                  for k, v in params.layer_inputs(hand).items()}
         return hand(**inputs)
 
 
@@ -60,7 +61,7 @@ def with_rotation(params: HandParams, rotation: np.ndarray) -> HandParams:
     return HandParams(global_orient=matrix_to_rotvec(rotation).astype(np.float32),
                       transl=np.asarray(params.transl, dtype=np.float32),
                       pose=np.asarray(params.pose, dtype=np.float32),
-                      betas=np.asarray(params.betas, dtype=np.float32))
+                      betas=np.asarray(params.betas, dtype=np.float32), flat_hand_mean=params.flat_hand_mean)
 
 
 def palm_flip(params: HandParams) -> HandParams:
@@ -94,24 +95,20 @@ def swap_flexion(hand, params: HandParams, first: str, second: str) -> HandParam
     for name in (first, second):
         if name not in FINGERS or name == "thumb":
             raise Mask2HandError(f"swap_flexion takes two long fingers of {FINGERS[:4]}, got {name!r}")
-    mean = hand.pose_mean.detach().cpu().numpy().astype(np.float64)
-    local = pose_to_local(np.asarray(params.pose, dtype=np.float64) + mean).copy()
+    absolute = hand.in_convention(params, flat_hand_mean=True)
+    local = pose_to_local(np.asarray(absolute.pose, dtype=np.float64)).copy()
     a, b = 3 * FINGERS.index(first), 3 * FINGERS.index(second)
     local[:, a:a + 3, 0], local[:, b:b + 3, 0] = local[:, b:b + 3, 0].copy(), local[:, a:a + 3, 0].copy()
-    pose = local_to_pose(local) - mean
-    return HandParams(global_orient=np.asarray(params.global_orient, dtype=np.float32),
-                      transl=np.asarray(params.transl, dtype=np.float32), pose=pose.astype(np.float32),
-                      betas=np.asarray(params.betas, dtype=np.float32))
+    return with_poses(hand, params, local_to_pose(local))
 
 
 def with_poses(hand, params: HandParams, absolute_poses: np.ndarray) -> HandParams:
     """The same hands (same rotation, root joint and shape) with other finger poses (B,45),
     given as absolute poses (e.g. from sample_pose_prior)."""
-    mean = hand.pose_mean.detach().cpu().numpy()
-    return HandParams(global_orient=np.asarray(params.global_orient, dtype=np.float32),
-                      transl=np.asarray(params.transl, dtype=np.float32),
-                      pose=(np.asarray(absolute_poses) - mean).astype(np.float32),
-                      betas=np.asarray(params.betas, dtype=np.float32))
+    return hand.in_convention(HandParams(global_orient=np.asarray(params.global_orient, dtype=np.float32),
+                                         transl=np.asarray(params.transl, dtype=np.float32),
+                                         pose=np.asarray(absolute_poses, dtype=np.float32),
+                                         betas=np.asarray(params.betas, dtype=np.float32), flat_hand_mean=True))
 
 
 def prior_poses(n: int, seed: int = 0, first: str | None = "relaxed") -> np.ndarray:
@@ -164,10 +161,10 @@ def place_on_mask(hand, mask: np.ndarray, K: np.ndarray, absolute_poses: np.ndar
     centroid, area, axis = mask_moments(mask)
     rotations = np.stack([facing_rotation(axis + offset, toward) for offset, toward in orientations])
     betas = np.zeros((n, 10), np.float32) if betas is None else np.asarray(betas, np.float32)
-    mean = hand.pose_mean.detach().cpu().numpy()
-    params = HandParams(global_orient=matrix_to_rotvec(rotations).astype(np.float32),
-                        transl=np.zeros((n, 3), np.float32),
-                        pose=(np.asarray(absolute_poses) - mean).astype(np.float32), betas=betas)
+    params = hand.in_convention(HandParams(global_orient=matrix_to_rotvec(rotations).astype(np.float32),
+                                           transl=np.zeros((n, 3), np.float32),
+                                           pose=np.asarray(absolute_poses, dtype=np.float32), betas=betas,
+                                           flat_hand_mean=True))
     vertices = _posed(hand, params).vertices.cpu().numpy().astype(np.float64)  # root joint near the origin
     center = 0.5 * (vertices.min(axis=1) + vertices.max(axis=1))
     far = vertices - center[:, None] + np.array([0.0, 0.0, _FAR_DEPTH])
@@ -189,4 +186,4 @@ def place_on_mask(hand, mask: np.ndarray, K: np.ndarray, absolute_poses: np.ndar
         target = ray / ray[2] * depth  # where the silhouette's centroid must be
         transl[i] = target - np.array([offset[0], offset[1], 0.0]) - center[i]
     return HandParams(global_orient=params.global_orient, transl=transl.astype(np.float32), pose=params.pose,
-                      betas=betas)
+                      betas=betas, flat_hand_mean=params.flat_hand_mean)

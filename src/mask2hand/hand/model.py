@@ -6,7 +6,7 @@ them as buffers and evaluates them with the pure functions of `lbs`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from torch import nn
 from mask2hand.errors import Mask2HandError
 from mask2hand.hand import lbs
 from mask2hand.hand.data import MANO_TO_FREIHAND, NUM_BETAS, NUM_FINGER_JOINTS, NUM_RIG_JOINTS, HandModelData
+from mask2hand.hand.params import HandParams
 from mask2hand.utils.checks import check_shape
 
 
@@ -72,6 +73,8 @@ class HandModel(nn.Module):
         self.register_buffer("pose_components", f32(data.pose_components[:num_pose_pcs]))
         mean = data.pose_mean if not flat_hand_mean else np.zeros_like(data.pose_mean)
         self.register_buffer("pose_mean", f32(mean))
+        # the model's own mean whatever `pose_mean` adds: what converts between the two conventions
+        self.register_buffer("model_pose_mean", f32(data.pose_mean), persistent=False)
         self.register_buffer("fingertip_ids", torch.as_tensor(np.asarray(data.fingertip_ids, dtype=np.int64)))
         self.register_buffer("freihand_order", torch.as_tensor(MANO_TO_FREIHAND, dtype=torch.int64))
 
@@ -103,6 +106,22 @@ class HandModel(nn.Module):
         if pose_pcs is not None:
             return self.pose_from_pcs(pose_pcs) + mean
         return mean.expand(batch, -1)
+
+    def in_convention(self, params: HandParams, flat_hand_mean: bool | None = None) -> HandParams:
+        """`params` (this model's, torch or numpy values) in the pose convention `flat_hand_mean`
+        (None: this layer's own, what `forward` takes; see HandParams). The values are returned
+        unchanged when the convention is already that one; otherwise the finger pose (from
+        pose_pcs when only they are set) gets the model's mean pose added or removed."""
+        target = self.flat_hand_mean if flat_hand_mean is None else flat_hand_mean
+        if params.flat_hand_mean == target:
+            return params
+        if params.pose is None:
+            pcs = params.pose_pcs
+            pose = (self.pose_from_pcs(pcs) if hasattr(pcs, "detach") else
+                    self.pose_from_pcs(torch.as_tensor(pcs, device=self.pose_components.device)).cpu().numpy())
+            params = replace(params, pose=pose, pose_pcs=None)
+        mean = self.model_pose_mean if hasattr(params.pose, "detach") else self.model_pose_mean.cpu().numpy()
+        return params.with_mean_pose(target, mean)
 
     def pose_from_pcs(self, pose_pcs: torch.Tensor) -> torch.Tensor:
         """The finger pose (B,45) that `forward(pose=...)` takes for pose-PCA coefficients (B,k),

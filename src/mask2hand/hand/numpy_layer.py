@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mask2hand.hand.data import MANO_TO_FREIHAND, NUM_BETAS, NUM_FINGER_JOINTS, HandModelData
+from mask2hand.hand.data import MANO_TO_FREIHAND, NUM_BETAS, HandModelData
+from mask2hand.hand.params import HandParams
 
 
 def axis_angle_to_matrix(axis_angle: np.ndarray) -> np.ndarray:
@@ -38,8 +39,9 @@ class NumpyHand:
 
     v_template (V,3) meters; shapedirs (V,3,10); posedirs (V,3,135), or None for a model
     without pose correctives (the open hand); joint_regressor (16,V); weights (V,16);
-    parents: 16 ints, parents[0] = -1 and parents[j] < j; pose_mean (45,) the mean finger
-    pose the layer adds (zeros for flat_hand_mean=True); fingertip_ids (5,) vertex indices.
+    parents: 16 ints, parents[0] = -1 and parents[j] < j; model_pose_mean (45,) the model's
+    mean finger pose; flat_hand_mean: the layer's pose convention (see HandParams; False: the
+    layer adds model_pose_mean to every pose); fingertip_ids (5,) vertex indices.
     """
 
     v_template: np.ndarray
@@ -48,25 +50,27 @@ class NumpyHand:
     joint_regressor: np.ndarray
     weights: np.ndarray
     parents: tuple[int, ...]
-    pose_mean: np.ndarray
+    model_pose_mean: np.ndarray
+    flat_hand_mean: bool
     fingertip_ids: np.ndarray
 
     @classmethod
     def from_data(cls, data: HandModelData, flat_hand_mean: bool = True) -> "NumpyHand":
         """The layer of `load_hand_model(data.name, flat_hand_mean=...)`, from the model's arrays."""
         f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-        mean = np.zeros(3 * NUM_FINGER_JOINTS) if flat_hand_mean else f64(data.pose_mean)
         return cls(v_template=f64(data.v_template), shapedirs=f64(data.shapedirs),
                    posedirs=f64(data.posedirs) if np.any(data.posedirs) else None,
                    joint_regressor=f64(data.joint_regressor), weights=f64(data.weights),
-                   parents=tuple(int(p) for p in data.parents), pose_mean=mean,
+                   parents=tuple(int(p) for p in data.parents),
+                   model_pose_mean=f64(data.pose_mean), flat_hand_mean=flat_hand_mean,
                    fingertip_ids=np.asarray(data.fingertip_ids, dtype=np.int64))
 
     @classmethod
     def from_layer(cls, hand: Any) -> "NumpyHand":
         """The same layer as a torch `HandModel` (read from its buffers, on any device)."""
         arrays = {name: getattr(hand, name).detach().cpu().double().numpy()
-                  for name in ("v_template", "shape_basis", "pose_basis", "joint_regressor", "weights", "pose_mean")}
+                  for name in ("v_template", "shape_basis", "pose_basis", "joint_regressor", "weights",
+                              "model_pose_mean")}
         num_vertices = arrays["v_template"].shape[0]
 
         def unflatten(basis: np.ndarray) -> np.ndarray:  # (K,V*3) -> (V,3,K), inverting lbs.flatten_basis
@@ -75,13 +79,19 @@ class NumpyHand:
         return cls(v_template=arrays["v_template"], shapedirs=unflatten(arrays["shape_basis"]),
                    posedirs=unflatten(arrays["pose_basis"]) if hand.has_pose_correctives else None,
                    joint_regressor=arrays["joint_regressor"], weights=arrays["weights"], parents=tuple(hand.parents),
-                   pose_mean=arrays["pose_mean"], fingertip_ids=hand.fingertip_ids.detach().cpu().numpy())
+                   model_pose_mean=arrays["model_pose_mean"], flat_hand_mean=bool(hand.flat_hand_mean),
+                   fingertip_ids=hand.fingertip_ids.detach().cpu().numpy())
+
+    def in_convention(self, params: HandParams, flat_hand_mean: bool | None = None) -> HandParams:
+        """`HandModel.in_convention` for numpy parameters with `pose` set."""
+        return params.with_mean_pose(self.flat_hand_mean if flat_hand_mean is None else flat_hand_mean,
+                                     self.model_pose_mean)
 
     def forward(self, global_orient: np.ndarray, transl: np.ndarray, pose: np.ndarray,
                 betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(vertices (B,V,3), joints (B,21,3) FreiHAND order) in meters, float64, for
         global_orient (B,3) axis-angle about the root joint, transl (B,3) meters, pose (B,45)
-        finger axis-angle (the model's pose_mean is added, as in HandModel.forward) and
+        finger axis-angle in the layer's convention (flat_hand_mean, as in HandModel.forward) and
         betas (B,k), k <= 10: `HandModel.forward(global_orient, transl, pose=pose, betas=betas)`.
         """
         posed = self._pose(global_orient, transl, pose, betas)
@@ -167,7 +177,9 @@ class NumpyHand:
         global_orient = np.asarray(global_orient, dtype=np.float64)
         batch = global_orient.shape[0]
         betas = np.asarray(betas, dtype=np.float64)[:, :NUM_BETAS]
-        fingers = np.asarray(pose, dtype=np.float64).reshape(batch, -1) + self.pose_mean
+        fingers = np.asarray(pose, dtype=np.float64).reshape(batch, -1)
+        if not self.flat_hand_mean:
+            fingers = fingers + self.model_pose_mean
         num_vertices = self.v_template.shape[0]
         shape_basis = self.shapedirs[..., :betas.shape[1]].reshape(num_vertices * 3, -1)
         v_shaped = self.v_template + (betas @ shape_basis.T).reshape(batch, num_vertices, 3)

@@ -111,7 +111,7 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
     warnings: list[str] = []
     if image.dtype == bool:
         mask = image.copy()
-        how = "nonzero"
+        how = "0 (a bool mask)"
     else:
         # compared in the image's own dtype: a float64 copy of a large image would cost 8 bytes a pixel
         if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
@@ -122,16 +122,17 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
             how = "0.5 (values in [0, 1])"
         else:
             level = float(threshold)
+            how = f"threshold {threshold:g}"
             if image.dtype == np.uint16 or (np.issubdtype(image.dtype, np.integer) and high > 255):
                 level *= 65535.0 / 255.0  # the 8-bit threshold on the 16-bit scale
+                how = f"{level:g} (threshold {threshold:g} on the 8-bit scale, for 16-bit values)"
             mask = image > level
-            how = f"{threshold:g}"
     fraction = float(mask.mean())
     if fraction == 0.0:
-        raise Mask2HandError(f"the mask is empty (no pixel above threshold {how}); the hand must be white "
+        raise Mask2HandError(f"the mask is empty: no pixel above {how}; the hand must be white "
                              "(bright) on black, or lower --threshold")
     if fraction == 1.0:
-        raise Mask2HandError(f"the mask is all hand (every pixel above threshold {how}); give a silhouette "
+        raise Mask2HandError(f"the mask is all hand: every pixel above {how}; give a silhouette "
                              "with background around the hand, or raise --threshold")
     border = _border_fraction(mask)
     # A real hand rarely covers most of the image border; the background of an inverted

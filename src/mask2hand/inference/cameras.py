@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.utils.checks import check_shape
+from mask2hand.utils.checks import check_K
+from mask2hand.utils.files import read_small_file
 
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
@@ -34,6 +35,9 @@ DEFAULT_FOCAL_FACTOR = 2.2
 FIELD_OF_VIEW_DEGREES = (1.0, 170.0)
 """The fields of view (across each image side) a camera may have: outside them a K is almost
 surely in other units or for another image (f = 1e30 px would put the hand light-years away)."""
+
+MAX_K_FILE_BYTES = 64 * 2**20
+"""The largest `--K` file read: FreiHAND's training_K.json (32,560 matrices) is under 10 MB."""
 
 DEFAULT_CAMERA_NOTE = ("no camera given: assumed focal length {focal:.1f} px ({factor} x the longer image side, "
                        "FreiHAND-like); absolute depth is only as good as this guess (give --focal or --K)")
@@ -60,22 +64,6 @@ def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
     return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
 
 
-def check_K(K: np.ndarray, what: str = "K") -> np.ndarray:
-    """A validated intrinsics matrix (3,3) float64; raises Mask2HandError if it is not one."""
-    try:
-        K = np.asarray(K, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
-    check_shape(K, ["3", "3"], what)
-    if not np.isfinite(K).all():
-        raise Mask2HandError(f"{what} holds NaN or infinite values")
-    if not np.allclose(K[2], [0.0, 0.0, 1.0]) or K[1, 0] != 0.0:
-        raise Mask2HandError(f"{what} must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise Mask2HandError(f"{what} must have positive focal lengths, got fx={K[0, 0]:g}, fy={K[1, 1]:g}")
-    return K
-
-
 def check_focal(focal: float) -> float:
     focal = float(focal)
     if not np.isfinite(focal) or focal <= 0:
@@ -88,12 +76,13 @@ class KFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        text = read_small_file(self.path, MAX_K_FILE_BYTES, "K file")
         try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            raise Mask2HandError(f"K file not found: {self.path}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Mask2HandError(f"K file {self.path} is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise Mask2HandError(f"K file {self.path} is not valid JSON (nested too deeply)") from None
         self.single: np.ndarray | None = None
         self.by_index: np.ndarray | None = None
         self.by_name: dict[str, np.ndarray] | None = None

@@ -22,7 +22,6 @@ from mask2hand.fit.core import FitConfig, fit_to_silhouette
 from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
 from mask2hand.inference.mirror import mirror_points
 from mask2hand.inference.prepare import PreparedInput
-from mask2hand.inference.rebuild import to_flat_convention
 from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult
 
@@ -73,14 +72,15 @@ def fit_network_result(items: Sequence[PreparedInput], raw: NetworkResult, hand,
     result = fit_to_silhouette(raw.hand_params(), masks, Ks, hand, config)
     p = result.params
     fitted = replace(raw, vertices=result.vertices, joints=result.joints, global_orient=p.global_orient,
-                     transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None, parametric=True)
+                     transl=p.transl, pose=p.pose, betas=p.betas, pose_pcs=None, flat_hand_mean=p.flat_hand_mean,
+                     parametric=True)
     return fitted, result.steps
 
 
-def _as_written(hypothesis: Hypothesis, left: bool, pose_mean: np.ndarray) -> Hypothesis:
+def _as_written(hypothesis: Hypothesis, left: bool, hand) -> Hypothesis:
     """A hypothesis as a Prediction carries it: vertices and joints in the input's frame, params
     in the flat_hand_mean=True convention (mask2hand.inference.rebuild), in the network's frame."""
-    params = to_flat_convention(hypothesis.params, pose_mean)
+    params = hand.in_convention(hypothesis.params, flat_hand_mean=True)
     if not left:
         return replace(hypothesis, params=params)
     return replace(hypothesis, params=params, vertices=mirror_points(hypothesis.vertices),
@@ -105,7 +105,6 @@ def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], r
     if k is not None:
         masks, Ks = network_frame(items)
         ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
-        pose_mean = hand.pose_mean.detach().cpu().numpy()
-        results = [replace(prediction, hypotheses=[_as_written(h, item.side == "left", pose_mean) for h in hyps])
+        results = [replace(prediction, hypotheses=[_as_written(h, item.side == "left", hand) for h in hyps])
                    for prediction, item, hyps in zip(results, items, ranked)]
     return results

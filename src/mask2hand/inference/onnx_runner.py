@@ -123,5 +123,6 @@ class OnnxRunner:
         out = self.run_graph(masks, K)
         return NetworkResult(vertices=out["vertices"], joints=out["joints"], global_orient=out["global_orient"],
                              transl=out["transl"], pose=out["pose"], betas=out["betas"],
+                             flat_hand_mean=self.flat_hand_mean,
                              pose_pcs=out.get("pose_pcs"), silhouette=out["silhouette"],
                              hand_window=out.get("hand_window"))

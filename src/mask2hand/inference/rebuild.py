@@ -5,8 +5,8 @@ exact Jacobian, starting from the network's own parameters), and the residual is
 beside them. NumPy only: every runtime, the torch-free ONNX one included, writes the same
 parameters.
 
-The parameters are given in one convention everywhere (datasets, predictions, the README's
-hand-layer call): flat_hand_mean=True, i.e. `pose` is the whole finger pose, the model's mean
+The parameters written out are in the flat_hand_mean=True convention (HandParams.flat_hand_mean),
+like datasets and the README's hand-layer call: `pose` is the whole finger pose, the model's mean
 included, so `load_hand_model(name)(global_orient, transl, pose=pose, betas=betas)` rebuilds
 the hand whatever convention the network was trained in.
 """
@@ -57,15 +57,16 @@ class RebuiltParams:
 def rebuild_params(hand: "NumpyHand", start: HandParams, vertices: np.ndarray, joints: np.ndarray) -> RebuiltParams:
     """Fit hand-layer parameters to final meshes.
 
-    hand: the network's hand layer in NumPy (its own pose_mean, i.e. flat_hand_mean); start:
-    batched parameters in that layer's convention (pose (B,45) as `forward(pose=...)` takes it);
-    vertices (B,V,3) and joints (B,21,3): the final answer, meters.
+    hand: the network's hand layer in NumPy; start: batched parameters with `pose` (B,45), in
+    either convention; vertices (B,V,3) and joints (B,21,3): the final answer, meters. The fit
+    runs in the layer's convention.
 
     The objective per hand is mean_v |v - v*|^2 + mean_j |j - j*|^2 in mm^2, plus BETAS_WEIGHT
     ||betas||^2: both the mesh and the joints, because the answer's joints are regressed from
     its refined mesh while the layer's come from its kinematic chain, and the two differ by
     millimetres. Hands are fitted independently (each its own damping), all in one batch.
     """
+    start = hand.in_convention(start)
     target = np.asarray(vertices, dtype=np.float64)
     target_joints = np.asarray(joints, dtype=np.float64)
     batch, num_vertices = target.shape[:2]
@@ -108,9 +109,9 @@ def rebuild_params(hand: "NumpyHand", start: HandParams, vertices: np.ndarray, j
     rebuilt_vertices, rebuilt_joints = hand.forward(*split(x))
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     global_orient, transl, pose, betas = split(x)
-    params = HandParams(global_orient=f32(global_orient), transl=f32(transl), pose=f32(pose + hand.pose_mean),
-                        betas=f32(betas))
-    return RebuiltParams(params=params,
+    params = HandParams(global_orient=f32(global_orient), transl=f32(transl), pose=f32(pose), betas=f32(betas),
+                        flat_hand_mean=hand.flat_hand_mean)
+    return RebuiltParams(params=hand.in_convention(params, flat_hand_mean=True),
                          joints_mm=np.linalg.norm(rebuilt_joints - target_joints, axis=-1).mean(-1) * 1000,
                          vertices_mm=np.linalg.norm(rebuilt_vertices - target, axis=-1).mean(-1) * 1000,
                          offsets=(target - rebuilt_vertices).astype(np.float32))
@@ -120,12 +121,5 @@ def parametric_params(hand: "NumpyHand", params: HandParams, vertices: np.ndarra
     """The RebuiltParams of answers that already are the hand layer's for `params` (a fitted
     answer): the parameters in the flat convention, no residual, no offsets. vertices (B,V,3)."""
     batch = len(vertices)
-    return RebuiltParams(params=to_flat_convention(params, hand.pose_mean), joints_mm=np.zeros(batch),
+    return RebuiltParams(params=hand.in_convention(params, flat_hand_mean=True), joints_mm=np.zeros(batch),
                          vertices_mm=np.zeros(batch), offsets=np.zeros_like(vertices, dtype=np.float32))
-
-
-def to_flat_convention(params: HandParams, pose_mean: np.ndarray) -> HandParams:
-    """Parameters of a layer with flat_hand_mean=False (pose relative to the mean `pose_mean` (45,))
-    in the flat_hand_mean=True convention (the whole finger pose)."""
-    return HandParams(global_orient=params.global_orient, transl=params.transl, betas=params.betas,
-                      pose=np.asarray(params.pose) + np.asarray(pose_mean, dtype=np.float32))

@@ -29,11 +29,12 @@ class Prediction:
     vertices: (V,3) meters, camera space, the final (refined, if the network refines) mesh.
     joints: (21,3) meters, camera space, FreiHAND order.
     joints_2d: (21,2) their projections in the input image's pixels.
-    params: HandParams that rebuild the answer with the hand layer in the flat_hand_mean=True
-        convention: `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)`
-        (fitted to the final mesh, mask2hand.inference.rebuild; see below for a left hand).
-        Where the runtime lacks the hand's arrays (an ONNX export of a MANO network) they are
-        the network's own, in the convention `hand["flat_hand_mean"]` names.
+    params: HandParams that rebuild the answer, in the flat_hand_mean=True convention:
+        `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)` (fitted to
+        the final mesh, mask2hand.inference.rebuild; see below for a left hand). Where the runtime
+        lacks the hand's arrays (an ONNX export of a MANO network) they are the network's own, in
+        the convention `params.flat_hand_mean` (and `hand["flat_hand_mean"]`) names. Whatever
+        takes them with a hand layer converts them (`HandModel.in_convention`).
         params_residual_mm: {"joints", "vertices"} mean distance of the rebuilt hand from the
         answer (None where not rebuilt); vertex_offsets: (V,3) meters, the answer's mesh minus
         the rebuilt one, in the frame of params (None where not rebuilt).

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from mask2hand.errors import Mask2HandError
 from mask2hand.hand.numpy_layer import NumpyHand
 from mask2hand.hand.params import HandParams
 
@@ -29,8 +30,9 @@ class NetworkResult:
     joints: (B,21,3) meters, the final joints (FreiHAND order).
     global_orient: (B,3) axis-angle about the root joint.
     transl: (B,3) meters.
-    pose: (B,45) the finger pose as `HandModel.forward(pose=...)` takes it.
+    pose: (B,45) the finger pose as the network's `HandModel.forward(pose=...)` takes it.
     betas: (B,10).
+    flat_hand_mean: the pose convention of pose and pose_pcs (the network's hand layer's; see HandParams).
     pose_pcs: (B,k) the pose-PCA coefficients the network regressed, or None.
     silhouette: (B,S,S) the network's silhouette of its preliminary hand at its encoder's input size
         (the hand's window for a network with a locator), or None.
@@ -46,6 +48,7 @@ class NetworkResult:
     transl: np.ndarray
     pose: np.ndarray
     betas: np.ndarray
+    flat_hand_mean: bool
     pose_pcs: np.ndarray | None = None
     silhouette: np.ndarray | None = None
     hand_window: np.ndarray | None = None
@@ -54,11 +57,13 @@ class NetworkResult:
     def params(self, b: int) -> HandParams:
         """The hand-layer parameters of hand b (unbatched)."""
         return HandParams(global_orient=self.global_orient[b], transl=self.transl[b], pose=self.pose[b],
-                          betas=self.betas[b], pose_pcs=None if self.pose_pcs is None else self.pose_pcs[b])
+                          betas=self.betas[b], pose_pcs=None if self.pose_pcs is None else self.pose_pcs[b],
+                          flat_hand_mean=self.flat_hand_mean)
 
     def hand_params(self) -> HandParams:
         """The batch's parameters (B leading) with the finger pose as `pose` (what fitting starts from)."""
-        return HandParams(global_orient=self.global_orient, transl=self.transl, pose=self.pose, betas=self.betas)
+        return HandParams(global_orient=self.global_orient, transl=self.transl, pose=self.pose, betas=self.betas,
+                          flat_hand_mean=self.flat_hand_mean)
 
     @classmethod
     def concat(cls, results: list["NetworkResult"]) -> "NetworkResult":
@@ -68,8 +73,10 @@ class NetworkResult:
             values = [getattr(r, name) for r in results]
             return None if any(v is None for v in values) else np.concatenate(values)
 
-        arrays = {f.name: cat(f.name) for f in fields(cls) if f.name != "parametric"}
-        return cls(**arrays, parametric=all(r.parametric for r in results))
+        if any(r.flat_hand_mean != results[0].flat_hand_mean for r in results):
+            raise Mask2HandError("cannot join network results of both pose conventions")
+        arrays = {f.name: cat(f.name) for f in fields(cls) if f.name not in ("parametric", "flat_hand_mean")}
+        return cls(**arrays, flat_hand_mean=results[0].flat_hand_mean, parametric=all(r.parametric for r in results))
 
 
 class Runner(Protocol):
@@ -135,6 +142,7 @@ class TorchRunner:
             return NetworkResult(vertices=np32(out.final_vertices), joints=np32(out.final_joints),
                                  global_orient=np32(params.global_orient), transl=np32(params.transl),
                                  pose=np32(pose), betas=np32(betas), pose_pcs=np32(params.pose_pcs),
+                                 flat_hand_mean=params.flat_hand_mean,
                                  silhouette=np32(out.silhouette), hand_window=np32(window))
 
 

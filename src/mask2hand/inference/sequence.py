@@ -180,7 +180,8 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
         vertices, joints = vertices.cpu().numpy(), joints.cpu().numpy()
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return NetworkResult(vertices=f32(vertices), joints=f32(joints), global_orient=f32(global_orient),
-                         transl=f32(transl), pose=f32(pose), betas=f32(betas), pose_pcs=None,
+                         transl=f32(transl), pose=f32(pose), betas=f32(betas), flat_hand_mean=raw.flat_hand_mean,
+                         pose_pcs=None,
                          silhouette=raw.silhouette, hand_window=raw.hand_window)
 
 

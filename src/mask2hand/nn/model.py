@@ -354,7 +354,8 @@ class Mask2HandNet(nn.Module):
         placed = self.hand.place(rotation, root, betas=betas, **pose)
         # an axis-angle head reports its own output, which may exceed pi, not its equivalent
         global_orient = code.rotation if cfg.rotation == "axis_angle" else placed.full_pose[:, 0]
-        params = HandParams(global_orient=global_orient, transl=root - placed.rest_root, betas=betas, **pose)
+        params = HandParams(global_orient=global_orient, transl=root - placed.rest_root, betas=betas, **pose,
+                            flat_hand_mean=self.hand.flat_hand_mean)
         return PreliminaryHand(params=params, vertices=placed.vertices, joints=placed.joints)
 
     def refine(self, mask: torch.Tensor, silhouette: torch.Tensor,

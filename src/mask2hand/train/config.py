@@ -22,7 +22,7 @@ from mask2hand.data.dataset import SensorConfig
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.losses.self_supervised import AdaptWeights
 from mask2hand.train.recipes import resolve_recipe
-from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, to_dict
+from mask2hand.utils.dataclass_config import apply_overrides, dataclass_from_dict, shown, to_dict
 from mask2hand.errors import Mask2HandError
 
 
@@ -215,7 +215,7 @@ def _check_range(where: str, value: float | int | None, low: float, high: float 
         inside = inside and (value < high if open_high else value <= high)
         bounds.append(f"{'<' if open_high else '<='} {high}")
     if not inside:
-        raise Mask2HandError(f"config.{where} must be a number {' and '.join(bounds)}, got {value!r}")
+        raise Mask2HandError(f"config.{where} must be a number {' and '.join(bounds)}, got {shown(value)}")
 
 
 def network_config(config: TrainConfig):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from mask2hand.errors import Mask2HandError
 
 
@@ -45,3 +47,47 @@ def check_shape(value: Any, dims: Sequence[str], name: str, sizes: dict[str, int
         new[dim] = size
     sizes.update(new)
     return sizes
+
+
+MAX_SKEW_DEGREES = 30.0
+"""How far from square the pixel axes of a camera may be, atan(|s| / fx) for the skew s of K: a
+real camera's skew is 0 or nearly, and far beyond this angle a K is a mistake (a skew of 1e6 px
+leaves nothing of the hand's picture; 1e300 overflows the projection)."""
+
+
+def check_K(K: Any, what: str = "K", ids: Sequence[int] | None = None) -> np.ndarray:
+    """Validated pixel intrinsics, float64: one (3,3) matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]
+    or a stack (N,3,3) of them.
+
+    Raises Mask2HandError naming `what` (for a stack also the sample: ids[i], or i without ids)
+    for the first matrix of another form, with NaN or infinite values, focal lengths <= 0 or a
+    skew beyond MAX_SKEW_DEGREES.
+    """
+    try:
+        K = np.asarray(K, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
+    single = K.ndim == 2
+    check_shape(K, ["3", "3"] if single else ["N", "3", "3"], what)
+    stack = K.reshape(-1, 3, 3)
+    fx, skew, fy = stack[:, 0, 0], stack[:, 0, 1], stack[:, 1, 1]
+    with np.errstate(invalid="ignore"):
+        skew_degrees = np.degrees(np.arctan2(np.abs(skew), fx))
+        rules = [
+            (np.isfinite(stack).all(axis=(1, 2)), lambda i: "holds NaN or infinite values"),
+            (np.isclose(stack[:, 2], [0.0, 0.0, 1.0]).all(axis=1) & (stack[:, 1, 0] == 0.0),
+             lambda i: "must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]"),
+            ((fx > 0) & (fy > 0),
+             lambda i: f"must have positive focal lengths, got fx={fx[i]:g}, fy={fy[i]:g}"),
+            (skew_degrees <= MAX_SKEW_DEGREES,
+             lambda i: f"has a skew of {skew[i]:.3g} px against fx={fx[i]:.4g} px: its pixel axes are "
+                       f"{skew_degrees[i]:.3g} degrees from square (at most {MAX_SKEW_DEGREES:g}); K[0][1] is "
+                       "the skew, 0 for nearly every camera"),
+        ]
+    ok = np.logical_and.reduce([passed for passed, _ in rules])
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        name = what if single else f"{what} of sample {int(ids[i]) if ids is not None else i}"
+        reason = next(message for passed, message in rules if not passed[i])
+        raise Mask2HandError(f"{name} {reason(i)}")
+    return K

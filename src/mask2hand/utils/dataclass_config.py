@@ -4,6 +4,7 @@ command-line overrides of the form `section.key=value`."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any
@@ -11,6 +12,25 @@ from typing import Any
 import yaml
 
 from mask2hand.errors import Mask2HandError
+
+
+SHOWN_CHARACTERS = 60
+"""The most characters of a value an error message shows."""
+
+
+def shown(value: Any) -> str:
+    """A user's value as an error message shows it: a list or mapping by its type and length only
+    (its repr would expand every YAML alias in it: a "billion laughs" of a few hundred bytes
+    becomes gigabytes), a huge integer by its number of digits, anything else by its repr cut
+    at SHOWN_CHARACTERS."""
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return f"a mapping of {len(value)} keys"
+    if isinstance(value, int) and value.bit_length() > 200:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
 
 
 def dataclass_from_dict(cls: type, values: dict | None, where: str = "config") -> Any:
@@ -51,20 +71,20 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
                 return _coerce(arg, value, where)
             except Mask2HandError as exc:
                 errors.append(str(exc))
-        raise Mask2HandError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise Mask2HandError(errors[0] if errors else f"{where}: invalid value {shown(value)}")
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise Mask2HandError(f"{where} must be a list, got {value!r}")
+            raise Mask2HandError(f"{where} must be a list, got {shown(value)}")
         (item,) = typing.get_args(hint)[:1] or (Any,)
         items = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is typing.Literal:
         if value not in typing.get_args(hint):
-            raise Mask2HandError(f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+            raise Mask2HandError(f"{where} must be one of {list(typing.get_args(hint))}, got {shown(value)}")
         return value
     if origin is dict:
         if not isinstance(value, dict):
-            raise Mask2HandError(f"{where} must be a mapping, got {value!r}")
+            raise Mask2HandError(f"{where} must be a mapping, got {shown(value)}")
         value_hint = typing.get_args(hint)[1]
         return {k: _coerce(value_hint, v, f"{where}.{k}") for k, v in value.items()}
     if hint is Any or hint is dict:
@@ -78,7 +98,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         except ValueError:
             pass
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
-        raise Mask2HandError(f"{where} must be {hint.__name__}, got {value!r}")
+        raise Mask2HandError(f"{where} must be {hint.__name__}, got {shown(value)}")
     return value
 
 

@@ -1,13 +1,17 @@
-"""Atomic file writing: a file is either fully written or not there at all."""
+"""Atomic file writing (a file is either fully written or not there at all) and bounded reading of
+small files given by a user."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from mask2hand.errors import Mask2HandError
 
 
 TEMP_PREFIX = ".mask2hand-"
@@ -64,3 +68,32 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_small_file(path: str | os.PathLike, max_bytes: int, what: str) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` bytes.
+
+    Raises Mask2HandError naming `what` (e.g. "K file") and the path for a missing file, for
+    anything but a regular file (a folder; a device such as /dev/zero, which never ends; a FIFO,
+    whose opening blocks until someone writes), checked before opening, and for a larger file.
+    """
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise Mask2HandError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise Mask2HandError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise Mask2HandError(f"{what} {path} is not a regular file (a folder, device or pipe); give a file")
+    too_large = f"{what} {path} is larger than {max_bytes} bytes"
+    if info.st_size > max_bytes:
+        raise Mask2HandError(too_large)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(max_bytes + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise Mask2HandError(f"cannot read {what} {path} ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise Mask2HandError(too_large)
+    return data
