@@ -12,13 +12,14 @@ while requests/s stays that of one stream. `model s` is the server's own time pe
 predict, overlay, under its lock), from the answers' "seconds".
 
 With --queued N it measures instead whether the cheap routes wait behind predictions: N POST
-/api/predict at once (one thread and connection each), and meanwhile --probes GET /api/health and
-one GET / one after another, each timed; then how the N were answered (200, 503) and the slowest
-one's wait. --server-args passes options to `mask2hand serve` (e.g. "--max-queue 60").
+/api/predict at once (one thread and connection each; with --fit each asks for the test-time fit,
+a slower prediction), and meanwhile --probes GET /api/health and one GET / one after another, each
+timed; then how the N were answered (200, 503) and the slowest one's wait. --server-args passes
+options to `mask2hand serve` (e.g. "--max-queue 60").
 
 Usage: python benchmarks/serve_load.py [--requests 200] [--clients 4] [--single 30] [--file examples/victory.png]
                                       [--checkpoint W]
-       python benchmarks/serve_load.py --queued 60 [--probes 3] [--server-args "--max-queue 60"]
+       python benchmarks/serve_load.py --queued 60 [--fit] [--probes 3] [--server-args "--max-queue 60"]
 Writes benchmarks/results/serve_load.json (serve_queued.json with --queued).
 """
 
@@ -114,9 +115,9 @@ def load(url: str, data: bytes, name: str, requests: int, clients: int) -> dict:
             "model_s": float(np.mean(model_seconds)), "seconds": wall}
 
 
-def queued(url: str, data: bytes, name: str, count: int, probes: int, timeout: float) -> dict:
-    """`count` POST /api/predict at once; meanwhile `probes` timed GET /api/health and one GET /;
-    then the predictions' status codes and the slowest one's wait (s). Every request gives up
+def queued(url: str, data: bytes, name: str, count: int, probes: int, timeout: float, fields: dict) -> dict:
+    """`count` POST /api/predict (form `fields`) at once; meanwhile `probes` timed GET /api/health
+    and one GET /; then the predictions' status codes and the slowest one's wait (s). Every request gives up
     after `timeout` seconds (counted as status "timeout")."""
     import httpx
 
@@ -128,7 +129,8 @@ def queued(url: str, data: bytes, name: str, count: int, probes: int, timeout: f
         t0 = time.perf_counter()
         try:
             with httpx.Client(base_url=url, timeout=timeout) as http:
-                status = str(http.post("/api/predict", files={"mask": (name, data, "image/png")}).status_code)
+                status = str(http.post("/api/predict", files={"mask": (name, data, "image/png")},
+                                       data=fields).status_code)
         except httpx.TimeoutException:
             status = "timeout"
         with lock:
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="weights (default: the shipped model)")
     parser.add_argument("--queued", type=int, metavar="N", help="instead: N predictions at once while "
                                                                 "/api/health and / are timed")
+    parser.add_argument("--fit", action="store_true", help="the --queued predictions ask for the test-time fit")
     parser.add_argument("--probes", type=int, default=3, help="timed /api/health requests with --queued (default 3)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds any one request may take (default 600)")
     parser.add_argument("--server-args", default="", help="options for `mask2hand serve`, one string")
@@ -218,15 +221,17 @@ def run_queued(args: argparse.Namespace, data: bytes) -> None:
     proc, url = start_server(args.checkpoint, shlex.split(args.server_args))
     try:
         load(url, data, args.file.name, 1, 1)
-        result = queued(url, data, args.file.name, args.queued, args.probes, args.timeout)
+        result = queued(url, data, args.file.name, args.queued, args.probes, args.timeout,
+                        {"fit": "on"} if args.fit else {})
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    print(f"{args.queued} x POST /api/predict with {args.file.name} at once, server args {args.server_args!r}")
+    print(f"{args.queued} x POST /api/predict with {args.file.name}{' and fit' if args.fit else ''} at once, "
+          f"server args {args.server_args!r}")
     print_table([{"route": "GET /api/health", "ms": ms} for ms in result["health_ms"]]
                 + [{"route": "GET /", "ms": result["page_ms"]}], ["route", "ms"])
     print(f"predictions answered {result['answered']}; slowest waited {result['slowest_wait_s']:.1f} s")
-    write_json("serve_queued", {"file": args.file.name, "server_args": args.server_args,
+    write_json("serve_queued", {"file": args.file.name, "fit": args.fit, "server_args": args.server_args,
                                 "note": "2 CPU cores shared with other jobs: pessimistic", **result})
 
 
