@@ -1,4 +1,5 @@
-"""`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency."""
+"""`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency,
+and a server that stays reachable (every parse error a 400)."""
 
 from __future__ import annotations
 
@@ -365,3 +366,41 @@ def test_the_command_serves_the_api():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------------- a server that stays reachable
+
+@pytest.mark.parametrize("fields", [
+    {"K": "[" * 1000 + "]" * 1000},
+    {"K": "1" * 5000},
+    {"K": json.dumps([[int("1" + "0" * 400), 0, 112], [0, 490, 112], [0, 0, 1]])},
+    {"hypotheses": "1" * 5000},
+    {"focal": "1" * 5000},
+], ids=["K-nested-1000", "K-5000-digits", "K-int-beyond-float", "hypotheses-5000-digits", "focal-5000-digits"])
+def test_a_field_python_cannot_parse_answers_400_with_one_line(client, fields):
+    response = post(client, "victory.png", (EXAMPLES / "victory.png").read_bytes(), **fields)
+    assert response.status_code == 400, response.text
+    assert "\n" not in response.json()["error"] and "internal error" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data; boundary=x", b"garbage"),
+    ("multipart/form-data", b"--x\r\n"),
+    ("multipart/form-data; boundary=x", b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % k
+                                                 for k in range(1200)) + b"--x--\r\n"),
+    ("application/x-www-form-urlencoded", b"K=%ZZ&focal=%"),
+    ("application/json", b"{" * 1000),
+], ids=["no-boundary-found", "no-boundary", "1200-fields", "bad-percent-encoding", "json"])
+def test_a_malformed_request_answers_400(client, content_type, body):
+    response = client.post("/api/predict", content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("option", [
+    ["--max-upload-mb", "inf"], ["--max-upload-mb", "1e400"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "-1"],
+], ids=lambda option: " ".join(option))
+def test_serve_with_an_impossible_limit_is_one_line(capsys, option):
+    assert cli.main(["serve", "--port", "0", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mask2hand serve: error: {option[0]} must be") and "\n" not in err

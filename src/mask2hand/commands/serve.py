@@ -8,6 +8,7 @@ optional extra: pip install 'mask2hand[serve]'.
 from __future__ import annotations
 
 import argparse
+import math
 import socket
 
 from mask2hand.errors import Mask2HandError
@@ -55,6 +56,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
                              "or --host") from None
 
 
+def check_positive(value: float, option: str) -> float:
+    """`value` if it is a finite number above 0; Mask2HandError naming `option` otherwise."""
+    if not (math.isfinite(value) and value > 0):
+        raise Mask2HandError(f"{option} must be a positive number, got {value:g}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     _require_extra()
     import uvicorn
@@ -62,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.inference.api import Mask2Hand
     from mask2hand.serve.app import create_app
 
-    if not args.max_upload_mb > 0:
-        raise Mask2HandError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}")
+    check_positive(args.max_upload_mb, "--max-upload-mb")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
     sock = listening_socket(args.host, args.port)

@@ -9,10 +9,10 @@
     GET  /api/answers/{id}/{file}    the answer's <stem>.obj, .ply, .json, <stem>_hyp<k>.obj, as
                                      `mask2hand predict` writes them
 
-Every error is JSON {"error": "<one line>"}: 400 for a bad upload or option (the library's
+Every error is JSON {"error": "<one line>"}: 400 for a bad upload, option or request (the library's
 Mask2HandError message, as `mask2hand predict` prints it), 404 for an unknown path or an answer
-no longer kept, 413 for a body over the size limit, 500 (and a traceback in the server's log
-only) for a fault of the server itself.
+no longer kept, 413 for a body over the size limit, 500 (and a traceback in the server's
+log only) for a fault of the server itself.
 """
 
 from __future__ import annotations
