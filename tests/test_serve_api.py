@@ -1,5 +1,5 @@
 """`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency,
-and a server that stays reachable (every parse error a 400)."""
+and a server that stays reachable (its Host and Origin rules, every parse error a 400)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from threading import Barrier
+from threading import Barrier, Event
 
 import numpy as np
 import pytest
@@ -29,6 +29,7 @@ with warnings.catch_warnings():  # newer Starlette asks for httpx2 but still wor
     from fastapi.testclient import TestClient
 
 from mask2hand import Mask2Hand, cli  # noqa: E402
+from mask2hand.errors import Mask2HandError  # noqa: E402
 from mask2hand.export.files import json_text  # noqa: E402
 from mask2hand.image.files import MAX_IMAGE_SIDE  # noqa: E402
 from mask2hand.nn.pretrained import list_models  # noqa: E402
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 FOCAL = "492.8"  # the examples' camera (examples/K.json)
 LIMIT_MB = 1
+BASE_URL = "http://localhost:8000"  # a Host the server answers to
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,7 @@ def model() -> Mask2Hand:
 
 @pytest.fixture(scope="module")
 def client(model):
-    with TestClient(create_app(model, max_upload_mb=LIMIT_MB)) as test_client:
+    with TestClient(create_app(model, max_upload_mb=LIMIT_MB), base_url=BASE_URL) as test_client:
         yield test_client
 
 
@@ -292,7 +294,7 @@ def test_a_fault_of_the_server_answers_500_without_a_traceback():
         def predict_prepared(self, *args, **kwargs):
             raise RuntimeError("a bug")
 
-    with TestClient(create_app(Broken()), raise_server_exceptions=False) as broken:
+    with TestClient(create_app(Broken()), base_url=BASE_URL, raise_server_exceptions=False) as broken:
         response = post(broken, "victory.png", (EXAMPLES / "victory.png").read_bytes())
     assert response.status_code == 500
     assert response.json() == {"error": "internal error of the server (RuntimeError); see the server's log"}
@@ -369,6 +371,48 @@ def test_the_command_serves_the_api():
 
 
 # ---------------------------------------------------------------------- a server that stays reachable
+
+class Held:
+    """A model whose predictions wait until `release` is set, then fail as a bad input does."""
+
+    model_identity = {"weights": "held"}
+    hand_identity = {"name": "open"}
+    runner = None
+    input_size = 128
+
+    def __init__(self):
+        self.release = Event()
+
+    def prepare(self, *args, **kwargs):
+        return None
+
+    def predict_prepared(self, *args, **kwargs):
+        self.release.wait(60)
+        raise Mask2HandError("released")
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200), ("LocalHost", 200), ("10.1.2.3:8000", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("localhost:9999", 400),
+])
+def test_only_the_servers_own_host_names_are_answered(host, status):
+    """127.0.0.1, localhost, [::1] and the --host address, without a port or with the server's: a name
+    resolved to this machine by someone else's DNS (rebinding) is refused."""
+    with TestClient(create_app(Held(), host="10.1.2.3"), base_url=BASE_URL) as client:
+        response = client.get("/api/health", headers={"host": host})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "host names" in response.json()["error"] and "\n" not in response.json()["error"]
+
+
+def test_a_cross_origin_post_is_refused_with_403(client):
+    data = (EXAMPLES / "victory.png").read_bytes()
+    files = {"mask": ("victory.png", data, "image/png")}
+    foreign = client.post("/api/predict", files=files, headers={"origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "evil.example" in foreign.json()["error"]
+    assert client.post("/api/predict", files=files, headers={"origin": "null"}).status_code == 403
+    assert client.post("/api/predict", files=files, headers={"origin": BASE_URL}).status_code == 200
+
 
 @pytest.mark.parametrize("fields", [
     {"K": "[" * 1000 + "]" * 1000},

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         hand = args.hand or ("mano" if args.mano else None)
         model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
-        app = create_app(model, max_upload_mb=args.max_upload_mb)
+        app = create_app(model, max_upload_mb=args.max_upload_mb, host=args.host)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"mask2hand serve: {model.model_identity['weights']} on http://{shown}:{port}/ "

@@ -10,8 +10,9 @@
                                      `mask2hand predict` writes them
 
 Every error is JSON {"error": "<one line>"}: 400 for a bad upload, option or request (the library's
-Mask2HandError message, as `mask2hand predict` prints it), 404 for an unknown path or an answer
-no longer kept, 413 for a body over the size limit, 500 (and a traceback in the server's
+Mask2HandError message, as `mask2hand predict` prints it) and for a Host header that does not name
+this server, 403 for a cross-origin POST (mask2hand.serve.hosts), 404 for an unknown path or an
+answer no longer kept, 413 for a body over the size limit, 500 (and a traceback in the server's
 log only) for a fault of the server itself.
 """
 
@@ -31,6 +32,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.nn.pretrained import list_models
 from mask2hand.serve import DEFAULT_MAX_UPLOAD_MB
 from mask2hand.serve.answers import DOWNLOADS_PATH, MEDIA_TYPES
+from mask2hand.serve.hosts import SameOriginOnly
 from mask2hand.serve.limits import BodySizeLimit
 from mask2hand.serve.service import KEPT_ANSWERS, PredictService
 from mask2hand.serve.uploads import parse_options, upload_name
@@ -66,11 +68,12 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               kept_answers: int = KEPT_ANSWERS) -> FastAPI:
+               kept_answers: int = KEPT_ANSWERS, host: str = "127.0.0.1") -> FastAPI:
     """The web app serving `model` (a loaded Mask2Hand, PyTorch runtime for fit and hypotheses).
 
     max_upload_mb: largest request body (MB of 2^20 bytes) before 413; kept_answers: how many
-    answers stay downloadable.
+    answers stay downloadable; host: the address the server listens on, a Host name it answers to
+    besides 127.0.0.1, localhost and [::1].
     """
     service = PredictService(model, kept_answers)
     max_bytes = int(max_upload_mb * 2 ** 20)
@@ -78,6 +81,7 @@ def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     # no /docs page: FastAPI's loads its scripts from a CDN, and nothing here may reach the network
     app = FastAPI(title="mask2hand", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    app.add_middleware(SameOriginOnly, host=host)  # the outermost: refuses a foreign request before reading its body
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.exception_handler(Mask2HandError)
