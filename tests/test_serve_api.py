@@ -1,5 +1,5 @@
 """`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency,
-and a server that stays reachable (its Host and Origin rules, every parse error a 400)."""
+and a server that stays reachable (its queue, Host and Origin rules, every parse error a 400)."""
 
 from __future__ import annotations
 
@@ -391,6 +391,38 @@ class Held:
         raise Mask2HandError("released")
 
 
+def test_health_the_page_and_its_files_do_not_wait_behind_predictions():
+    held, data = Held(), (EXAMPLES / "victory.png").read_bytes()
+    with TestClient(create_app(held), base_url=BASE_URL) as client, ThreadPoolExecutor(46) as pool:
+        predictions = [pool.submit(post, client, "victory.png", data) for _ in range(45)]  # more than the 40 threads
+        time.sleep(1.0)
+        cheap = pool.submit(lambda: [client.get(path).status_code for path in ("/api/health", "/", "/static/app.js")])
+        try:
+            assert cheap.result(timeout=10) == [200, 200, 200]
+        finally:
+            held.release.set()
+        assert {future.result(timeout=60).status_code for future in predictions} <= {400, 503}
+
+
+def test_a_full_prediction_queue_answers_503_with_retry_after():
+    held, data = Held(), (EXAMPLES / "victory.png").read_bytes()
+    with TestClient(create_app(held, max_queue=2), base_url=BASE_URL) as client, ThreadPoolExecutor(3) as pool:
+        admitted = [pool.submit(post, client, "victory.png", data) for _ in range(3)]  # one running, two waiting
+        try:
+            deadline = time.monotonic() + 10
+            while client.get("/api/health").json()["queued"] < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            refused = post(client, "victory.png", data)
+            assert refused.status_code == 503
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "busy" in refused.json()["error"] and "--max-queue" in refused.json()["error"]
+        finally:
+            held.release.set()
+        assert [future.result(timeout=30).json() for future in admitted] == [{"error": "released"}] * 3
+        assert client.get("/api/health").json()["queued"] == 0
+
+
 @pytest.mark.parametrize("host, status", [
     ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200), ("LocalHost", 200), ("10.1.2.3:8000", 200),
     ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("localhost:9999", 400),
@@ -443,6 +475,7 @@ def test_a_malformed_request_answers_400(client, content_type, body):
 
 @pytest.mark.parametrize("option", [
     ["--max-upload-mb", "inf"], ["--max-upload-mb", "1e400"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "-1"],
+    ["--max-queue", "-1"],
 ], ids=lambda option: " ".join(option))
 def test_serve_with_an_impossible_limit_is_one_line(capsys, option):
     assert cli.main(["serve", "--port", "0", *option]) == 2

@@ -13,6 +13,7 @@ import socket
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.serve import DEFAULT_MAX_UPLOAD_MB
+from mask2hand.serve.prediction_queue import DEFAULT_MAX_QUEUE
 
 INSTALL_HINT = "mask2hand serve needs FastAPI and uvicorn: pip install 'mask2hand[serve]'"
 
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                        "CPU), cpu, cuda, cuda:N or mps")
     parser.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
                         help="largest request accepted, in MB; larger ones are answered 413 (default: %(default)g)")
+    parser.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help="predictions that may wait behind the running one; more are answered 503 with "
+                             "Retry-After (default: %(default)d)")
 
 
 def _require_extra() -> None:
@@ -71,13 +75,15 @@ def run(args: argparse.Namespace) -> int:
     from mask2hand.serve.app import create_app
 
     check_positive(args.max_upload_mb, "--max-upload-mb")
+    if args.max_queue < 0:
+        raise Mask2HandError(f"--max-queue must be 0 or more, got {args.max_queue}")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
     sock = listening_socket(args.host, args.port)
     try:
         hand = args.hand or ("mano" if args.mano else None)
         model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=hand, mano_path=args.mano, device=args.device)
-        app = create_app(model, max_upload_mb=args.max_upload_mb, host=args.host)
+        app = create_app(model, max_upload_mb=args.max_upload_mb, max_queue=args.max_queue, host=args.host)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         print(f"mask2hand serve: {model.model_identity['weights']} on http://{shown}:{port}/ "

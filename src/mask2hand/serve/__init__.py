@@ -7,6 +7,7 @@ Modules, one job each:
 - `answers`: the JSON answer (the per-input JSON `mask2hand predict` writes, the mesh, an overlay
   image) and its downloadable files (OBJ, PLY, JSON, written by mask2hand.export.files);
 - `limits`: the request-body size limit (HTTP 413);
+- `prediction_queue`: predictions one at a time on their own thread, a bounded number waiting (503);
 - `hosts`: the Host allow-list and the same-origin rule for POSTs (400, 403);
 - `app`: `create_app(model)`, the FastAPI app: the page, the API, the errors as one-line JSON;
 - `static/`: the page (HTML, CSS, its own small WebGL viewer), served as files, nothing fetched
