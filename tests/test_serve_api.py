@@ -1,5 +1,5 @@
 """`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency,
-and a server that stays reachable (its queue, Host and Origin rules, every parse error a 400)."""
+and a server that stays reachable (its queue, Host and Origin rules, timeouts and connection limit)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import base64
 import io
 import json
 import re
+import resource
+import select
 import socket
 import subprocess
 import sys
@@ -475,9 +477,111 @@ def test_a_malformed_request_answers_400(client, content_type, body):
 
 @pytest.mark.parametrize("option", [
     ["--max-upload-mb", "inf"], ["--max-upload-mb", "1e400"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "-1"],
-    ["--max-queue", "-1"],
+    ["--read-timeout", "inf"], ["--read-timeout", "0"], ["--max-queue", "-1"],
 ], ids=lambda option: " ".join(option))
 def test_serve_with_an_impossible_limit_is_one_line(capsys, option):
     assert cli.main(["serve", "--port", "0", *option]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"mask2hand serve: error: {option[0]} must be") and "\n" not in err
+
+
+READ_TIMEOUT = 2.0
+FILE_LIMIT = 256
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`mask2hand serve --read-timeout 2` on a free port under an open-file limit of 256:
+    ((host, port), base URL, the path of its log)."""
+    import httpx
+
+    log = tmp_path_factory.mktemp("served") / "server.log"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mask2hand", "serve", "--port", "0", "--read-timeout",
+                                 str(READ_TIMEOUT)], stdout=subprocess.PIPE, stderr=err, text=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FILE_LIMIT, hard)))
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"http://([\d.]+):(\d+)/", line)
+        assert found, line + log.read_text()
+        url = found[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "api/health", timeout=5).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        yield (found[1], int(found[2])), url, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes `sock` within `within` seconds (reading and dropping what it sends)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.1)[0]:
+            try:
+                if sock.recv(65536) == b"":
+                    return True
+            except ConnectionResetError:
+                return True
+    return False
+
+
+def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
+    address, _, log = served
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert _closed_by_server(sock, READ_TIMEOUT + 10)
+        assert time.monotonic() - started >= READ_TIMEOUT - 0.5
+    with socket.create_connection(address) as sock:  # an upload that stops halfway: closed, no traceback
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                     b"boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\nContent-Disposition: form-data; "
+                     b'name="mask"; filename="a.png"\r\n\r\n' + b"\0" * 1000)
+        assert _closed_by_server(sock, READ_TIMEOUT + 10)
+    time.sleep(0.5)
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_request_trickled_byte_by_byte_is_closed_after_the_read_timeout(served):
+    address, _, _ = served
+    request = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 200
+    started = time.monotonic()
+    with socket.create_connection(address) as sock:
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            if _closed_by_server(sock, 0.25) or time.monotonic() - started > READ_TIMEOUT + 10:
+                break
+    assert READ_TIMEOUT - 0.5 <= time.monotonic() - started < READ_TIMEOUT + 5
+
+
+def test_idle_half_requests_beyond_the_file_limit_leave_the_server_reachable(served):
+    """More half-requests than the server may open files: it stays reachable and its log stays short."""
+    import httpx
+
+    address, url, log = served
+    lines_before = len(log.read_text().splitlines())
+    sockets = []
+    try:
+        for _ in range(FILE_LIMIT + 100):
+            sock = socket.create_connection(address, timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            sockets.append(sock)
+        started = time.monotonic()
+        health = httpx.get(url + "api/health", timeout=10)
+        assert health.status_code == 200 and time.monotonic() - started < 5
+    finally:
+        for sock in sockets:
+            sock.close()
+    text = log.read_text()
+    assert "Too many open files" not in text and "Traceback" not in text
+    assert len(text.splitlines()) - lines_before < 10, text
