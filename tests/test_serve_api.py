@@ -1,4 +1,5 @@
-"""`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency."""
+"""`mask2hand serve`'s HTTP API on the shipped model: answers, the CLI's JSON and messages, limits, concurrency,
+and a server that stays reachable (its queue, Host and Origin rules, timeouts and connection limit)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 import io
 import json
 import re
+import resource
+import select
 import socket
 import subprocess
 import sys
@@ -13,7 +16,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from threading import Barrier
+from threading import Barrier, Event
 
 import numpy as np
 import pytest
@@ -28,6 +31,7 @@ with warnings.catch_warnings():  # newer Starlette asks for httpx2 but still wor
     from fastapi.testclient import TestClient
 
 from mask2hand import Mask2Hand, cli  # noqa: E402
+from mask2hand.errors import Mask2HandError  # noqa: E402
 from mask2hand.export.files import json_text  # noqa: E402
 from mask2hand.image.files import MAX_IMAGE_SIDE  # noqa: E402
 from mask2hand.nn.pretrained import list_models  # noqa: E402
@@ -37,6 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 FOCAL = "492.8"  # the examples' camera (examples/K.json)
 LIMIT_MB = 1
+BASE_URL = "http://localhost:8000"  # a Host the server answers to
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +51,7 @@ def model() -> Mask2Hand:
 
 @pytest.fixture(scope="module")
 def client(model):
-    with TestClient(create_app(model, max_upload_mb=LIMIT_MB)) as test_client:
+    with TestClient(create_app(model, max_upload_mb=LIMIT_MB), base_url=BASE_URL) as test_client:
         yield test_client
 
 
@@ -291,7 +296,7 @@ def test_a_fault_of_the_server_answers_500_without_a_traceback():
         def predict_prepared(self, *args, **kwargs):
             raise RuntimeError("a bug")
 
-    with TestClient(create_app(Broken()), raise_server_exceptions=False) as broken:
+    with TestClient(create_app(Broken()), base_url=BASE_URL, raise_server_exceptions=False) as broken:
         response = post(broken, "victory.png", (EXAMPLES / "victory.png").read_bytes())
     assert response.status_code == 500
     assert response.json() == {"error": "internal error of the server (RuntimeError); see the server's log"}
@@ -365,3 +370,218 @@ def test_the_command_serves_the_api():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------------- a server that stays reachable
+
+class Held:
+    """A model whose predictions wait until `release` is set, then fail as a bad input does."""
+
+    model_identity = {"weights": "held"}
+    hand_identity = {"name": "open"}
+    runner = None
+    input_size = 128
+
+    def __init__(self):
+        self.release = Event()
+
+    def prepare(self, *args, **kwargs):
+        return None
+
+    def predict_prepared(self, *args, **kwargs):
+        self.release.wait(60)
+        raise Mask2HandError("released")
+
+
+def test_health_the_page_and_its_files_do_not_wait_behind_predictions():
+    held, data = Held(), (EXAMPLES / "victory.png").read_bytes()
+    with TestClient(create_app(held), base_url=BASE_URL) as client, ThreadPoolExecutor(46) as pool:
+        predictions = [pool.submit(post, client, "victory.png", data) for _ in range(45)]  # more than the 40 threads
+        time.sleep(1.0)
+        cheap = pool.submit(lambda: [client.get(path).status_code for path in ("/api/health", "/", "/static/app.js")])
+        try:
+            assert cheap.result(timeout=10) == [200, 200, 200]
+        finally:
+            held.release.set()
+        assert {future.result(timeout=60).status_code for future in predictions} <= {400, 503}
+
+
+def test_a_full_prediction_queue_answers_503_with_retry_after():
+    held, data = Held(), (EXAMPLES / "victory.png").read_bytes()
+    with TestClient(create_app(held, max_queue=2), base_url=BASE_URL) as client, ThreadPoolExecutor(3) as pool:
+        admitted = [pool.submit(post, client, "victory.png", data) for _ in range(3)]  # one running, two waiting
+        try:
+            deadline = time.monotonic() + 10
+            while client.get("/api/health").json()["queued"] < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            refused = post(client, "victory.png", data)
+            assert refused.status_code == 503
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "busy" in refused.json()["error"] and "--max-queue" in refused.json()["error"]
+        finally:
+            held.release.set()
+        assert [future.result(timeout=30).json() for future in admitted] == [{"error": "released"}] * 3
+        assert client.get("/api/health").json()["queued"] == 0
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200), ("LocalHost", 200), ("10.1.2.3:8000", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("localhost:9999", 400),
+])
+def test_only_the_servers_own_host_names_are_answered(host, status):
+    """127.0.0.1, localhost, [::1] and the --host address, without a port or with the server's: a name
+    resolved to this machine by someone else's DNS (rebinding) is refused."""
+    with TestClient(create_app(Held(), host="10.1.2.3"), base_url=BASE_URL) as client:
+        response = client.get("/api/health", headers={"host": host})
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert "host names" in response.json()["error"] and "\n" not in response.json()["error"]
+
+
+def test_a_cross_origin_post_is_refused_with_403(client):
+    data = (EXAMPLES / "victory.png").read_bytes()
+    files = {"mask": ("victory.png", data, "image/png")}
+    foreign = client.post("/api/predict", files=files, headers={"origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "evil.example" in foreign.json()["error"]
+    assert client.post("/api/predict", files=files, headers={"origin": "null"}).status_code == 403
+    assert client.post("/api/predict", files=files, headers={"origin": BASE_URL}).status_code == 200
+
+
+@pytest.mark.parametrize("fields", [
+    {"K": "[" * 1000 + "]" * 1000},
+    {"K": "1" * 5000},
+    {"K": json.dumps([[int("1" + "0" * 400), 0, 112], [0, 490, 112], [0, 0, 1]])},
+    {"hypotheses": "1" * 5000},
+    {"focal": "1" * 5000},
+], ids=["K-nested-1000", "K-5000-digits", "K-int-beyond-float", "hypotheses-5000-digits", "focal-5000-digits"])
+def test_a_field_python_cannot_parse_answers_400_with_one_line(client, fields):
+    response = post(client, "victory.png", (EXAMPLES / "victory.png").read_bytes(), **fields)
+    assert response.status_code == 400, response.text
+    assert "\n" not in response.json()["error"] and "internal error" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("multipart/form-data; boundary=x", b"garbage"),
+    ("multipart/form-data", b"--x\r\n"),
+    ("multipart/form-data; boundary=x", b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % k
+                                                 for k in range(1200)) + b"--x--\r\n"),
+    ("application/x-www-form-urlencoded", b"K=%ZZ&focal=%"),
+    ("application/json", b"{" * 1000),
+], ids=["no-boundary-found", "no-boundary", "1200-fields", "bad-percent-encoding", "json"])
+def test_a_malformed_request_answers_400(client, content_type, body):
+    response = client.post("/api/predict", content=body, headers={"content-type": content_type})
+    assert response.status_code == 400, response.text
+    assert "\n" not in response.json()["error"]
+
+
+@pytest.mark.parametrize("option", [
+    ["--max-upload-mb", "inf"], ["--max-upload-mb", "1e400"], ["--max-upload-mb", "nan"], ["--max-upload-mb", "-1"],
+    ["--read-timeout", "inf"], ["--read-timeout", "0"], ["--max-queue", "-1"],
+], ids=lambda option: " ".join(option))
+def test_serve_with_an_impossible_limit_is_one_line(capsys, option):
+    assert cli.main(["serve", "--port", "0", *option]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mask2hand serve: error: {option[0]} must be") and "\n" not in err
+
+
+READ_TIMEOUT = 2.0
+FILE_LIMIT = 256
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`mask2hand serve --read-timeout 2` on a free port under an open-file limit of 256:
+    ((host, port), base URL, the path of its log)."""
+    import httpx
+
+    log = tmp_path_factory.mktemp("served") / "server.log"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "mask2hand", "serve", "--port", "0", "--read-timeout",
+                                 str(READ_TIMEOUT)], stdout=subprocess.PIPE, stderr=err, text=True,
+                                preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (FILE_LIMIT, hard)))
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"http://([\d.]+):(\d+)/", line)
+        assert found, line + log.read_text()
+        url = found[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "api/health", timeout=5).raise_for_status()
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        yield (found[1], int(found[2])), url, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Whether the server closes `sock` within `within` seconds (reading and dropping what it sends)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if select.select([sock], [], [], 0.1)[0]:
+            try:
+                if sock.recv(65536) == b"":
+                    return True
+            except ConnectionResetError:
+                return True
+    return False
+
+
+def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
+    address, _, log = served
+    with socket.create_connection(address) as sock:
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        assert _closed_by_server(sock, READ_TIMEOUT + 10)
+        assert time.monotonic() - started >= READ_TIMEOUT - 0.5
+    with socket.create_connection(address) as sock:  # an upload that stops halfway: closed, no traceback
+        sock.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; "
+                     b"boundary=x\r\nContent-Length: 100000\r\n\r\n--x\r\nContent-Disposition: form-data; "
+                     b'name="mask"; filename="a.png"\r\n\r\n' + b"\0" * 1000)
+        assert _closed_by_server(sock, READ_TIMEOUT + 10)
+    time.sleep(0.5)
+    assert "Traceback" not in log.read_text()
+
+
+def test_a_request_trickled_byte_by_byte_is_closed_after_the_read_timeout(served):
+    address, _, _ = served
+    request = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 200
+    started = time.monotonic()
+    with socket.create_connection(address) as sock:
+        for byte in request:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            if _closed_by_server(sock, 0.25) or time.monotonic() - started > READ_TIMEOUT + 10:
+                break
+    assert READ_TIMEOUT - 0.5 <= time.monotonic() - started < READ_TIMEOUT + 5
+
+
+def test_idle_half_requests_beyond_the_file_limit_leave_the_server_reachable(served):
+    """More half-requests than the server may open files: it stays reachable and its log stays short."""
+    import httpx
+
+    address, url, log = served
+    lines_before = len(log.read_text().splitlines())
+    sockets = []
+    try:
+        for _ in range(FILE_LIMIT + 100):
+            sock = socket.create_connection(address, timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\n")
+            sockets.append(sock)
+        started = time.monotonic()
+        health = httpx.get(url + "api/health", timeout=10)
+        assert health.status_code == 200 and time.monotonic() - started < 5
+    finally:
+        for sock in sockets:
+            sock.close()
+    text = log.read_text()
+    assert "Too many open files" not in text and "Traceback" not in text
+    assert len(text.splitlines()) - lines_before < 10, text

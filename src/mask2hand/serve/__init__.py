@@ -7,6 +7,9 @@ Modules, one job each:
 - `answers`: the JSON answer (the per-input JSON `mask2hand predict` writes, the mesh, an overlay
   image) and its downloadable files (OBJ, PLY, JSON, written by mask2hand.export.files);
 - `limits`: the request-body size limit (HTTP 413);
+- `prediction_queue`: predictions one at a time on their own thread, a bounded number waiting (503);
+- `hosts`: the Host allow-list and the same-origin rule for POSTs (400, 403);
+- `connections`: uvicorn's connection handling with a read timeout and a connection limit;
 - `app`: `create_app(model)`, the FastAPI app: the page, the API, the errors as one-line JSON;
 - `static/`: the page (HTML, CSS, its own small WebGL viewer), served as files, nothing fetched
   from the network.
@@ -18,3 +21,7 @@ imports them, nothing below it does, and importing `mask2hand.serve` itself need
 DEFAULT_MAX_UPLOAD_MB = 20.0
 """Largest request body by default (`--max-upload-mb`): far above any silhouette (a 224 x 224 PNG
 is a few kB, an 8000 x 8000 one some MB), far below what would strain the server."""
+
+DEFAULT_READ_TIMEOUT_S = 30.0
+"""Seconds a request (headers and body) may take to arrive by default (`--read-timeout`): a 20 MB
+upload at 1 MB/s fits."""

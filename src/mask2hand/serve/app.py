@@ -9,10 +9,16 @@
     GET  /api/answers/{id}/{file}    the answer's <stem>.obj, .ply, .json, <stem>_hyp<k>.obj, as
                                      `mask2hand predict` writes them
 
-Every error is JSON {"error": "<one line>"}: 400 for a bad upload or option (the library's
-Mask2HandError message, as `mask2hand predict` prints it), 404 for an unknown path or an answer
-no longer kept, 413 for a body over the size limit, 500 (and a traceback in the server's log
-only) for a fault of the server itself.
+Every error is JSON {"error": "<one line>"}: 400 for a bad upload, option or request (the library's
+Mask2HandError message, as `mask2hand predict` prints it) and for a Host header that does not name
+this server, 403 for a cross-origin POST (mask2hand.serve.hosts), 404 for an unknown path or an
+answer no longer kept, 413 for a body over the size limit, 503 with Retry-After when `max_queue`
+predictions already wait (mask2hand.serve.prediction_queue), 500 (and a traceback in the server's
+log only) for a fault of the server itself.
+
+Predictions run on the prediction queue's own thread; health is answered on the event loop, the
+model list, the page, its files and the downloads on the thread pool, so none of them waits behind
+predictions.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.nn.pretrained import list_models
 from mask2hand.serve import DEFAULT_MAX_UPLOAD_MB
 from mask2hand.serve.answers import DOWNLOADS_PATH, MEDIA_TYPES
+from mask2hand.serve.hosts import SameOriginOnly
 from mask2hand.serve.limits import BodySizeLimit
+from mask2hand.serve.prediction_queue import DEFAULT_MAX_QUEUE, ServerBusy
 from mask2hand.serve.service import KEPT_ANSWERS, PredictService
 from mask2hand.serve.uploads import parse_options, upload_name
 from mask2hand.version import __version__
@@ -66,23 +75,33 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-               kept_answers: int = KEPT_ANSWERS) -> FastAPI:
+               kept_answers: int = KEPT_ANSWERS, max_queue: int = DEFAULT_MAX_QUEUE,
+               host: str = "127.0.0.1") -> FastAPI:
     """The web app serving `model` (a loaded Mask2Hand, PyTorch runtime for fit and hypotheses).
 
     max_upload_mb: largest request body (MB of 2^20 bytes) before 413; kept_answers: how many
-    answers stay downloadable.
+    answers stay downloadable; max_queue: predictions that may wait behind the running one
+    before 503; host: the address the server listens on, a Host name it answers to besides
+    127.0.0.1, localhost and [::1].
     """
-    service = PredictService(model, kept_answers)
+    service = PredictService(model, kept_answers, max_queue)
     max_bytes = int(max_upload_mb * 2 ** 20)
     static = static_folder()
     # no /docs page: FastAPI's loads its scripts from a CDN, and nothing here may reach the network
     app = FastAPI(title="mask2hand", version=__version__, docs_url=None, redoc_url=None)
     app.add_middleware(BodySizeLimit, max_bytes=max_bytes)
+    app.add_middleware(SameOriginOnly, host=host)  # the outermost: refuses a foreign request before reading its body
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.exception_handler(Mask2HandError)
     async def bad_input(request: Request, exc: Mask2HandError) -> JSONResponse:
         return error_response(400, str(exc))
+
+    @app.exception_handler(ServerBusy)
+    async def busy(request: Request, exc: ServerBusy) -> JSONResponse:
+        response = error_response(503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def bad_form(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -103,24 +122,26 @@ def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         return FileResponse(static / "index.html", headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
     @app.get("/api/health")
-    def health() -> dict:
+    async def health() -> dict:
         return {"status": "ok", "version": __version__, "model": model.model_identity, "hand": model.hand_identity,
                 "device": str(getattr(model.runner, "device", "onnxruntime")), "input_size": model.input_size,
-                "requests": service.requests, "failed": service.failed,
-                "max_upload_mb": max_upload_mb, "kept_answers": kept_answers}
+                "requests": service.requests, "failed": service.failed, "queued": service.queue.pending,
+                "max_upload_mb": max_upload_mb, "kept_answers": kept_answers, "max_queue": max_queue}
 
     @app.get("/api/models")
     def models() -> dict:
         return {"models": list_models(), "loaded": model.model_identity}
 
-    # a plain `def`: FastAPI runs it in its thread pool, so a long prediction never blocks the event loop
+    # the event loop only awaits: the fields (a K of megabytes) are parsed and the answer encoded on
+    # the thread pool, the prediction runs on the queue's thread
     @app.post("/api/predict")
-    def predict(mask: UploadFile = File(...), focal: str | None = Form(None), K: str | None = Form(None),
-                fit: str | None = Form(None), hypotheses: str | None = Form(None),
-                side: str | None = Form(None)) -> JSONResponse:
-        options = parse_options(focal=focal, K=K, fit=fit, hypotheses=hypotheses, side=side)
+    async def predict(mask: UploadFile = File(...), focal: str | None = Form(None), K: str | None = Form(None),
+                      fit: str | None = Form(None), hypotheses: str | None = Form(None),
+                      side: str | None = Form(None)) -> JSONResponse:
+        options = await run_in_threadpool(parse_options, focal=focal, K=K, fit=fit, hypotheses=hypotheses, side=side)
+        answer = await service.predict(mask.file, upload_name(mask.filename), options)
         # already plain JSON values (non-finite numbers as null): skip FastAPI's slow generic encoder
-        return JSONResponse(service.predict(mask.file, upload_name(mask.filename), options).to_json())
+        return await run_in_threadpool(lambda: JSONResponse(answer.to_json()))
 
     @app.get(DOWNLOADS_PATH + "/{answer_id}/{name}")
     def download(answer_id: str, name: str) -> Response:

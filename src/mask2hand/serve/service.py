@@ -1,21 +1,22 @@
 """The loaded model behind the web app: one request at a time, and the answers kept for download.
 
-Requests run one after another under a lock. The model is not made for concurrent calls (the
-torch runner and the fitting share state), torch already uses every core for one mask, and
-one request at a time bounds memory to one input's pixels: at most MAX_IMAGE_SIDE^2, the
-PIXEL_BUDGET `mask2hand predict` holds at once. The upload is read inside the lock for that
-reason; only the HTTP parsing and the JSON encoding run beside it.
+Requests run one after another on the prediction queue's one worker thread
+(mask2hand.serve.prediction_queue), at most `max_queue` waiting. The model is not made for
+concurrent calls (the torch runner and the fitting share state), torch already uses every core
+for one mask, and one request at a time bounds memory to one input's pixels: at most
+MAX_IMAGE_SIDE^2, the PIXEL_BUDGET `mask2hand predict` holds at once. The upload is read on that
+thread for that reason; only the HTTP parsing and the JSON encoding run beside it.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from threading import Lock
 from typing import TYPE_CHECKING, BinaryIO
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.serve.answers import Answer, AnswerStore
+from mask2hand.serve.prediction_queue import DEFAULT_MAX_QUEUE, PredictionQueue
 from mask2hand.serve.uploads import PredictOptions, prepare_upload
 
 if TYPE_CHECKING:
@@ -26,37 +27,41 @@ KEPT_ANSWERS = 64
 
 
 class PredictService:
-    """`predict(file, name, options) -> Answer` on one model, serialised; `answer(id)` for downloads.
+    """`await predict(file, name, options) -> Answer` on one model, serialised; `answer(id)` for downloads.
 
-    requests / failed: how many predictions were asked for and how many were refused (bad input).
+    requests / failed: how many predictions were run and how many were refused (bad input);
+    queue: the prediction queue (its `pending` count and `max_waiting` limit).
     """
 
-    def __init__(self, model: "Mask2Hand", kept_answers: int = KEPT_ANSWERS):
+    def __init__(self, model: "Mask2Hand", kept_answers: int = KEPT_ANSWERS, max_queue: int = DEFAULT_MAX_QUEUE):
         self.model = model
         self.answers = AnswerStore(kept_answers)
+        self.queue = PredictionQueue(max_queue)
         self.requests = 0
         self.failed = 0
-        self._lock = Lock()
 
-    def predict(self, file: BinaryIO, name: str, options: PredictOptions) -> Answer:
+    async def predict(self, file: BinaryIO, name: str, options: PredictOptions) -> Answer:
         """The answer for one uploaded mask (file object at its start, `name` its display name).
         Raises Mask2HandError with the library's one-line message for a bad upload or a hand the
-        model cannot place."""
-        with self._lock:
-            self.requests += 1
-            started = time.perf_counter()
-            try:
-                item = prepare_upload(self.model, file, name, options)
-                prediction = self.model.predict_prepared([item], fit=options.fit, hypotheses=options.hypotheses)[0]
-            except Mask2HandError:
-                self.failed += 1
-                raise
-            except MemoryError:
-                self.failed += 1
-                raise Mask2HandError(f"{name}: not enough memory for this input; downscale it") from None
-            answer = Answer.from_prediction(uuid.uuid4().hex, prediction, time.perf_counter() - started)
+        model cannot place, ServerBusy when `max_queue` predictions already wait."""
+        answer = await self.queue.run(lambda: self._predict(file, name, options))
         self.answers.add(answer)
         return answer
+
+    def _predict(self, file: BinaryIO, name: str, options: PredictOptions) -> Answer:
+        """predict's work, on the queue's worker thread: one call at a time."""
+        self.requests += 1
+        started = time.perf_counter()
+        try:
+            item = prepare_upload(self.model, file, name, options)
+            prediction = self.model.predict_prepared([item], fit=options.fit, hypotheses=options.hypotheses)[0]
+        except Mask2HandError:
+            self.failed += 1
+            raise
+        except MemoryError:
+            self.failed += 1
+            raise Mask2HandError(f"{name}: not enough memory for this input; downscale it") from None
+        return Answer.from_prediction(uuid.uuid4().hex, prediction, time.perf_counter() - started)
 
     def answer(self, answer_id: str) -> Answer | None:
         return self.answers.get(answer_id)

@@ -86,12 +86,19 @@ def parse_K(value: str | None) -> np.ndarray | None:
     """The `K` field: a JSON 3x3 matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]] in pixels, or None when empty."""
     if _blank(value):
         return None
+    example = "give a 3x3 matrix such as [[490, 0, 112], [0, 490, 112], [0, 0, 1]]"
     try:
         data = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise Mask2HandError(f"K is not valid JSON ({exc}); give a 3x3 matrix such as "
-                             "[[490, 0, 112], [0, 490, 112], [0, 0, 1]]") from None
-    return check_K(data)
+        raise Mask2HandError(f"K is not valid JSON ({exc}); {example}") from None
+    except RecursionError:
+        raise Mask2HandError(f"K is nested too deeply to read; {example}") from None
+    except ValueError:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise Mask2HandError(f"K holds a number with too many digits; {example}") from None
+    try:
+        return check_K(data)
+    except OverflowError:  # an integer too large for a float
+        raise Mask2HandError(f"K holds a number too large for a float; {example}") from None
 
 
 def parse_hypotheses(value: str | None) -> int | None:
