@@ -159,6 +159,34 @@ def test_save_is_all_or_nothing(model, tmp_path, monkeypatch):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_save_without_matplotlib_writes_the_rest_and_says_so_once(model, tmp_path, monkeypatch):
+    import warnings
+
+    from mask2hand.inference import result as result_module
+
+    real_available = result_module.available
+    monkeypatch.setattr(result_module, "available", lambda m: m != "matplotlib" and real_available(m))
+    monkeypatch.setattr(result_module, "_SAID", set())
+    prediction = model.predict(blob_mask())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = prediction.save(tmp_path / "a", stem="h")
+        second = prediction.save(tmp_path / "b", stem="h")
+    assert set(first) == set(second) == {"obj", "ply", "json"}
+    assert all(p.is_file() for p in [*first.values(), *second.values()])
+    assert not (tmp_path / "a" / "h.png").exists()
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "pip install 'mask2hand[figures]'" in said[0]
+    monkeypatch.setattr(result_module, "require", _refuse)
+    with pytest.raises(Mask2HandError, match="matplotlib"):
+        prediction.save(tmp_path / "c", stem="h", figure=True)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def _refuse(module: str, purpose: str) -> None:
+    raise Mask2HandError(f"{purpose} needs {module}, which is not installed")
+
+
 def test_figure_has_the_five_panels(model):
     fig = model.predict(blob_mask()).figure()
     titles = [ax.get_title() for ax in fig.axes]
