@@ -16,7 +16,8 @@ from mask2hand.inference.api import Mask2Hand, Prediction
 from mask2hand.render import project
 from tiny_model import TINY, blob_mask, save_mask_png, write_tiny_weights
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +249,7 @@ def test_cropping_model_answers_the_same_wherever_the_canvas_ends(tmp_path):
 
 def test_shipped_models_are_reachable_by_name(capsys):
     from mask2hand import cli
-    from mask2hand.nn.pretrained import SHIPPED_MODELS, resolve_weights, shipped_weights_path
+    from mask2hand.nn.pretrained import SHIPPED_MODELS, model_card_path, resolve_weights, shipped_weights_path
 
     assert resolve_weights("default") == resolve_weights(None) == shipped_weights_path()
     assert resolve_weights("runs/x/best.pt") == Path("runs/x/best.pt")
@@ -257,3 +258,9 @@ def test_shipped_models_are_reachable_by_name(capsys):
     assert cli.main(["models"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in SHIPPED_MODELS) and "MB" in listed
+    card = model_card_path()
+    assert card is not None and f"model card: {card}" in listed
+    assert cli.main(["models", "--card"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == (REPO / "docs" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert printed.startswith("# Model card") and "cpu-default-v5" in printed
