@@ -13,6 +13,7 @@ A command in no list fails the suite: a new command in the docs needs a decision
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -241,7 +242,10 @@ def test_the_shell_commands_run(in_scratch, capsys):
     assert {"victory.obj", "victory.ply", "victory.json", "summary.json"} <= {p.name for p in
                                                                          (in_scratch / "out/examples").iterdir()}
     assert (in_scratch / "runs/sensor/adapted.pt").is_file() and (in_scratch / "out/mine.onnx").is_file()
-    assert (in_scratch / "out/sensor/summary.json").is_file() and (in_scratch / "eval.json").is_file()
+    assert (in_scratch / "out/sensor/summary.json").is_file()
+    results = json.loads((in_scratch / "eval.json").read_text())["results"]  # a list, as docs/JSON.md says
+    assert isinstance(results, list) and [r["condition"] for r in results] == ["clean", "merge:2"]
+    assert set(results[0]) == {"condition", "num_samples", "notes", "stages"}
 
 
 @pytest.mark.parametrize("page", sorted({b.page for b in fenced_blocks() if b.language == "python"}))
@@ -259,3 +263,18 @@ def test_the_python_blocks_run(page, in_scratch):
 def test_not_run_python_blocks_exist():
     for page, index in NOT_RUN_PYTHON:
         assert len([b for b in fenced_blocks() if b.page == page and b.language == "python"]) > index
+
+
+def test_json_md_names_every_key_of_a_prediction_and_the_model_block_of_each_runtime():
+    from mask2hand import Mask2Hand
+
+    text = (REPO / "docs" / "JSON.md").read_text()
+    table = text[text.index("## `<stem>.json`"):text.index("## `<stem>_mano.json`")]
+    documented = {key for row in re.findall(r"^\| ([^|]+) \|", table, re.M) for key in re.findall(r"`(\w+)`", row)}
+    for runtime, keys in (("torch", {"weights", "sha256", "format", "network"}),
+                          ("onnx", {"onnx", "sha256", "format", "network", "exported_from"})):
+        written = Mask2Hand.from_pretrained(runtime=runtime).predict(str(REPO / "examples" / "fist.png")).to_dict()
+        assert set(written) <= documented | {"iou_before_fit", "fit_steps", "hypotheses"}, set(written) - documented
+        assert written["params_residual_mm"] is not None  # on both runtimes, as JSON.md says
+        assert set(written["model"]) == keys
+        assert all(f"`{key}`" in table for key in keys)
