@@ -42,10 +42,10 @@ SHIPPED_MODELS = {model.name: model for model in (
     ShippedModel("cpu-default-v4", "cpu-default-v4.pt",
                  "the previous default: synthetic masks of the open hand ending at the wrist (broad corpus, "
                  "silhouette noise); the start of v5 and of the adaptation benchmark",
-                 "the model card, section \"v4\""),
+                 "docs/runs/HISTORY.md in the source tree"),
     ShippedModel("paper-synthetic", "paper-synthetic.pt",
                  "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); paper-synthetic-cpu",
-                 "the model card, section \"The paper's Tables 1-2\""),
+                 "docs/runs/HISTORY.md in the source tree"),
 )}
 DEFAULT_MODEL = "default"
 RUNTIMES = ("auto", "torch", "onnx")
