@@ -166,3 +166,52 @@ def test_no_confident_fit_trains_without_pseudo_labels(tmp_path, capsys):
     assert code == 0
     assert "training without them" in capsys.readouterr().out
     assert not (run / "pseudo-labels").exists()
+
+
+def blob_pngs(folder: Path, count: int) -> list[Path]:
+    """`count` PNG masks of a rectangle with anti-aliased grey edges (levels 60 and 200)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        mask = np.zeros((64, 64), np.uint8)
+        mask[18:44, 22:36 + i] = 60
+        mask[20:42, 24:34 + i] = 200
+        paths.append(folder / f"m{i}.png")
+        Image.fromarray(mask).save(paths[-1])
+    return paths
+
+
+def test_a_batch_the_masks_cannot_fill_is_refused_before_anything_is_made(tmp_path, capsys):
+    weights = write_tiny_weights(tmp_path / "start.pt", input_crop=1.25)
+    blob_pngs(tmp_path / "masks", 5)
+    run = tmp_path / "run"
+    (run / "masks").mkdir(parents=True)  # what a start that stopped before training leaves
+    assert cli_main(["adapt", str(tmp_path / "masks"), "--out", str(run), "--checkpoint", str(weights),
+                     "--batch-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "4 of the 5 masks" in err and "--batch-size 4" in err and "train.batch_size" not in err
+    assert sorted(p.name for p in run.iterdir()) == ["masks"] and not any((run / "masks").iterdir())
+    assert cli_main(["adapt", str(tmp_path / "masks"), "--out", str(run), "--checkpoint", str(weights),
+                     "--batch-size", "4", "--synthetic", "3"]) == 2
+    assert "--synthetic 3 is fewer than one batch of 4" in capsys.readouterr().err
+    assert cli_main(["adapt", "--out", str(run), "--resume"]) == 2
+    assert "without --resume" in capsys.readouterr().err
+
+
+def test_adapt_thresholds_grey_masks_as_predict_does(tmp_path):
+    from mask2hand import Mask2Hand
+    from mask2hand.cli import build_parser
+    from mask2hand.commands.adapt import prepare_inputs
+
+    weights = write_tiny_weights(tmp_path / "start.pt", input_crop=1.25)
+    paths = blob_pngs(tmp_path / "masks", 2)
+    model = Mask2Hand.from_pretrained(weights, device="cpu", runtime="torch")
+    args = build_parser().parse_args(["adapt", str(tmp_path / "masks"), "--out", str(tmp_path / "run")])
+    prepared, names, failures = prepare_inputs(model, args)
+    assert failures == 0 and names == [str(p) for p in paths]
+    for item, path in zip(prepared, paths):
+        expected = model.prepare(path).mask.model_input
+        assert np.array_equal(item.mask.model_input, expected)
+    # the grey rim (level 60) is background at predict's threshold, so the masks differ from a cut at 0.5
+    assert not np.array_equal(prepared[0].mask.model_input, model.prepare(paths[0], threshold=0.5).mask.model_input)

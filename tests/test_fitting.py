@@ -413,8 +413,8 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
 def test_cli_fit_and_hypotheses_write_the_files(weights, tmp_path, capsys):
     src = save_mask_png(tmp_path / "hand.png", blob_mask(90, 90))
     out = tmp_path / "out"
-    code, err = run_cli([str(src), "--checkpoint", str(weights), "--out", str(out), "--no-figure", "--fit", "6",
-                         "--hypotheses", "2"], capsys)
+    code, err = run_cli(["--fit", str(src), "--checkpoint", str(weights), "--out", str(out), "--no-figure",
+                         "--fit-steps", "6", "--hypotheses", "2"], capsys)
     assert code == 0, err
     data = json.loads((out / "hand.json").read_text())
     assert data["fit_steps"] <= 6 + FitConfig.detail_steps and data["iou"] >= data["iou_before_fit"]
@@ -423,7 +423,8 @@ def test_cli_fit_and_hypotheses_write_the_files(weights, tmp_path, capsys):
     assert summary["inputs"][0]["fit_steps"] == data["fit_steps"] and "hyp1" in summary["inputs"][0]["outputs"]
 
 
-@pytest.mark.parametrize("flags, phrase", [(["--fit", "-1"], "fit steps"), (["--hypotheses", "0"], "hypotheses")])
+@pytest.mark.parametrize("flags, phrase", [(["--fit", "-1"], "fit steps"), (["--fit-steps", "-1"], "fit steps"),
+                                           (["--hypotheses", "0"], "hypotheses")])
 def test_cli_bad_fit_settings_are_one_line(weights, tmp_path, capsys, flags, phrase):
     src = save_mask_png(tmp_path / "hand.png", blob_mask(64, 64))
     code, err = run_cli([str(src), "--checkpoint", str(weights), "--out", str(tmp_path / "o"), *flags], capsys)
@@ -434,10 +435,17 @@ def test_cli_bad_fit_settings_are_one_line(weights, tmp_path, capsys, flags, phr
 def test_cli_fit_without_steps_uses_the_default_and_sequences_are_refused(weights, tmp_path, capsys):
     from PIL import Image
 
+    from mask2hand.commands.predict import FIT_STEPS, fold_fit_steps
+
     parser = cli.build_parser()
     args = parser.parse_args(["predict", "a.png", "--fit"])
-    assert args.fit is True and args.hypotheses is None
-    assert parser.parse_args(["predict", "a.png", "--fit", "7"]).fit == 7
+    assert args.fit is True and args.fit_steps is None and args.hypotheses is None
+    assert parser.parse_args(["predict", "a.png", "--fit-steps", "7"]).fit_steps == 7
+    assert FIT_STEPS == FitConfig().steps
+    # an integer after --fit is its steps; anything else is an input, wherever --fit stands
+    assert fold_fit_steps(["predict", "a.png", "--fit", "7"]) == ["predict", "a.png", "--fit-steps", "7"]
+    args = parser.parse_args(fold_fit_steps(["predict", "--fit", "examples/x.png", "--out", "o"]))
+    assert args.fit is True and args.inputs == ["examples/x.png"]
     frames = [Image.fromarray(blob_mask(48, 48).astype(np.uint8) * 255) for _ in range(2)]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
     code, err = run_cli([str(tmp_path / "clip.gif"), "--checkpoint", str(weights), "--out", str(tmp_path / "o"),

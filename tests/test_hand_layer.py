@@ -283,3 +283,23 @@ def test_bad_arguments_raise_clear_errors(mano_path):
         load_hand_model("mano", path=mano_path, num_pose_pcs=46)
     with pytest.raises(Mask2HandError, match="unknown hand model"):
         load_hand_model("smpl")
+
+
+def test_the_missing_mano_message_names_options_the_commands_have(monkeypatch):
+    """Each command the message names for --mano has that option, and train and ablate take
+    network.hand_model_path through --set."""
+    import re
+
+    from mask2hand.cli import build_parser
+
+    monkeypatch.delenv("MANO_RIGHT_PATH", raising=False)
+    with pytest.raises(Mask2HandError) as caught:
+        load_hand_model("mano")
+    message = str(caught.value)
+    named = re.search(r"--mano PATH \(([^)]*)\)", message).group(1).split(", ")
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    for command in named:
+        assert "--mano" in subcommands[command]._option_string_actions, command
+    for command in re.search(r"hand_model_path=PATH \(([^)]*)\)", message).group(1).split(", "):
+        assert "--mano" not in subcommands[command]._option_string_actions
+        assert "--set" in subcommands[command]._option_string_actions, command

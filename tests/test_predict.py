@@ -16,7 +16,8 @@ from mask2hand.inference.api import Mask2Hand, Prediction
 from mask2hand.render import project
 from tiny_model import TINY, blob_mask, save_mask_png, write_tiny_weights
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +160,34 @@ def test_save_is_all_or_nothing(model, tmp_path, monkeypatch):
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_save_without_matplotlib_writes_the_rest_and_says_so_once(model, tmp_path, monkeypatch):
+    import warnings
+
+    from mask2hand.inference import result as result_module
+
+    real_available = result_module.available
+    monkeypatch.setattr(result_module, "available", lambda m: m != "matplotlib" and real_available(m))
+    monkeypatch.setattr(result_module, "_SAID", set())
+    prediction = model.predict(blob_mask())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = prediction.save(tmp_path / "a", stem="h")
+        second = prediction.save(tmp_path / "b", stem="h")
+    assert set(first) == set(second) == {"obj", "ply", "json"}
+    assert all(p.is_file() for p in [*first.values(), *second.values()])
+    assert not (tmp_path / "a" / "h.png").exists()
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "pip install 'mask2hand[figures]'" in said[0]
+    monkeypatch.setattr(result_module, "require", _refuse)
+    with pytest.raises(Mask2HandError, match="matplotlib"):
+        prediction.save(tmp_path / "c", stem="h", figure=True)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def _refuse(module: str, purpose: str) -> None:
+    raise Mask2HandError(f"{purpose} needs {module}, which is not installed")
+
+
 def test_figure_has_the_five_panels(model):
     fig = model.predict(blob_mask()).figure()
     titles = [ax.get_title() for ax in fig.axes]
@@ -220,7 +249,7 @@ def test_cropping_model_answers_the_same_wherever_the_canvas_ends(tmp_path):
 
 def test_shipped_models_are_reachable_by_name(capsys):
     from mask2hand import cli
-    from mask2hand.nn.pretrained import SHIPPED_MODELS, resolve_weights, shipped_weights_path
+    from mask2hand.nn.pretrained import SHIPPED_MODELS, model_card_path, resolve_weights, shipped_weights_path
 
     assert resolve_weights("default") == resolve_weights(None) == shipped_weights_path()
     assert resolve_weights("runs/x/best.pt") == Path("runs/x/best.pt")
@@ -229,3 +258,9 @@ def test_shipped_models_are_reachable_by_name(capsys):
     assert cli.main(["models"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in SHIPPED_MODELS) and "MB" in listed
+    card = model_card_path()
+    assert card is not None and f"model card: {card}" in listed
+    assert cli.main(["models", "--card"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == (REPO / "docs" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert printed.startswith("# Model card") and "cpu-default-v5" in printed

@@ -331,6 +331,15 @@ def test_the_page_and_its_files_load_nothing_from_the_network(client):
         assert re.search(r"[\"']/static/" + re.escape(name), page.text) or name == "index.html"
 
 
+def test_the_placeholder_hints_flow_as_paragraphs():
+    """A grid or flex box would make each text run and the <b> of a hint its own item, one row each
+    (the browser test checks the line itself where Chromium is installed)."""
+    css = (static_folder() / "style.css").read_text()
+    rule = re.search(r"\.placeholder\s*\{([^}]*)\}", css).group(1)
+    assert not re.search(r"display\s*:\s*(inline-)?(grid|flex)", rule)
+    assert "<b>" in (static_folder() / "index.html").read_text()
+
+
 # ---------------------------------------------------------------------- the command
 
 def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):

@@ -42,6 +42,12 @@ def test_a_drawn_hand_is_predicted_and_shown_in_3d(page, tmp_path):
     from selenium.webdriver.common.by import By
 
     assert page.execute_script("return document.getElementById('viewer-placeholder').hidden") is False
+    # the bold word of the hint stays on the line of the words before it
+    word_top, bold_top = page.execute_script(
+        "const p = document.getElementById('overlay-placeholder'), b = p.querySelector('b'), t = b.previousSibling,"
+        " r = document.createRange(); r.setStart(t, t.length - 6); r.setEnd(t, t.length - 1);"
+        "return [r.getBoundingClientRect().top, b.getBoundingClientRect().top];")
+    assert abs(word_top - bold_top) < 2
     background = browser.viewer_pixels(page)
     assert len(np.unique(background.reshape(-1, 3), axis=0)) == 1  # nothing drawn yet: one colour
 

@@ -161,6 +161,23 @@ def test_fine_tuning_refuses_weights_of_another_network(trained_run, data_dir, t
         Trainer(load_config(tiny_recipe(data_dir, init_from=str(tmp_path / "missing.pt"))), tmp_path / "m", quiet=True)
 
 
+def test_fine_tuning_the_shipped_model_from_a_recipe_without_its_locator(tmp_path, monkeypatch, capsys):
+    from mask2hand.nn.checkpoint import network_config_of, read_file
+    from mask2hand.nn.pretrained import resolve_weights
+    from mask2hand.train.config import network_config
+
+    monkeypatch.chdir(tmp_path)  # cpu-default generates data/broad relative to the working directory
+    assert cli_main(["train", "cpu-default", "--out", "run", "--set", "train.init_from=default"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "{" not in err
+    assert "locator_input 256 (the recipe: None)" in err and "--set network.locator_input=256" in err
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()  # refused before any data
+    # the line's advice gives the shipped network
+    advised = load_config("cpu-default", ["train.init_from=default", "network.locator_input=256"])
+    stored = network_config(load_config({"network": network_config_of(read_file(resolve_weights("default")))}))
+    assert network_config(advised) == stored
+
+
 def test_overrides_and_validation_errors_are_clear(data_dir):
     config = load_config(tiny_recipe(data_dir), ["train.lr=3e-4", "network.num_pose_pcs=45"])
     assert config.train.lr == 3e-4 and config.network["num_pose_pcs"] == 45

@@ -5,7 +5,8 @@ Writes the inference-only weights (float16) of RUN/best.pt (or --checkpoint), wi
 run's summary, the time it trained and the machine in the file's "training" record, and
 copies the run's small records (config.yaml, epochs.csv, summary.json, loss_curve.png)
 to docs/runs/<name>/ so the card can cite them. The evaluation tables are made
-afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md. The package's
+afterwards with `mask2hand eval default ...` and pasted into docs/MODEL_CARD.md (earlier
+models' into docs/runs/HISTORY.md). The package's
 ONNX twin of the weights (weights/default.onnx, for the torch-free install) is exported afresh
 (tools/export_shipped_onnx.py).
 

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["predict"]:
+        argv = importlib.import_module("mask2hand.commands.predict").fold_fit_steps(argv)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from mask2hand.image.masks import DEFAULT_THRESHOLD
+
 PROG = "mask2hand adapt"
 HELD_OUT_NAME = "held_out.json"
 PSEUDO_LABELS_NAME = "pseudo_labels.json"
@@ -40,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world-weight", type=float, default=0.0,
                         help="weight of the 3-D points of a keypoints file ('world'), aligned to the answer "
                              "(default 0: not used)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold for grey images (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help=f"grey level above which a pixel is hand, as in predict (default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side of the masks")
     parser.add_argument("--minutes", type=float, default=20.0, help="time budget of this sitting (default 20)")
     parser.add_argument("--epochs", type=int, default=10, help="passes over the masks at most (default 10)")
@@ -122,6 +125,24 @@ def user_keypoints(path: str, prepared: list, names: list[str], quiet: bool):
     return points, (world if file.world else None)
 
 
+def check_batch_size(count: int, args: argparse.Namespace) -> None:
+    """Refuse a --batch-size that the `count` readable masks (after holding out --held-out) or the
+    --synthetic masks cannot fill, before anything is written or generated."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.train.adapt import held_out_count
+
+    if args.batch_size < 1:
+        raise Mask2HandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    training = count - held_out_count(count, args.held_out)
+    if training < args.batch_size:
+        raise Mask2HandError(f"{training} of the {count} masks are left to train on after holding out "
+                             f"{count - training} (--held-out {args.held_out:g}): fewer than one batch; "
+                             f"pass --batch-size {training} or less, or give more masks")
+    if 0 < args.synthetic < args.batch_size:
+        raise Mask2HandError(f"--synthetic {args.synthetic} is fewer than one batch of {args.batch_size}; "
+                             "raise --synthetic, lower --batch-size, or pass --synthetic 0")
+
+
 def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: str,
                  pseudo_labels: Path | None = None) -> dict:
     """The adaptation run's recipe (written to RUN/config.yaml by the trainer); pseudo_labels:
@@ -163,11 +184,14 @@ def make_pseudo_labels(run: Path, network, args: argparse.Namespace) -> Path | N
     folder, report = write_pseudo_labels(run / "pseudo-labels", run / "masks", network, args.pseudo_labels,
                                          args.pseudo_min_iou, seed=args.seed)
     write_json(run / PSEUDO_LABELS_NAME, report.as_dict())
+    too_few = folder is not None and report.kept < args.batch_size
     if not args.quiet:
         print(f"pseudo-labels: {report.kept} of {report.fitted} fits reached IoU {report.min_iou:g} "
               f"(network {report.network_iou:.3f}, kept fits {report.kept_iou:.3f}; {report.seconds:.0f} s)"
-              + ("" if folder is not None else "; training without them"), flush=True)
-    return folder
+              + ("" if folder is not None else "; training without them")
+              + (f"; fewer than one batch of {args.batch_size}: training without them" if too_few else ""),
+              flush=True)
+    return None if too_few else folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -184,12 +208,13 @@ def run(args: argparse.Namespace) -> int:
     failures = 0
     if args.resume:
         if not (out / "config.yaml").is_file():
-            raise Mask2HandError(f"{out} holds no adaptation run to resume (no config.yaml)")
+            raise Mask2HandError(f"{out} holds no adaptation run to resume (no config.yaml); "
+                                 "run the same command without --resume to start one")
         config = load_config(out / "config.yaml")
         if config.adapt is None:
             raise Mask2HandError(f"{out} is a training run, not an adaptation run; resume it with mask2hand train")
     else:
-        if (out / "last.pt").exists() or (out / "masks").exists():
+        if (out / "last.pt").exists() or (out / "config.yaml").exists():
             raise Mask2HandError(f"{out} already holds an adaptation run; pass --resume to continue it "
                                  "or choose another --out")
         if not args.inputs:
@@ -201,12 +226,15 @@ def run(args: argparse.Namespace) -> int:
         prepared, names, failures = prepare_inputs(model, args)
         if len(prepared) < 2:
             raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
+        check_batch_size(len(prepared), args)
         masks = np.stack([p.mask.model_input for p in prepared])
         Ks = np.stack([p.K_model for p in prepared])
         keypoints, world = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else (None,
                                                                                                               None)
+        # a start that stopped before training (no config.yaml yet) is started again from its inputs
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
-                         crop_margin=model.runner.input_crop, keypoints=keypoints, world_keypoints=world)
+                         crop_margin=model.runner.input_crop, keypoints=keypoints, world_keypoints=world,
+                         overwrite=True)
         pseudo_labels = None
         if args.pseudo_labels > 0:
             pseudo_labels = make_pseudo_labels(out, model.runner.network, args)

@@ -1,5 +1,5 @@
 """`mask2hand models`: the pretrained models shipped in the package, by name, with their files
-(PyTorch weights and their ONNX export)."""
+(PyTorch weights and their ONNX export) and where their model card lies; `--card` prints the card."""
 
 from __future__ import annotations
 
@@ -7,11 +7,19 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options: it lists every shipped model."""
+    parser.add_argument("--card", action="store_true", help="print the shipped models' card (Markdown)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from mask2hand.nn.pretrained import list_models
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.nn.pretrained import list_models, model_card_path
+
+    card = model_card_path()
+    if args.card:
+        if card is None:
+            raise Mask2HandError("this build of mask2hand lacks its model card (MODEL_CARD.md)")
+        print(card.read_text(encoding="utf-8"), end="")
+        return 0
 
     def files(model: dict) -> str:
         return ", ".join(f"{f['file']} ({'missing' if f['size_mb'] is None else str(f['size_mb']) + ' MB'})"
@@ -22,4 +30,5 @@ def run(args: argparse.Namespace) -> int:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     for row in [header, ["-" * w for w in widths], *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    print(f"\nmodel card: {card if card is not None else 'not in this build'} (mask2hand models --card prints it)")
     return 0

@@ -6,8 +6,8 @@ and <stem>.png (the figure); DIR/summary.json lists every input with its status,
 output files, warnings and error. A bad input prints one line and is skipped; the exit
 status is 2 at the end if any input failed.
 
---fit [STEPS] fits each answer to its silhouette (mask2hand.fit; the JSON and summary gain
-iou_before_fit and fit_steps); --hypotheses K adds the K best distinct hands that explain
+--fit (budget: --fit-steps N) fits each answer to its silhouette (mask2hand.fit; the JSON and
+summary gain iou_before_fit and fit_steps); --hypotheses K adds the K best distinct hands that explain
 the silhouette to the JSON ("hypotheses", best score first) and writes <stem>_hypN.obj.
 
 Sequences: one video (.mp4, .avi, .mov, ...) or animated GIF, or with --sequence one
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
 from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
+
+FIT_STEPS = 80
+"""mask2hand.fit.FitConfig's steps, for --help (that module imports torch)."""
 
 PROG = "mask2hand predict"
 SUMMARY_NAME = "summary.json"
@@ -88,13 +92,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="which hand the masks show (default: right); a left hand is predicted as the "
                              "mirrored right hand and mirrored back into the camera frame")
     fitting = parser.add_argument_group("test-time fitting and hypotheses (single masks, not sequences)")
-    fitting.add_argument("--fit", nargs="?", type=int, const=True, metavar="STEPS",
-                         help="fit the answer to the silhouette: at most STEPS updates along the main pose "
-                              "components (default 80), then up to 30 of every joint angle; put --fit after the "
-                              "inputs or give STEPS; the JSON reports the IoU before and after")
+    fitting.add_argument("--fit", action="store_true",
+                         help="fit the answer to the silhouette: up to --fit-steps updates along the main pose "
+                              "components, then up to 30 of every joint angle; the JSON reports the IoU before "
+                              "and after")
+    fitting.add_argument("--fit-steps", type=int, metavar="N",
+                         help=f"most updates along the main pose components (implies --fit; default "
+                              f"{FIT_STEPS}); '--fit N' with an integer N means the same")
     fitting.add_argument("--hypotheses", type=int, metavar="K",
                          help="also return the K best distinct hands that explain the silhouette, ranked by "
                               "score (IoU and plausibility), each written as <stem>_hypN.obj")
+
+
+def fold_fit_steps(argv: list[str]) -> list[str]:
+    """`predict` arguments with each `--fit N` (an integer right after --fit) spelled
+    `--fit-steps N`, so that any other word after --fit is an input."""
+    folded = list(argv)
+    for i in range(len(folded) - 1):
+        if folded[i] == "--fit" and re.fullmatch(r"[+-]?\d+", folded[i + 1]):
+            folded[i] = "--fit-steps"
+    return folded
 
 
 # ---------------------------------------------------------------------- inputs
@@ -354,14 +371,15 @@ def _fit_options(args: argparse.Namespace):
     """(fit, hypotheses) of --fit / --hypotheses, validated (None, None without them)."""
     from mask2hand.errors import Mask2HandError
 
-    if args.fit is None and args.hypotheses is None:
+    fit = args.fit_steps if args.fit_steps is not None else (True if args.fit else None)
+    if fit is None and args.hypotheses is None:
         return None, None
     require("torch", "test-time fitting (--fit, --hypotheses)")
     if _runs_onnx(args):
         raise Mask2HandError("--fit and --hypotheses need the PyTorch hand layer: use --runtime torch")
     from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses  # imports torch: only when asked
 
-    return resolve_fit(args.fit), resolve_hypotheses(args.hypotheses)
+    return resolve_fit(fit), resolve_hypotheses(args.hypotheses)
 
 
 def _check_arguments(args: argparse.Namespace, out: Path) -> None:

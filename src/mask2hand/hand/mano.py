@@ -38,8 +38,10 @@ MANO_FINGERTIP_SETS = {
 
 _HOW_TO_GET_MANO = (
     "MANO is the licensed parametric hand model of the Max Planck Institute; register and download "
-    "'Models & Code' from the MANO website (mano.is.tue.mpg.de), then pass the path of "
-    f"models/MANO_RIGHT.pkl (path=... or --mano PATH) or set {MANO_PATH_ENV}. "
+    "'Models & Code' from the MANO website (mano.is.tue.mpg.de), then set "
+    f"{MANO_PATH_ENV} to the path of models/MANO_RIGHT.pkl, or name it with path=... in Python, "
+    "--mano PATH (predict, eval, synth, serve, export-onnx) or --set network.hand_model_path=PATH "
+    "(train, ablate). "
     "Without it, use the open hand model that ships with mask2hand (name 'open')."
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import numpy as np
 from mask2hand.hand.params import HandParams
 from mask2hand.inference.mirror import mirror_K, mirror_mask
 from mask2hand.render.exact import project_points
-from mask2hand.utils.optional import require
+from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
 
@@ -157,13 +158,21 @@ class Prediction:
         return prediction_figure(self.mask, self.rendered_mask, self.joints_2d, self.vertices, vertices_2d,
                                  self.faces, self.joints, iou=self.iou, title=title)
 
-    def save(self, directory: str | os.PathLike, stem: str | None = None, figure: bool = True) -> dict[str, Path]:
+    def save(self, directory: str | os.PathLike, stem: str | None = None,
+             figure: bool | None = None) -> dict[str, Path]:
         """Write <stem>.obj, <stem>.ply, <stem>.json, <stem>_hyp<k>.obj per hypothesis and
-        (figure=True, which needs matplotlib) <stem>.png into `directory`, all or nothing.
+        <stem>.png (the figure) into `directory`, all or nothing.
 
-        stem defaults to the input file's stem ("prediction" for arrays). Returns
-        {"obj", "ply", "json", "hyp<k>"..., "png"?: path}.
+        figure: None draws the figure where matplotlib is installed and otherwise leaves it out,
+        saying so once per process (a UserWarning); True requires it (Mask2HandError without
+        matplotlib); False leaves it out. stem defaults to the input file's stem ("prediction" for
+        arrays). Returns {"obj", "ply", "json", "hyp<k>"..., "png"?: path}.
         """
+        if figure is None:
+            figure = available("matplotlib")
+            if not figure:
+                _say_once(f"{missing_message('matplotlib', 'the figure (.png)')}; "
+                          "Prediction.save writes the meshes and JSON only")
         from mask2hand.export.files import figure_png_bytes, json_text, mesh_bytes, write_files
 
         directory = Path(directory)
@@ -182,3 +191,14 @@ class Prediction:
             writers[paths["png"]] = lambda: figure_png_bytes(self.figure())
         write_files(writers)
         return paths
+
+
+_SAID: set[str] = set()
+"""The messages _say_once has already issued in this process."""
+
+
+def _say_once(message: str) -> None:
+    """Issue `message` as a UserWarning the first time it comes up in this process."""
+    if message not in _SAID:
+        _SAID.add(message)
+        warnings.warn(message, UserWarning, stacklevel=3)

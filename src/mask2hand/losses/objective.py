@@ -112,8 +112,8 @@ class LossWeights:
 
     @classmethod
     def cpu(cls) -> LossWeights:
-        """The shipped model's recipe (configs/cpu-default.yaml): the paper's aligned terms, a
-        quarter of its unaligned joint weight, and 2-D reprojection terms instead of the
+        """The preset of the CPU recipes (configs/cpu-*.yaml, every stage of the shipped model):
+        the paper's aligned terms, a quarter of its unaligned joint weight, and 2-D reprojection terms instead of the
         silhouette terms (with ground-truth meshes they pull the mesh onto the mask more
         directly, and training then needs no soft rendering)."""
         return cls(joints=5e-4, contour=0.0, joints_2d=1.0, vertices_2d=1.0)

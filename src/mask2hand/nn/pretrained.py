@@ -38,14 +38,14 @@ class ShippedModel:
 SHIPPED_MODELS = {model.name: model for model in (
     ShippedModel("default", "default.pt",
                  "open and Anny hands, natural and broad views, forearms, silhouette noise; hand locator; "
-                 "cpu-default-v5", "docs/MODEL_CARD.md", onnx_file="default.onnx"),
+                 "cpu-default-v5", "the model card", onnx_file="default.onnx"),
     ShippedModel("cpu-default-v4", "cpu-default-v4.pt",
                  "the previous default: synthetic masks of the open hand ending at the wrist (broad corpus, "
                  "silhouette noise); the start of v5 and of the adaptation benchmark",
-                 "docs/MODEL_CARD.md, section \"v4\""),
+                 "docs/runs/HISTORY.md in the source tree"),
     ShippedModel("paper-synthetic", "paper-synthetic.pt",
                  "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); paper-synthetic-cpu",
-                 "docs/MODEL_CARD.md, section \"The paper's Tables 1-2\""),
+                 "docs/runs/HISTORY.md in the source tree"),
 )}
 DEFAULT_MODEL = "default"
 RUNTIMES = ("auto", "torch", "onnx")
@@ -67,6 +67,13 @@ def resolve_runtime(runtime: str = "auto") -> str:
 
 def _package_file(file: str) -> Path | None:
     candidate = resources.files("mask2hand") / "weights" / file
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def model_card_path() -> Path | None:
+    """The shipped models' card inside the package (mask2hand/MODEL_CARD.md, the text of the
+    source tree's docs/MODEL_CARD.md), or None if this build lacks it."""
+    candidate = resources.files("mask2hand") / "MODEL_CARD.md"
     return Path(str(candidate)) if candidate.is_file() else None
 
 

@@ -45,22 +45,29 @@ PSEUDO_LABELS_GENERATOR = "pseudo-labels"
 HELD_OUT_SPLIT = "held_out"
 
 
+def held_out_count(count: int, held_out: float) -> int:
+    """How many of `count` masks (at least 2) `write_user_masks` holds out for a share `held_out`:
+    at least one, and at least one left to train on."""
+    if not 0.0 < held_out < 1.0:
+        raise Mask2HandError(f"the held-out share must be between 0 and 1, got {held_out}")
+    return min(count - 1, max(1, round(held_out * count)))
+
+
 def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sources: list[str], held_out: float,
                      seed: int, crop_margin: float | None, keypoints: np.ndarray | None = None,
-                     world_keypoints: np.ndarray | None = None) -> Path:
+                     world_keypoints: np.ndarray | None = None, overwrite: bool = False) -> Path:
     """A dataset folder of a user's masks prepared as a network's inputs: masks (N,S,S) 0/1 and
     their intrinsics at S (N,3,3), `sources` the N input names, and optionally 2-D weak labels
     keypoints (N,21,3) (u, v pixels at S, confidence; all 0 for a mask without them) and 3-D weak
     labels world_keypoints (N,21,3) (meters, any frame; all 0 for a mask without them). A random
     share `held_out` (at least one mask, and at least one left to train on) forms the "held_out"
-    split, the rest "train"; `source_index` maps each sample back to its input."""
+    split, the rest "train"; `source_index` maps each sample back to its input. overwrite: replace
+    a dataset already in `folder`."""
     masks, K = np.asarray(masks), np.asarray(K, dtype=np.float32)
     count = len(masks)
     if count < 2:
         raise Mask2HandError(f"adapting needs at least 2 masks (one to hold out), got {count}")
-    if not 0.0 < held_out < 1.0:
-        raise Mask2HandError(f"the held-out share must be between 0 and 1, got {held_out}")
-    kept = min(count - 1, max(1, round(held_out * count)))
+    kept = held_out_count(count, held_out)
     order = np.random.default_rng(seed).permutation(count)
     order = np.concatenate([np.sort(order[kept:]), np.sort(order[:kept])])  # training share, then held-out
     size = masks.shape[1]
@@ -72,7 +79,7 @@ def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sourc
     if world_keypoints is not None:
         specs["world_keypoints"] = ArraySpec((21, 3), "float32")
         arrays["world_keypoints"] = np.asarray(world_keypoints, dtype=np.float32)[order]
-    with DatasetWriter(folder, count, (size, size), specs) as writer:
+    with DatasetWriter(folder, count, (size, size), specs, overwrite=overwrite) as writer:
         writer.write(0, **arrays)
         return writer.finish({
             "generator": USER_MASKS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
@@ -151,7 +158,7 @@ def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count
     arrays["source_index"] = np.asarray(stored.arrays["source_index"][dataset.source.ids[picked[good]]], np.int64)
     specs = {"K": ArraySpec((3, 3), "float32"), "joints": ArraySpec((21, 3), "float32"),
              "vertices": ArraySpec(arrays["vertices"].shape[1:], "float32"), "source_index": ArraySpec((), "int64")}
-    with DatasetWriter(folder, report.kept, dataset.image_size, specs) as writer:
+    with DatasetWriter(folder, report.kept, dataset.image_size, specs, overwrite=True) as writer:
         writer.write(0, **arrays)
         path = writer.finish({
             "generator": PSEUDO_LABELS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),

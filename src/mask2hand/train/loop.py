@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,8 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None)
 
+        if not resume and config.train.init_from:  # checked before any data is generated
+            self._start_from(config.train.init_from)
         self._make_data()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.train.lr,
                                           weight_decay=config.train.weight_decay)
@@ -116,8 +118,6 @@ class Trainer:
         self.train_seconds = 0.0
         if resume:
             self._resume()
-        elif config.train.init_from:
-            self._start_from(config.train.init_from)
         if not resume and self.dist.is_main:
             self._start_run_folder()
 
@@ -184,8 +184,9 @@ class Trainer:
         # a network that only adds a locator starts from the other's encoder and RefineNet
         adds_locator = (network_config_of(payload).get("locator_input") is None
                         and self.net_config.locator_input is not None)
-        self._check_same_network(payload, f"train.init_from: {path}", "fine-tuning needs the same network "
-                                 "(or the same one with a locator added)", without_locator=adds_locator)
+        self._check_same_network(payload, f"train.init_from: {source}",
+                                 "fine-tuning needs the same network (or the same one with a locator added)",
+                                 without_locator=adds_locator)
         missing, unexpected = self.net.load_state_dict(float32_state(payload), strict=not adds_locator)
         if unexpected or any(not key.startswith("locator.") for key in missing):
             raise Mask2HandError(f"train.init_from: {path} does not fit this network "
@@ -202,9 +203,14 @@ class Trainer:
         ours = replace(self.net_config, hand_model_path=None)
         if without_locator:  # compared as the network it grows from
             ours = replace(ours, locator_input=None)
-        if network_config(TrainConfig(network=stored)) != ours:
-            raise Mask2HandError(f"{source} was trained with network settings {stored}, the recipe now says "
-                                 f"{self.config.to_dict()['network']}; {advice}")
+        theirs = network_config(TrainConfig(network=stored))
+        if theirs != ours:
+            differ = [f.name for f in fields(ours) if getattr(theirs, f.name) != getattr(ours, f.name)]
+            settings = ", ".join(f"{name} {getattr(theirs, name)} (the recipe: {getattr(ours, name)})"
+                                 for name in differ)
+            to_match = " ".join(f"--set network.{name}={_yaml_value(getattr(theirs, name))}" for name in differ)
+            raise Mask2HandError(f"{source} has other network settings: {settings}; {advice}: match them with "
+                                 f"{to_match}")
 
     def _resume(self) -> None:
         path = self.out_dir / "last.pt"
@@ -535,3 +541,12 @@ class _Logger:
                    "best_val_loss": result.best_val_loss, "stop_reason": result.stop_reason,
                    "samples_per_second_this_run": result.samples_per_second}
         write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+
+
+def _yaml_value(value) -> str:
+    """A network setting as `--set` spells it (None as null, booleans in lower case)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
