@@ -278,3 +278,29 @@ def test_json_md_names_every_key_of_a_prediction_and_the_model_block_of_each_run
         assert written["params_residual_mm"] is not None  # on both runtimes, as JSON.md says
         assert set(written["model"]) == keys
         assert all(f"`{key}`" in table for key in keys)
+
+
+def test_the_open_hand_rebuild_needs_only_the_extras_its_install_line_names(tmp_path):
+    """OPEN_HAND.md's install line names the extras; the rebuild tools import with every other
+    extra's modules hidden."""
+    import os
+    import subprocess
+
+    from mask2hand.utils.optional import EXTRAS
+
+    line = next(c for page, c in shell_commands() if page == "OPEN_HAND.md" and c.startswith("pip install"))
+    named = set(re.search(r"\[([a-z,]+)\]", line).group(1).split(","))
+    hidden = sorted(module for module, extra in EXTRAS.items() if extra not in named)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        f"        if name.split('.')[0] in {hidden!r}:\n"
+        "            raise ModuleNotFoundError(name, name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hook), str(REPO / "tools"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", "import build_open_hand, open_hand_tune_thumb"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -117,3 +117,11 @@ def test_models_lists_both_files(capsys):
     assert cli.main(["models"]) == 0
     listed = capsys.readouterr().out
     assert "default.pt" in listed and "default.onnx" in listed and "missing" not in listed
+
+
+def test_the_fit_error_docs_quote_is_the_printed_line(tmp_path):
+    """docs/INSTALL.md quotes what --fit prints on the torch-free install, word for word."""
+    install = (EXAMPLES.parent / "docs" / "INSTALL.md").read_text()
+    quoted = [line for line in install.splitlines() if line.startswith("mask2hand predict: error:")]
+    proc = run_torch_free(tmp_path, "predict", str(EXAMPLES / "fist.png"), "--out", str(tmp_path / "o"), "--fit")
+    assert len(quoted) == 1 and proc.stderr.strip() == quoted[0]
