@@ -287,7 +287,7 @@ def run_sequence(args: argparse.Namespace) -> int:
     from mask2hand.inference.cameras import KFile, check_focal
     from mask2hand.errors import Mask2HandError
     from mask2hand.export.files import write_json
-    from mask2hand.export.animation import skeleton_panel, write_gif
+    from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
     from mask2hand.inference.sequence import predict_sequence, read_frames
     from mask2hand.inference.smoothing import mean_joint_acceleration
 
@@ -330,8 +330,9 @@ def run_sequence(args: argparse.Namespace) -> int:
     gif = None
     if not args.no_gif:
         try:
+            side = gif_panel_side(len(result.predictions))
             gif = write_gif(out / f"{Path(frames.source).stem or 'sequence'}.gif",
-                            [skeleton_panel(p) for p in result.predictions], result.fps)
+                            [skeleton_panel(p, max_side=side) for p in result.predictions], result.fps)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the animation ({exc}); check that {out} is writable") from None
     jitter = None

@@ -38,6 +38,17 @@ def skeleton_panel(prediction, max_side: int = 320) -> np.ndarray:
     return image
 
 
+GIF_PANEL_BYTES = 200_000_000
+"""Most bytes the panels of one animation may hold together (a sequence's GIF is written from
+panels kept in memory): a long sequence gets smaller panels (`gif_panel_side`)."""
+
+
+def gif_panel_side(frames: int, max_side: int = 320) -> int:
+    """The longer side of the panels of an animation of `frames` frames: max_side, or less so
+    that the RGB panels fit GIF_PANEL_BYTES (at least 32 pixels)."""
+    return int(max(32, min(max_side, (GIF_PANEL_BYTES / (3 * max(frames, 1))) ** 0.5)))
+
+
 def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> Path:
     """An animated GIF (looping) of equally sized RGB frames (H,W,3) uint8, written atomically."""
     import imageio.v3 as iio
@@ -47,6 +58,6 @@ def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> 
     path = Path(path)
     # GIF stores durations in hundredths of a second: round to what survives
     duration = max(20, round(100.0 / fps) * 10)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=duration, loop=0)
+    with atomic_path(path) as tmp:  # the list as a batch of frames: no stacked copy of it
+        iio.imwrite(tmp, images, extension=".gif", duration=duration, loop=0, is_batch=True)
     return path
