@@ -23,6 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    from contextlib import nullcontext
+
+    from mask2hand.train.run_folder import hold_run_folder
+
+    # under torchrun every process runs this command on the same folder: the first one holds it
+    with hold_run_folder(args.out) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        return run_holding_folder(args)
+
+
+def run_holding_folder(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mask2hand.train.config import load_config
