@@ -31,6 +31,7 @@ import numpy as np
 from mask2hand.image.files import MASK_SUFFIXES
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
+from mask2hand.utils.files import check_writable_folder
 from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
@@ -286,7 +287,6 @@ def run_sequence(args: argparse.Namespace) -> int:
     """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
     from mask2hand.inference.cameras import KFile, check_focal
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export.files import write_json
     from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
     from mask2hand.inference.sequence import predict_sequence, read_frames
     from mask2hand.inference.smoothing import mean_joint_acceleration
@@ -345,10 +345,22 @@ def run_sequence(args: argparse.Namespace) -> int:
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
                "jitter_m_per_frame2": jitter, "animation": gif.name if gif else None, "inputs": entries}
-    summary_path = write_json(out / SUMMARY_NAME, summary)
+    summary_path = write_summary(out, summary)
     print(f"{len(result.predictions)} of {len(entries)} frame(s) of {frames.source} predicted into {out}/"
           f"{' (smoothed)' if smoothing else ''}{', animation ' + gif.name if gif else ''}; summary: {summary_path}")
     return 2 if result.failed else 0
+
+
+def write_summary(out: Path, summary: dict) -> Path:
+    """Write out/summary.json; Mask2HandError when the folder takes no more (full, read-only)."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export.files import write_json
+
+    try:
+        return write_json(out / SUMMARY_NAME, summary)
+    except OSError as exc:
+        raise Mask2HandError(f"cannot write {out / SUMMARY_NAME} ({exc.strerror or exc}); check that {out} is "
+                             "writable and has space") from None
 
 
 def _fit_options(args: argparse.Namespace):
@@ -479,11 +491,11 @@ def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path,
 
 def run(args: argparse.Namespace) -> int:
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export.files import write_json
     from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
 
     out = Path(args.out)
     _check_arguments(args, out)
+    check_writable_folder(out, "--out")  # before the network runs on any input
     fit, hypotheses = _fit_options(args)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
         if fit is not None or hypotheses is not None:
@@ -515,7 +527,7 @@ def run(args: argparse.Namespace) -> int:
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
                "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
                "inputs": entries}
-    summary_path = write_json(out / SUMMARY_NAME, summary)
+    summary_path = write_summary(out, summary)
     print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
           f"{', figures .png' if not args.no_figure else ''}); summary: {summary_path}")
     return 2 if failed else 0
