@@ -50,12 +50,17 @@ def gif_panel_side(frames: int, max_side: int = 320) -> int:
 
 
 def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> Path:
-    """An animated GIF (looping) of equally sized RGB frames (H,W,3) uint8, written atomically."""
+    """An animated GIF (looping) of RGB frames (H,W,3) uint8, written atomically; frames smaller than
+    the largest (a sequence whose frames differ in size) are padded with black on the right and
+    bottom."""
     import imageio.v3 as iio
 
     from mask2hand.utils.files import atomic_path
 
     path = Path(path)
+    height, width = max(image.shape[0] for image in images), max(image.shape[1] for image in images)
+    images = [image if image.shape[:2] == (height, width) else
+              np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))) for image in images]
     # GIF stores durations in hundredths of a second: round to what survives
     duration = max(20, round(100.0 / fps) * 10)
     with atomic_path(path) as tmp:  # the list as a batch of frames: no stacked copy of it
