@@ -63,3 +63,73 @@ def test_a_tiff_stack_of_different_page_sizes_gets_its_animation_and_summary(wei
     assert summary["frames"] == 3 and (tmp_path / "out" / summary["animation"]).is_file()
     with Image.open(tmp_path / "out" / summary["animation"]) as gif:
         assert gif.n_frames == 3
+
+
+def _onnx_with_metadata(path: Path, **changes) -> Path:
+    """A small ONNX model carrying the shipped export's metadata with `changes` (values as JSON text)."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    from mask2hand.inference.onnx_runner import METADATA_PREFIX
+    from mask2hand.nn.pretrained import DEFAULT_MODEL, shipped_onnx_path
+
+    shipped = onnxruntime.InferenceSession(str(shipped_onnx_path(DEFAULT_MODEL)), providers=["CPUExecutionProvider"])
+    metadata = dict(shipped.get_modelmeta().custom_metadata_map)
+    metadata.update({METADATA_PREFIX + key: text for key, text in changes.items()})
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    helper.set_model_props(model, metadata)
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("entry, text", [
+    ("input_size", '"abc"'), ("input_size", "200000"), ("input_crop", "NaN"),
+    ("network", '{"backbone": {"nested": [1, 2]}}'), ("network", "[" * 5000 + "]" * 5000),
+    ("hand", '"open"'), ("faces", '[[0, 1]]'),
+])
+def test_odd_onnx_metadata_blames_the_model_file_once(entry, text, tmp_path, capsys):
+    model = _onnx_with_metadata(tmp_path / "odd.onnx", **{entry: text})
+    masks = [str(save_mask_png(tmp_path / f"m{i}.png", blob_mask())) for i in range(2)]
+    code = cli_main(["predict", *masks, "--model", str(model), "--out", str(tmp_path / "out"), "--no-figure"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert "odd.onnx" in lines[0] and len(lines[0]) < 400
+
+
+DEEP = "[" * 3000 + "]" * 3000
+
+
+@pytest.mark.parametrize("recipe, overrides", [
+    ("train: {lr: " + DEEP + "}\n", []),
+    (None, ["--set", "train.lr=" + DEEP]),
+    (None, ["--set", "train.lr=[unclosed"]),
+])
+def test_a_deeply_nested_or_broken_recipe_is_one_line(recipe, overrides, tmp_path, capsys):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(recipe or "name: odd\n")
+    code = cli_main(["train", str(path), *overrides, "--out", str(tmp_path / "run")])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, lines
+    assert ("recipe.yaml" in lines[0] or "train.lr" in lines[0]) and len(lines[0]) < 400
+
+
+def test_a_deeply_nested_or_odd_dataset_card_is_one_line(tmp_path):
+    from dataclasses import replace
+
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.data.storage import open_dataset
+    from mask2hand.data.synthetic import NaturalCorpus, generate_natural
+    from mask2hand.errors import Mask2HandError
+
+    folder = Path(generate_natural(tmp_path / "set", seed=0, corpus=replace(NaturalCorpus(), train=2, val=0, test=0)))
+    card = json.loads((folder / "card.json").read_text())
+    (folder / "card.json").write_text(json.dumps({**card, "generator": [1]}))  # a note, not a setting
+    assert MaskDataset(folder, split="train", distance_field=False)[0].mask.shape[-1] == card["image_size"][1]
+    (folder / "card.json").write_text(DEEP)
+    with pytest.raises(Mask2HandError, match="card.json"):
+        open_dataset(folder)
