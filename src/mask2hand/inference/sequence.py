@@ -159,6 +159,9 @@ def _read_stack(path: Path) -> tuple[list[np.ndarray], float | None]:
 
 # ---------------------------------------------------------------------- smoothing
 
+LAYER_FRAMES = 64
+"""Frames posed by the hand layer at once when smoothing a sequence."""
+
 def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroConfig | None = None
                           ) -> NetworkResult:
     """A NetworkResult of T consecutive frames -> the same with smoothed parameters and the
@@ -168,19 +171,22 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
     device = hand.faces.device
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
 
-    def layer(global_orient, transl, pose, betas):
-        return hand(as_t(global_orient), as_t(transl), pose=as_t(pose), betas=as_t(betas)).vertices
+    def layer(global_orient, transl, pose, betas) -> np.ndarray:
+        # LAYER_FRAMES at a time: the layer's per-vertex transforms cost kilobytes per vertex and frame
+        return np.concatenate([hand(as_t(global_orient[s:s + LAYER_FRAMES]), as_t(transl[s:s + LAYER_FRAMES]),
+                                    pose=as_t(pose[s:s + LAYER_FRAMES]),
+                                    betas=as_t(betas[s:s + LAYER_FRAMES])).vertices.cpu().numpy()
+                               for s in range(0, len(transl), LAYER_FRAMES)])
 
     with torch.inference_mode():
-        original = layer(raw.global_orient, raw.transl, raw.pose, raw.betas).cpu().numpy()
+        original = layer(raw.global_orient, raw.transl, raw.pose, raw.betas)
         offsets = raw.vertices.astype(np.float64) - original  # RefineNet's per-vertex offsets (0 without it)
         global_orient = smooth_rotations(raw.global_orient, fps, config)
         transl = one_euro_filter(raw.transl, fps, config)
         pose = one_euro_filter(raw.pose, fps, config)
         betas = one_euro_filter(raw.betas, fps, config)
-        vertices = layer(global_orient, transl, pose, betas) + as_t(one_euro_filter(offsets, fps, config))
-        joints = hand.joints_from_vertices(vertices)
-        vertices, joints = vertices.cpu().numpy(), joints.cpu().numpy()
+        vertices = layer(global_orient, transl, pose, betas) + one_euro_filter(offsets, fps, config)
+        joints = hand.joints_from_vertices(as_t(vertices)).cpu().numpy()
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return NetworkResult(vertices=f32(vertices), joints=f32(joints), global_orient=f32(global_orient),
                          transl=f32(transl), pose=f32(pose), betas=f32(betas), flat_hand_mean=raw.flat_hand_mean,
