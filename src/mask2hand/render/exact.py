@@ -433,25 +433,26 @@ def silhouette_iou(vertices, faces, K, masks: Sequence[np.ndarray]) -> np.ndarra
     projected = _checked_edges(vertices, faces, K)
     if len(masks) != len(projected.uv):
         raise Mask2HandError(f"{len(masks)} masks for {len(projected.uv)} meshes; give one mask per mesh")
-    boxes: dict[int, tuple[np.ndarray, int]] = {}
+    boxes: dict[int, tuple[list[list[int]], int]] = {}
     front = np.asarray(vertices)[..., 2] > NEAR_Z
     ious = np.empty(len(masks))
     for b, mask in enumerate(masks):
         if id(mask) not in boxes:
             boxes[id(mask)] = (_box(mask), int(np.count_nonzero(mask)))
-        (top, left, bottom, right), area = boxes[id(mask)]
+        corners, area = boxes[id(mask)]
         uv = projected.uv[b][front[b]]
-        if len(uv):
-            top, left = min(top, int(np.floor(uv[:, 1].min()))), min(left, int(np.floor(uv[:, 0].min())))
-            bottom, right = max(bottom, int(np.ceil(uv[:, 1].max())) + 1), max(right, int(np.ceil(uv[:, 0].max())) + 1)
-        top, left = max(top, 0), max(left, 0)
-        bottom, right = min(bottom, mask.shape[0]), min(right, mask.shape[1])
+        if len(uv):  # the faces drawn use only vertices in front of the near plane
+            corners = corners + [[int(np.floor(uv[:, 1].min())), int(np.floor(uv[:, 0].min()))],
+                                 [int(np.ceil(uv[:, 1].max())) + 1, int(np.ceil(uv[:, 0].max())) + 1]]
+        top, left = max(min((c[0] for c in corners), default=0), 0), max(min((c[1] for c in corners), default=0), 0)
+        bottom = min(max((c[0] for c in corners), default=0), mask.shape[0])
+        right = min(max((c[1] for c in corners), default=0), mask.shape[1])
         mine = projected.batch == b
         one = _ProjectedEdges(projected.uv[b:b + 1], projected.edges, np.zeros_like(projected.batch[mine]),
                               projected.edge[mine], projected.weight[mine])
         rows = max(1, BAND_PIXELS // max(1, right - left))
         inter = drawn = 0
-        for start in range(top, bottom, rows):
+        for start in range(top, bottom if right > left else top, rows):
             band = min(rows, bottom - start)
             covered = one.covered(start, left, band, right - left)[0]
             inter += int(np.count_nonzero(covered & mask[start:start + band, left:right]))
@@ -461,13 +462,14 @@ def silhouette_iou(vertices, faces, K, masks: Sequence[np.ndarray]) -> np.ndarra
     return ious
 
 
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) pixel bounds of a mask's nonzero pixels ((0, 0, 0, 0) when empty)."""
+def _box(mask: np.ndarray) -> list[list[int]]:
+    """The corners [[top, left], [bottom, right]] (pixel bounds, bottom and right exclusive) of a
+    mask's nonzero pixels; [] when it has none."""
     rows = np.flatnonzero(mask.any(axis=1))
     if rows.size == 0:
-        return 0, 0, 0, 0
+        return []
     cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+    return [[int(rows[0]), int(cols[0])], [int(rows[-1]) + 1, int(cols[-1]) + 1]]
 
 
 def rasterize_by_size(vertices, faces, K, image_sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
