@@ -83,6 +83,9 @@ def test_resume_takes_this_sittings_minutes_and_the_runs_epochs(adapted, capsys)
     assert "stopped (time budget" in capsys.readouterr().out
     assert "epochs: 50\n" in (adapted / "config.yaml").read_text()
     assert "max_minutes: 20" in (adapted / "config.yaml").read_text()  # the sitting's budget is not the run's
+    recipe = (adapted / "config.yaml").read_text()
+    assert cli_main(["adapt", "--out", str(adapted), "--resume", "--epochs", "0"]) == 2
+    assert "epochs" in capsys.readouterr().err and (adapted / "config.yaml").read_text() == recipe
 
 
 @pytest.mark.parametrize("command", ["adapt", "train"])

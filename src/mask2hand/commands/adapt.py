@@ -199,7 +199,7 @@ def resumed_config(out: Path, args: argparse.Namespace):
     from dataclasses import replace
 
     from mask2hand.errors import Mask2HandError
-    from mask2hand.train.config import dump_config, load_config
+    from mask2hand.train.config import check_values, dump_config, load_config
     from mask2hand.utils.files import write_text_atomic
 
     if not (out / "config.yaml").is_file():
@@ -212,6 +212,7 @@ def resumed_config(out: Path, args: argparse.Namespace):
         raise Mask2HandError(f"{out} is a training run, not an adaptation run; resume it with mask2hand train")
     if args.epochs is not None:  # the run's length: kept in its recipe for later sittings
         config = replace(config, train=replace(config.train, epochs=args.epochs))
+        check_values(config)
         write_text_atomic(out / "config.yaml", dump_config(config))
     if args.minutes is not None:  # this sitting's budget only
         config = replace(config, train=replace(config.train, max_minutes=args.minutes))
