@@ -2,7 +2,7 @@
 
 The budgets (mask2hand.render.exact.BAND_PIXELS, mask2hand.inference.sequence): hypotheses and
 fits hold one full-resolution silhouette band at a time, whatever their count; a sequence keeps
-tens of kilobytes per small frame.
+about 100 kB per small frame.
 """
 
 from __future__ import annotations

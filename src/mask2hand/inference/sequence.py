@@ -12,7 +12,7 @@ The network runs on every frame independently (stages 1 and 2 of mask2hand.infer
 batch by batch as the frames are prepared; the smoothing acts on its answers before stage 3,
 so the per-frame outputs (2-D joints, exact silhouette, IoU) are those of the smoothed hand.
 Stage 3 runs batch by batch too: what a frame keeps is its cleaned mask, its network answer
-and its two Predictions (smoothed and raw), tens of kilobytes for a small frame. What is smoothed, with a
+and its two Predictions (smoothed and raw), about 100 kB for a small frame. What is smoothed, with a
 One Euro filter (mask2hand.inference.smoothing) per dimension: the translation, the global
 rotation (as a sign-continuous quaternion, not axis-angle), the 45 finger angles and the
 betas; the mesh is then recomputed with the hand layer. When the network refines its
