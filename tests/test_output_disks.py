@@ -8,6 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mask2hand.cli import main as cli_main
@@ -123,3 +124,18 @@ def test_a_summary_that_cannot_be_written_is_one_line(weights, masks, tmp_path, 
                      "--no-figure", "--quiet"])
     line = _one_line(capsys)
     assert code == 2 and predict.SUMMARY_NAME in line and "No space left" in line
+
+
+def test_a_read_only_out_stops_a_sequence_before_the_network(read_only, weights, tmp_path, monkeypatch, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for t in range(3):
+        save_mask_png(frames / f"f{t}.png", np.roll(blob_mask(), t, axis=1))
+    (tmp_path / "out").mkdir()
+    out = read_only(tmp_path / "out")
+    calls = []
+    monkeypatch.setattr(Mask2Hand, "run_network", lambda self, items: calls.append(items))
+    capsys.readouterr()
+    code = cli_main(["predict", str(frames), "--sequence", "--out", str(out), "--checkpoint", str(weights),
+                     "--no-smoothing", "--no-figure"])
+    assert code == 2 and "cannot write into --out" in _one_line(capsys) and calls == []

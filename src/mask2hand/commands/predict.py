@@ -309,6 +309,7 @@ def run_sequence(args: argparse.Namespace) -> int:
         if _runs_onnx(args):
             raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
                                  "use --runtime torch, or --no-smoothing")
+    check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any frame
     model = load_model(args)
     _check_figures(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
@@ -495,7 +496,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     _check_arguments(args, out)
-    check_writable_folder(out, "--out")  # before the network runs on any input
     fit, hypotheses = _fit_options(args)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
         if fit is not None or hypotheses is not None:
@@ -505,6 +505,7 @@ def run(args: argparse.Namespace) -> int:
     files, arg_errors = expand_inputs(args.inputs, exclude=previous_outputs(out))
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
+    check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any input
     model = load_model(args)
     _check_figures(args)
 
