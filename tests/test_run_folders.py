@@ -32,6 +32,17 @@ def adapt_args(sensor: tuple[Path, Path], run: Path) -> list[str]:
             "16", "--epochs", "1", "--batch-size", "8", "--quiet"]
 
 
+def train_recipe(tmp_path: Path) -> str:
+    """A tiny valid recipe file (test_train's): the run folder is taken only once the recipe is good."""
+    import yaml
+
+    from test_train import tiny_recipe
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "data")))
+    return str(path)
+
+
 def one_error_line(capsys) -> str:
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1, lines
@@ -63,14 +74,14 @@ def adapted(sensor, tmp_path_factory) -> Path:
     return run
 
 
-def test_a_folder_held_by_another_run_is_refused(adapted, capsys):
+def test_a_folder_held_by_another_run_is_refused(adapted, tmp_path, capsys):
     descriptor = os.open(adapted / "run.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a running adapt or train holds
         capsys.readouterr()
         assert cli_main(["adapt", "--out", str(adapted), "--resume", "--epochs", "2"]) == 2
         assert "in use by another run" in one_error_line(capsys)
-        assert cli_main(["train", "no-such-recipe.yaml", "--out", str(adapted)]) == 2
+        assert cli_main(["train", train_recipe(tmp_path), "--out", str(adapted)]) == 2
         assert "in use by another run" in one_error_line(capsys)
     finally:
         os.close(descriptor)
@@ -99,7 +110,7 @@ def test_a_read_only_run_folder_is_one_line(command, sensor, tmp_path, monkeypat
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    argv = adapt_args(sensor, run) if command == "adapt" else ["train", "no-such-recipe.yaml", "--out", str(run)]
+    argv = adapt_args(sensor, run) if command == "adapt" else ["train", train_recipe(tmp_path), "--out", str(run)]
     capsys.readouterr()
     assert cli_main(argv) == 2
     assert "cannot write into the run folder" in one_error_line(capsys)
