@@ -116,3 +116,27 @@ def test_torch_free_modules_import_without_torch():
             "assert m.sum() == 43 and 'torch' not in sys.modules\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_banded_rasterizing_and_the_boxed_iou_give_the_full_images_pixels(monkeypatch):
+    """Bands of rows (BAND_PIXELS) and the IoU over the box of the mask and the mesh, one mesh at a
+    time, count exactly the pixels of one full-image pass, off-image meshes and empty masks included."""
+    from mask2hand.hand import load_hand_model
+    from mask2hand.render import exact
+
+    hand = load_hand_model("open")
+    g = torch.Generator().manual_seed(0)
+    out = hand(torch.randn(6, 3, generator=g) * 0.5, torch.tensor([[0.0, 0.0, 0.5]]).repeat(6, 1),
+               pose=torch.randn(6, 45, generator=g) * 0.2, betas=torch.zeros(6, 10))
+    vertices = out.vertices.numpy().astype(np.float64)
+    vertices[5, :, 0] += 5.0  # far outside the image
+    faces = hand.faces.numpy()
+    K = np.repeat(np.array([[1500.0, 0, 640], [0, 1500.0, 480], [0, 0, 1]])[None], 6, 0)
+    full = rasterize(vertices, faces, K, (960, 1280))
+    masks = [np.roll(full[i], 7 * i, axis=1) for i in range(4)] + [np.zeros_like(full[0])] * 2
+    expected = mask_iou(full, np.stack(masks))
+    assert np.array_equal(exact.silhouette_iou(vertices, faces, K, masks), expected)
+    monkeypatch.setattr(exact, "BAND_PIXELS", 3000)
+    assert np.array_equal(rasterize(vertices, faces, K, (960, 1280)), full)
+    assert np.array_equal(exact.silhouette_iou(vertices, faces, K, masks), expected)
+    assert expected[1] < 1 and expected[4] == 0 and expected[5] == 1

@@ -1,5 +1,13 @@
 """mask2hand: 3D hand pose and shape from a binary silhouette."""
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on a busy machine (2 cores shared with other
+# work) spinning threads cost milliseconds per parallel operation (fit and hypotheses ran 4 to
+# 20 times slower). Every part of mask2hand (the CLI, the Python API) imports this package before
+# torch; a value the user set wins. Torch imported before mask2hand keeps its own setting.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from mask2hand.errors import Mask2HandError
 from mask2hand.version import __version__
 

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
-
-# Idle OpenMP threads sleep instead of spinning: on a busy machine (2 cores shared with
-# other work) spinning threads cost milliseconds per parallel operation. Must be set
-# before torch is imported; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from mask2hand.version import __version__
 from mask2hand.errors import Mask2HandError

@@ -9,6 +9,11 @@ training masks are first fitted by test-time fitting and the confident fits (IoU
 --pseudo-min-iou) join the mix as labels, in RUN/pseudo-labels. RUN/adapted.pt is the adapted weights
 file (for `predict --checkpoint`, `eval`, `Mask2Hand.from_pretrained`); RUN/held_out.json the
 held-out masks' IoU before and after.
+
+A run folder is held by one run at a time (mask2hand.train.run_folder). `--resume` continues the
+run for another sitting of --minutes (default: the run's budget); --epochs sets the run's length
+(a larger number extends it). A preparation that was stopped (Ctrl-C, SIGTERM, SIGKILL) before
+training began is started over by the next run without --resume.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from mask2hand.image.masks import DEFAULT_THRESHOLD
 PROG = "mask2hand adapt"
 HELD_OUT_NAME = "held_out.json"
 PSEUDO_LABELS_NAME = "pseudo_labels.json"
+DEFAULT_MINUTES = 20.0
+DEFAULT_EPOCHS = 10
+PREPARED = ("masks", "synthetic", "pseudo-labels", PSEUDO_LABELS_NAME, HELD_OUT_NAME)
+"""What a run's preparation writes into RUN before the trainer writes RUN/config.yaml: a folder
+holding some of them and no config.yaml is a preparation that was stopped."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"grey level above which a pixel is hand, as in predict (default: {DEFAULT_THRESHOLD})")
     parser.add_argument("--side", choices=("right", "left"), default="right", help="hand side of the masks")
-    parser.add_argument("--minutes", type=float, default=20.0, help="time budget of this sitting (default 20)")
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the masks at most (default 10)")
+    parser.add_argument("--minutes", type=float,
+                        help=f"time budget of this sitting (default {DEFAULT_MINUTES:g}; with --resume: the run's)")
+    parser.add_argument("--epochs", type=int,
+                        help=f"passes over the masks at most, in all sittings (default {DEFAULT_EPOCHS}; with "
+                             "--resume: the run's, and a larger number extends it)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     parser.add_argument("--held-out", type=float, default=0.1, help="share of the masks held out (default 0.1)")
     parser.add_argument("--synthetic", type=int, default=4000,
@@ -168,8 +181,10 @@ def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: st
         "data": {"train": train, "val": f"{masks}:held_out", "generate": generate, "workers": 0,
                  "crop_jitter_shift": 0.05, "crop_jitter_scale": [0.9, 1.1], "noise": {"probability": 0.5}},
         "loss": {"preset": "cpu"},
-        "train": {"init_from": weights, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                  "scheduler": "none", "warmup_steps": 50, "grad_clip": 5.0, "max_minutes": args.minutes,
+        "train": {"init_from": weights, "epochs": DEFAULT_EPOCHS if args.epochs is None else args.epochs,
+                  "batch_size": args.batch_size, "lr": args.lr,
+                  "scheduler": "none", "warmup_steps": 50, "grad_clip": 5.0,
+                  "max_minutes": DEFAULT_MINUTES if args.minutes is None else args.minutes,
                   "device": args.device},
         "adapt": {"teacher": args.teacher, "weights": {"world": args.world_weight}},
     }
@@ -194,7 +209,56 @@ def make_pseudo_labels(run: Path, network, args: argparse.Namespace) -> Path | N
     return None if too_few else folder
 
 
+def start_over_stopped_preparation(out: Path, quiet: bool) -> None:
+    """Remove what a stopped preparation left in `out` (see PREPARED), with a line saying so."""
+    import shutil
+
+    left = [out / name for name in PREPARED if (out / name).exists()]
+    if not left:
+        return
+    if not quiet:
+        print(f"{PROG}: note: {out} holds a preparation that was stopped before training began; starting it over",
+              file=sys.stderr)
+    for path in left:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def resumed_config(out: Path, args: argparse.Namespace):
+    """The run's saved recipe with this sitting's --minutes and --epochs."""
+    from dataclasses import replace
+
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.train.config import check_values, dump_config, load_config
+    from mask2hand.utils.files import write_text_atomic
+
+    if not (out / "config.yaml").is_file():
+        if any((out / name).exists() for name in PREPARED):
+            raise Mask2HandError(f"{out} holds a preparation that was stopped before training began; run adapt "
+                                 "again without --resume to start it over")
+        raise Mask2HandError(f"{out} holds no adaptation run to resume (no config.yaml)")
+    config = load_config(out / "config.yaml")
+    if config.adapt is None:
+        raise Mask2HandError(f"{out} is a training run, not an adaptation run; resume it with mask2hand train")
+    if args.epochs is not None:  # the run's length: kept in its recipe for later sittings
+        config = replace(config, train=replace(config.train, epochs=args.epochs))
+        check_values(config)
+        write_text_atomic(out / "config.yaml", dump_config(config))
+    if args.minutes is not None:  # this sitting's budget only
+        config = replace(config, train=replace(config.train, max_minutes=args.minutes))
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
+    from mask2hand.train.run_folder import hold_run_folder
+
+    with hold_run_folder(args.out):
+        return run_holding_folder(args)
+
+
+def run_holding_folder(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mask2hand.errors import Mask2HandError
@@ -207,18 +271,14 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     failures = 0
     if args.resume:
-        if not (out / "config.yaml").is_file():
-            raise Mask2HandError(f"{out} holds no adaptation run to resume (no config.yaml); "
-                                 "run the same command without --resume to start one")
-        config = load_config(out / "config.yaml")
-        if config.adapt is None:
-            raise Mask2HandError(f"{out} is a training run, not an adaptation run; resume it with mask2hand train")
+        config = resumed_config(out, args)
     else:
         if (out / "last.pt").exists() or (out / "config.yaml").exists():
             raise Mask2HandError(f"{out} already holds an adaptation run; pass --resume to continue it "
                                  "or choose another --out")
         if not args.inputs:
             raise Mask2HandError("give the masks to adapt to (files, folders or patterns)")
+        start_over_stopped_preparation(out, args.quiet)
         from mask2hand.inference.api import Mask2Hand
 
         weights = str(resolve_weights(args.checkpoint))
@@ -231,10 +291,8 @@ def run(args: argparse.Namespace) -> int:
         Ks = np.stack([p.K_model for p in prepared])
         keypoints, world = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else (None,
                                                                                                               None)
-        # a start that stopped before training (no config.yaml yet) is started again from its inputs
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,
-                         crop_margin=model.runner.input_crop, keypoints=keypoints, world_keypoints=world,
-                         overwrite=True)
+                         crop_margin=model.runner.input_crop, keypoints=keypoints, world_keypoints=world)
         pseudo_labels = None
         if args.pseudo_labels > 0:
             pseudo_labels = make_pseudo_labels(out, model.runner.network, args)

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mask2hand.errors import Mask2HandError
-    from mask2hand.utils.files import atomic_path
+    from mask2hand.utils.files import atomic_path, check_writable_folder
     from mask2hand.export.onnx import DEFAULT_OPSET, check_parity, export_onnx, mano_notice
 
     if args.check < 0:
@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise Mask2HandError(f"{out} is a folder; give the file name of the ONNX model to write")
+    check_writable_folder(out.absolute().parent, "the folder of --out")  # before the export's minute of work
     source = args.checkpoint
     start = time.perf_counter()
     try:

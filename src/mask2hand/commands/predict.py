@@ -32,6 +32,7 @@ import numpy as np
 from mask2hand.image.files import MASK_SUFFIXES
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
+from mask2hand.utils.files import check_writable_folder
 from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
@@ -303,8 +304,7 @@ def run_sequence(args: argparse.Namespace) -> int:
     """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
     from mask2hand.inference.cameras import KFile, check_focal
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export.files import write_json
-    from mask2hand.export.animation import skeleton_panel, write_gif
+    from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
     from mask2hand.inference.sequence import predict_sequence, read_frames
     from mask2hand.inference.smoothing import mean_joint_acceleration
 
@@ -326,6 +326,7 @@ def run_sequence(args: argparse.Namespace) -> int:
         if _runs_onnx(args):
             raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
                                  "use --runtime torch, or --no-smoothing")
+    check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any frame
     model = load_model(args)
     _check_figures(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
@@ -347,8 +348,9 @@ def run_sequence(args: argparse.Namespace) -> int:
     gif = None
     if not args.no_gif:
         try:
+            side = gif_panel_side(len(result.predictions))
             gif = write_gif(out / f"{Path(frames.source).stem or 'sequence'}.gif",
-                            [skeleton_panel(p) for p in result.predictions], result.fps)
+                            [skeleton_panel(p, max_side=side) for p in result.predictions], result.fps)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the animation ({exc}); check that {out} is writable") from None
     jitter = None
@@ -361,10 +363,22 @@ def run_sequence(args: argparse.Namespace) -> int:
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
                "jitter_m_per_frame2": jitter, "animation": gif.name if gif else None, "inputs": entries}
-    summary_path = write_json(out / SUMMARY_NAME, summary)
+    summary_path = write_summary(out, summary)
     print(f"{len(result.predictions)} of {len(entries)} frame(s) of {frames.source} predicted into {out}/"
           f"{' (smoothed)' if smoothing else ''}{', animation ' + gif.name if gif else ''}; summary: {summary_path}")
     return 2 if result.failed else 0
+
+
+def write_summary(out: Path, summary: dict) -> Path:
+    """Write out/summary.json; Mask2HandError when the folder takes no more (full, read-only)."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export.files import write_json
+
+    try:
+        return write_json(out / SUMMARY_NAME, summary)
+    except OSError as exc:
+        raise Mask2HandError(f"cannot write {out / SUMMARY_NAME} ({exc.strerror or exc}); check that {out} is "
+                             "writable and has space") from None
 
 
 def _fit_options(args: argparse.Namespace):
@@ -496,7 +510,6 @@ def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path,
 
 def run(args: argparse.Namespace) -> int:
     from mask2hand.errors import Mask2HandError
-    from mask2hand.export.files import write_json
     from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
 
     out = Path(args.out)
@@ -510,6 +523,7 @@ def run(args: argparse.Namespace) -> int:
     files, arg_errors = expand_inputs(args.inputs, exclude=previous_outputs(out))
     k_file = KFile(args.k_file) if args.k_file else None
     focal = check_focal(args.focal) if args.focal is not None else None
+    check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any input
     model = load_model(args)
     _check_figures(args)
 
@@ -532,7 +546,7 @@ def run(args: argparse.Namespace) -> int:
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
                "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
                "inputs": entries}
-    summary_path = write_json(out / SUMMARY_NAME, summary)
+    summary_path = write_summary(out, summary)
     print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
           f"{', figures .png' if not args.no_figure else ''}); summary: {summary_path}")
     return 2 if failed else 0

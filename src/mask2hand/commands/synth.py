@@ -4,6 +4,7 @@ FreiHAND converted)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import sys
 import time
 
@@ -53,13 +54,12 @@ class _Progress:
             print(f"  {done}/{total} samples, {elapsed:.0f} s", file=sys.stderr, flush=True)
 
 
-def run(args: argparse.Namespace) -> int:
+def write_dataset(args: argparse.Namespace, progress) -> Path:
+    """The dataset folder of `args` (see add_arguments), written; its path."""
     from dataclasses import replace
 
-    from mask2hand.data.storage import open_dataset
     from mask2hand.errors import Mask2HandError
 
-    progress = _Progress()
     if args.kind == "paper":
         from mask2hand.data.synthetic import PaperProtocol, generate_paper, with_probabilities
 
@@ -86,6 +86,20 @@ def run(args: argparse.Namespace) -> int:
             raise Mask2HandError("synth freihand needs --root, the FreiHAND_pub_v2 folder")
         path = convert_freihand(args.root, args.out, split_file=args.split_file, split_seed=args.seed,
                                 overwrite=args.overwrite, progress=progress)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from mask2hand.data.storage import open_dataset
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.utils.files import check_writable_folder
+
+    check_writable_folder(Path(args.out).absolute().parent, "the folder of --out")  # before any mask is made
+    try:
+        path = write_dataset(args, _Progress())
+    except OSError as exc:  # a disk that fills, a folder made read-only meanwhile
+        raise Mask2HandError(f"cannot write the dataset {args.out} ({exc.strerror or exc}); check that its folder "
+                             "is writable and has space") from None
     card = open_dataset(path).card
     print(f"wrote {path}: {card['num_samples']} samples {card['counts']}, "
           f"{card['timing']['seconds']:.1f} s" + (f", rejected {card['rejections']}" if "rejections" in card else ""))

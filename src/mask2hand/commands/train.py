@@ -23,10 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    from contextlib import nullcontext
     from pathlib import Path
 
     from mask2hand.train.config import load_config
     from mask2hand.train.loop import Trainer
+    from mask2hand.train.run_folder import hold_run_folder
 
     if args.verify:
         args.overrides = [*args.overrides, "data.verify=true"]
@@ -35,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(saved if saved.is_file() else args.recipe, args.overrides)
     else:
         config = load_config(args.recipe, args.overrides)
-    trainer = Trainer(config, args.out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
-    result = trainer.run()
+    # the recipe is good: hold the folder (under torchrun every process runs this on the same folder,
+    # and the first one holds it)
+    with hold_run_folder(args.out) if os.environ.get("RANK", "0") == "0" else nullcontext():
+        trainer = Trainer(config, args.out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
+        result = trainer.run()
     if trainer.dist.is_main:
         state = "finished" if result.stop_reason == "finished" else f"stopped ({result.stop_reason}; --resume continues)"
         print(f"training {state}: {result.epochs_done} epochs, {result.steps_done} steps, best validation "

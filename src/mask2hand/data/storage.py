@@ -246,7 +246,8 @@ def _remedy(card: dict[str, Any], path: Path) -> str:
     generator = card.get("generator")
     if generator == "freihand":
         return f"convert FreiHAND again: mask2hand synth freihand --root FREIHAND_ROOT --out {path} --overwrite"
-    kind = {"synthetic-paper": "paper", "synthetic-broad": "broad", "synthetic-natural": "natural"}.get(generator)
+    kinds = {"synthetic-paper": "paper", "synthetic-broad": "broad", "synthetic-natural": "natural"}
+    kind = kinds.get(generator) if isinstance(generator, str) else None
     if kind is None:
         return "write the dataset again"
     seed = card.get("seed")
@@ -427,6 +428,9 @@ def read_card(path: str | os.PathLike) -> dict[str, Any]:
                              "interrupted write: delete it and generate it again")
     try:
         card = json.loads(card_file.read_text())
+    except RecursionError:  # nested deeper than Python's stack
+        raise Mask2HandError(f"{card_file} is not a mask2hand dataset card (nested too deeply); generate the "
+                             "dataset again") from None
     except (OSError, ValueError) as exc:  # ValueError: not JSON, not text
         raise Mask2HandError(f"{card_file} is not valid JSON ({exc}); generate the dataset again") from None
     if not isinstance(card, dict) or card.get("format") != DATASET_FORMAT or not isinstance(card.get("arrays"), dict):

@@ -38,15 +38,31 @@ def skeleton_panel(prediction, max_side: int = 320) -> np.ndarray:
     return image
 
 
+GIF_PANEL_BYTES = 200_000_000
+"""Most bytes the panels of one animation may hold together (a sequence's GIF is written from
+panels kept in memory): a long sequence gets smaller panels (`gif_panel_side`)."""
+
+
+def gif_panel_side(frames: int, max_side: int = 320) -> int:
+    """The longer side of the panels of an animation of `frames` frames: max_side, or less so
+    that the RGB panels fit GIF_PANEL_BYTES (at least 32 pixels)."""
+    return int(max(32, min(max_side, (GIF_PANEL_BYTES / (3 * max(frames, 1))) ** 0.5)))
+
+
 def write_gif(path: str | os.PathLike, images: list[np.ndarray], fps: float) -> Path:
-    """An animated GIF (looping) of equally sized RGB frames (H,W,3) uint8, written atomically."""
+    """An animated GIF (looping) of RGB frames (H,W,3) uint8, written atomically; frames smaller than
+    the largest (a sequence whose frames differ in size) are padded with black on the right and
+    bottom."""
     import imageio.v3 as iio
 
     from mask2hand.utils.files import atomic_path
 
     path = Path(path)
+    height, width = max(image.shape[0] for image in images), max(image.shape[1] for image in images)
+    images = [image if image.shape[:2] == (height, width) else
+              np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))) for image in images]
     # GIF stores durations in hundredths of a second: round to what survives
     duration = max(20, round(100.0 / fps) * 10)
-    with atomic_path(path) as tmp:
-        iio.imwrite(tmp, np.stack(images), extension=".gif", duration=duration, loop=0)
+    with atomic_path(path) as tmp:  # the list as a batch of frames: no stacked copy of it
+        iio.imwrite(tmp, images, extension=".gif", duration=duration, loop=0, is_batch=True)
     return path

@@ -57,7 +57,7 @@ from mask2hand.fit.priors import prior_penalty
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.hand.model import HandOutput
 from mask2hand.hand.params import HandParams
-from mask2hand.render.exact import mask_iou, rasterize_by_size
+from mask2hand.render.exact import mask_iou, silhouette_iou
 
 SILHOUETTE_LOSSES = ("iou", "bce")
 POSE_SPACES = ("axis_angle", "pca")
@@ -286,18 +286,27 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
     from mask2hand.image.masks import hand_window, largest_component, resample_window, window_transform
     from mask2hand.render.contour import contour_distance_field
 
-    cleaned = [largest_component(m) for m in masks]
-    windows = [hand_window(m, crop_margin) for m in cleaned]
-    target = np.stack([resample_window(m, w, resolution) for m, w in zip(cleaned, windows)])
+    # (window, target, comparison pixels) per distinct mask: a mask given once per start (hypotheses)
+    # is cleaned once, and no full-resolution copy outlives its own entry
+    frames: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for mask in masks:
+        if id(mask) not in frames:
+            cleaned = largest_component(mask)
+            window = hand_window(cleaned, crop_margin)
+            cells = min(int(window[2]), resolution)
+            frames[id(mask)] = (window, resample_window(cleaned, window, resolution),
+                                resample_window(cleaned, window, cells))
+    windows = [frames[id(m)][0] for m in masks]
+    target = np.stack([frames[id(m)][1] for m in masks])
     if not target.reshape(len(target), -1).any(axis=1).all():
         raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
-    Ks = np.stack([window_transform(m.shape, w, resolution).K_to_model(k) for m, w, k in zip(cleaned, windows, K)])
+    Ks = np.stack([window_transform(m.shape, w, resolution).K_to_model(k) for m, w, k in zip(masks, windows, K)])
     grids = [min(int(w[2]), resolution) for w in windows]
     grid = max(grids)
     pixels = np.zeros((len(masks), grid, grid), dtype=np.float32)
     pooling = np.zeros((len(masks), grid, resolution), dtype=np.float32)
-    for b, (mask, window, cells) in enumerate(zip(cleaned, windows, grids)):
-        pixels[b, :cells, :cells] = resample_window(mask, window, cells)
+    for b, (mask, cells) in enumerate(zip(masks, grids)):
+        pixels[b, :cells, :cells] = frames[id(mask)][2]
         pooling[b, :cells] = pooling_matrix(cells, resolution)
     return WorkingFrame(target=torch.as_tensor(target, device=device),
                         distance=torch.as_tensor(contour_distance_field(target), device=device),
@@ -308,9 +317,8 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
 
 def exact_iou(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     """(B,) IoU of each hand's exact silhouette (vertices (B,V,3), K (B,3,3)) with its mask
-    (H_b,W_b), at the mask's resolution."""
-    rendered = rasterize_by_size(vertices, faces, K, [m.shape for m in masks])
-    return np.array([mask_iou(r[None], m[None])[0] for r, m in zip(rendered, masks)])
+    (H_b,W_b), at the mask's resolution, one hand at a time (mask2hand.render.exact.silhouette_iou)."""
+    return silhouette_iou(vertices, faces, K, masks)
 
 
 # ---------------------------------------------------------------------- the fit

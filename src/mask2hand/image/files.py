@@ -44,12 +44,22 @@ def check_image_size(height: int, width: int, what: str) -> None:
                              "downscale it (a silhouette needs a few hundred pixels)")
 
 
+NPY_MAGIC = b"\x93NUMPY"
+"""The first bytes of every .npy file."""
+
+
 def _read_npy(path: Path) -> np.ndarray:
+    with path.open("rb") as file:
+        if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
+            raise Mask2HandError("not a .npy array (it lacks numpy's .npy header: an image named .npy?); save the "
+                                 "mask with numpy.save as a 2-D array, or give an image its own suffix")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:  # truncated header, pickled object, not numpy at all
-        raise Mask2HandError(f"not a readable .npy array ({type(exc).__name__}: {exc}); "
-                             "save the mask with numpy.save as a 2-D array") from None
+    except Exception as exc:  # truncated header, an array of Python objects
+        # numpy's message for objects advises allow_pickle=True, which would run code from the file
+        reason = "it holds Python objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
+        raise Mask2HandError(f"not a readable .npy array ({reason}); save the mask with numpy.save as a 2-D "
+                             "array of numbers") from None
     array = np.squeeze(array)
     if array.ndim != 2:
         raise Mask2HandError(f"the array has shape {tuple(array.shape)}; a mask must be 2-D (H,W)")

@@ -43,7 +43,7 @@ def read_metadata(custom_metadata: dict[str, str], source: str) -> dict[str, Any
         if key.startswith(METADATA_PREFIX):
             try:
                 values[key[len(METADATA_PREFIX):]] = json.loads(text)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past Python's stack
                 raise Mask2HandError(f"{source}: its metadata entry {key} is not valid JSON; export the model "
                                      "again with `mask2hand export-onnx`") from None
     if values.get("format") != EXPORT_FORMAT:
@@ -55,7 +55,49 @@ def read_metadata(custom_metadata: dict[str, str], source: str) -> dict[str, Any
     missing = [k for k in ("hand", "flat_hand_mean", "input_size", "faces", "outputs") if k not in values]
     if missing:
         raise Mask2HandError(f"{source}: the mask2hand metadata lacks {', '.join(missing)}; export it again")
+    problem = metadata_problem(values)
+    if problem:
+        raise Mask2HandError(f"{source}: its mask2hand metadata {problem}; export the model again with "
+                             "`mask2hand export-onnx`")
     return values
+
+
+MAX_INPUT_SIZE = 4096
+"""Largest network input side an export may state (the shipped networks take 128 and 256)."""
+
+
+def metadata_problem(values: dict[str, Any]) -> str:
+    """What is wrong with decoded export metadata, in a few words ("" when nothing is): the types
+    and ranges the runner relies on."""
+    size, crop = values["input_size"], values.get("input_crop")
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_INPUT_SIZE:
+        return f"input_size is not a whole number from 16 to {MAX_INPUT_SIZE} ({_described(size)})"
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float))
+                             or not 1.0 < crop <= 100.0):  # NaN fails the comparison too
+        return f"input_crop is not a number above 1 ({_described(crop)})"
+    hand = values["hand"]
+    if not isinstance(hand, dict) or not all(isinstance(hand.get(k), str) for k in ("name", "asset_hash")):
+        return f"hand is not a hand identity with a name and asset_hash ({_described(hand)})"
+    if not isinstance(values["flat_hand_mean"], bool):
+        return f"flat_hand_mean is not true or false ({_described(values['flat_hand_mean'])})"
+    if values.get("network") is not None and not (isinstance(values["network"], dict) and all(
+            isinstance(v, (str, int, float, bool, type(None))) for v in values["network"].values())):
+        return f"network is not a mapping of settings ({_described(values['network'])})"
+    faces = values["faces"]
+    if not (isinstance(faces, list) and faces and all(isinstance(f, list) and len(f) == 3 and all(
+            isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in f) for f in faces)):
+        return "faces is not a list of [i, j, k] vertex indices"
+    if not (isinstance(values["outputs"], list) and all(isinstance(o, str) for o in values["outputs"])):
+        return f"outputs is not a list of names ({_described(values['outputs'])})"
+    return ""
+
+
+def _described(value: Any) -> str:
+    """A value named by its type, and shown only when short (never a nested structure's repr)."""
+    if isinstance(value, (dict, list)):
+        return f"a {type(value).__name__} of {len(value)} entries"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:40] + '...'}"
 
 
 def shipped_numpy_hand(identity: dict[str, Any], flat_hand_mean: bool) -> NumpyHand | None:

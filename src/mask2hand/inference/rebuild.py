@@ -54,7 +54,22 @@ class RebuiltParams:
     offsets: np.ndarray
 
 
+CHUNK = 8
+"""Hands fitted together: each holds its Jacobians (several MB) during the fit, so a batch is
+fitted CHUNK hands at a time and its memory does not grow with the batch."""
+
+
 def rebuild_params(hand: "NumpyHand", start: HandParams, vertices: np.ndarray, joints: np.ndarray) -> RebuiltParams:
+    """Fit hand-layer parameters to final meshes, CHUNK hands at a time (see `rebuild_chunk`)."""
+    parts = [rebuild_chunk(hand, start.map(lambda v, s=s: np.asarray(v)[s:s + CHUNK]),
+                           vertices[s:s + CHUNK], joints[s:s + CHUNK]) for s in range(0, len(vertices), CHUNK)]
+    return RebuiltParams(params=HandParams.stack([p.params for p in parts], np.concatenate),
+                         joints_mm=np.concatenate([p.joints_mm for p in parts]),
+                         vertices_mm=np.concatenate([p.vertices_mm for p in parts]),
+                         offsets=np.concatenate([p.offsets for p in parts]))
+
+
+def rebuild_chunk(hand: "NumpyHand", start: HandParams, vertices: np.ndarray, joints: np.ndarray) -> RebuiltParams:
     """Fit hand-layer parameters to final meshes.
 
     hand: the network's hand layer in NumPy; start: batched parameters with `pose` (B,45), in

@@ -8,7 +8,7 @@ smoothing a sequence) needs the runner's torch hand layer, `Runner.hand`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -64,6 +64,12 @@ class NetworkResult:
         """The batch's parameters (B leading) with the finger pose as `pose` (what fitting starts from)."""
         return HandParams(global_orient=self.global_orient, transl=self.transl, pose=self.pose, betas=self.betas,
                           flat_hand_mean=self.flat_hand_mean)
+
+    def rows(self, start: int, stop: int) -> "NetworkResult":
+        """Hands start..stop-1 of the batch (views of the arrays)."""
+        arrays = {f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[start:stop]
+                  for f in fields(self) if f.name not in ("parametric", "flat_hand_mean")}
+        return replace(self, **arrays)
 
     @classmethod
     def concat(cls, results: list["NetworkResult"]) -> "NetworkResult":

@@ -8,9 +8,11 @@
     result.predictions[t].joints               # (21,3) per frame, smoothed
     result.raw[t].joints                       # the same without smoothing
 
-The network runs on every frame independently (stages 1 and 2 of mask2hand.inference.api);
-the smoothing acts on its answers before stage 3, so the per-frame outputs (2-D
-joints, exact silhouette, IoU) are those of the smoothed hand. What is smoothed, with a
+The network runs on every frame independently (stages 1 and 2 of mask2hand.inference.api),
+batch by batch as the frames are prepared; the smoothing acts on its answers before stage 3,
+so the per-frame outputs (2-D joints, exact silhouette, IoU) are those of the smoothed hand.
+Stage 3 runs batch by batch too: what a frame keeps is its cleaned mask, its network answer
+and its two Predictions (smoothed and raw), about 100 kB for a small frame. What is smoothed, with a
 One Euro filter (mask2hand.inference.smoothing) per dimension: the translation, the global
 rotation (as a sign-continuous quaternion, not axis-angle), the 45 finger angles and the
 betas; the mesh is then recomputed with the hand layer. When the network refines its
@@ -34,6 +36,7 @@ import numpy as np
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import MASK_SUFFIXES, check_image_size
 from mask2hand.image.masks import DEFAULT_THRESHOLD
+from mask2hand.inference.prepare import PreparedInput
 from mask2hand.inference.runner import NetworkResult
 from mask2hand.inference.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
 
@@ -156,6 +159,9 @@ def _read_stack(path: Path) -> tuple[list[np.ndarray], float | None]:
 
 # ---------------------------------------------------------------------- smoothing
 
+LAYER_FRAMES = 64
+"""Frames posed by the hand layer at once when smoothing a sequence."""
+
 def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroConfig | None = None
                           ) -> NetworkResult:
     """A NetworkResult of T consecutive frames -> the same with smoothed parameters and the
@@ -165,19 +171,22 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
     device = hand.faces.device
     as_t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64, device=device)  # noqa: E731
 
-    def layer(global_orient, transl, pose, betas):
-        return hand(as_t(global_orient), as_t(transl), pose=as_t(pose), betas=as_t(betas)).vertices
+    def layer(global_orient, transl, pose, betas) -> np.ndarray:
+        # LAYER_FRAMES at a time: the layer's per-vertex transforms cost kilobytes per vertex and frame
+        return np.concatenate([hand(as_t(global_orient[s:s + LAYER_FRAMES]), as_t(transl[s:s + LAYER_FRAMES]),
+                                    pose=as_t(pose[s:s + LAYER_FRAMES]),
+                                    betas=as_t(betas[s:s + LAYER_FRAMES])).vertices.cpu().numpy()
+                               for s in range(0, len(transl), LAYER_FRAMES)])
 
     with torch.inference_mode():
-        original = layer(raw.global_orient, raw.transl, raw.pose, raw.betas).cpu().numpy()
+        original = layer(raw.global_orient, raw.transl, raw.pose, raw.betas)
         offsets = raw.vertices.astype(np.float64) - original  # RefineNet's per-vertex offsets (0 without it)
         global_orient = smooth_rotations(raw.global_orient, fps, config)
         transl = one_euro_filter(raw.transl, fps, config)
         pose = one_euro_filter(raw.pose, fps, config)
         betas = one_euro_filter(raw.betas, fps, config)
-        vertices = layer(global_orient, transl, pose, betas) + as_t(one_euro_filter(offsets, fps, config))
-        joints = hand.joints_from_vertices(vertices)
-        vertices, joints = vertices.cpu().numpy(), joints.cpu().numpy()
+        vertices = layer(global_orient, transl, pose, betas) + one_euro_filter(offsets, fps, config)
+        joints = hand.joints_from_vertices(as_t(vertices)).cpu().numpy()
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
     return NetworkResult(vertices=f32(vertices), joints=f32(joints), global_orient=f32(global_orient),
                          transl=f32(transl), pose=f32(pose), betas=f32(betas), flat_hand_mean=raw.flat_hand_mean,
@@ -216,26 +225,50 @@ def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
     if not rate > 0:
         raise Mask2HandError(f"the frame rate must be positive, got {rate}")
     hand = model.hand_layer("smoothing a sequence (pass smoothing=None to turn it off)") if smoothing is not None else None
-    items, kept, failed = [], [], []
+    items, kept, failed, answers, pending = [], [], [], [], []
+
+    def run_pending() -> None:
+        if pending:
+            answers.append(model.run_network(pending))
+            items.extend(without_model_input(item) for item in pending)
+            pending.clear()
+
     for t, (image, name) in enumerate(zip(frames.images, frames.names)):
         label = str(image) if isinstance(image, (str, os.PathLike)) else f"{frames.source} frame {name}"
         try:
-            items.append(model.prepare(image, K=K, focal=focal, threshold=threshold, name=label, side=side))
+            pending.append(model.prepare(image, K=K, focal=focal, threshold=threshold, name=label, side=side))
             kept.append(t)
         except Mask2HandError as exc:
             if not skip_bad_frames:
                 raise Mask2HandError(f"{label}: {exc}") from None
             failed.append((name, str(exc)))
+        if len(pending) == batch_size:
+            run_pending()
+    run_pending()
     if not items:
         raise Mask2HandError(f"{frames.source}: no frame could be predicted")
-    raw = NetworkResult.concat([model.run_network(items[s:s + batch_size]) for s in range(0, len(items), batch_size)])
-    raw_predictions = model.finish(items, raw)
+    raw = NetworkResult.concat(answers)
+    answers.clear()
+    raw_predictions = finish_in_chunks(model, items, raw, batch_size)
     if smoothing is None:
         return SequencePrediction(predictions=raw_predictions, raw=raw_predictions, frames=kept, fps=rate,
                                   smoothing=None, failed=failed)
-    smoothed = model.finish(items, smooth_network_result(raw, hand, rate, smoothing))
+    smoothed = finish_in_chunks(model, items, smooth_network_result(raw, hand, rate, smoothing), batch_size)
     note = (f"parameters smoothed over time (One Euro filter, min_cutoff {smoothing.min_cutoff:g} Hz, "
             f"beta {smoothing.beta:g}, d_cutoff {smoothing.d_cutoff:g} Hz, {rate:g} fps)")
     smoothed = [replace(p, notes=p.notes + [note]) for p in smoothed]
     return SequencePrediction(predictions=smoothed, raw=raw_predictions, frames=kept, fps=rate, smoothing=smoothing,
                               failed=failed)
+
+
+def without_model_input(item: PreparedInput) -> PreparedInput:
+    """A prepared frame after the network has run on it: what `finish` reads (the cleaned mask, its
+    transform and camera), without the network's (S,S) input, which would cost more than a small frame."""
+    return replace(item, mask=replace(item.mask, model_input=None))
+
+
+def finish_in_chunks(model, items: list[PreparedInput], raw: NetworkResult, batch_size: int) -> list:
+    """`model.finish` of a sequence, batch_size frames at a time: its working memory (the rebuilt
+    parameters' Jacobians, megabytes per frame) is a batch's, not the sequence's."""
+    return [prediction for start in range(0, len(items), batch_size)
+            for prediction in model.finish(items[start:start + batch_size], raw.rows(start, start + batch_size))]

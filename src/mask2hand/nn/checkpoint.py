@@ -174,8 +174,21 @@ def load_network(path: str | os.PathLike | None = None, hand_model: str | None =
     config = dataclass_from_dict(NetConfig, values, where=f"{path} network")
     net = Mask2HandNet(config)
     check_hand_identity(payload, net.hand.identity, str(path))
-    try:
-        net.load_state_dict(float32_state(payload))
-    except RuntimeError as exc:
-        raise Mask2HandError(f"{path}: weights do not fit the network it describes ({exc})") from None
+    state = float32_state(payload)
+    misfit = state_misfit(net.state_dict(), state)
+    if misfit:
+        raise Mask2HandError(f"{path}: the weights do not fit the network it describes ({misfit}); the file "
+                             "holds another architecture's weights")
+    net.load_state_dict(state)
     return net.to(device).eval(), payload
+
+
+def state_misfit(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """How a state_dict fails to fit a network's, in one line (counts and a first example of missing,
+    unexpected and misshapen entries); "" when it fits."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    misshapen = [key for key in expected if key in given and tuple(given[key].shape) != tuple(expected[key].shape)]
+    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in
+             ((missing, "missing"), (unexpected, "unexpected"), (misshapen, "of another shape")) if keys]
+    return "; ".join(parts)

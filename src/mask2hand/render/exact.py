@@ -295,16 +295,20 @@ def silhouette_edge_list(uv, side_sums, edges):
 
 # ---------------------------------------------------------------------- scan conversion
 
-def coverage_counts(uv, edges, batch, edge, weight, image_size: tuple[int, int], dense_rows: bool = False):
+def coverage_counts(uv, edges, batch, edge, weight, image_size: tuple[int, int], dense_rows: bool = False,
+                    origin: tuple[int, int] = (0, 0)):
     """How many projected faces contain each pixel center: (B,H,W+1) int32, the last column
     being scratch space (ignore it).
 
     uv (B,V,2) pixels (float64 for exact results); edges (E,2); batch, edge, weight (M,):
     the silhouette edges (`silhouette_edge_list`). dense_rows: see the module docstring.
+    origin: (row, column) in uv's pixels of the counted region's top-left pixel; the region is
+    image_size (H, W) from there, and its counts are those of the same pixels of a larger image.
     """
     ops = _ops(uv)
     xp = ops.xp
     height, width = image_size
+    top, left = origin
     num_images, num_vertices = uv.shape[0], uv.shape[1]
     flat = uv.reshape(-1, 2)
     ends = ops.gather(edges, edge)  # (M,2)
@@ -312,8 +316,8 @@ def coverage_counts(uv, edges, batch, edge, weight, image_size: tuple[int, int],
     pu, pv = ops.gather(flat, base + ends[:, 0]), ops.gather(flat, base + ends[:, 1])
     y_lo, y_hi = xp.minimum(pu[:, 1], pv[:, 1]), xp.maximum(pu[:, 1], pv[:, 1])
     # An edge owns the rows whose center lies in [y_lo, y_hi), clipped to the image.
-    row_first = xp.clip(xp.ceil(y_lo - 0.5), 0, height)
-    row_end = xp.clip(xp.ceil(y_hi - 0.5), 0, height)
+    row_first = xp.clip(xp.ceil(y_lo - 0.5), top, top + height)
+    row_end = xp.clip(xp.ceil(y_hi - 0.5), top, top + height)
     dy = pv[:, 1] - pu[:, 1]
     slope = (pv[:, 0] - pu[:, 0]) / xp.where(dy == 0, xp.ones_like(dy), dy)  # dy = 0: owns no row
     if dense_rows:  # every edge against as many rows as the longest edge owns, then the owned pairs
@@ -338,8 +342,8 @@ def coverage_counts(uv, edges, batch, edge, weight, image_size: tuple[int, int],
     pair_weight = take(weight)
     # Left boundaries (weight > 0) start at the first center >= x (centers on the edge are
     # inside); right boundaries stop after the last center <= x.
-    col = xp.clip(xp.where(pair_weight > 0, xp.ceil(x - 0.5), xp.floor(x - 0.5) + 1), 0, width)
-    index = ops.to_int((take(ops.cast(batch, uv)) * height + rows) * (width + 1) + col)
+    col = xp.clip(xp.where(pair_weight > 0, xp.ceil(x - 0.5), xp.floor(x - 0.5) + 1), left, left + width) - left
+    index = ops.to_int((take(ops.cast(batch, uv)) * height + rows - top) * (width + 1) + col)
     diff = ops.scatter_add(ops.zeros(num_images * height * (width + 1), like=weight), index.reshape(-1),
                            pair_weight.reshape(-1))
     return ops.cumsum(diff.reshape(num_images, height, width + 1), 2)
@@ -358,13 +362,32 @@ def silhouette(vertices, K, faces, edges, edge_faces, edge_dirs, image_size: tup
 
 # ---------------------------------------------------------------------- numpy entry points
 
-def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
-    """Exact silhouette masks (B,H,W) bool, numpy only (no torch): the same pixels as
-    `mask2hand.render.rasterize_silhouette`.
+BAND_PIXELS = 4_000_000
+"""Most pixels (hands x rows x columns) the numpy rasterizer counts at once: images are scanned in
+bands of rows, so its working memory is about 9 bytes per pixel of a band (36 MB) besides the
+silhouettes it returns, whatever the images' size."""
 
-    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
-    image_size (H, W). Computed in float64.
-    """
+
+@dataclass(frozen=True)
+class _ProjectedEdges:
+    """Meshes projected for scan conversion: uv (B,V,2) pixels, their edges (E,2), and the
+    silhouette edges batch, edge, weight (M,) (`silhouette_edge_list`)."""
+
+    uv: np.ndarray
+    edges: np.ndarray
+    batch: np.ndarray
+    edge: np.ndarray
+    weight: np.ndarray
+
+    def covered(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """(B,height,width) bool: the pixels [top, top+height) x [left, left+width) of the silhouettes."""
+        counts = coverage_counts(self.uv, self.edges, self.batch, self.edge, self.weight, (height, width),
+                                 origin=(top, left))
+        return counts[..., :width] > 0
+
+
+def _checked_edges(vertices, faces, K) -> _ProjectedEdges:
+    """The checked numpy inputs of `rasterize` and `silhouette_iou`, projected."""
     vertices = np.asarray(vertices, dtype=np.float64)
     K = np.asarray(K, dtype=np.float64)
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
@@ -379,8 +402,74 @@ def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
     faces = np.asarray(faces, dtype=np.int64)
     if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[1]):
         raise Mask2HandError(f"faces index vertices outside 0..{vertices.shape[1] - 1}")
+    uv, face_valid = project_for_rendering(vertices, faces, K)
+    side_sums = edge_side_sums(uv, face_valid, faces, table.edge_faces, table.edge_dirs)
+    batch, edge, weight = silhouette_edge_list(uv, side_sums, table.edges)
+    return _ProjectedEdges(uv, table.edges, batch, edge, weight)
+
+
+def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
+    """Exact silhouette masks (B,H,W) bool, numpy only (no torch): the same pixels as
+    `mask2hand.render.rasterize_silhouette`.
+
+    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
+    image_size (H, W). Computed in float64, in bands of rows of at most BAND_PIXELS pixels.
+    """
+    projected = _checked_edges(vertices, faces, K)
     height, width = (int(s) for s in image_size)
-    return silhouette(vertices, K, faces, table.edges, table.edge_faces, table.edge_dirs, (height, width))
+    out = np.zeros((len(projected.uv), height, width), dtype=bool)
+    rows = max(1, BAND_PIXELS // max(1, len(projected.uv) * width))
+    for top in range(0, height, rows):
+        out[:, top:top + rows] = projected.covered(top, 0, min(rows, height - top), width)
+    return out
+
+
+def silhouette_iou(vertices, faces, K, masks: Sequence[np.ndarray]) -> np.ndarray:
+    """(B,) float64 IoU of each mesh's exact silhouette (vertices (B,V,3), K (B,3,3)) with its mask
+    (H_b,W_b) bool, at the mask's resolution: `mask_iou` of `rasterize`'s silhouette, counted in
+    bands of at most BAND_PIXELS pixels over the box that holds the mask's hand and the mesh's
+    projection, one mesh at a time. Its memory does not grow with B or the masks' size (masks
+    given twice, as the same array, are measured once)."""
+    projected = _checked_edges(vertices, faces, K)
+    if len(masks) != len(projected.uv):
+        raise Mask2HandError(f"{len(masks)} masks for {len(projected.uv)} meshes; give one mask per mesh")
+    boxes: dict[int, tuple[list[list[int]], int]] = {}
+    front = np.asarray(vertices)[..., 2] > NEAR_Z
+    ious = np.empty(len(masks))
+    for b, mask in enumerate(masks):
+        if id(mask) not in boxes:
+            boxes[id(mask)] = (_box(mask), int(np.count_nonzero(mask)))
+        corners, area = boxes[id(mask)]
+        uv = projected.uv[b][front[b]]
+        if len(uv):  # the faces drawn use only vertices in front of the near plane
+            corners = corners + [[int(np.floor(uv[:, 1].min())), int(np.floor(uv[:, 0].min()))],
+                                 [int(np.ceil(uv[:, 1].max())) + 1, int(np.ceil(uv[:, 0].max())) + 1]]
+        top, left = max(min((c[0] for c in corners), default=0), 0), max(min((c[1] for c in corners), default=0), 0)
+        bottom = min(max((c[0] for c in corners), default=0), mask.shape[0])
+        right = min(max((c[1] for c in corners), default=0), mask.shape[1])
+        mine = projected.batch == b
+        one = _ProjectedEdges(projected.uv[b:b + 1], projected.edges, np.zeros_like(projected.batch[mine]),
+                              projected.edge[mine], projected.weight[mine])
+        rows = max(1, BAND_PIXELS // max(1, right - left))
+        inter = drawn = 0
+        for start in range(top, bottom if right > left else top, rows):
+            band = min(rows, bottom - start)
+            covered = one.covered(start, left, band, right - left)[0]
+            inter += int(np.count_nonzero(covered & mask[start:start + band, left:right]))
+            drawn += int(np.count_nonzero(covered))
+        union = drawn + area - inter
+        ious[b] = inter / union if union else 1.0  # an empty pair: IoU 1, as mask_iou
+    return ious
+
+
+def _box(mask: np.ndarray) -> list[list[int]]:
+    """The corners [[top, left], [bottom, right]] (pixel bounds, bottom and right exclusive) of a
+    mask's nonzero pixels; [] when it has none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return []
+    cols = np.flatnonzero(mask.any(axis=0))
+    return [[int(rows[0]), int(cols[0])], [int(rows[-1]) + 1, int(cols[-1]) + 1]]
 
 
 def rasterize_by_size(vertices, faces, K, image_sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:

@@ -55,14 +55,13 @@ def held_out_count(count: int, held_out: float) -> int:
 
 def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sources: list[str], held_out: float,
                      seed: int, crop_margin: float | None, keypoints: np.ndarray | None = None,
-                     world_keypoints: np.ndarray | None = None, overwrite: bool = False) -> Path:
+                     world_keypoints: np.ndarray | None = None) -> Path:
     """A dataset folder of a user's masks prepared as a network's inputs: masks (N,S,S) 0/1 and
     their intrinsics at S (N,3,3), `sources` the N input names, and optionally 2-D weak labels
     keypoints (N,21,3) (u, v pixels at S, confidence; all 0 for a mask without them) and 3-D weak
     labels world_keypoints (N,21,3) (meters, any frame; all 0 for a mask without them). A random
     share `held_out` (at least one mask, and at least one left to train on) forms the "held_out"
-    split, the rest "train"; `source_index` maps each sample back to its input. overwrite: replace
-    a dataset already in `folder`."""
+    split, the rest "train"; `source_index` maps each sample back to its input."""
     masks, K = np.asarray(masks), np.asarray(K, dtype=np.float32)
     count = len(masks)
     if count < 2:
@@ -79,7 +78,7 @@ def write_user_masks(folder: str | Path, masks: np.ndarray, K: np.ndarray, sourc
     if world_keypoints is not None:
         specs["world_keypoints"] = ArraySpec((21, 3), "float32")
         arrays["world_keypoints"] = np.asarray(world_keypoints, dtype=np.float32)[order]
-    with DatasetWriter(folder, count, (size, size), specs, overwrite=overwrite) as writer:
+    with DatasetWriter(folder, count, (size, size), specs) as writer:
         writer.write(0, **arrays)
         return writer.finish({
             "generator": USER_MASKS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),

@@ -156,7 +156,9 @@ def load_config(source: str | os.PathLike | dict, overrides: list[str] | None = 
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise Mask2HandError(f"{path}: not valid YAML ({exc})") from None
+            raise Mask2HandError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
+        except RecursionError:  # the YAML parser recurses per level of nesting
+            raise Mask2HandError(f"{path}: nested too deeply to be a recipe") from None
     values = apply_overrides(values, overrides or [])
     config = dataclass_from_dict(TrainConfig, values, where="config")
     network_config(config).validate()

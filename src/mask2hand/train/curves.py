@@ -37,7 +37,7 @@ def plot_loss_curves(run_dir: str | Path) -> Path | None:
         axes[0].set_ylabel("training loss")
         axes[0].legend()
     if epochs:
-        ep = [int(r["epoch"]) for r in epochs]
+        ep = [float(r["epoch"]) for r in epochs]
         axes[1].plot(ep, [float(r["train_total"]) for r in epochs], marker="o", label="train loss")
         axes[1].plot(ep, [float(r["val_total"]) for r in epochs], marker="o", label="val loss")
         axes[1].set_yscale("log")

@@ -4,7 +4,9 @@ Files in the run folder (rank 0 writes them all):
   config.yaml   the fully resolved recipe
   last.pt       checkpoint after every epoch and on interruption (resumable)
   best.pt       the checkpoint with the lowest validation loss (the paper's choice)
-  epochs.csv    per epoch: every loss term, learning rate, validation loss and metrics
+  epochs.csv    per epoch: every loss term, learning rate, validation loss and metrics; a sitting
+                that ends inside an epoch (its time budget) adds a row for that part, numbered
+                by the epochs done (e.g. 0.4)
   steps.csv     per optimiser step: total loss (for curves and the resume test)
   loss_curve.png, summary.json  at the end; TensorBoard events if tensorboard is installed
 """
@@ -227,9 +229,9 @@ class Trainer:
             self.best_val = self._saved_best_val()
             _remove_stale_temp_files(self.out_dir)
             # drop rows logged after the checkpoint (a crash between checkpoints); epoch rows are
-            # numbered by epochs done, so the checkpoint's own count is a finished epoch
+            # numbered by epochs done (a sitting's last part by its share: `progress`)
             _trim_csv(self.out_dir / "steps.csv", self.step)
-            _trim_csv(self.out_dir / "epochs.csv", self.epoch)
+            _trim_csv(self.out_dir / "epochs.csv", self.progress())
 
     def _restore(self, payload: dict) -> None:
         """Model, optimiser, schedule, generators and counters from a checkpoint payload."""
@@ -352,6 +354,7 @@ class Trainer:
             while self.epoch < self.config.train.epochs:
                 epoch_start = time.perf_counter()
                 if not self._train_epoch(clock, logger):
+                    self._log_partial_epoch(clock, logger)
                     return "time budget"
                 self._end_epoch(time.perf_counter() - epoch_start, logger)
         except KeyboardInterrupt:
@@ -395,6 +398,20 @@ class Trainer:
         if self.verbose and not self.show_bar and self.dist.is_main and self.step % LOG_EVERY_STEPS == 0:
             print(f"step {self.step} (epoch {self.epoch + 1}, {self.position}/{self.steps_per_epoch}): loss {loss:.4g}, "
                   f"{clock.samples_per_second():.0f} samples/s", file=sys.stderr, flush=True)
+
+    def progress(self) -> float:
+        """Epochs done, the current one's finished share included (1.25: a quarter into the second)."""
+        return self.epoch + self.position / self.steps_per_epoch
+
+    def _log_partial_epoch(self, clock: _RunClock, logger: _Logger) -> None:
+        """A sitting that ends inside an epoch (its time budget) validates and logs that part of the
+        epoch as a row of epochs.csv numbered by `progress` (a sitting shorter than an epoch leaves
+        its losses too)."""
+        if not 0 < self.position < self.steps_per_epoch:
+            return
+        train_means, _ = _means(self.partial_sums, self.dist)
+        logger.epoch(self.progress(), self.optimizer.param_groups[0]["lr"], train_means, self.validate(),
+                     clock.samples_per_second())
 
     def _end_epoch(self, epoch_seconds: float, logger: _Logger) -> None:
         """Validate, step a plateau scheduler, log the epoch and save last.pt (and best.pt when the
@@ -465,12 +482,12 @@ def _remove_stale_temp_files(out_dir: Path) -> None:
         stale.unlink(missing_ok=True)
 
 
-def _trim_csv(path: Path, last: int) -> None:
+def _trim_csv(path: Path, last: float) -> None:
     """Keep the header and the rows of a log whose first column (a step or epoch count) is at most `last`."""
     if not path.exists():
         return
     rows = path.read_text().splitlines()
-    kept = [rows[0]] + [r for r in rows[1:] if int(r.split(",")[0]) <= last]
+    kept = [rows[0]] + [r for r in rows[1:] if float(r.split(",")[0]) <= last]
     write_text_atomic(path, "\n".join(kept) + "\n")
 
 
@@ -508,7 +525,8 @@ class _Logger:
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("train/loss_step", loss, step)
 
-    def epoch(self, epoch: int, lr: float, train: dict, val: dict, samples_per_s: float) -> None:
+    def epoch(self, epoch: float, lr: float, train: dict, val: dict, samples_per_s: float) -> None:
+        """A row of epochs.csv: `epoch` epochs done (a fraction for a sitting's last part)."""
         if not self.active:
             return
         row = {"epoch": epoch, "lr": lr, "samples_per_s": samples_per_s}
@@ -525,10 +543,10 @@ class _Logger:
             if not exists:
                 writer.writeheader()
             writer.writerow(row)
-        if self.tensorboard is not None:
+        if self.tensorboard is not None and float(epoch).is_integer():  # its steps are whole epochs
             for key, value in row.items():
                 if key != "epoch":
-                    self.tensorboard.add_scalar(key.replace("_", "/", 1), value, epoch)
+                    self.tensorboard.add_scalar(key.replace("_", "/", 1), value, int(epoch))
 
     def finish(self, result: RunResult, config: TrainConfig) -> None:
         from mask2hand.train.curves import plot_loss_curves

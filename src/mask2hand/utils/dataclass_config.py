@@ -114,7 +114,13 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise Mask2HandError(f"override '{item}': '{part}' is not a section")
-        target[parts[-1]] = yaml.safe_load(raw)
+        try:
+            target[parts[-1]] = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            reason = " ".join(str(exc).split())[:200]  # one line
+            raise Mask2HandError(f"override '{key}': its value is not valid YAML ({reason})") from None
+        except RecursionError:  # the YAML parser recurses per level of nesting
+            raise Mask2HandError(f"override '{key}': its value is nested too deeply") from None
     return values
 
 

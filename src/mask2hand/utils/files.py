@@ -45,6 +45,25 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Create `folder` if needed and write and remove a one-byte temporary file in it, as
+    `atomic_path` does for every output: a read-only or full folder is found before any work. Raises
+    Mask2HandError naming `what` (e.g. "--out") when that fails; returns the folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+        try:
+            os.write(fd, b"\0")  # a full disk takes an empty file, not a byte
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        raise Mask2HandError(f"cannot write into {what} {folder} ({exc.strerror or exc}); choose a writable "
+                             "folder") from None
+    return folder
+
+
 def stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """The temporary files `atomic_path` left in `folder` (not recursive): a process killed
     mid-write (SIGKILL, power loss) cannot remove its own."""
