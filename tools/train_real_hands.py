@@ -1,7 +1,7 @@
 """The real-hands recipe: fine-tune a model on the train share of a real-hands set with `mask2hand adapt`.
 
-The shipped model cpu-default-v6 is this recipe run from cpu-default-v5 for one 60-minute sitting on
-2 CPU cores (docs/REAL_HANDS.md): the train share's masks (the held-out 10% of them validate), their
+The shipped model cpu-default-v6 is this recipe run from the default model (cpu-default-v5) for one
+60-minute sitting on 2 CPU cores (docs/REAL_HANDS.md): the train share's masks (the held-out 10% of them validate), their
 MediaPipe landmarks as 2-D keypoints (the thumb base at half confidence: MediaPipe puts it elsewhere
 than the open hand's joint), and 30% of the batches labelled synthetic masks (natural views with
 forearms), with the adaptation objective's silhouette, prior and teacher terms.
@@ -12,7 +12,7 @@ Writes OUT/keypoints.json (mask2hand.inference.keypoints's format) and runs
 (--world-weight W adds the landmarks' 3-D points; other adapt options pass through after `--`).
 
 Run: python tools/train_real_hands.py OUT [--set datasets/real-hands/sign-language-digits]
-                                          [--checkpoint cpu-default-v5] [--minutes 60] [-- ADAPT OPTIONS]
+                                          [--checkpoint default] [--minutes 60] [-- ADAPT OPTIONS]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="the adaptation run's folder")
     parser.add_argument("--set", type=Path, default=ROOT / "datasets" / "real-hands" / "sign-language-digits",
                         help="real-hands set whose train share is trained on")
-    parser.add_argument("--checkpoint", default="cpu-default-v5", help="weights to start from (default cpu-default-v5)")
+    parser.add_argument("--checkpoint", default="default", help="weights to start from (default: the shipped default)")
     parser.add_argument("--minutes", type=float, default=60.0, help="time budget of the sitting (default 60)")
     parser.add_argument("--world-weight", type=float, default=0.0, help="weight of the 3-D landmarks (default 0)")
     argv = sys.argv[1:] if argv is None else argv

@@ -37,14 +37,14 @@ class ShippedModel:
 
 SHIPPED_MODELS = {model.name: model for model in (
     ShippedModel("default", "default.pt",
+                 "open and Anny hands, natural and broad views, forearms, silhouette noise (synthetic only); "
+                 "hand locator; cpu-default-v5", "the model card", onnx_file="default.onnx"),
+    ShippedModel("cpu-default-v6", "cpu-default-v6.pt",
                  "v5 fine-tuned on real people's hand masks (Sign Language Digits, train share) with 2-D "
-                 "keypoints, beside its synthetic data; hand locator; cpu-default-v6", "the model card",
-                 onnx_file="default.onnx"),
-    ShippedModel("cpu-default-v5", "cpu-default-v5.pt",
-                 "the previous default: open and Anny hands, natural and broad views, forearms, silhouette "
-                 "noise (synthetic only); hand locator; the start of v6", "docs/runs/HISTORY.md in the source tree"),
+                 "keypoints beside synthetic natural views: for masks of real hands; worse than v5 on "
+                 "synthetic hands in unusual orientations", "docs/REAL_HANDS.md in the source tree"),
     ShippedModel("cpu-default-v4", "cpu-default-v4.pt",
-                 "the default before v5: synthetic masks of the open hand ending at the wrist (broad corpus, "
+                 "the previous default: synthetic masks of the open hand ending at the wrist (broad corpus, "
                  "silhouette noise); the start of v5 and of the adaptation benchmark",
                  "docs/runs/HISTORY.md in the source tree"),
     ShippedModel("paper-synthetic", "paper-synthetic.pt",
