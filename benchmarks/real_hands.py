@@ -21,7 +21,8 @@ defined on the skin (its wrist and thumb base sit elsewhere than the open hand's
 so part of the 2-D error is that difference of definitions, the same for every model.
 
 Usage: python benchmarks/real_hands.py [--share test] [--checkpoint NAME_OR_PATH ...] [--no-fit]
-                                       [--steps 80] [--limit N] [--sheet PNG] [--name NAME] [SET_FOLDER ...]
+                                       [--steps 80] [--limit N] [--sheet PNG [--sheet-worst N]] [--name NAME]
+                                       [SET_FOLDER ...]
 Writes benchmarks/results/real_hands.json (--name to change) (and the contact sheet with --sheet).
 """
 
@@ -94,6 +95,18 @@ def predict_each(model: Mask2Hand, hands, fit: int | None) -> list:
     return results
 
 
+def worst(rows: list[dict], count: int) -> list[int]:
+    """Indices of the `count` hands with the largest 2-D error (or, without a reference, the lowest
+    IoU); failed answers first."""
+    def badness(i: int) -> float:
+        row = rows[i]
+        if "error" in row:
+            return float("inf")
+        return row["error_pct"] if "error_pct" in row else 1.0 - row["iou"]
+
+    return sorted(range(len(rows)), key=badness, reverse=True)[:count]
+
+
 def contact_sheet(path: Path, hands, predictions, columns: int = 10) -> None:
     """Per hand: the mask (grey), the answer's silhouette over it (red where only the answer, blue
     where only the mask), the reference's skeleton (green) and the answer's (yellow)."""
@@ -139,6 +152,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="at most this many hands per set (a quick look)")
     parser.add_argument("--sheet", type=Path, help="contact sheets of the last model's answers (network alone), one "
                         "per set: SHEET-<set>.png")
+    parser.add_argument("--sheet-worst", type=int, metavar="N",
+                        help="draw only the N answers with the largest 2-D error (IoU-only sets: the lowest IoU)")
     parser.add_argument("--name", default="real_hands", help="results file name (default real_hands)")
     args = parser.parse_args()
     setup_threads(2)
@@ -160,8 +175,10 @@ def main() -> None:
                     **summary(rows), "seconds_per_mask": seconds, "hands": rows}
                 table.append(_table_row(checkpoint, name, mode, summary(rows), seconds))
                 if args.sheet is not None and mode == "network" and checkpoint == checkpoints[-1]:
-                    contact_sheet(args.sheet.with_name(f"{args.sheet.stem}-{name}{args.sheet.suffix}"), hands,
-                                  predictions)
+                    picked = worst(rows, args.sheet_worst) if args.sheet_worst else range(len(hands))
+                    contact_sheet(args.sheet.with_name(f"{args.sheet.stem}-{name}{args.sheet.suffix}"),
+                                  [hands[i] for i in picked], [predictions[i] for i in picked],
+                                  columns=min(10, len(picked)))
             if len(sets) > 1:
                 results[checkpoint][mode]["all"] = summary(every)
                 table.append(_table_row(checkpoint, "all", mode, summary(every), None))
