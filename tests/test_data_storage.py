@@ -118,3 +118,18 @@ def test_existing_folder_needs_overwrite(tmp_path):
     np.testing.assert_array_equal(open_dataset(tmp_path / "ds").arrays["K"], data["K"])
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]
     assert json.loads((tmp_path / "ds" / CARD_NAME).read_text())["num_samples"] == 10
+
+
+def test_a_disk_without_room_is_one_line_before_anything_is_written(tmp_path, monkeypatch):
+    """The arrays are sparse memory maps: the writer reserves their blocks first, so a full disk is a
+    clear error (not a SIGBUS while writing) and no partial folder is left."""
+    import errno
+    import os
+
+    def full(descriptor, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(Mask2HandError, match="not enough disk space for the dataset"):
+        DatasetWriter(tmp_path / "set", 10, (8, 8), {"K": ArraySpec((3, 3), "float32")})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

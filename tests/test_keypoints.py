@@ -178,5 +178,5 @@ def test_adapt_with_keypoints_stores_them_and_trains_the_term(tmp_path, capsys):
     capsys.readouterr()
     (tmp_path / "none.json").write_text(json.dumps({"elsewhere.png": [[0, 0]] * 21}))
     assert cli_main(["adapt", str(tmp_path / "m00.png"), str(tmp_path / "m01.png"), "--out", str(tmp_path / "r2"),
-                     "--checkpoint", str(weights), "--keypoints", str(tmp_path / "none.json")]) == 2
+                     "--checkpoint", str(weights), "--keypoints", str(tmp_path / "none.json"), "--batch-size", "1"]) == 2
     assert "names none of the 2 inputs" in capsys.readouterr().err

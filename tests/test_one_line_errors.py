@@ -108,6 +108,8 @@ DEEP = "[" * 3000 + "]" * 3000
     ("train: {lr: " + DEEP + "}\n", []),
     (None, ["--set", "train.lr=" + DEEP]),
     (None, ["--set", "train.lr=[unclosed"]),
+    (None, ["--set", "train.lr=" + "9" * 5000]),
+    ("train: {lr: " + "9" * 5000 + "}\n", []),
 ])
 def test_a_deeply_nested_or_broken_recipe_is_one_line(recipe, overrides, tmp_path, capsys):
     path = tmp_path / "recipe.yaml"

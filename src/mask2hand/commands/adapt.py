@@ -278,7 +278,6 @@ def run_holding_folder(args: argparse.Namespace) -> int:
                                  "or choose another --out")
         if not args.inputs:
             raise Mask2HandError("give the masks to adapt to (files, folders or patterns)")
-        start_over_stopped_preparation(out, args.quiet)
         from mask2hand.inference.api import Mask2Hand
 
         weights = str(resolve_weights(args.checkpoint))
@@ -287,6 +286,7 @@ def run_holding_folder(args: argparse.Namespace) -> int:
         if len(prepared) < 2:
             raise Mask2HandError(f"{len(prepared)} readable mask(s): adapting needs at least 2")
         check_batch_size(len(prepared), args)
+        start_over_stopped_preparation(out, args.quiet)
         masks = np.stack([p.mask.model_input for p in prepared])
         Ks = np.stack([p.K_model for p in prepared])
         keypoints, world = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else (None,
@@ -310,9 +310,10 @@ def run_holding_folder(args: argparse.Namespace) -> int:
                                                                    "steps": result.steps_done})
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     write_json(report_path, {**report, "after": after})
-    before_iou = report.get("before", {}).get("miou", float("nan"))
+    before = report.get("before", {})
     state = "finished" if result.stop_reason == "finished" else f"stopped ({result.stop_reason}; --resume continues)"
-    print(f"adaptation {state}: {result.steps_done} steps; held-out IoU {before_iou:.3f} -> {after['miou']:.3f}; "
+    print(f"adaptation {state}: {result.steps_done} steps; held-out IoU {before.get('miou', float('nan')):.3f} -> "
+          f"{after['miou']:.3f}, objective {before.get('total', float('nan')):.3f} -> {after['total']:.3f}; "
           f"weights {out / 'adapted.pt'}")
     if result.stop_reason == "interrupted":
         return 130

@@ -30,6 +30,7 @@ checked on request (verify=True), since it costs a full read.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -71,6 +72,28 @@ class ArraySpec:
     dtype: str
 
 
+def reserve_disk_space(folder: Path, target: Path) -> None:
+    """Reserve on disk every block of the .npy files in `folder` (the memory maps are sparse files:
+    writing into a page the full disk cannot hold would kill the process with SIGBUS). Raises
+    Mask2HandError naming `target` where the disk has no room."""
+    if not hasattr(os, "posix_fallocate"):  # macOS and Windows: no reservation
+        return
+    needed = 0
+    for file in folder.glob("*.npy"):
+        size = file.stat().st_size
+        needed += size
+        descriptor = os.open(file, os.O_RDWR)
+        try:
+            os.posix_fallocate(descriptor, 0, size)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):  # a file system that cannot reserve: written as before
+                return
+            raise Mask2HandError(f"not enough disk space for the dataset {target} (it needs "
+                                 f"{needed / 1e6:,.0f} MB or more); free some or choose another folder") from None
+        finally:
+            os.close(descriptor)
+
+
 class DatasetWriter:
     """Fills a dataset folder sample by sample, then publishes it atomically.
 
@@ -110,6 +133,7 @@ class DatasetWriter:
             self._maps = {name: np.lib.format.open_memmap(self.tmp / f"{name}.npy", mode="w+", dtype=spec.dtype,
                                                           shape=(self.num_samples, *spec.shape))
                           for name, spec in self.specs.items()}
+            reserve_disk_space(self.tmp, self.path)
         except BaseException:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise

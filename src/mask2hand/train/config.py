@@ -159,6 +159,8 @@ def load_config(source: str | os.PathLike | dict, overrides: list[str] | None = 
             raise Mask2HandError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
         except RecursionError:  # the YAML parser recurses per level of nesting
             raise Mask2HandError(f"{path}: nested too deeply to be a recipe") from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise Mask2HandError(f"{path}: a value cannot be read ({' '.join(str(exc).split())[:120]})") from None
     values = apply_overrides(values, overrides or [])
     config = dataclass_from_dict(TrainConfig, values, where="config")
     network_config(config).validate()

@@ -106,8 +106,9 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
     """Set nested keys from strings like `train.lr=3e-4` (the value is parsed as YAML)."""
     for item in overrides:
         if "=" not in item:
-            raise Mask2HandError(f"override '{item}' must look like section.key=value")
+            raise Mask2HandError(f"override '{item[:80]}' must look like section.key=value")
         key, raw = item.split("=", 1)
+        key = key[:80]
         target = values
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -121,6 +122,9 @@ def apply_overrides(values: dict, overrides: list[str]) -> dict:
             raise Mask2HandError(f"override '{key}': its value is not valid YAML ({reason})") from None
         except RecursionError:  # the YAML parser recurses per level of nesting
             raise Mask2HandError(f"override '{key}': its value is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise Mask2HandError(f"override '{key}': its value cannot be read "
+                                 f"({' '.join(str(exc).split())[:120]})") from None
     return values
 
 
