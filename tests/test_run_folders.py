@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mask2hand.cli import main as cli_main
+from mask2hand.errors import Mask2HandError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_adapt import hand_masks  # noqa: E402
@@ -132,3 +133,16 @@ def test_a_sitting_shorter_than_an_epoch_writes_its_row(tmp_path):
     resumed = Trainer(load_config(tiny_recipe(data)), out, resume=True, quiet=True).run()
     assert resumed.stop_reason == "finished"
     assert epochs() == pytest.approx([1 / 3, 1, 2])
+
+
+def test_a_run_refused_before_it_wrote_anything_leaves_no_folder(tmp_path):
+    from mask2hand.train.run_folder import hold_run_folder
+
+    with pytest.raises(Mask2HandError, match="refused"):
+        with hold_run_folder(tmp_path / "new"):
+            raise Mask2HandError("refused")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with hold_run_folder(tmp_path / "old"):
+        pass
+    assert (tmp_path / "old").is_dir()  # a folder the user had is left as it was, lock file aside

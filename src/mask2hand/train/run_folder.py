@@ -20,10 +20,12 @@ LOCK_NAME = "run.lock"
 @contextmanager
 def hold_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Create `folder` if needed and hold its lock for the block; Mask2HandError when another run
-    holds it, or when the folder cannot be created or written."""
+    holds it, or when the folder cannot be created or written. A folder this call created and the
+    block left empty (a run refused before it wrote anything) is removed again."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise Mask2HandError(f"the run folder {folder} is a file; choose another --out")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -38,4 +40,7 @@ def hold_run_folder(folder: str | os.PathLike) -> Iterator[Path]:
                                  "that run to end or choose another --out") from None
         yield folder
     finally:
+        if created and [path.name for path in folder.iterdir()] == [LOCK_NAME]:
+            (folder / LOCK_NAME).unlink()
+            folder.rmdir()
         os.close(descriptor)  # closing the file releases the lock
