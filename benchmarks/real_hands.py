@@ -55,15 +55,16 @@ def score(predictions, hands) -> list[dict]:
         if isinstance(prediction, Exception):
             rows.append({"ident": hand.ident, "error": str(prediction)})
             continue
-        row = {"ident": hand.ident, "group": hand.group, "iou": silhouette_iou(prediction.rendered_mask, prediction.mask),
-               "warned": bool(prediction.warnings)}
+        row = {"ident": hand.ident, "group": hand.group, "warned": bool(prediction.warnings),
+               "iou": silhouette_iou(prediction.rendered_mask, prediction.mask)}
         if hand.landmarks is not None:
             errors = joint_errors_2d(prediction.joints_2d, hand.landmarks)
             flip = None
             if palm_clearly_facing(hand.world_landmarks):
                 flip = palm_toward_camera(prediction.joints_2d, hand.side) != palm_toward_camera(hand.landmarks,
                                                                                                   hand.side)
-            row.update(iou_wrist=silhouette_iou(prediction.rendered_mask, cut_at_wrist(prediction.mask, hand.landmarks)),
+            wrist_cut = cut_at_wrist(prediction.mask, hand.landmarks)
+            row.update(iou_wrist=silhouette_iou(prediction.rendered_mask, wrist_cut),
                        error_px=errors.mean_px, error_pct=100 * errors.mean_fraction, pck=errors.pck, flip=flip)
         rows.append(row)
     return rows
@@ -192,7 +193,8 @@ def main() -> None:
 
 def _table_row(checkpoint: str, name: str, mode: str, s: dict, seconds: float | None) -> dict:
     return {"model": checkpoint, "set": name, "mode": mode, "n": s["n"], "IoU": s["iou"], "IoU wrist": s["iou_wrist"],
-            "2-D px": s["error_px"], "2-D %": s["error_pct"], "PCK@10%": s["pck"], "flips %": s["flip_pct"], "judged": s["flips_judged"],
+            "2-D px": s["error_px"], "2-D %": s["error_pct"], "PCK@10%": s["pck"], "flips %": s["flip_pct"],
+            "judged": s["flips_judged"],
             "failed": s["failed"], "warned": s["warned"], "s/mask": seconds}
 
 

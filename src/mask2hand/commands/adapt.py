@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSON intrinsics: one 3x3 matrix, or a list with one per input in file order")
     parser.add_argument("--keypoints", metavar="FILE",
                         help="JSON {file name or stem: 21 [u, v(, confidence)] points in FreiHAND order, pixels of "
-                             "the mask}: 2-D weak labels trained on with the silhouette (mask2hand.inference.keypoints)")
+                             "the mask}: 2-D weak labels trained on with the silhouette "
+                             "(mask2hand.inference.keypoints)")
     parser.add_argument("--world-weight", type=float, default=0.0,
                         help="weight of the 3-D points of a keypoints file ('world'), aligned to the answer "
                              "(default 0: not used)")

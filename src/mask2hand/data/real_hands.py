@@ -9,9 +9,9 @@ A folder (written by tools/make_real_hands.py) holds `labels.json` and `masks/*.
                     "world_landmarks_m": [[x, y, z] x 21], "side": "right", "side_score": 0.98}}, ...]}
 
 `group` is a label from the source (the digit signed, the gesture), `person` tells people
-apart within the set. `landmarks_px` are MediaPipe Hands' 21 landmarks in the project's joint order (wrist, thumb base to
-tip, index, middle, ring, little), in pixels of the mask under the image convention of
-docs (pixel (i, j) covers [j, j+1) x [i, i+1)). `problem` is null for a usable record, else why
+apart within the set. `landmarks_px` are MediaPipe Hands' 21 landmarks in the project's joint order
+(wrist, thumb base to tip, index, middle, ring, little), in pixels of the mask (pixel (i, j)
+covers [j, j+1) x [i, i+1)). `problem` is null for a usable record, else why
 it is left out (no hand found by the reference, a mask too small). `share` is "train",
 "validation" or "test"; all photos of one person are in one share. `reference` is null where
 the set has no 2-D reference (the masks then score by IoU only) or the reference found no hand;

@@ -86,8 +86,8 @@ def reserve_disk_space(folder: Path, target: Path) -> None:
         try:
             os.posix_fallocate(descriptor, 0, size)
         except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):  # a file system that cannot reserve blocks: no reservation
-                return
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                return  # a file system that cannot reserve blocks: no reservation
             raise Mask2HandError(f"not enough disk space for the dataset {target} (it needs "
                                  f"{needed / 1e6:,.0f} MB or more); free some or choose another folder") from None
         finally:
