@@ -56,7 +56,7 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # truncated header, an array of Python objects
-        # numpy's message for objects advises allow_pickle=True, which would run code from the file
+        # numpy's message for objects advises enabling pickled objects, which would run code from the file
         reason = "it holds Python objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
         raise Mask2HandError(f"not a readable .npy array ({reason}); save the mask with numpy.save as a 2-D "
                              "array of numbers") from None
