@@ -38,8 +38,8 @@ from common import print_table, setup_threads, write_json
 from mask2hand import Mask2Hand
 from mask2hand.data.real_hands import read_real_hands
 from mask2hand.errors import Mask2HandError
-from mask2hand.evaluation.real_hands import (cut_at_wrist, joint_errors_2d, palm_clearly_facing, palm_toward_camera,
-                                            silhouette_iou)
+from mask2hand.evaluation.real_hands import cut_at_wrist, joint_errors_2d, palm_clearly_facing, palm_toward_camera
+from mask2hand.render.exact import mask_iou
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SETS = sorted(p.parent for p in (REPO / "datasets" / "real-hands").glob("*/labels.json"))
@@ -56,7 +56,7 @@ def score(predictions, hands) -> list[dict]:
             rows.append({"ident": hand.ident, "error": str(prediction)})
             continue
         row = {"ident": hand.ident, "group": hand.group, "warned": bool(prediction.warnings),
-               "iou": silhouette_iou(prediction.rendered_mask, prediction.mask)}
+               "iou": float(mask_iou(prediction.rendered_mask[None], prediction.mask[None])[0])}
         if hand.landmarks is not None:
             errors = joint_errors_2d(prediction.joints_2d, hand.landmarks)
             flip = None
@@ -64,7 +64,7 @@ def score(predictions, hands) -> list[dict]:
                 flip = palm_toward_camera(prediction.joints_2d, hand.side) != palm_toward_camera(hand.landmarks,
                                                                                                   hand.side)
             wrist_cut = cut_at_wrist(prediction.mask, hand.landmarks)
-            row.update(iou_wrist=silhouette_iou(prediction.rendered_mask, wrist_cut),
+            row.update(iou_wrist=float(mask_iou(prediction.rendered_mask[None], wrist_cut[None])[0]),
                        error_px=errors.mean_px, error_pct=100 * errors.mean_fraction, pck=errors.pck, flip=flip)
         rows.append(row)
     return rows

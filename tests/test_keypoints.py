@@ -36,6 +36,8 @@ def test_a_keypoints_file_takes_pairs_triples_and_missing_points(tmp_path):
         with pytest.raises(Mask2HandError, match=message):
             KeypointFile(path)
     with pytest.raises(Mask2HandError, match="not found"):
+        KeypointFile(tmp_path / "missing.json")
+    with pytest.raises(Mask2HandError, match="not a regular file"):
         KeypointFile(tmp_path)
 
 

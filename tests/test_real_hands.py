@@ -11,8 +11,8 @@ import pytest
 
 from mask2hand import Mask2HandError
 from mask2hand.data.real_hands import keypoints_of, read_real_hands
-from mask2hand.evaluation.real_hands import (cut_at_wrist, joint_errors_2d, palm_clearly_facing, palm_toward_camera,
-                                            silhouette_iou)
+from mask2hand.evaluation.real_hands import cut_at_wrist, joint_errors_2d, palm_clearly_facing, palm_toward_camera
+from mask2hand.render.exact import mask_iou
 
 REPO = Path(__file__).resolve().parents[1]
 SLD = REPO / "datasets" / "real-hands" / "sign-language-digits"
@@ -86,7 +86,7 @@ def test_cutting_at_the_wrist_keeps_the_fingers_side():
     mask = np.ones((100, 100), bool)
     cut = cut_at_wrist(mask, landmarks)
     assert cut[:60].all() and not cut[61:].any()
-    assert silhouette_iou(cut, mask) == pytest.approx(0.6)
+    assert float(mask_iou(cut[None], mask[None])[0]) == pytest.approx(0.6)
 
 
 def test_keypoints_of_names_each_mask_and_its_21_points():

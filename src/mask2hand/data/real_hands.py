@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.files import read_small_file
 
 FORMAT = "mask2hand-real-hands/1"
 SHARES = ("train", "validation", "test")
@@ -80,14 +81,13 @@ def read_real_hands(folder: str | os.PathLike, share: str | None = None,
     folder that is not such a set."""
     folder = Path(folder)
     labels = folder / "labels.json"
-    if not labels.is_file():
+    if not labels.exists():
         raise Mask2HandError(f"{folder}: no labels.json, so not a real-hands set (tools/make_real_hands.py writes one)")
-    if labels.stat().st_size > MAX_LABELS_BYTES:
-        raise Mask2HandError(f"{labels}: larger than {MAX_LABELS_BYTES >> 20} MB, so not a real-hands label file")
     if share is not None and share not in SHARES:
         raise Mask2HandError(f"share must be one of {', '.join(SHARES)}, got {share!r}")
+    text = read_small_file(labels, MAX_LABELS_BYTES, "real-hands label file")
     try:
-        data = json.loads(labels.read_text())
+        data = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Mask2HandError(f"{labels}: not valid JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("records"), list):

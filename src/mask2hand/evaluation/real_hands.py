@@ -5,7 +5,6 @@ how its projected joints fall on the reference's landmarks. Every 2-D figure is 
 hand's size in the picture, the diagonal of the reference landmarks' bounding box, so it does not
 depend on the unknown focal length or the photo's resolution.
 
-- `silhouette_iou(rendered, mask)`: IoU of two (H,W) masks.
 - `cut_at_wrist(mask, landmarks)`: the mask without what lies beyond the wrist (the forearm).
 - `joint_errors_2d(joints_2d, landmarks)`: per-joint distance and the hand's size.
 - `palm_toward_camera(points_2d, side)`: whether a hand shows its palm, from the order of its
@@ -25,12 +24,6 @@ from mask2hand.evaluation.metrics import FLIP_JUDGED_DEGREES
 WRIST, INDEX_BASE, MIDDLE_BASE, LITTLE_BASE = 0, 5, 9, 17
 PCK_FRACTION = 0.1
 """PCK counts a joint as right within this fraction of the hand's size (landmark box diagonal)."""
-
-
-def silhouette_iou(rendered: np.ndarray, mask: np.ndarray) -> float:
-    """IoU of two (H,W) bool masks (1.0 for two empty masks)."""
-    union = np.logical_or(rendered, mask).sum()
-    return 1.0 if union == 0 else float(np.logical_and(rendered, mask).sum() / union)
 
 
 def cut_at_wrist(mask: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

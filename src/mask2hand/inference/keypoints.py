@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.utils.files import read_small_file
 
 NUM_KEYPOINTS = 21
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -56,13 +57,10 @@ class KeypointFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise Mask2HandError(f"keypoints file not found (or not a regular file): {self.path}")
-        if self.path.stat().st_size > MAX_FILE_BYTES:
-            raise Mask2HandError(f"keypoints file {self.path} is over {MAX_FILE_BYTES >> 20} MB")
+        text = read_small_file(self.path, MAX_FILE_BYTES, "keypoints file")
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            data = json.loads(text)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise Mask2HandError(f"keypoints file {self.path} is not valid JSON ({type(exc).__name__})") from None
         if not isinstance(data, dict):
             raise Mask2HandError(f"keypoints file {self.path} must hold an object {{file name: 21 points}}")
