@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.data.augment import (camera_change, crop_change, rotation_about_z, sample_rotation_scale, transform_hand_params,
+from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, camera_change, crop_change, rotation_about_z, transform_hand_params,
                                     transform_points, warp_mask)
 from mask2hand.data.storage import open_dataset
 from mask2hand.data.synthetic import PaperProtocol, generate_paper
@@ -58,7 +58,7 @@ def test_rerendered_transformed_mesh_matches_warped_mask(small_set, hand, out_si
     n = len(small_set)
     scores = []
     for i in range(n):
-        angle, scale = sample_rotation_scale(rng)
+        angle, scale = rng.uniform(*ANGLE_RANGE), rng.uniform(*SCALE_RANGE)
         change = camera_change(small_set.arrays["K"][i], (224, 224), angle, scale, out_size)
         warped = warp_mask(small_set.masks(i), change)
         vertices = transform_points(np.asarray(small_set.arrays["vertices"][i]), change)

@@ -102,14 +102,6 @@ def crop_change(change: CameraChange, windows: np.ndarray, size: int) -> CameraC
                         warp=np.concatenate([warp, offset[..., None]], axis=-1))
 
 
-def sample_rotation_scale(rng: np.random.Generator, angle_range: tuple[float, float] = ANGLE_RANGE,
-                          scale_range: tuple[float, float] = SCALE_RANGE) -> tuple[float, float]:
-    """(angle, scale) drawn uniformly from [lo, hi) each (the paper's ranges by default)."""
-    angle = float(rng.uniform(*angle_range))
-    scale = float(rng.uniform(*scale_range))
-    return angle, scale
-
-
 def warp_mask(mask: np.ndarray, change: CameraChange) -> np.ndarray:
     """One mask (H,W) bool/0-1 -> warped uint8 0/1 (H',W').
 

@@ -232,7 +232,7 @@ def _process_alive(pid: int) -> bool:
 def _owner_gone(folder: Path) -> bool:
     """True if a temporary folder's owner note names a process of this machine that has ended.
 
-    No readable note (a folder being created this instant, or left by an older mask2hand)
+    No readable note (a folder being created this instant, or a note in another format)
     or another machine's process (a shared file system) proves nothing: such folders stay.
     """
     try:

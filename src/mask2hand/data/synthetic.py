@@ -14,8 +14,8 @@ sample is drawn in parts, each from its own random stream per split:
   pixels join the mask (what a network sees); the hand-only mask is stored beside it
   (`hand_mask`), and vertices and joints stay the hand's.
 
-Options that are off (a forearm or shape-variety probability of 0) draw nothing, so
-the paper's and the broad corpus's default output is what it always was.
+Options that are off (a forearm or shape-variety probability of 0) draw nothing from the
+random streams, so they leave the rest of a corpus's samples unchanged.
 
 Placement (the paper gives no camera or translation): the posed, oriented hand's
 3-D bounding-box center is put on the ray through a chosen image point, at the depth

@@ -8,8 +8,9 @@
     ranked = hypotheses(prediction, hand=hand, k=5)                           # distinct hands, best first
 
 Modules: core (the fit), priors (joint limits, shape), starts (placement from a mask,
-palm flip, finger swaps), search (many starts: prior fitting, hypotheses), pipeline
-(inside Mask2Hand.predict), evaluate (metrics and time on a dataset).
+palm flip, finger swaps), search (many starts: prior fitting, hypotheses). The fit inside
+`Mask2Hand.predict` is mask2hand.inference.fitting; its evaluation on a dataset is
+mask2hand.evaluation.fitting.
 """
 
 from mask2hand.fit.core import FitConfig, FitResult, fit_to_silhouette

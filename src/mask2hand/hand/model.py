@@ -132,15 +132,6 @@ class HandModel(nn.Module):
                 f"pose_pcs must be (B,k) with k <= num_pose_pcs={self.num_pose_pcs}, got {tuple(pose_pcs.shape)}")
         return pose_pcs @ self.pose_components[: pose_pcs.shape[1]].to(pose_pcs.dtype)
 
-    def pose_to_pcs(self, pose: torch.Tensor) -> torch.Tensor:
-        """Least-squares PCA coefficients (B,num_pose_pcs) of a finger pose (B,45).
-
-        Exact inverse of `finger_pose(pose_pcs=...)` for poses in the span.
-        """
-        comps = self.pose_components.to(pose.dtype)
-        centered = pose.reshape(pose.shape[0], -1) - self.pose_mean.to(pose.dtype)
-        return centered @ torch.linalg.pinv(comps)
-
     def forward(self, global_orient: torch.Tensor, transl: torch.Tensor, pose: torch.Tensor | None = None,
                 pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> HandOutput:
         """Posed hand in camera space.

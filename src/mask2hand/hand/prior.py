@@ -114,12 +114,6 @@ def pose_to_local(pose: np.ndarray) -> np.ndarray:
     return np.einsum("jba,...jb->...ja", JOINT_FRAMES, pose)
 
 
-def clamp_pose(pose: np.ndarray) -> np.ndarray:
-    """Clamp finger poses (...,45) to JOINT_LIMITS in the anatomical frames."""
-    local = np.clip(pose_to_local(pose), JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])
-    return local_to_pose(local)
-
-
 def within_limits(pose: np.ndarray, tol: float = 1e-6) -> np.ndarray:
     """Boolean (...,) whether each finger pose (...,45) respects JOINT_LIMITS."""
     local = pose_to_local(pose)

@@ -12,7 +12,6 @@ import importlib
 from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size
 
 _LAZY = {
-    "SoftSilhouetteRenderer": "soft",
     "default_sigma": "soft",
     "project": "camera",
     "rasterize_silhouette": "raster",

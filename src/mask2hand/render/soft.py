@@ -138,20 +138,3 @@ def render_soft_silhouette(vertices: torch.Tensor, faces: torch.Tensor, K: torch
     fragments = fragment_fn(uv, face_valid, faces, image_size, cutoff_radius_sq(sigma))
     return blend_silhouette(fragments, sigma)
 
-
-class SoftSilhouetteRenderer(nn.Module):
-    """nn.Module wrapper of `render_soft_silhouette` with a fixed image size, sigma and mode."""
-
-    def __init__(self, image_size: tuple[int, int], sigma: float | None = None, mode: str = "contour") -> None:
-        super().__init__()
-        if mode not in MODES:
-            raise Mask2HandError(f"unknown soft silhouette mode '{mode}'; choose one of {MODES}")
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.sigma = resolve_sigma(sigma, self.image_size)
-        self.mode = mode
-
-    def forward(self, vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-        return render_soft_silhouette(vertices, faces, K, self.image_size, self.sigma, self.mode)
-
-    def extra_repr(self) -> str:
-        return f"image_size={self.image_size}, sigma={self.sigma:.4g} px^2, mode={self.mode}"

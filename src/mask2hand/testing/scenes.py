@@ -2,7 +2,8 @@
 
 Used by the renderer's tests and benchmark where a real hand mesh is not needed: a palm
 ellipsoid plus five finger capsules, each a watertight component (the components
-overlap; the mesh is closed but not a single surface). No dependency beyond numpy.
+overlap; the mesh is closed but not a single surface). Scenes are built in numpy and
+returned as torch tensors.
 """
 
 from __future__ import annotations

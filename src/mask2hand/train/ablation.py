@@ -61,9 +61,17 @@ PAPER_TABLE5 = {label: dict(zip((key for key, _ in _METRICS), figures)) for labe
 )}
 
 
+_ALIGNED_NAMES = {"x": "aligned", "-": "unaligned", "*": "aligned-final"}
+_SWITCH_NAMES = ("bce", "contour", "refine", "mesh")
+
+
 def row_folder(label: str) -> str:
-    """The name of a row's run folder inside the ablation's output folder ("x - x x x" -> "x-xxx")."""
-    return label.replace(" ", "")
+    """The name of a row's run folder inside the ablation's output folder: the aligned terms'
+    setting, then the switches that are on ("x - x x x" -> "aligned-contour-refine-mesh",
+    "* - - x x" -> "aligned-final-refine-mesh")."""
+    marks = label.split()
+    on = [name for name, mark in zip(_SWITCH_NAMES, marks[1:]) if mark == "x"]
+    return "-".join([_ALIGNED_NAMES[marks[0]], *on])
 
 
 def row_config(base: TrainConfig, row: AblationRow) -> TrainConfig:

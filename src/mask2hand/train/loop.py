@@ -248,7 +248,7 @@ class Trainer:
         """The validation loss of the run's best.pt (inf without one): what a new best must beat.
 
         Read from best.pt itself rather than trusted from last.pt, so that a run stopped
-        between the two writes (or left so by an older mask2hand) still replaces best.pt
+        between the two writes still replaces best.pt
         only with a better network.
         """
         path = self.out_dir / "best.pt"
