@@ -41,7 +41,7 @@ from cross_hand import make_set
 from mask2hand import Mask2Hand, cli
 from mask2hand.data.dataset import MaskDataset
 from mask2hand.evaluation.fitting import FitEvalSettings, evaluate_fitting
-from mask2hand.train.data_setup import split_source
+from mask2hand.data.storage import split_source
 
 TARGETS = {"anny-natural": ("anny", "natural", False), "open-natural-forearm": ("open", "natural", True)}
 TRAIN_SEEDS = {"anny-natural": 301, "open-natural-forearm": 302}

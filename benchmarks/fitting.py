@@ -28,7 +28,7 @@ from mask2hand.data.dataset import MaskDataset
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig
 from mask2hand.evaluation.fitting import MODES, FitEvalSettings, evaluate_fitting
-from mask2hand.train.data_setup import split_source
+from mask2hand.data.storage import split_source
 
 GOALS = {"miou_after_fit": 0.93, "seconds_per_mask_fit": 1.0, "oracle_pa_reduction": 0.20}
 

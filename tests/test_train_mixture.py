@@ -83,8 +83,8 @@ def monkeypatch_module():
 
 def test_a_recipe_generates_natural_views_with_forearms_and_another_hands_set(mixture_trainer):
     own, other = mixture_trainer.train_set.parts
-    assert own.source.stored.card["generator"] == "synthetic-natural"
-    assert other.source.stored.card["hand"]["name"] == "mano"
+    assert own.card["generator"] == "synthetic-natural"
+    assert other.made_with["name"] == "mano" and not other.made_by(mixture_trainer.net.hand.identity)
     assert own.with_vertices and not other.with_vertices
     assert own.load_batch([0, 1]).hand_mask is not None  # forearms: the hand-only masks are stored
 

@@ -266,7 +266,7 @@ def run_holding_folder(args: argparse.Namespace) -> int:
     from mask2hand.export.files import write_json
     from mask2hand.nn.checkpoint import export_weights, network_config_of, read_file
     from mask2hand.nn.pretrained import resolve_weights
-    from mask2hand.train.adapt import AdaptTrainer, write_user_masks
+    from mask2hand.train.adapt import AdaptTrainer, teacher_network, write_user_masks
     from mask2hand.train.config import load_config
 
     out = Path(args.out)
@@ -298,7 +298,7 @@ def run_holding_folder(args: argparse.Namespace) -> int:
         if args.pseudo_labels > 0:
             pseudo_labels = make_pseudo_labels(out, model.runner.network, args)
         config = load_config(adapt_recipe(out, network_config_of(read_file(weights)), args, weights, pseudo_labels))
-    trainer = AdaptTrainer(config, out, resume=args.resume, quiet=args.quiet, verbose=args.verbose)
+    trainer = AdaptTrainer(config, out, teacher_network(config, args.resume), resume=args.resume, quiet=args.quiet, verbose=args.verbose)
     report_path = out / HELD_OUT_NAME
     if not args.resume:
         write_json(report_path, {"held_out_masks": len(trainer.val_set), "before": trainer.validate()})

@@ -196,6 +196,10 @@ def collate_samples(samples: list[HandSample] | HandBatch) -> HandBatch:
                      world_keypoints=stack("world_keypoints"))
 
 
+# FreiHAND's meshes are MANO's; its files record no hash of the model
+FREIHAND_HAND = {"name": "mano", "asset_hash": None}
+
+
 class _FreiHandSource:
     """FreiHAND read straight from its official layout (slow to open; see convert_freihand)."""
 
@@ -216,6 +220,11 @@ class _FreiHandSource:
         self.keypoints = self.world_keypoints = None
         self.params = None
         self.pose_id = None
+        self.card = {"hand": dict(FREIHAND_HAND)}
+
+    def values(self, name: str, indices: np.ndarray) -> np.ndarray:
+        raise Mask2HandError(f"FreiHAND's own layout has no '{name}' array; convert it "
+                             "(mask2hand synth freihand) to read stored arrays")
 
     def masks(self, indices: np.ndarray) -> np.ndarray:
         return np.stack([self.data.mask(int(i)) for i in indices])
@@ -269,6 +278,12 @@ class _StoredSource:
         names = PARAM_NAMES
         self.params = tuple(a[n] for n in names) if all(n in a for n in names) else None
         self.pose_id = a.get("pose_id")
+        self.card = stored.card
+
+    def values(self, name: str, indices: np.ndarray) -> np.ndarray:
+        if not self.stored.has(name):
+            raise Mask2HandError(f"dataset {self.stored.path} has no '{name}' array; {self.stored.remedy}")
+        return np.asarray(self.stored.arrays[name][indices])
 
     def masks(self, indices: np.ndarray) -> np.ndarray:
         return self.stored.masks(indices)
@@ -310,6 +325,9 @@ class MaskDataset(Dataset):
         verify: also check the SHA-256 of every file of a dataset folder against its card
             (a full read; opening always checks the files' sizes). FreiHAND's own files have no
             checksums: convert them (`mask2hand synth freihand`) to verify them.
+        network_hand: the identity ({"name", "asset_hash"}) of the hand model a network
+            predicts. A set made with another hand model gives batches without vertices (the
+            meshes have other vertices); None: vertices always.
     """
 
     def __init__(self, source: str | os.PathLike | StoredDataset, split: str | None = None,
@@ -317,7 +335,7 @@ class MaskDataset(Dataset):
                  resolution: int | tuple[int, int] | None = None, one_view_per_pose: bool = False,
                  distance_field: bool = True, seed: int = 0, split_file: str | os.PathLike | None = None,
                  split_seed: int | None = None, crop: CropConfig | None = None,
-                 sensor: SensorConfig | None = None, verify: bool = False):
+                 sensor: SensorConfig | None = None, verify: bool = False, network_hand: dict | None = None):
         if isinstance(source, StoredDataset):
             if verify:
                 source.verify()
@@ -350,8 +368,7 @@ class MaskDataset(Dataset):
             raise Mask2HandError("sensor sizes need a cropping network (network.input_crop): "
                                  "a whole-image network sees one resolution only")
         self.sensor = sensor
-        # False for a set made with another hand model than the network's: its batches carry no vertices
-        self.with_vertices = True
+        self.with_vertices = network_hand is None or self.made_by(network_hand)
         self.compute_distance_field = distance_field
         self.seed = int(seed)
         self.epoch = 0
@@ -373,6 +390,28 @@ class MaskDataset(Dataset):
         """Whether the samples have 3-D ground truth (joints and vertices); a folder of a user's
         masks (`mask2hand adapt`) has none."""
         return self.source.joints is not None
+
+    @property
+    def card(self) -> dict:
+        """The dataset folder's card (mask2hand.data.storage); FreiHAND's own layout: its hand only."""
+        return self.source.card
+
+    @property
+    def made_with(self) -> dict:
+        """Name and asset hash of the hand model whose meshes the samples hold ({} if not recorded)."""
+        return dict(self.source.card.get("hand") or {})
+
+    def made_by(self, hand: dict) -> bool:
+        """Whether the samples' meshes are those of the hand model with identity `hand` (a set
+        that records no hand, or no asset hash, is taken at its word)."""
+        made_with = self.made_with
+        if not made_with.get("name"):
+            return True
+        return made_with["name"] == hand.get("name") and made_with.get("asset_hash") in (None, hand.get("asset_hash"))
+
+    def stored_values(self, name: str, items: np.ndarray) -> np.ndarray:
+        """A stored per-sample array (e.g. "source_index") for dataset items (positions in this split)."""
+        return self.source.values(name, np.asarray(self.source.ids)[np.asarray(items)])
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of an epoch (call before iterating)."""

@@ -477,3 +477,11 @@ def open_dataset(path: str | os.PathLike, verify: bool = False) -> StoredDataset
     """Open a dataset folder (card, array headers and sizes checked); verify=True also checks every
     file's SHA-256 against the card."""
     return StoredDataset(path, verify=verify)
+
+
+def split_source(source: str) -> tuple[Path, str | None]:
+    """"folder:split" -> (folder, split); a plain folder -> (folder, None)."""
+    folder, sep, split = source.rpartition(":")
+    if sep and split and "/" not in split:
+        return Path(folder), split
+    return Path(source), None

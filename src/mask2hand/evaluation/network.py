@@ -68,12 +68,6 @@ def network_inputs(masks: torch.Tensor, K: torch.Tensor, size: int,
     return torch.from_numpy(inputs), torch.from_numpy(K_model.astype(np.float32))
 
 
-def _dataset_hand(dataset) -> dict:
-    """Name and asset hash of the hand model a dataset was made with (FreiHAND: MANO's)."""
-    card = getattr(getattr(dataset.source, "stored", None), "card", None)
-    return {"name": "mano", "asset_hash": None} if card is None else card.get("hand", {})
-
-
 def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, max_samples: int | None = None,
              device: str | torch.device = "cpu", seed: int = 0, sensor_size: int | None = None,
              verify: bool = False) -> ConditionResult:
@@ -90,7 +84,7 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     """
     from mask2hand.data.dataset import MaskDataset, collate_samples
     from mask2hand.evaluation.metrics import EvaluationAccumulator
-    from mask2hand.train.data_setup import split_source
+    from mask2hand.data.storage import split_source
 
     folder, split = split_source(source)
     if not folder.exists():
@@ -101,13 +95,11 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     size = net.config.model_input_size
     prepared = net.config.input_crop is not None or sensor_size is not None
     dataset = MaskDataset(folder, split=split, noise=noise_config, resolution=sensor_size if prepared else size,
-                          distance_field=False, seed=seed, verify=verify)
+                          distance_field=False, seed=seed, verify=verify, network_hand=net.hand.identity)
     if not dataset.labelled:
         raise Mask2HandError(f"{folder} holds unlabelled masks (no joints or vertices): there is nothing to "
                              "evaluate against")
-    made_with = _dataset_hand(dataset)
-    same_hand = made_with.get("name") == net.hand.name and made_with.get("asset_hash") in (None, net.hand.asset_hash)
-    notes = [] if same_hand else [f"the dataset's hands are '{made_with.get('name')}', the network's "
+    notes = [] if dataset.with_vertices else [f"the dataset's hands are '{dataset.made_with['name']}', the network's "
                                   f"'{net.hand.name}': joints and masks are compared, vertices are not"]
     indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
     loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,
@@ -118,8 +110,6 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     with torch.no_grad():
         for batch in loader:
             batch = batch.to(device)
-            if not same_hand:
-                batch = replace(batch, vertices=None)
             # the network gets the full mask, arm and noise included, as a user gives it
             if prepared:
                 masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)

@@ -130,7 +130,6 @@ def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count
     device = next(net.parameters()).device
     was_training = net.training
     net.eval()
-    stored = dataset.source.stored
     parts: dict[str, list[np.ndarray]] = {name: [] for name in ("masks", "K", "joints", "vertices", "iou", "iou_before")}
     try:
         for start in range(0, len(picked), batch_size):
@@ -154,7 +153,7 @@ def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count
     if not good.any():
         return None, report
     arrays = {name: values[good] for name, values in arrays.items()}
-    arrays["source_index"] = np.asarray(stored.arrays["source_index"][dataset.source.ids[picked[good]]], np.int64)
+    arrays["source_index"] = dataset.stored_values("source_index", picked[good]).astype(np.int64)
     specs = {"K": ArraySpec((3, 3), "float32"), "joints": ArraySpec((21, 3), "float32"),
              "vertices": ArraySpec(arrays["vertices"].shape[1:], "float32"), "source_index": ArraySpec((), "int64")}
     with DatasetWriter(folder, report.kept, dataset.image_size, specs, overwrite=True) as writer:
@@ -162,36 +161,56 @@ def write_pseudo_labels(folder: str | Path, masks_folder: str | Path, net, count
         path = writer.finish({
             "generator": PSEUDO_LABELS_GENERATOR, "mask2hand_version": __version__, "seed": int(seed),
             "hand": net.hand.identity,
-            "model_input": stored.card.get("model_input"), "pseudo_labels": report.as_dict(),
+            "model_input": dataset.card.get("model_input"), "pseudo_labels": report.as_dict(),
             "splits": {"train": {"start": 0, "stop": report.kept}}, "counts": {"train": report.kept},
         })
     return path, report
 
 
-class AdaptTrainer(Trainer):
-    """A Trainer for a recipe with an `adapt` section (see the module docstring)."""
+def teacher_network(config, resume: bool):
+    """The teacher of an adaptation run: None for adapt.teacher "none"; else, frozen, the network
+    a new run starts from (train.init_from), or for a resumed run a network of the recipe's
+    settings, whose state the run's checkpoint restores."""
+    from mask2hand.nn import Mask2HandNet
+    from mask2hand.nn.checkpoint import load_network
+    from mask2hand.train.config import network_config
 
-    def __init__(self, config, out_dir, resume: bool = False, quiet: bool = False, verbose: bool = False):
+    if config.adapt is None or config.adapt.teacher == "none":
+        return None
+    if resume:
+        teacher = Mask2HandNet(network_config(config))
+    else:
+        teacher, _ = load_network(config.train.init_from, mano_path=config.network.get("hand_model_path"))
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+    return teacher.eval()
+
+
+class AdaptTrainer(Trainer):
+    """A Trainer for a recipe with an `adapt` section (see the module docstring).
+
+    teacher: the network `teacher_network` gives for the recipe (None for adapt.teacher "none").
+    """
+
+    def __init__(self, config, out_dir, teacher, resume: bool = False, quiet: bool = False, verbose: bool = False):
         if config.adapt is None:
             raise Mask2HandError("an adaptation run needs a recipe with an 'adapt' section")
-        self._saved_teacher = None
-        super().__init__(config, out_dir, resume=resume, quiet=quiet, verbose=verbose)
+        if (teacher is None) != (config.adapt.teacher == "none"):
+            raise Mask2HandError(f"adapt.teacher is '{config.adapt.teacher}': pass teacher_network(config, ...)")
         self.adapt = config.adapt
-        self.teacher = None
-        if self.adapt.teacher != "none":
-            self.teacher = copy.deepcopy(self.net).eval()
-            if self._saved_teacher is not None:
-                self.teacher.load_state_dict(self._saved_teacher)
-            for parameter in self.teacher.parameters():
-                parameter.requires_grad_(False)
+        self.teacher = teacher
+        super().__init__(config, out_dir, resume=resume, quiet=quiet, verbose=verbose)
+        if self.teacher is not None:
+            self.teacher.to(self.dist.device)
 
     def _restore(self, payload: dict) -> None:
         super()._restore(payload)
-        self._saved_teacher = payload.get("teacher")
+        if self.teacher is not None:
+            self.teacher.load_state_dict(payload["teacher"])
 
     def _checkpoint_state(self) -> dict:
         state = super()._checkpoint_state()
-        if getattr(self, "teacher", None) is not None:
+        if self.teacher is not None:
             state["teacher"] = self.teacher.state_dict()
         return state
 

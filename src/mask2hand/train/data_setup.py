@@ -7,18 +7,11 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from mask2hand.data.storage import split_source
 from mask2hand.errors import Mask2HandError
 from mask2hand.train.config import GenerateSpec, TrainConfig
 
 ROLE_SEED_OFFSET = {"train": 0, "val": 1, "test": 2}
-
-
-def split_source(source: str) -> tuple[Path, str | None]:
-    """"folder:split" -> (folder, split); a plain folder -> (folder, None)."""
-    folder, sep, split = source.rpartition(":")
-    if sep and split and "/" not in split:
-        return Path(folder), split
-    return Path(source), None
 
 
 def ensure_generated(folder: Path, spec: GenerateSpec, hand_model: str, mano_path: str | None) -> None:
@@ -75,7 +68,7 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
 
     Missing synthetic folders named in data.generate are created first (by rank 0 only,
     the other processes wait). A set made with another hand model than the network's gives
-    no vertices (see `shares_vertices`), and says so unless quiet. distance_field: compute each
+    no vertices (see `MaskDataset.made_by`), and says so unless quiet. distance_field: compute each
     batch's contour distance field (only the contour loss reads it).
     """
     from mask2hand.data.dataset import CropConfig, MaskDataset
@@ -113,26 +106,11 @@ def make_dataset(config: TrainConfig, role: str, resolution: int, hand, noise=No
                           one_view_per_pose=config.data.one_view_per_pose and training,
                           seed=config.seed + ROLE_SEED_OFFSET[role], crop=crop,
                           sensor=config.data.sensor if training else None, verify=config.data.verify,
-                          distance_field=distance_field)
-    made_with = shares_vertices(dataset, hand)
-    if made_with is not None:
-        dataset.with_vertices = False
-        if not quiet and (not dist.is_initialized() or dist.get_rank() == 0):
-            print(f"data.{role}: {source} was made with the {made_with} hand model, the network uses the "
-                  f"{hand.name} hand: its samples supervise the joints (3-D and 2-D), not the vertices", flush=True)
+                          distance_field=distance_field, network_hand=hand.identity)
+    if not dataset.with_vertices and not quiet and (not dist.is_initialized() or dist.get_rank() == 0):
+        print(f"data.{role}: {source} was made with the {dataset.made_with['name']} hand model, the network uses "
+              f"the {hand.name} hand: its samples supervise the joints (3-D and 2-D), not the vertices", flush=True)
     return dataset
-
-
-def shares_vertices(dataset, hand) -> str | None:
-    """None when the dataset's meshes are the network's hand model's (same vertices); else the name of
-    the hand model that made them (FreiHAND's are MANO's)."""
-    card = getattr(getattr(dataset.source, "stored", None), "card", None)
-    if card is None:  # FreiHAND: MANO ground truth
-        return None if hand.name == "mano" else "mano"
-    made_with = card.get("hand", {})
-    if made_with.get("asset_hash") and made_with.get("asset_hash") != hand.asset_hash:
-        return str(made_with.get("name"))
-    return None
 
 
 def _prepared_size(folder: Path) -> int | None:
