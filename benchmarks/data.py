@@ -32,12 +32,12 @@ GOAL_READ_PER_S = 2000.0
 
 
 def measure_generation(out: Path, train_poses: int, test_poses: int) -> dict:
-    import mask2hand.render.raster as raster
+    import mask2hand.render as render
     from mask2hand.data import synthetic
     from mask2hand.data.synthetic import PaperProtocol, generate_paper
 
     spent = {"raster": 0.0}
-    original = raster.rasterize_silhouette
+    original = render.rasterize_silhouette
 
     def timed(*args, **kwargs):
         t0 = time.perf_counter()
@@ -45,16 +45,13 @@ def measure_generation(out: Path, train_poses: int, test_poses: int) -> dict:
         spent["raster"] += time.perf_counter() - t0
         return result
 
-    import mask2hand.render as render
-
-    render_original = render.rasterize_silhouette
     render.rasterize_silhouette = timed
     try:
         t0 = time.perf_counter()
         generate_paper(out, hand="open", seed=0, protocol=PaperProtocol(train_poses=train_poses, test_poses=test_poses))
         seconds = time.perf_counter() - t0
     finally:
-        render.rasterize_silhouette = render_original
+        render.rasterize_silhouette = original
     masks = (train_poses + test_poses) * 5
     return {"masks": masks, "seconds": seconds, "masks_per_s": masks / seconds, "raster_seconds": spent["raster"],
             "chunk": synthetic.CHUNK}

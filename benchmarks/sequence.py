@@ -45,7 +45,7 @@ def main() -> None:
         start = time.perf_counter()
         result = predict_sequence(model, frames, K=K, smoothing=config)
         seconds = time.perf_counter() - start
-    raw = mean_joint_acceleration(np.stack([p.joints for p in result.raw]))
+    raw = mean_joint_acceleration(result.raw_joints)
     smoothed = mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))
     rows = [{"joints": "ground truth (synthetic motion)", "jitter m/frame^2": mean_joint_acceleration(truth)},
             {"joints": "predicted, raw", "jitter m/frame^2": raw},

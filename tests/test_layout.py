@@ -123,7 +123,7 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_the_graph_sees_imports_inside_functions(graph):
-    # inference.api imports the fitting glue only inside predict_prepared
+    # inference.api imports the fitting glue only inside finish_each
     assert "mask2hand.inference.fitting" in graph["mask2hand.inference.api"]
 
 

@@ -136,7 +136,7 @@ def test_a_located_network_predicts_and_exports(arm_trainer, trained_arm_run, tm
     u0, v0, side = prediction.hand_window
     assert side > 0 and prediction.to_dict()["hand_window"] is prediction.hand_window
     # the IoU counts the mask within the located window only
-    from mask2hand.inference.api import within_window
+    from mask2hand.inference.finish import within_window
     from mask2hand.render.exact import mask_iou
 
     restricted = within_window(prediction.mask, prediction.hand_window)

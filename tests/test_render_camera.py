@@ -6,7 +6,7 @@ import torch
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.render import NEAR_Z, project, rasterize_silhouette, render_soft_silhouette, unproject
-from mask2hand.render.camera import project_for_rendering
+from mask2hand.render.exact import project_for_rendering
 
 
 def test_projection_follows_the_guide_convention():

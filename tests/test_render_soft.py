@@ -9,7 +9,7 @@ import torch
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.render import default_sigma, rasterize_silhouette, render_soft_silhouette
-from mask2hand.render.camera import project_for_rendering
+from mask2hand.render.exact import project_for_rendering
 from mask2hand.render.fragments import rasterize_contour_fragments
 from mask2hand.render.exact import mask_iou
 from mask2hand.testing.reference import render_soft_silhouette_dense

@@ -144,12 +144,12 @@ def test_smoothing_reduces_jitter_and_keeps_consistency(model, sequence):
     masks, _, K = sequence
     frames = Frames(images=list(masks), names=[f"f{t}" for t in range(len(masks))], fps=30.0, source="<synthetic>")
     result = predict_sequence(model, frames, K=K)
-    raw = mean_joint_acceleration(np.stack([p.joints for p in result.raw]))
+    raw = mean_joint_acceleration(result.raw_joints)
     smoothed = mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))
     assert smoothed < raw
     first, last = result.predictions[0], result.predictions[-1]
     # the first frame is the filter's starting point: same hand as unsmoothed
-    assert np.allclose(first.joints, result.raw[0].joints, atol=1e-5)
+    assert np.allclose(first.joints, result.raw_joints[0], atol=1e-5)
     # smoothed params reproduce the smoothed mesh up to the (smoothed) refinement offsets, and the
     # joints are regressed from the smoothed mesh
     hand = model.runner.hand
@@ -160,7 +160,7 @@ def test_smoothing_reduces_jitter_and_keeps_consistency(model, sequence):
     assert np.allclose(regressed, last.joints, atol=1e-5)
     assert any("One Euro" in note for note in last.notes)
     off = predict_sequence(model, frames, K=K, smoothing=None)
-    assert all(np.array_equal(a.joints, b.joints) for a, b in zip(off.predictions, result.raw))
+    assert all(np.array_equal(a.joints, b) for a, b in zip(off.predictions, result.raw_joints))
 
 
 def test_left_sequence_is_mirrored(model, sequence):

@@ -290,10 +290,7 @@ def test_a_fault_of_the_server_answers_500_without_a_traceback():
     class Broken:
         """A model whose prediction fails as a bug would."""
 
-        def prepare(self, *args, **kwargs):
-            return None
-
-        def predict_prepared(self, *args, **kwargs):
+        def predict_each(self, *args, **kwargs):
             raise RuntimeError("a bug")
 
     with TestClient(create_app(Broken()), base_url=BASE_URL, raise_server_exceptions=False) as broken:
@@ -394,10 +391,7 @@ class Held:
     def __init__(self):
         self.release = Event()
 
-    def prepare(self, *args, **kwargs):
-        return None
-
-    def predict_prepared(self, *args, **kwargs):
+    def predict_each(self, *args, **kwargs):
         self.release.wait(60)
         raise Mask2HandError("released")
 

@@ -8,15 +8,16 @@ import os
 # torch; a value the user set wins. Torch imported before mask2hand keeps its own setting.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import AnswerError, CameraError, InputError, Mask2HandError, ModelFileError
 from mask2hand.version import __version__
 
-__all__ = ["Mask2Hand", "Mask2HandError", "Prediction", "__version__"]
+__all__ = ["AnswerError", "CameraError", "InputError", "Mask2Hand", "Mask2HandError", "MaskInput", "ModelFileError",
+           "Outcome", "Prediction", "__version__"]
 
 
 def __getattr__(name: str):
     # Lazy, so that `import mask2hand` (and `mask2hand --help`) does not import torch.
-    if name in ("Mask2Hand", "Prediction"):
+    if name in ("Mask2Hand", "MaskInput", "Outcome", "Prediction"):
         from mask2hand.inference import api
 
         return getattr(api, name)

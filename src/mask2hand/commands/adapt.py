@@ -88,10 +88,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], int]:
     """The inputs as the network's prepared inputs: (PreparedInputs, their names, failures), one
-    line on stderr per input that could not be read."""
+    line on stderr per input that could not be read (the library's reader, as `predict` reads)."""
     from mask2hand.commands.predict import expand_inputs
     from mask2hand.errors import Mask2HandError
     from mask2hand.inference.cameras import KFile, check_focal
+    from mask2hand.inference.pipeline import MaskInput, read_input
 
     files, errors = expand_inputs(args.inputs)
     k_file = KFile(args.k_file) if args.k_file else None
@@ -99,9 +100,8 @@ def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], in
     prepared, names = [], []
     for path in files:
         try:
-            K = k_file.for_input(path) if k_file is not None else None
-            prepared.append(model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path),
-                                          side=args.side))
+            prepared.append(read_input(model, MaskInput(path, K=k_file, focal=focal), threshold=args.threshold,
+                                       side=args.side))
             names.append(str(path))
         except Mask2HandError as exc:
             errors.append((str(path), str(exc)))

@@ -25,6 +25,7 @@ import glob
 import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -246,29 +247,6 @@ class _Reporter:
         self.advance()
 
 
-def _predict_isolating_failures(model, prepared: list, batch_size: int, **options) -> list:
-    """Predictions for a chunk; if the batch fails (a degenerate answer, memory), each input alone,
-    so one bad answer costs only its own input. Failed entries are the Mask2HandError.
-    options: fit / hypotheses of Mask2Hand.predict_prepared."""
-    from mask2hand.errors import Mask2HandError
-
-    if not prepared:
-        return []
-    try:
-        return model.predict_prepared(prepared, batch_size=batch_size, **options)
-    except (Mask2HandError, MemoryError):
-        results: list = []
-        for item in prepared:
-            try:
-                results.append(model.predict_prepared([item], **options)[0])
-            except Mask2HandError as exc:
-                results.append(exc)
-            except MemoryError:
-                results.append(Mask2HandError("not enough memory for this input; downscale it or lower "
-                                              "--batch-size"))
-        return results
-
-
 def is_sequence_file(arg: str) -> bool:
     from mask2hand.inference.sequence import is_sequence_file as check
 
@@ -328,7 +306,7 @@ def run_sequence(args: argparse.Namespace) -> int:
                                  "use --runtime torch, or --no-smoothing")
     check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any frame
     model = load_model(args)
-    _check_figures(args)
+    figures = _figures_wanted(args)
     result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
                               fps=args.fps, smoothing=smoothing, batch_size=args.batch_size, skip_bad_frames=True)
     report = _Reporter(0)
@@ -338,7 +316,7 @@ def run_sequence(args: argparse.Namespace) -> int:
                for name, message in result.failed]
     for t, prediction in zip(result.frames, result.predictions):
         try:
-            paths = prediction.save(out, frames.names[t], figure=not args.no_figure)
+            paths = prediction.save(out, frames.names[t], figure=figures)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the outputs of frame {t} ({exc}); check that {out} is writable "
                                  "and has space") from None
@@ -355,7 +333,7 @@ def run_sequence(args: argparse.Namespace) -> int:
             raise Mask2HandError(f"cannot write the animation ({exc}); check that {out} is writable") from None
     jitter = None
     if len(result.predictions) >= 3:
-        jitter = {"raw": mean_joint_acceleration(np.stack([p.joints for p in result.raw])),
+        jitter = {"raw": mean_joint_acceleration(result.raw_joints),
                   "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
                "source": frames.source,
@@ -409,108 +387,81 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         require("torch", "--mano-export")
 
 
-def _check_figures(args: argparse.Namespace) -> None:
-    """Without matplotlib the figures are left out, with one line saying how to get them."""
-    if not args.no_figure and not available("matplotlib"):
-        if not args.quiet:
-            print(f"{PROG}: note: {missing_message('matplotlib', 'drawing the figures')}; writing the meshes and JSON only",
-                  file=sys.stderr)
-        args.no_figure = True
+def _figures_wanted(args: argparse.Namespace) -> bool:
+    """Whether to draw the figures: unless --no-figure, and not without matplotlib (then one line
+    says how to get them)."""
+    if args.no_figure:
+        return False
+    if available("matplotlib"):
+        return True
+    if not args.quiet:
+        print(f"{PROG}: note: {missing_message('matplotlib', 'drawing the figures')}; writing the meshes and JSON only",
+              file=sys.stderr)
+    return False
 
 
-def _prepare(model, path: Path, args: argparse.Namespace, k_file, focal):
-    """Stage 1 for one input file: a PreparedInput, or the one-line message of why it failed."""
+@dataclass(frozen=True)
+class _Writer:
+    """Where and what the files of each prediction are written: out (the folder), figures
+    (draw the PNG), mano_export (the MANO_RIGHT.pkl of --mano-export, or None)."""
+
+    out: Path
+    figures: bool
+    mano_export: str | None
+
+    def write(self, prediction, path: Path, stem: str) -> dict:
+        """Write one prediction's files (and its MANO parameters with --mano-export, fitted first so a
+        failed fit writes nothing); its summary entry. Raises OSError / Mask2HandError if that fails."""
+        mano = None
+        if self.mano_export:
+            from mask2hand.export.mano import save_mano_json
+
+            mano = prediction.to_mano(self.mano_export)
+        paths = prediction.save(self.out, stem, figure=self.figures)
+        if mano is not None:
+            paths["mano"] = save_mano_json(mano, self.out, stem)
+        record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
+                  "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings}
+        if prediction.fit_steps is not None:
+            record.update(iou_before_fit=prediction.iou_before_fit, fit_steps=prediction.fit_steps)
+        if prediction.hypotheses is not None:
+            record["hypotheses"] = [{"start": h.start, "iou": h.iou, "score": h.score} for h in prediction.hypotheses]
+        return record
+
+
+def _predict_files(files: list[Path], outcomes, writer: _Writer, report: _Reporter) -> dict[int, dict]:
+    """Write each file's answer as its outcome comes (`Mask2Hand.predict_each` over `files`);
+    input index -> summary entry."""
     from mask2hand.errors import Mask2HandError
 
-    try:
-        K = k_file.for_input(path) if k_file is not None else None
-        return model.prepare(path, K=K, focal=focal, threshold=args.threshold, name=str(path), side=args.side)
-    except Mask2HandError as exc:
-        return str(exc)
-    except MemoryError:
-        return "not enough memory to read this input; downscale it (a silhouette needs a few hundred pixels)"
-    except Exception as exc:  # an unforeseen reader failure must not stop the batch
-        return f"cannot read this input ({type(exc).__name__}: {exc})"
-
-
-def _save_prediction(prediction, path: Path, stem: str, out: Path, args: argparse.Namespace) -> dict:
-    """Write one prediction's files (and its MANO parameters with --mano-export, fitted first so a
-    failed fit writes nothing); its summary entry. Raises OSError / Mask2HandError if that fails."""
-    mano = None
-    if args.mano_export:
-        from mask2hand.export.mano import save_mano_json
-
-        mano = prediction.to_mano(args.mano_export)
-    paths = prediction.save(out, stem, figure=not args.no_figure)
-    if mano is not None:
-        paths["mano"] = save_mano_json(mano, out, stem)
-    record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
-              "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings}
-    if prediction.fit_steps is not None:
-        record.update(iou_before_fit=prediction.iou_before_fit, fit_steps=prediction.fit_steps)
-    if prediction.hypotheses is not None:
-        record["hypotheses"] = [{"start": h.start, "iou": h.iou, "score": h.score} for h in prediction.hypotheses]
-    return record
-
-
-PIXEL_BUDGET = 64_000_000
-"""Most input pixels (summed over the masks) held at once: a batch is run early when its masks
-reach this, so memory stays bounded whatever the inputs' sizes (64 large images at once would
-need gigabytes for their full-resolution masks and silhouettes)."""
-
-
-def _predict_files(model, files: list[Path], args: argparse.Namespace, out: Path, k_file, focal, fit, hypotheses,
-                   report: _Reporter) -> dict[int, dict]:
-    """Every file through the three stages in batches of at most --batch-size masks and
-    PIXEL_BUDGET pixels; input index -> summary entry."""
     records: dict[int, dict] = {}
-    pending: list = []  # (index, path, stem, prepared input)
-
-    def flush() -> None:
-        _predict_and_save(model, pending, args, out, fit, hypotheses, records, report)
-        pending.clear()
-
-    for index, (path, stem) in enumerate(zip(files, output_stems(files, out))):
-        item = _prepare(model, path, args, k_file, focal)
-        if isinstance(item, str):
-            report.failed(records, index, path, item)
+    stems = output_stems(files, writer.out)
+    for outcome in outcomes:
+        path, stem = files[outcome.index], stems[outcome.index]
+        if not outcome.ok:
+            report.failed(records, outcome.index, path, str(outcome.error))
             continue
-        pending.append((index, path, stem, item))
-        if len(pending) == args.batch_size or sum(p[3].mask.mask.size for p in pending) >= PIXEL_BUDGET:
-            flush()
-    flush()
-    return records
-
-
-def _predict_and_save(model, pending: list, args: argparse.Namespace, out: Path, fit, hypotheses,
-                      records: dict[int, dict], report: _Reporter) -> None:
-    """Stages 2 and 3 for prepared (index, path, stem, item) inputs, then their files."""
-    from mask2hand.errors import Mask2HandError
-
-    predictions = _predict_isolating_failures(model, [p[3] for p in pending], args.batch_size, fit=fit,
-                                              hypotheses=hypotheses)
-    for (index, path, stem, _), prediction in zip(pending, predictions):
-        if isinstance(prediction, Exception):
-            report.failed(records, index, path, str(prediction))
-            continue
+        prediction = outcome.prediction
         for warning in prediction.warnings:
             report.line("warning", str(path), warning)
         try:
-            records[index] = _save_prediction(prediction, path, stem, out, args)
-            report.line("wrote", str(path), f"{stem}.* in {out} (IoU {prediction.iou:.3f})")
+            records[outcome.index] = writer.write(prediction, path, stem)
         except (OSError, Mask2HandError) as exc:
-            report.failed(records, index, path,
-                          f"cannot write the outputs ({exc}); check that {out} is writable and has space")
+            report.failed(records, outcome.index, path,
+                          f"cannot write the outputs ({exc}); check that {writer.out} is writable and has space")
             continue
         except MemoryError:
-            report.failed(records, index, path, "not enough memory to draw the figure; try --no-figure")
+            report.failed(records, outcome.index, path, "not enough memory to draw the figure; try --no-figure")
             continue
+        report.line("wrote", str(path), f"{stem}.* in {writer.out} (IoU {prediction.iou:.3f})")
         report.advance()
+    return records
 
 
 def run(args: argparse.Namespace) -> int:
     from mask2hand.errors import Mask2HandError
     from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+    from mask2hand.inference.pipeline import MaskInput
 
     out = Path(args.out)
     _check_arguments(args, out)
@@ -525,7 +476,7 @@ def run(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any input
     model = load_model(args)
-    _check_figures(args)
+    writer = _Writer(out, figures=_figures_wanted(args), mano_export=args.mano_export)
 
     report = _Reporter(len(files), quiet=args.quiet, verbose=args.verbose)
     for arg, msg in arg_errors:
@@ -533,7 +484,10 @@ def run(args: argparse.Namespace) -> int:
     if k_file is None and focal is None and files:
         report.line("note", "", f"no --focal or --K given: assumed focal length {DEFAULT_FOCAL_FACTOR} x the longer "
                                 "image side (FreiHAND-like); absolute depth is only as good as this guess")
-    records = _predict_files(model, files, args, out, k_file, focal, fit, hypotheses, report)
+    outcomes = model.predict_each((MaskInput(path, K=k_file, focal=focal, name=str(path)) for path in files),
+                                  threshold=args.threshold, side=args.side, batch_size=args.batch_size, fit=fit,
+                                  hypotheses=hypotheses)
+    records = _predict_files(files, outcomes, writer, report)
     report.close()
 
     # argument errors first, then the files in order
@@ -548,5 +502,5 @@ def run(args: argparse.Namespace) -> int:
                "inputs": entries}
     summary_path = write_summary(out, summary)
     print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
-          f"{', figures .png' if not args.no_figure else ''}); summary: {summary_path}")
+          f"{', figures .png' if writer.figures else ''}); summary: {summary_path}")
     return 2 if failed else 0

@@ -14,7 +14,7 @@ number of masks; modes that start from the network include its time). The datase
 from another hand model than the network's (Anny): the joints are compared, as FreiHAND's are
 with MANO's.
 - "network": the network alone (`Mask2Hand.predict` without fitting);
-- "network + fit": the network's answer fitted (inference.fitting.predictions_with_fit, as `predict(fit=...)`);
+- "network + fit": the network's answer fitted (`Mask2Hand.finish(..., fit=...)`, as `predict(fit=...)`);
 - "prior fit": no network, the best of `prior_starts` fits from the pose prior
   (fit.search.fit_from_prior);
 - "top-1 of K": the best-scored of the K hypotheses (fit.search.hypotheses_batch);
@@ -219,7 +219,7 @@ def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEv
     """Run each mode of `acc` on one batch of prepared inputs; hand: the model's hand layer;
     target: the inputs' joints (B,21,3), meters; hand_masks: (B,H,W) bool hand-only masks that the
     IoU of the network's modes is measured against, or None (the input masks)."""
-    from mask2hand.inference.fitting import network_frame, predictions_with_fit
+    from mask2hand.inference.fitting import network_frame
     from mask2hand.fit.search import fit_from_prior
 
     t0 = time.perf_counter()
@@ -231,7 +231,7 @@ def _measure_batch(model, hand, items: list, target: np.ndarray, settings: FitEv
         acc["network"].add_joints(*_joints_and_iou(network, hand_masks), target, network_seconds, Ks)
     if "network + fit" in acc:
         t0 = time.perf_counter()
-        fitted = predictions_with_fit(model.finish, hand, items, raw, settings.fit, None)
+        fitted = model.finish(items, raw, fit=settings.fit)
         acc["network + fit"].add_joints(*_joints_and_iou(fitted, hand_masks), target,
                                         network_seconds + time.perf_counter() - t0, Ks)
     fit_masks, fit_K = network_frame(items)

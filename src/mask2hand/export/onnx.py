@@ -299,7 +299,7 @@ def synthetic_check_inputs(hand, count: int, input_size: int, seed: int = 0) -> 
     depth = focal * extent / (0.6 * input_size) + extent  # the box's near face spans about 60%
     vertices = vertices - center[:, None] + np.stack([np.zeros(count), np.zeros(count), depth], 1)[:, None]
     K = np.repeat(intrinsics((input_size, input_size), focal)[None], count, 0)
-    masks = exact.rasterize(vertices, hand.faces.cpu().numpy(), K, (input_size, input_size))
+    masks = exact.rasterize_silhouette(vertices, hand.faces.cpu().numpy(), K, (input_size, input_size))
     return masks.astype(np.float32), K.astype(np.float32)
 
 

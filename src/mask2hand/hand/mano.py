@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import Mask2HandError, ModelFileError
 from mask2hand.hand.data import MANO_PARENTS, HandModelData
 
 MANO_PATH_ENV = "MANO_RIGHT_PATH"
@@ -121,14 +121,14 @@ def _to_array(value, key: str) -> np.ndarray:
         flat = _to_array(state["a"], key).ravel()[np.asarray(state["idxs"])]
         shape = state.get("preferred_shape")
         return flat.reshape(shape) if shape is not None else flat
-    raise Mask2HandError(f"MANO file: cannot read '{key}' (pickled chumpy {cls} with keys {sorted(state)})")
+    raise ModelFileError(f"MANO file: cannot read '{key}' (pickled chumpy {cls} with keys {sorted(state)})")
 
 
 def _resolve_path(path: str | os.PathLike | None) -> Path:
     if path is None:
         env = os.environ.get(MANO_PATH_ENV)
         if not env:
-            raise Mask2HandError(f"no MANO model file given. {_HOW_TO_GET_MANO}")
+            raise ModelFileError(f"no MANO model file given. {_HOW_TO_GET_MANO}")
         path = env
     path = Path(path).expanduser()
     if path.is_dir():
@@ -136,7 +136,7 @@ def _resolve_path(path: str | os.PathLike | None) -> Path:
             if candidate.is_file():
                 return candidate
     if not path.is_file():
-        raise Mask2HandError(f"MANO model file not found: {path}. {_HOW_TO_GET_MANO}")
+        raise ModelFileError(f"MANO model file not found: {path}. {_HOW_TO_GET_MANO}")
     return path
 
 
@@ -153,24 +153,24 @@ def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "fre
     try:
         raw = _ManoUnpickler(io.BytesIO(raw_bytes), encoding="latin1").load()
     except _RefusedGlobal as exc:
-        raise Mask2HandError(f"{path} refers to the Python global '{exc}', which a MANO model file never holds; "
+        raise ModelFileError(f"{path} refers to the Python global '{exc}', which a MANO model file never holds; "
                              "it was not loaded (nothing in it ran). Use the MANO_RIGHT.pkl downloaded from "
                              "mano.is.tue.mpg.de") from None
     except Exception as exc:  # any unpickling failure means the file is not a MANO model
-        raise Mask2HandError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
+        raise ModelFileError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
                              f"{_HOW_TO_GET_MANO}") from None
     needed = ("v_template", "f", "weights", "posedirs", "shapedirs", "J_regressor", "kintree_table",
               "hands_components", "hands_mean")
     if not isinstance(raw, dict) or any(k not in raw for k in needed):
         have = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
-        raise Mask2HandError(f"{path} is not a MANO model file: expected keys {list(needed)}, found {have}. "
+        raise ModelFileError(f"{path} is not a MANO model file: expected keys {list(needed)}, found {have}. "
                              f"{_HOW_TO_GET_MANO}")
     try:
         data = _model_data({k: _to_array(raw[k], k) for k in needed}, raw_bytes, fingertips, path)
         data.validate()
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         # the right keys holding the wrong contents: a damaged or crafted file
-        raise Mask2HandError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
+        raise ModelFileError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
                              f"{_HOW_TO_GET_MANO}") from None
     return data
 
@@ -181,7 +181,7 @@ def _model_data(arrays: dict[str, np.ndarray], raw_bytes: bytes, fingertips: str
     parents = kintree[0].copy()
     parents[0] = -1
     if tuple(parents) != MANO_PARENTS:
-        raise Mask2HandError(f"{path}: unexpected kinematic tree {parents.tolist()}; is this a MANO right hand?")
+        raise ModelFileError(f"{path}: unexpected kinematic tree {parents.tolist()}; is this a MANO right hand?")
     return HandModelData(
         name="mano",
         asset_hash=hashlib.sha256(raw_bytes).hexdigest(),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import InputError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".pbm", ".ppm", ".pnm", ".webp")
 
 
@@ -40,8 +40,8 @@ _MIN_CONTRAST = 64  # the two levels of a mask differ by at least this much
 
 def check_image_size(height: int, width: int, what: str) -> None:
     if max(height, width) > MAX_IMAGE_SIDE:
-        raise Mask2HandError(f"{what} is {width}x{height} pixels, larger than {MAX_IMAGE_SIDE} a side; "
-                             "downscale it (a silhouette needs a few hundred pixels)")
+        raise InputError(f"{what} is {width}x{height} pixels, larger than {MAX_IMAGE_SIDE} a side; "
+                         "downscale it (a silhouette needs a few hundred pixels)")
 
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -51,26 +51,26 @@ NPY_MAGIC = b"\x93NUMPY"
 def _read_npy(path: Path) -> np.ndarray:
     with path.open("rb") as file:
         if file.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise Mask2HandError("not a .npy array (it lacks numpy's .npy header: an image named .npy?); save the "
-                                 "mask with numpy.save as a 2-D array, or give an image its own suffix")
+            raise InputError("not a .npy array (it lacks numpy's .npy header: an image named .npy?); save the "
+                             "mask with numpy.save as a 2-D array, or give an image its own suffix")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:  # truncated header, an array of Python objects
         # numpy's message for objects advises enabling pickled objects, which would run code from the file
         reason = "it holds Python objects" if "pickle" in str(exc) else f"{type(exc).__name__}: {exc}"
-        raise Mask2HandError(f"not a readable .npy array ({reason}); save the mask with numpy.save as a 2-D "
-                             "array of numbers") from None
+        raise InputError(f"not a readable .npy array ({reason}); save the mask with numpy.save as a 2-D "
+                         "array of numbers") from None
     array = np.squeeze(array)
     if array.ndim != 2:
-        raise Mask2HandError(f"the array has shape {tuple(array.shape)}; a mask must be 2-D (H,W)")
+        raise InputError(f"the array has shape {tuple(array.shape)}; a mask must be 2-D (H,W)")
     check_image_size(*array.shape, "the array")
     if not (array.dtype == bool or np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise Mask2HandError(f"the array has dtype {array.dtype}; a mask must be boolean, integer or real "
-                             "(not complex, text or objects)")
+        raise InputError(f"the array has dtype {array.dtype}; a mask must be boolean, integer or real "
+                         "(not complex, text or objects)")
     try:
         return np.array(array)
     except Exception as exc:  # memory-mapped data shorter than the header says
-        raise Mask2HandError(f"the .npy file is truncated ({exc}); save it again") from None
+        raise InputError(f"the .npy file is truncated ({exc}); save it again") from None
 
 
 def _grey_from_pil(image) -> np.ndarray:
@@ -115,12 +115,12 @@ def _check_not_colour_photo(rgb: np.ndarray) -> None:
     quant = (rgb[coloured] // 32).astype(np.int32)
     codes = np.unique(quant[:, 0] * 64 + quant[:, 1] * 8 + quant[:, 2])
     if len(codes) > 12:
-        raise Mask2HandError("this looks like a colour photo, not a mask (many colours); give a binary "
-                             "silhouette: hand white on black (segment the hand first)")
+        raise InputError("this looks like a colour photo, not a mask (many colours); give a binary "
+                         "silhouette: hand white on black (segment the hand first)")
 
 
 def check_two_levels(grey: np.ndarray) -> None:
-    """Raise Mask2HandError if an 8-bit grey image is not essentially two-level (a photo).
+    """Raise InputError if an 8-bit grey image is not essentially two-level (a photo).
 
     A mask, even saved as JPEG or anti-aliased, has nearly all its pixels near two grey
     levels; a photo spreads over many.
@@ -139,19 +139,19 @@ def check_two_levels(grey: np.ndarray) -> None:
             (np.abs(np.arange(256) - second) <= _LEVEL_TOLERANCE)
     fraction = hist[near].sum() / hist.sum()
     if fraction < TWO_LEVEL_FRACTION:
-        raise Mask2HandError(f"this looks like a photo, not a mask (only {fraction:.0%} of the pixels are near two "
-                             "grey levels); give a binary silhouette: hand white on black")
+        raise InputError(f"this looks like a photo, not a mask (only {fraction:.0%} of the pixels are near two "
+                         "grey levels); give a binary silhouette: hand white on black")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """A mask file -> 2-D array (H,W): uint8 grey levels, bool, or the numbers of a .npy / 16-bit image.
 
-    Raises Mask2HandError for a missing file, a file that is not an image, a truncated
+    Raises InputError for a missing file, a file that is not an image, a truncated
     image, an image larger than MAX_IMAGE_SIDE a side, or a colour photo.
     """
     path = Path(path)
     if not path.is_file():
-        raise Mask2HandError("file not found" if not path.exists() else "not a file")
+        raise InputError("file not found" if not path.exists() else "not a file")
     if path.suffix.lower() in ARRAY_SUFFIXES:
         return _read_npy(path)
 
@@ -163,21 +163,21 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             check_image_size(height, width, "the image")
             frames = getattr(image, "n_frames", 1)
             if frames > 1:  # a multi-page TIFF, an animated PNG or GIF: which frame is the mask?
-                raise Mask2HandError(f"the file holds {frames} frames; predict it as a sequence (--sequence, "
-                                     "or Mask2Hand with mask2hand.inference.read_frames) or save one frame")
+                raise InputError(f"the file holds {frames} frames; predict it as a sequence (--sequence, "
+                                 "or Mask2Hand with mask2hand.inference.read_frames) or save one frame")
             try:
                 image.load()
             except (OSError, SyntaxError, ValueError) as exc:
-                raise Mask2HandError(f"the image is truncated or corrupt ({exc}); export it again") from None
+                raise InputError(f"the image is truncated or corrupt ({exc}); export it again") from None
             array = _grey_from_pil(image)
     except UnidentifiedImageError:
-        raise Mask2HandError("not an image (Pillow cannot identify it); give a PNG, JPEG, BMP, TIFF or PGM "
-                             "mask, or a .npy array") from None
+        raise InputError("not an image (Pillow cannot identify it); give a PNG, JPEG, BMP, TIFF or PGM "
+                         "mask, or a .npy array") from None
     except Image.DecompressionBombError:
-        raise Mask2HandError(f"the image is too large to decode safely; downscale it below {MAX_IMAGE_SIDE} "
-                             "pixels a side") from None
+        raise InputError(f"the image is too large to decode safely; downscale it below {MAX_IMAGE_SIDE} "
+                         "pixels a side") from None
     except OSError as exc:
-        raise Mask2HandError(f"cannot read the image ({exc}); export it again as PNG") from None
+        raise InputError(f"cannot read the image ({exc}); export it again as PNG") from None
     if array.dtype == np.uint8:
         check_two_levels(array)
     return array
@@ -191,13 +191,13 @@ def _pil_from_array(array: np.ndarray):
 
 def read_array(image: np.ndarray) -> np.ndarray:
     """An in-memory mask -> 2-D array (H,W): (H,W) as it is, an (H,W,3) / (H,W,4) uint8 picture
-    converted to grey as a file would be. Raises Mask2HandError for other shapes, an array
+    converted to grey as a file would be. Raises InputError for other shapes, an array
     larger than MAX_IMAGE_SIDE a side, or an 8-bit picture that is not two-level (a photo)."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] in (3, 4) and image.dtype == np.uint8:
         image = _grey_from_pil(_pil_from_array(image))
     elif image.ndim != 2:
-        raise Mask2HandError(f"a mask must be a 2-D array (H,W), got shape {tuple(image.shape)}")
+        raise InputError(f"a mask must be a 2-D array (H,W), got shape {tuple(image.shape)}")
     check_image_size(*image.shape[:2], "the array")
     if image.dtype == np.uint8:
         check_two_levels(image)

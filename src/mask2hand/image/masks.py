@@ -12,7 +12,7 @@
 
 `load_mask(source)` reads a file or array (mask2hand.image.files) and runs steps 1-2. The
 datasets, evaluation, fitting and `predict` all cut windows with these functions. Problems
-the user can fix raise Mask2HandError with a one-line message; recoverable oddities are
+the user can fix raise InputError with a one-line message; recoverable oddities are
 returned as warning strings (one line each), never printed here.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import InputError
 from mask2hand.image.crop import box_of_mask, integer_window, square_window, whole_image_window
 from mask2hand.image.files import read_array, read_image
 
@@ -101,13 +101,13 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
     images are rescaled to 8 bits first). An inverted mask (hand black on white: "hand"
     covers over 3/4 of the image border, or over half of both the border and the image)
     is flipped with a warning.
-    Raises Mask2HandError for an empty or an all-hand mask.
+    Raises InputError for an empty or an all-hand mask.
     """
     image = np.asarray(image)
     if image.ndim != 2:
-        raise Mask2HandError(f"a mask must be 2-D (H,W), got shape {tuple(image.shape)}")
+        raise InputError(f"a mask must be 2-D (H,W), got shape {tuple(image.shape)}")
     if image.size == 0:
-        raise Mask2HandError("the mask has no pixels")
+        raise InputError("the mask has no pixels")
     warnings: list[str] = []
     if image.dtype == bool:
         mask = image.copy()
@@ -115,7 +115,7 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
     else:
         # compared in the image's own dtype: a float64 copy of a large image would cost 8 bytes a pixel
         if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
-            raise Mask2HandError("the mask holds NaN or infinite values; give finite numbers (0/1 or 0..255)")
+            raise InputError("the mask holds NaN or infinite values; give finite numbers (0/1 or 0..255)")
         low, high = float(image.min()), float(image.max())
         if low >= 0.0 and high <= 1.0:
             mask = image > 0.5
@@ -129,11 +129,11 @@ def binarize(image: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -> tuple[n
             mask = image > level
     fraction = float(mask.mean())
     if fraction == 0.0:
-        raise Mask2HandError(f"the mask is empty: no pixel above {how}; the hand must be white "
-                             "(bright) on black, or lower --threshold")
+        raise InputError(f"the mask is empty: no pixel above {how}; the hand must be white "
+                         "(bright) on black, or lower --threshold")
     if fraction == 1.0:
-        raise Mask2HandError(f"the mask is all hand: every pixel above {how}; give a silhouette "
-                             "with background around the hand, or raise --threshold")
+        raise InputError(f"the mask is all hand: every pixel above {how}; give a silhouette "
+                         "with background around the hand, or raise --threshold")
     border = _border_fraction(mask)
     # A real hand rarely covers most of the image border; the background of an inverted
     # mask covers nearly all of it.
@@ -183,16 +183,16 @@ def keep_largest_component(mask: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
     The hand is taken to be the largest region; a warning names other regions of at
     least LARGE_BLOB_FRACTION of its area (small specks are dropped silently).
-    Raises Mask2HandError when the hand region has fewer than MIN_HAND_PIXELS pixels.
+    Raises InputError when the hand region has fewer than MIN_HAND_PIXELS pixels.
     """
     labels, areas = _regions(mask)
     if len(areas) == 0:
-        raise Mask2HandError("the mask is empty; the hand must be white (bright) on black")
+        raise InputError("the mask is empty; the hand must be white (bright) on black")
     order = np.argsort(areas)[::-1]
     hand_area = int(areas[order[0]])
     if hand_area < MIN_HAND_PIXELS:
-        raise Mask2HandError(f"the hand region has only {hand_area} pixels; give a mask where the hand "
-                             f"covers at least {MIN_HAND_PIXELS} pixels")
+        raise InputError(f"the hand region has only {hand_area} pixels; give a mask where the hand "
+                         f"covers at least {MIN_HAND_PIXELS} pixels")
     warnings: list[str] = []
     if len(areas) > 1:
         others = areas[order[1:]]

@@ -14,41 +14,38 @@ The pipeline has three stages, kept apart so later features plug in without chan
 the others: `prepare` (file/array -> clean mask at the model's input size + camera,
 `PreparedInput`; mask2hand.inference.prepare), the network runner (a batch of model inputs
 and intrinsics -> `NetworkResult`; mask2hand.inference.runner), and `finish` (the network's
-answers -> `Prediction`s in each original image: 2-D joints, exact silhouette, IoU).
-Test-time fitting and hypotheses act on the NetworkResult between the last two stages
-(mask2hand.inference.fitting), and so does the temporal smoothing of sequences
-(mask2hand.inference.sequence). Left hands are mirrored in `prepare` and mirrored back in
-`finish` (mask2hand.inference.mirror).
+answers -> `Prediction`s in each original image: 2-D joints, exact silhouette, IoU;
+mask2hand.inference.finish). Test-time fitting and hypotheses act on the NetworkResult between
+the last two stages (mask2hand.inference.fitting), and so does the temporal smoothing of
+sequences (mask2hand.inference.sequence). Left hands are mirrored in `prepare` and mirrored
+back in `finish` (mask2hand.inference.mirror). `predict_each` runs many inputs through the
+three stages within a memory budget and gives each its own outcome
+(mask2hand.inference.pipeline); `predict` is its strict form.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import AnswerError, Mask2HandError
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import resolve_camera
-from mask2hand.inference.mirror import mirror_faces, mirror_points
+from mask2hand.inference.finish import build_predictions, place_answers
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, OnnxRunner
+from mask2hand.inference.pipeline import MaskInput, Outcome, predict_each, read_input
 from mask2hand.inference.prepare import PreparedInput, check_side, prepare_mask
-from mask2hand.inference.rebuild import parametric_params, rebuild_params
-from mask2hand.inference.result import Prediction, project
+from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult, Runner, TorchRunner
 from mask2hand.utils.files import file_sha256
 
 if TYPE_CHECKING:
     from mask2hand.hand.model import HandModel
 
-__all__ = ["Mask2Hand", "NetworkResult", "PreparedInput", "Prediction"]
-
-POOR_FIT_IOU = 0.5
-"""Below this IoU between the input mask and the answer's silhouette, the answer explains the mask
-poorly (on held-out synthetic hands the shipped model's IoU is about 0.8): the prediction says
-so. Not a hand, a hand cut off, or a pose far from what the model knows."""
+__all__ = ["Mask2Hand", "MaskInput", "NetworkResult", "Outcome", "PreparedInput", "Prediction"]
 
 
 def _is_path(x: Any) -> bool:
@@ -150,20 +147,12 @@ class Mask2Hand:
     def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64, fit=None,
                          hypotheses: int | None = None) -> list[Prediction]:
         """Predictions for prepared inputs, run through the network in batches of `batch_size`;
-        `fit` and `hypotheses` as in `predict` (mask2hand.inference.fitting)."""
-        if fit is not None or hypotheses is not None:
-            from mask2hand.inference.fitting import predictions_with_fit, resolve_fit, resolve_hypotheses
-
-            fit, hypotheses = resolve_fit(fit), resolve_hypotheses(hypotheses)
-            hand = self.hand_layer("test-time fitting and hypotheses")
+        `fit` and `hypotheses` as in `predict`. Raises the AnswerError of the first input whose
+        answer cannot be used (`predict_each` gives each input its own outcome instead)."""
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             chunk = list(items[start:start + batch_size])
-            raw = self.run_network(chunk)
-            if fit is None and hypotheses is None:
-                results.extend(self.finish(chunk, raw))
-            else:
-                results.extend(predictions_with_fit(self.finish, hand, chunk, raw, fit, hypotheses))
+            results.extend(self.finish(chunk, self.run_network(chunk), fit=fit, hypotheses=hypotheses))
         return results
 
     def run_network(self, items: Sequence[PreparedInput]) -> NetworkResult:
@@ -173,46 +162,44 @@ class Mask2Hand:
         Ks = np.stack([item.K_model for item in items]).astype(np.float32)
         return self.runner(masks, Ks)
 
-    def finish(self, items: Sequence[PreparedInput], raw: NetworkResult) -> list[Prediction]:
-        """A network batch -> Predictions in each input's own image: 2-D joints, exact silhouette
-        at the input's resolution, IoU with the input mask. Left hands are mirrored back here
-        (camera x negated, faces' winding reversed)."""
-        from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size
+    def finish_each(self, items: Sequence[PreparedInput], raw: NetworkResult, fit=None,
+                    hypotheses: int | None = None) -> list[Prediction | AnswerError]:
+        """Stage 3: a network batch -> per input a Prediction in its own image (2-D joints, exact
+        silhouette at the input's resolution, IoU with the input mask; left hands mirrored back),
+        or the AnswerError of an answer that cannot be used, which costs no other input its
+        answer. `fit` and `hypotheses` as in `predict` (mask2hand.inference.fitting)."""
+        if fit is None and hypotheses is None:
+            return build_predictions(self, items, raw, place_answers(items, raw, self.faces))
+        from mask2hand.inference.fitting import predictions_with_fit, resolve_fit, resolve_hypotheses
 
-        left = [item.side == "left" for item in items]
-        vertices = np.stack([mirror_points(v) if flip else v for v, flip in zip(raw.vertices, left)])
-        joints = np.stack([mirror_points(j) if flip else j for j, flip in zip(raw.joints, left)])
-        Ks = np.stack([item.camera.K for item in items])
-        # the rasterizer ignores winding, so one call per image size serves both sides
-        rendered = rasterize_by_size(vertices, self.faces, Ks, [item.mask.image_size for item in items])
-        windows = [None if raw.hand_window is None else window_in_image(item, raw.hand_window[b])
-                   for b, item in enumerate(items)]
-        ious = [float(mask_iou(r[None], within_window(item.original_mask, w)[None])[0])
-                for r, item, w in zip(rendered, items, windows)]
-        joints_2d = project(joints, Ks)
-        for item, hand_joints in zip(items, joints):
-            if not (hand_joints[:, 2] > NEAR_Z).all():
-                raise Mask2HandError(f"{item.source}: the answer puts the hand behind the camera (z <= 0); "
-                                     "check that K belongs to this image")
-        rebuilt, layer = None, self.runner.numpy_hand
-        if raw.parametric:  # a fitted answer is the layer's own hand: nothing to fit
-            rebuilt = parametric_params(layer, raw.hand_params(), raw.vertices)
-        elif layer is not None:  # None: an ONNX export of a hand whose arrays this installation lacks
-            rebuilt = rebuild_params(layer, raw.hand_params(), raw.vertices, raw.joints)
-        hand = {**self.hand_identity, "flat_hand_mean": True if rebuilt is not None else self.flat_hand_mean}
-        mirrored_faces = mirror_faces(self.faces)
-        return [Prediction(
-            vertices=vertices[b], joints=joints[b], joints_2d=joints_2d[b],
-            params=raw.params(b) if rebuilt is None else rebuilt.params.map(lambda v, b=b: v[b]),
-            params_residual_mm=None if rebuilt is None else {"joints": float(rebuilt.joints_mm[b]),
-                                                             "vertices": float(rebuilt.vertices_mm[b])},
-            vertex_offsets=None if rebuilt is None else rebuilt.offsets[b],
-            K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask, rendered_mask=rendered[b],
-            iou=ious[b], silhouette=None if raw.silhouette is None else raw.silhouette[b], hand_window=windows[b],
-            faces=mirrored_faces if left[b] else self.faces, hand=hand, model=self.model_identity,
-            camera=item.camera.source, warnings=item.mask.warnings + _fit_warnings(ious[b]),
-            notes=[item.camera.note] if item.camera.note else [], source=item.source, side=item.side)
-            for b, item in enumerate(items)]
+        fit, hypotheses = resolve_fit(fit), resolve_hypotheses(hypotheses)
+        hand = self.hand_layer("test-time fitting and hypotheses")
+        return predictions_with_fit(self, hand, items, raw, fit, hypotheses)
+
+    def finish(self, items: Sequence[PreparedInput], raw: NetworkResult, fit=None,
+               hypotheses: int | None = None) -> list[Prediction]:
+        """`finish_each` for a batch whose answers must all be usable: raises the AnswerError of the
+        first input whose answer is not, naming it."""
+        results = self.finish_each(items, raw, fit=fit, hypotheses=hypotheses)
+        for item, result in zip(items, results):
+            if isinstance(result, AnswerError):
+                raise AnswerError(f"{item.source}: {result}")
+        return results
+
+    def predict_each(self, inputs: Iterable[MaskInput | str | os.PathLike], threshold: float = DEFAULT_THRESHOLD,
+                     side: str = "right", batch_size: int = 64, fit=None, hypotheses: int | None = None,
+                     pixel_budget: int | None = None) -> Iterator[Outcome]:
+        """Predict many inputs, each with its own outcome: an iterator of `Outcome`s in input order,
+        each holding a Prediction or the Mask2HandError (InputError, CameraError, AnswerError) that
+        stopped that input alone. Inputs are MaskInputs (a file or array with its own K or focal)
+        or file paths. They are read as they are needed and run through the network in batches of
+        at most `batch_size` masks and `pixel_budget` input pixels (default
+        mask2hand.inference.pipeline.PIXEL_BUDGET), so memory stays bounded whatever the number
+        and size of the inputs, and every input goes through the network once.
+        threshold, side, fit, hypotheses: as in `predict` (checked before any input is read).
+        """
+        return predict_each(self, inputs, threshold=threshold, side=side, batch_size=batch_size, fit=fit,
+                            hypotheses=hypotheses, pixel_budget=pixel_budget)
 
     # ------------------------------------------------------------------ all stages
     def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,
@@ -246,11 +233,11 @@ class Mask2Hand:
         focals = _per_input(focal, n, "focal", matrix=False)
         items = []
         for i, (src, k, f) in enumerate(zip(sources, Ks, focals)):
-            name = str(src) if _is_path(src) else f"<array {i}>"
+            given = MaskInput(src, K=k, focal=f)
             try:
-                items.append(self.prepare(src, K=k, focal=f, threshold=threshold, name=name, side=side))
+                items.append(read_input(self, given, threshold=threshold, side=side, index=i))
             except Mask2HandError as exc:
-                raise Mask2HandError(f"{name}: {exc}") from None
+                raise type(exc)(f"{given.label(i)}: {exc}") from None
         results = self.predict_prepared(items, batch_size=batch_size, fit=fit, hypotheses=hypotheses)
         return results[0] if single else results
 
@@ -260,13 +247,6 @@ def _onnx_identity(runner: OnnxRunner, label: str) -> dict[str, Any]:
     hash, and the weights it was exported from (their hash ties a shipped ONNX file to its .pt)."""
     return {"onnx": label, "sha256": file_sha256(runner.path), "format": EXPORT_FORMAT,
             "network": runner.network_config, "exported_from": runner.metadata.get("source")}
-
-
-def _fit_warnings(iou: float) -> list[str]:
-    if iou >= POOR_FIT_IOU:
-        return []
-    return [f"the answer explains the mask poorly (IoU {iou:.2f} < {POOR_FIT_IOU}): is it one hand, whole in the "
-            "picture? --fit may help"]
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -313,26 +293,3 @@ def _per_input(value: Any, n: int, what: str, matrix: bool) -> list:
     if len(values) != n:
         raise Mask2HandError(f"{len(values)} {what} values for {n} masks; give one for all or one per mask")
     return values
-
-
-def window_in_image(item: PreparedInput, window: np.ndarray) -> np.ndarray:
-    """A window (3,) (u0, v0, side) in pixels of an input's model input (the located hand) -> the same
-    window in the input image's own pixels (mirrored back for a left hand)."""
-    transform = item.mask.transform
-    corner = transform.to_original(np.asarray(window[:2], dtype=np.float64))
-    side = float(window[2]) / transform.scale
-    u0 = corner[0] if item.side == "right" else item.mask.image_size[1] - (corner[0] + side)
-    return np.array([u0, corner[1], side])
-
-
-def within_window(mask: np.ndarray, window: np.ndarray | None) -> np.ndarray:
-    """The pixels of a mask (H,W) whose centers lie in a window (3,) (u0, v0, side), the rest cleared:
-    a forearm beyond the located hand is no part of what the answer must explain. None: the mask."""
-    if window is None:
-        return mask
-    u0, v0, side = (float(x) for x in window)
-    cols = np.arange(mask.shape[1]) + 0.5
-    rows = np.arange(mask.shape[0]) + 0.5
-    inside = ((rows >= v0) & (rows < v0 + side))[:, None] & ((cols >= u0) & (cols < u0 + side))[None, :]
-    return mask & inside
-

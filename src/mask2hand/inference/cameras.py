@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import CameraError
 from mask2hand.utils.checks import check_K
 from mask2hand.utils.files import read_small_file
 
@@ -67,7 +67,7 @@ def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
 def check_focal(focal: float) -> float:
     focal = float(focal)
     if not np.isfinite(focal) or focal <= 0:
-        raise Mask2HandError(f"the focal length must be a positive number of pixels, got {focal:g}")
+        raise CameraError(f"the focal length must be a positive number of pixels, got {focal:g}")
     return focal
 
 
@@ -80,9 +80,9 @@ class KFile:
         try:
             data = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Mask2HandError(f"K file {self.path} is not valid JSON ({exc})") from None
+            raise CameraError(f"K file {self.path} is not valid JSON ({exc})") from None
         except RecursionError:
-            raise Mask2HandError(f"K file {self.path} is not valid JSON (nested too deeply)") from None
+            raise CameraError(f"K file {self.path} is not valid JSON (nested too deeply)") from None
         self.single: np.ndarray | None = None
         self.by_index: np.ndarray | None = None
         self.by_name: dict[str, np.ndarray] | None = None
@@ -92,8 +92,8 @@ class KFile:
         try:
             array = np.asarray(data, dtype=np.float64)
         except (TypeError, ValueError):
-            raise Mask2HandError(f"K file {self.path} must hold a 3x3 matrix, a list of them, "
-                                 "or an object {file name: 3x3}") from None
+            raise CameraError(f"K file {self.path} must hold a 3x3 matrix, a list of them, "
+                              "or an object {file name: 3x3}") from None
         if array.shape == (3, 3):
             self.single = check_K(array, f"K in {self.path}")
         elif array.ndim == 3 and array.shape[1:] == (3, 3):
@@ -101,10 +101,10 @@ class KFile:
                 check_K(k, f"K entry {i} of {self.path}")
             self.by_index = array
         else:
-            raise Mask2HandError(f"K file {self.path} holds an array of shape {array.shape}; expected (3,3) or (N,3,3)")
+            raise CameraError(f"K file {self.path} holds an array of shape {array.shape}; expected (3,3) or (N,3,3)")
 
     def for_input(self, name: str | os.PathLike) -> np.ndarray:
-        """K (3,3) of the input file `name` (raises Mask2HandError if the file gives none)."""
+        """K (3,3) of the input file `name` (raises CameraError if the file gives none)."""
         if self.single is not None:
             return self.single
         path = Path(name)
@@ -112,35 +112,35 @@ class KFile:
             for key in (path.name, path.stem, str(name)):
                 if key in self.by_name:
                     return self.by_name[key]
-            raise Mask2HandError(f"K file {self.path} has no entry for '{path.name}' (keys are file names or stems)")
+            raise CameraError(f"K file {self.path} has no entry for '{path.name}' (keys are file names or stems)")
         assert self.by_index is not None
         if not path.stem.isdigit():
-            raise Mask2HandError(f"K file {self.path} is a list of {len(self.by_index)} matrices; cannot tell which "
-                                 f"belongs to '{path.name}': name inputs by their index (FreiHAND's 00000123.jpg) "
-                                 "or give one 3x3 K")
+            raise CameraError(f"K file {self.path} is a list of {len(self.by_index)} matrices; cannot tell which "
+                              f"belongs to '{path.name}': name inputs by their index (FreiHAND's 00000123.jpg) "
+                              "or give one 3x3 K")
         index = int(path.stem)
         if index >= len(self.by_index):
-            raise Mask2HandError(f"'{path.name}' is entry {index} but K file {self.path} has only "
-                                 f"{len(self.by_index)} matrices")
+            raise CameraError(f"'{path.name}' is entry {index} but K file {self.path} has only "
+                              f"{len(self.by_index)} matrices")
         return self.by_index[index]
 
 
 def check_K_fits_image(K: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """K (3,3) if it is a plausible camera for an (H, W) image: a field of view across each side
     within FIELD_OF_VIEW_DEGREES and the principal point within one image size of the image.
-    Raises Mask2HandError naming what is off otherwise."""
+    Raises CameraError naming what is off otherwise."""
     height, width = image_size
     low, high = FIELD_OF_VIEW_DEGREES
     for axis, side, f in (("horizontal", width, K[0, 0]), ("vertical", height, K[1, 1])):
         fov = float(np.degrees(2.0 * np.arctan2(side / 2.0, f)))
         if not low <= fov <= high:
-            raise Mask2HandError(f"K gives a {axis} field of view of {fov:.3g} degrees for this {width}x{height} "
-                                 f"image (plausible: {low:g} to {high:g}); give the focal length in pixels of "
-                                 "this image")
+            raise CameraError(f"K gives a {axis} field of view of {fov:.3g} degrees for this {width}x{height} "
+                              f"image (plausible: {low:g} to {high:g}); give the focal length in pixels of "
+                              "this image")
     cx, cy = K[0, 2], K[1, 2]
     if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
-        raise Mask2HandError(f"K's principal point ({cx:.4g}, {cy:.4g}) px is far outside this {width}x{height} "
-                             "image; give K in pixels of this image")
+        raise CameraError(f"K's principal point ({cx:.4g}, {cy:.4g}) px is far outside this {width}x{height} "
+                          "image; give K in pixels of this image")
     return K
 
 
@@ -149,7 +149,7 @@ def resolve_camera(image_size: tuple[int, int], K: np.ndarray | None = None, foc
     else the default focal length (with a note saying depth depends on the guess). A given K
     or focal length must fit the image (`check_K_fits_image`)."""
     if K is not None and focal is not None:
-        raise Mask2HandError("give either K or a focal length, not both")
+        raise CameraError("give either K or a focal length, not both")
     if K is not None:
         return Camera(K=check_K_fits_image(check_K(K), image_size), source="K")
     if focal is not None:

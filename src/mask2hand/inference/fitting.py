@@ -3,30 +3,28 @@
 The network's answer (NetworkResult) lives in the frame the network saw: the input's own
 camera for a right hand, the mirrored picture for a left hand (mask2hand.inference.mirror). The
 fit runs in that same frame, on the cleaned full-resolution mask (`PreparedMask.mask`,
-mirrored for a left hand) with the matching K, and hands back a NetworkResult that
-`finish` turns into Predictions exactly as it does the network's (mirroring left hands
-back). The fitted answer replaces the network's only where its IoU with the input is
-higher: the fit starts from the network's parametric (preliminary) hand, while the
-network's final answer may be its refined mesh.
+mirrored for a left hand) with the matching K, and hands back a NetworkResult that the last
+stage (mask2hand.inference.finish) places in the input's image exactly as it does the
+network's. Both answers are scored there; the fitted one replaces the network's only where its
+IoU with the input is higher (the fit starts from the network's parametric, preliminary hand,
+while the network's final answer may be its refined mesh), and only the kept one is finished.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import AnswerError, Mask2HandError
 from mask2hand.fit.core import FitConfig, fit_to_silhouette
 from mask2hand.fit.search import Hypothesis, check_count, hypotheses_batch
+from mask2hand.inference.finish import build_predictions, place_answers
 from mask2hand.inference.mirror import mirror_points
 from mask2hand.inference.prepare import PreparedInput
 from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult
-
-Finish = Callable[[Sequence[PreparedInput], NetworkResult], list[Prediction]]
-"""`Mask2Hand.finish`: a network batch -> Predictions in each input's own image."""
 
 
 def resolve_fit(fit: Any) -> FitConfig | None:
@@ -87,24 +85,37 @@ def _as_written(hypothesis: Hypothesis, left: bool, hand) -> Hypothesis:
                    joints=mirror_points(hypothesis.joints))
 
 
-def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], raw: NetworkResult,
-                         fit: FitConfig | None, k: int | None) -> list[Prediction]:
-    """`finish` for a network batch with test-time fitting (fit) and/or k hypotheses; hand: the
-    network's HandModel.
+def predictions_with_fit(model, hand, items: Sequence[PreparedInput], raw: NetworkResult,
+                         fit: FitConfig | None, k: int | None) -> list[Prediction | AnswerError]:
+    """Per input of a network batch, its Prediction with test-time fitting (fit) and/or k
+    hypotheses, or the AnswerError of an unusable answer; model: the Mask2Hand whose runner gave
+    `raw`; hand: the network's HandModel.
 
     Each Prediction is the fitted hand where that raised the IoU, else the network's;
     iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
     the input's frame, params in the network's, like Prediction.params) when k is given.
     """
-    results = finish(items, raw)
-    if fit is not None:
+    placed = place_answers(items, raw, model.faces)
+    if fit is None:
+        results = build_predictions(model, items, raw, placed)
+    else:
         fitted_raw, steps = fit_network_result(items, raw, hand, fit)
-        fitted = finish(items, fitted_raw)
-        results = [replace(fit_pred if fit_pred.iou > net.iou else net, iou_before_fit=net.iou, fit_steps=int(n))
-                   for net, fit_pred, n in zip(results, fitted, steps)]
+        fitted = place_answers(items, fitted_raw, model.faces)
+        use_fit = [fitted.errors[b] is None and (placed.errors[b] is not None or fitted.ious[b] > placed.ious[b])
+                   for b in range(len(items))]
+        results: list[Prediction | AnswerError] = [None] * len(items)  # type: ignore[list-item]
+        for answers, where, chosen in ((fitted_raw, fitted, True), (raw, placed, False)):
+            rows = [b for b in range(len(items)) if use_fit[b] == chosen]
+            if not rows:
+                continue
+            built = build_predictions(model, [items[b] for b in rows], answers.take(rows), where.take(rows))
+            for b, result in zip(rows, built):
+                results[b] = result if isinstance(result, AnswerError) else replace(
+                    result, iou_before_fit=placed.ious[b], fit_steps=int(steps[b]))
     if k is not None:
         masks, Ks = network_frame(items)
         ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
-        results = [replace(prediction, hypotheses=[_as_written(h, item.side == "left", hand) for h in hyps])
-                   for prediction, item, hyps in zip(results, items, ranked)]
+        results = [result if isinstance(result, AnswerError) else
+                   replace(result, hypotheses=[_as_written(h, item.side == "left", hand) for h in hyps])
+                   for result, item, hyps in zip(results, items, ranked)]
     return results

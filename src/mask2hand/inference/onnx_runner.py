@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import Mask2HandError, ModelFileError
 from mask2hand.hand.numpy_layer import NumpyHand
 from mask2hand.hand.open_hand import load_open_hand_data
 from mask2hand.inference.runner import NetworkResult
@@ -44,20 +44,20 @@ def read_metadata(custom_metadata: dict[str, str], source: str) -> dict[str, Any
             try:
                 values[key[len(METADATA_PREFIX):]] = json.loads(text)
             except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past Python's stack
-                raise Mask2HandError(f"{source}: its metadata entry {key} is not valid JSON; export the model "
+                raise ModelFileError(f"{source}: its metadata entry {key} is not valid JSON; export the model "
                                      "again with `mask2hand export-onnx`") from None
     if values.get("format") != EXPORT_FORMAT:
-        raise Mask2HandError(f"{source} is an ONNX model but not a mask2hand export (no mask2hand metadata); "
+        raise ModelFileError(f"{source} is an ONNX model but not a mask2hand export (no mask2hand metadata); "
                              "make one with `mask2hand export-onnx CHECKPOINT OUT.onnx`")
     if int(values.get("format_version", 0)) > EXPORT_FORMAT_VERSION:
-        raise Mask2HandError(f"{source} was exported by a newer mask2hand (format version "
+        raise ModelFileError(f"{source} was exported by a newer mask2hand (format version "
                              f"{values['format_version']}); upgrade mask2hand")
     missing = [k for k in ("hand", "flat_hand_mean", "input_size", "faces", "outputs") if k not in values]
     if missing:
-        raise Mask2HandError(f"{source}: the mask2hand metadata lacks {', '.join(missing)}; export it again")
+        raise ModelFileError(f"{source}: the mask2hand metadata lacks {', '.join(missing)}; export it again")
     problem = metadata_problem(values)
     if problem:
-        raise Mask2HandError(f"{source}: its mask2hand metadata {problem}; export the model again with "
+        raise ModelFileError(f"{source}: its mask2hand metadata {problem}; export the model again with "
                              "`mask2hand export-onnx`")
     return values
 
@@ -122,7 +122,7 @@ class OnnxRunner:
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         path = Path(path)
         if not path.is_file():
-            raise Mask2HandError(f"ONNX model not found: {path}; export one with "
+            raise ModelFileError(f"ONNX model not found: {path}; export one with "
                                  f"`mask2hand export-onnx CHECKPOINT {path.name}`")
         try:
             import onnxruntime
@@ -138,7 +138,7 @@ class OnnxRunner:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for any unreadable file
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise Mask2HandError(f"{path} is not a readable ONNX model ({reason[:200]})") from None
+            raise ModelFileError(f"{path} is not a readable ONNX model ({reason[:200]})") from None
         self.path = path
         self.metadata = read_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.input_size = int(self.metadata["input_size"])

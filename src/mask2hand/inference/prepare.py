@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import InputError, Mask2HandError
 from mask2hand.image.masks import DEFAULT_THRESHOLD, MaskTransform, load_mask, resample_mask, touched_sides
 from mask2hand.inference.cameras import Camera
 from mask2hand.inference.mirror import SIDES, mirror_K, mirror_mask
@@ -65,8 +65,8 @@ def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: f
         clean = mirror_mask(clean)
     model_input, transform = resample_mask(clean, size, crop_margin)
     if not model_input.any():
-        raise Mask2HandError(f"the hand region vanishes when the mask is resized to {size}x{size}; "
-                             "give a mask where the hand covers more of the image")
+        raise InputError(f"the hand region vanishes when the mask is resized to {size}x{size}; "
+                         "give a mask where the hand covers more of the image")
     if name is None:
         name = str(source) if isinstance(source, (str, os.PathLike)) else "<array>"
     sides = touched_sides(clean)

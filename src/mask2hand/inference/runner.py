@@ -9,7 +9,7 @@ smoothing a sequence) needs the runner's torch hand layer, `Runner.hand`.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
@@ -65,9 +65,10 @@ class NetworkResult:
         return HandParams(global_orient=self.global_orient, transl=self.transl, pose=self.pose, betas=self.betas,
                           flat_hand_mean=self.flat_hand_mean)
 
-    def rows(self, start: int, stop: int) -> "NetworkResult":
-        """Hands start..stop-1 of the batch (views of the arrays)."""
-        arrays = {f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[start:stop]
+    def take(self, rows: "Sequence[int] | slice") -> "NetworkResult":
+        """The hands of the given rows of the batch (a slice gives views of the arrays)."""
+        index = rows if isinstance(rows, slice) else list(rows)
+        arrays = {f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
                   for f in fields(self) if f.name not in ("parametric", "flat_hand_mean")}
         return replace(self, **arrays)
 

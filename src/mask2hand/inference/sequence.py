@@ -6,13 +6,13 @@
     frames = read_frames("masks.mp4")          # a video, an animated GIF, a multi-page TIFF or a folder
     result = predict_sequence(Mask2Hand.from_pretrained(), frames)
     result.predictions[t].joints               # (21,3) per frame, smoothed
-    result.raw[t].joints                       # the same without smoothing
+    result.raw_joints[t]                       # the same without smoothing
 
 The network runs on every frame independently (stages 1 and 2 of mask2hand.inference.api),
 batch by batch as the frames are prepared; the smoothing acts on its answers before stage 3,
 so the per-frame outputs (2-D joints, exact silhouette, IoU) are those of the smoothed hand.
-Stage 3 runs batch by batch too: what a frame keeps is its cleaned mask, its network answer
-and its two Predictions (smoothed and raw), about 100 kB for a small frame. What is smoothed, with a
+Stage 3 runs once per frame, batch by batch too: what a frame keeps is its cleaned mask, its
+network answer and its Prediction, about 100 kB for a small frame. What is smoothed, with a
 One Euro filter (mask2hand.inference.smoothing) per dimension: the translation, the global
 rotation (as a sign-continuous quaternion, not axis-angle), the 45 finger angles and the
 betas; the mesh is then recomputed with the hand layer. When the network refines its
@@ -36,6 +36,7 @@ import numpy as np
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import MASK_SUFFIXES, check_image_size
 from mask2hand.image.masks import DEFAULT_THRESHOLD
+from mask2hand.inference.mirror import mirror_points
 from mask2hand.inference.prepare import PreparedInput
 from mask2hand.inference.runner import NetworkResult
 from mask2hand.inference.smoothing import OneEuroConfig, one_euro_filter, smooth_rotations
@@ -196,13 +197,14 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
 
 @dataclass(frozen=True)
 class SequencePrediction:
-    """predictions: one Prediction per predicted frame (smoothed unless smoothing was off); raw:
-    the same frames' predictions without smoothing; frames: their indices in the Frames; fps:
+    """predictions: one Prediction per predicted frame (smoothed unless smoothing was off);
+    raw_joints: (T,21,3) meters, the same frames' joints without smoothing, in each frame's camera
+    (what the jitter without smoothing is measured on); frames: their indices in the Frames; fps:
     the frame rate used; smoothing: the filter settings (None: off); failed: (frame name, one-line
     reason) of the frames left out (only with skip_bad_frames)."""
 
     predictions: list
-    raw: list
+    raw_joints: np.ndarray
     frames: list[int]
     fps: float
     smoothing: OneEuroConfig | None
@@ -249,16 +251,16 @@ def predict_sequence(model, frames: Frames, K=None, focal: float | None = None,
         raise Mask2HandError(f"{frames.source}: no frame could be predicted")
     raw = NetworkResult.concat(answers)
     answers.clear()
-    raw_predictions = finish_in_chunks(model, items, raw, batch_size)
+    raw_joints = mirror_points(raw.joints) if side == "left" else raw.joints
     if smoothing is None:
-        return SequencePrediction(predictions=raw_predictions, raw=raw_predictions, frames=kept, fps=rate,
-                                  smoothing=None, failed=failed)
+        return SequencePrediction(predictions=finish_in_chunks(model, items, raw, batch_size), raw_joints=raw_joints,
+                                  frames=kept, fps=rate, smoothing=None, failed=failed)
     smoothed = finish_in_chunks(model, items, smooth_network_result(raw, hand, rate, smoothing), batch_size)
     note = (f"parameters smoothed over time (One Euro filter, min_cutoff {smoothing.min_cutoff:g} Hz, "
             f"beta {smoothing.beta:g}, d_cutoff {smoothing.d_cutoff:g} Hz, {rate:g} fps)")
     smoothed = [replace(p, notes=p.notes + [note]) for p in smoothed]
-    return SequencePrediction(predictions=smoothed, raw=raw_predictions, frames=kept, fps=rate, smoothing=smoothing,
-                              failed=failed)
+    return SequencePrediction(predictions=smoothed, raw_joints=raw_joints, frames=kept, fps=rate,
+                              smoothing=smoothing, failed=failed)
 
 
 def without_model_input(item: PreparedInput) -> PreparedInput:
@@ -271,4 +273,4 @@ def finish_in_chunks(model, items: list[PreparedInput], raw: NetworkResult, batc
     """`model.finish` of a sequence, batch_size frames at a time: its working memory (the rebuilt
     parameters' Jacobians, megabytes per frame) is a batch's, not the sequence's."""
     return [prediction for start in range(0, len(items), batch_size)
-            for prediction in model.finish(items[start:start + batch_size], raw.rows(start, start + batch_size))]
+            for prediction in model.finish(items[start:start + batch_size], raw.take(slice(start, start + batch_size)))]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.torch_version import TorchVersion
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import ModelFileError
 from mask2hand.utils.files import atomic_path
 
 CHECKPOINT_FORMAT = "mask2hand-checkpoint"
@@ -52,20 +52,20 @@ def read_file(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint or weights file, checking that it is one; never runs code from the file."""
     path = Path(path)
     if not path.is_file():
-        raise Mask2HandError(f"checkpoint not found: {path}")
+        raise ModelFileError(f"checkpoint not found: {path}")
     try:
         with torch.serialization.safe_globals(_SAFE_EXTRA_GLOBALS), warnings.catch_warnings():
             # a foreign pickle's protocol draws a UserWarning from torch before it is refused
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to unpickle means a broken or foreign file
-        raise Mask2HandError(f"{path} is not a readable mask2hand checkpoint ({_load_failure(exc)}); "
+        raise ModelFileError(f"{path} is not a readable mask2hand checkpoint ({_load_failure(exc)}); "
                              "use a checkpoint or weights file written by mask2hand") from None
     if not isinstance(payload, dict) or payload.get("format") not in (CHECKPOINT_FORMAT, WEIGHTS_FORMAT):
-        raise Mask2HandError(f"{path} is not a mask2hand checkpoint or weights file")
+        raise ModelFileError(f"{path} is not a mask2hand checkpoint or weights file")
     version = payload.get("version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise Mask2HandError(f"{path} was written by a newer mask2hand (format version {version!r}); upgrade")
+        raise ModelFileError(f"{path} was written by a newer mask2hand (format version {version!r}); upgrade")
     _check_layout(payload, path)
     return payload
 
@@ -78,7 +78,7 @@ def _check_layout(payload: dict[str, Any], path: Path) -> None:
     model = payload.get("model")
     if not (isinstance(network, dict) and isinstance(payload.get("hand"), dict) and isinstance(model, dict)
             and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model.items())):
-        raise Mask2HandError(f"{path} is a damaged mask2hand file (its network, hand or model entry is missing "
+        raise ModelFileError(f"{path} is a damaged mask2hand file (its network, hand or model entry is missing "
                              "or malformed); use another copy")
 
 
@@ -142,10 +142,10 @@ def check_hand_identity(payload: dict[str, Any], hand_identity: dict[str, str], 
     """Refuse a checkpoint made with another hand model (name or asset hash)."""
     stored = payload.get("hand", {})
     if stored.get("name") != hand_identity["name"]:
-        raise Mask2HandError(f"{source} was trained with the '{stored.get('name')}' hand model, "
+        raise ModelFileError(f"{source} was trained with the '{stored.get('name')}' hand model, "
                              f"not '{hand_identity['name']}'; load it with hand model '{stored.get('name')}'")
     if stored.get("asset_hash") != hand_identity["asset_hash"]:
-        raise Mask2HandError(f"{source} was trained with a different '{stored.get('name')}' model file "
+        raise ModelFileError(f"{source} was trained with a different '{stored.get('name')}' model file "
                              f"(asset hash {str(stored.get('asset_hash'))[:12]}..., this one "
                              f"{hand_identity['asset_hash'][:12]}...); use the same model file it was trained with")
 
@@ -177,7 +177,7 @@ def load_network(path: str | os.PathLike | None = None, hand_model: str | None =
     state = float32_state(payload)
     misfit = state_misfit(net.state_dict(), state)
     if misfit:
-        raise Mask2HandError(f"{path}: the weights do not fit the network it describes ({misfit}); the file "
+        raise ModelFileError(f"{path}: the weights do not fit the network it describes ({misfit}); the file "
                              "holds another architecture's weights")
     net.load_state_dict(state)
     return net.to(device).eval(), payload

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import Mask2HandError, ModelFileError
 from mask2hand.utils.optional import available, missing_message
 
 
@@ -90,11 +90,11 @@ def shipped_onnx_path(name: str = DEFAULT_MODEL) -> Path:
     """The ONNX export of a shipped model inside the package; Mask2HandError if this build lacks it."""
     model = SHIPPED_MODELS[name]
     if model.onnx_file is None:
-        raise Mask2HandError(f"the shipped model '{name}' comes as PyTorch weights only: "
+        raise ModelFileError(f"the shipped model '{name}' comes as PyTorch weights only: "
                              f"{missing_message('torch', 'using it')}")
     path = _package_file(model.onnx_file)
     if path is None:
-        raise Mask2HandError(f"this installation has no ONNX file of the shipped model '{name}'; reinstall "
+        raise ModelFileError(f"this installation has no ONNX file of the shipped model '{name}'; reinstall "
                              "mask2hand, or install torch (pip install 'mask2hand[torch]') to use its PyTorch weights")
     return path
 
@@ -107,7 +107,7 @@ def resolve_weights(source: str | os.PathLike | None) -> Path:
         return Path(source)
     path = shipped_weights_path(name)
     if path is None:
-        raise Mask2HandError(f"this installation has no shipped pretrained model '{name}'; pass a checkpoint "
+        raise ModelFileError(f"this installation has no shipped pretrained model '{name}'; pass a checkpoint "
                              "(--checkpoint PATH) trained with `mask2hand train`")
     return path
 

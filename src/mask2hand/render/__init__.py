@@ -2,19 +2,18 @@
 renderer and the silhouette losses/metrics (`mask2hand.render.contour`).
 
 The names below are imported on first use, so that the torch-free parts
-(`mask2hand.render.exact`: numpy projection, rasterizer and IoU) can be used without torch.
+(`mask2hand.render.exact`: projection, the exact rasterizer and IoU) can be used without torch.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size
+from mask2hand.render.exact import NEAR_Z, mask_iou, rasterize_by_size, rasterize_silhouette
 
 _LAZY = {
     "default_sigma": "soft",
     "project": "camera",
-    "rasterize_silhouette": "raster",
     "render_soft_silhouette": "soft",
     "unproject": "camera",
 }
@@ -26,4 +25,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mask2hand.render' has no attribute {name!r}")
 
 
-__all__ = ["NEAR_Z", "mask_iou", "rasterize_by_size", *sorted(_LAZY)]
+__all__ = ["NEAR_Z", "mask_iou", "rasterize_by_size", "rasterize_silhouette", *sorted(_LAZY)]

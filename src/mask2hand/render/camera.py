@@ -63,21 +63,6 @@ def in_front(points: torch.Tensor, near: float = NEAR_Z) -> torch.Tensor:
     return points[..., 2] > near
 
 
-def project_for_rendering(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
-                          near: float = NEAR_Z) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected vertices (B,V,2) and the faces that may be rendered (B,F) bool.
-
-    Vertices at or behind the near plane are projected with a stand-in depth so that no
-    inf/NaN enters the graph; every face using such a vertex is marked invalid and must
-    be dropped by the caller.
-    """
-    front = in_front(vertices, near)
-    if bool(front.all()):  # the common case: skip the per-face gather
-        return project(vertices, K), torch.ones(vertices.shape[0], faces.shape[0], dtype=torch.bool, device=vertices.device)
-    _check_K(torch.as_tensor(K), vertices.shape[0])
-    return exact.project_for_rendering(vertices, faces, torch.as_tensor(K).to(vertices), near)
-
-
 def check_finite(name: str, value: torch.Tensor | np.ndarray) -> None:
     """Raise Mask2HandError when `value` holds NaN or inf."""
     finite = torch.isfinite(value).all() if torch.is_tensor(value) else np.isfinite(value).all()

@@ -1,11 +1,31 @@
-"""The exact silhouette rasterizer's core, written once for numpy arrays and torch tensors.
+"""The exact silhouette rasterizer, written once for numpy arrays and torch tensors.
 
-Importing this module does not import torch: the torch-free prediction path (the ONNX
-runtime) renders with numpy, while the torch renderers (`raster`, `fragments`) and the
-ONNX graph (`mask2hand.export.onnx`) call the same functions with tensors. The rule is
-the one described in `mask2hand.render.raster`: a pixel is hand iff its center lies in
-a projected triangle, found by scanline counting over the edges whose side sum g is not
-zero (see `mask2hand.render.topology`).
+A pixel is hand iff its center lies in a projected triangle. `rasterize_silhouette` is its
+one checked entry point (numpy or torch inputs, numpy masks out; not differentiable), and
+`rasterize_by_size` / `silhouette_iou` build on it. Importing this module does not import
+torch: the torch-free prediction path (the ONNX runtime) renders with numpy, while the soft
+renderer's fragments (`fragments`) and the ONNX graph (`mask2hand.export.onnx`) call the
+same functions with tensors.
+
+Scanline counting over silhouette edges: along a pixel-center row y = i + 0.5, the number
+of projected triangles containing the point (x, y) changes only where the row crosses an
+edge, by the edge's side sum g (see `mask2hand.render.topology`). Edges whose faces lie on
+both sides (g = 0, every edge inside the silhouette of a closed mesh) change nothing and
+are skipped, so only the few hundred edges with g != 0 are scan-converted: each adds its
+weight into a per-row difference array at the first pixel center at or right of its
+crossing (or subtracts it at the first center strictly right of the crossing, for a right
+boundary); the running sum along the row is the coverage count. An edge owns the rows
+whose center y lies in [min(yu, yv), max(yu, yv)), which gives every triangle exactly one
+left and one right boundary on each of its rows.
+
+Pixel centers exactly on an edge count as inside, except where two faces on opposite
+sides of an edge are merged, or on the row through a triangle's lowest vertex: those
+centers are at distance 0 from an edge, where either answer is exact enough. Zero-area
+faces cover nothing. Exact (float64 crossings) otherwise, for any triangle soup.
+
+OpenCV's polygon filling was measured and rejected: with sub-pixel `shift` and the
+-0.5 px offset, cv2.fillConvexPoly still marks about 20% extra pixels whose centers lie
+well outside the triangle (it includes every pixel an edge passes through).
 
 Two ways to enumerate the (edge, row) pairs of the scan conversion:
 
@@ -353,7 +373,7 @@ def silhouette(vertices, K, faces, edges, edge_faces, edge_dirs, image_size: tup
                dense_rows: bool = False):
     """Exact silhouettes (B,H,W) bool of meshes (B,V,3) through K (B,3,3); the mesh arrays are
     the faces (F,3) and their EdgeTable's arrays, of the same kind as vertices (numpy or torch).
-    No checks: see `rasterize` for the checked numpy entry point."""
+    No checks: see `rasterize_silhouette` for the checked entry point."""
     uv, face_valid = project_for_rendering(vertices, faces, K)
     side_sums = edge_side_sums(uv, face_valid, faces, edge_faces, edge_dirs)
     batch, edge, weight = silhouette_edge_list(uv, side_sums, edges)
@@ -387,9 +407,11 @@ class _ProjectedEdges:
 
 
 def _checked_edges(vertices, faces, K) -> _ProjectedEdges:
-    """The checked numpy inputs of `rasterize` and `silhouette_iou`, projected."""
-    vertices = np.asarray(vertices, dtype=np.float64)
-    K = np.asarray(K, dtype=np.float64)
+    """The checked inputs of `rasterize_silhouette` and `silhouette_iou` (numpy arrays or torch
+    tensors, taken as float64 numpy), projected."""
+    vertices = np.asarray(_numpy(vertices), dtype=np.float64)
+    K = np.asarray(_numpy(K), dtype=np.float64)
+    faces = _numpy(faces)
     if vertices.ndim != 3 or vertices.shape[-1] != 3:
         raise Mask2HandError(f"vertices must have shape (B,V,3), got {vertices.shape}")
     if K.shape != (vertices.shape[0], 3, 3):
@@ -408,12 +430,19 @@ def _checked_edges(vertices, faces, K) -> _ProjectedEdges:
     return _ProjectedEdges(uv, table.edges, batch, edge, weight)
 
 
-def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
-    """Exact silhouette masks (B,H,W) bool, numpy only (no torch): the same pixels as
-    `mask2hand.render.rasterize_silhouette`.
+def _numpy(array):
+    """A torch tensor as a numpy array (detached, on the CPU); anything else as it is."""
+    return array.detach().cpu().numpy() if hasattr(array, "detach") else array
 
-    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
-    image_size (H, W). Computed in float64, in bands of rows of at most BAND_PIXELS pixels.
+
+def rasterize_silhouette(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
+    """Exact silhouette masks (B,H,W) bool of meshes seen by pinhole cameras.
+
+    vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics
+    (numpy arrays or torch tensors on any device); image_size (H, W). A pixel is hand iff its
+    center lies inside a projected triangle; faces with a vertex at or behind the near plane
+    are dropped. Not differentiable; computed in float64 numpy, in bands of rows of at most
+    BAND_PIXELS pixels. Raises Mask2HandError for malformed or non-finite inputs.
     """
     projected = _checked_edges(vertices, faces, K)
     height, width = (int(s) for s in image_size)
@@ -426,15 +455,15 @@ def rasterize(vertices, faces, K, image_size: tuple[int, int]) -> np.ndarray:
 
 def silhouette_iou(vertices, faces, K, masks: Sequence[np.ndarray]) -> np.ndarray:
     """(B,) float64 IoU of each mesh's exact silhouette (vertices (B,V,3), K (B,3,3)) with its mask
-    (H_b,W_b) bool, at the mask's resolution: `mask_iou` of `rasterize`'s silhouette, counted in
-    bands of at most BAND_PIXELS pixels over the box that holds the mask's hand and the mesh's
-    projection, one mesh at a time. Its memory does not grow with B or the masks' size (masks
+    (H_b,W_b) bool, at the mask's resolution: `mask_iou` of `rasterize_silhouette`'s silhouette,
+    counted in bands of at most BAND_PIXELS pixels over the box that holds the mask's hand and the
+    mesh's projection, one mesh at a time. Its memory does not grow with B or the masks' size (masks
     given twice, as the same array, are measured once)."""
     projected = _checked_edges(vertices, faces, K)
     if len(masks) != len(projected.uv):
         raise Mask2HandError(f"{len(masks)} masks for {len(projected.uv)} meshes; give one mask per mesh")
     boxes: dict[int, tuple[list[list[int]], int]] = {}
-    front = np.asarray(vertices)[..., 2] > NEAR_Z
+    front = np.asarray(_numpy(vertices))[..., 2] > NEAR_Z
     ious = np.empty(len(masks))
     for b, mask in enumerate(masks):
         if id(mask) not in boxes:
@@ -476,10 +505,10 @@ def rasterize_by_size(vertices, faces, K, image_sizes: Sequence[tuple[int, int]]
     """Exact silhouettes of meshes at each one's own image size, numpy only (no torch).
 
     vertices (B,V,3) camera space (meters); faces (F,3) int; K (B,3,3) pixel intrinsics;
-    image_sizes: B sizes (H_b, W_b). Returns B bool arrays (H_b,W_b), from one `rasterize`
-    call per distinct size.
+    image_sizes: B sizes (H_b, W_b). Returns B bool arrays (H_b,W_b), from one
+    `rasterize_silhouette` call per distinct size.
     """
-    vertices, K = np.asarray(vertices), np.asarray(K)
+    vertices, K = np.asarray(_numpy(vertices)), np.asarray(_numpy(K))
     if len(image_sizes) != len(vertices):
         raise Mask2HandError(f"{len(image_sizes)} image sizes for {len(vertices)} meshes; give one size per mesh")
     groups: dict[tuple[int, int], list[int]] = {}
@@ -487,7 +516,7 @@ def rasterize_by_size(vertices, faces, K, image_sizes: Sequence[tuple[int, int]]
         groups.setdefault((int(size[0]), int(size[1])), []).append(b)
     masks: list[np.ndarray | None] = [None] * len(image_sizes)
     for size, members in groups.items():
-        for b, mask in zip(members, rasterize(vertices[members], faces, K[members], size)):
+        for b, mask in zip(members, rasterize_silhouette(vertices[members], faces, K[members], size)):
             masks[b] = mask
     return masks
 

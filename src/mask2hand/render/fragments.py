@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from mask2hand.render.geometry import expand_counts, point_segment_dist2, triangle_signed_dist2
-from mask2hand.render.raster import coverage_counts
+from mask2hand.render import exact
 from mask2hand.render.topology import mesh_topology, silhouette_edges
 
 
@@ -178,7 +178,8 @@ def rasterize_contour_fragments(uv: torch.Tensor, face_valid: torch.Tensor, face
         contour = silhouette_edges(uvd, face_valid, topology)
         # Pixel keys below index rows of width + 1 (the coverage counts' layout).
         stride = width + 1
-        outside = coverage_counts(uvd, topology, contour, image_size) == 0  # (B,H,W+1)
+        outside = exact.coverage_counts(uvd.double(), topology.edges, contour.batch, contour.edge, contour.weight,
+                                        image_size) == 0  # (B,H,W+1)
         ends = topology.edges.index_select(0, contour.edge)
         # Flat vertex indices of each silhouette edge's end points.
         ia = contour.batch * num_vertices + ends[:, 0]

@@ -53,7 +53,8 @@ import torch
 from torch import nn
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.render.camera import check_finite, project_for_rendering
+from mask2hand.render.camera import check_finite
+from mask2hand.render.exact import project_for_rendering
 from mask2hand.render.fragments import Fragments, rasterize_contour_fragments, rasterize_face_fragments
 
 CUTOFF_PROBABILITY = 1e-4
@@ -113,6 +114,8 @@ def check_mesh_inputs(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tens
     if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[1]):
         raise Mask2HandError(f"faces index vertices outside 0..{vertices.shape[1] - 1}")
     K = torch.as_tensor(K, device=vertices.device).to(vertices.dtype)
+    if K.shape != (vertices.shape[0], 3, 3):
+        raise Mask2HandError(f"K must have shape (B,3,3) with B={vertices.shape[0]}, got {tuple(K.shape)}")
     check_finite("vertices", vertices.detach())
     check_finite("K", K.detach())
     return faces, K

@@ -19,14 +19,12 @@ the fast soft renderer both build on that.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mask2hand.errors import Mask2HandError
-from mask2hand.render.exact import build_edge_table, edge_side_sums, silhouette_edge_list
+from mask2hand.render.exact import edge_side_sums, edge_table, silhouette_edge_list
 
 
 @dataclass(frozen=True)
@@ -48,33 +46,15 @@ class MeshTopology:
                             self.faces.to(device))
 
 
-def _build_topology(faces: np.ndarray) -> MeshTopology:
-    table = build_edge_table(faces)
-    return MeshTopology(torch.from_numpy(table.edges), torch.from_numpy(table.edge_faces),
-                        torch.from_numpy(table.edge_dirs), torch.from_numpy(faces))
-
-
-_CACHE: "OrderedDict[tuple, MeshTopology]" = OrderedDict()
-_CACHE_SIZE = 8
-
-
 def mesh_topology(faces: torch.Tensor | np.ndarray) -> MeshTopology:
-    """The (cached) edge structure of a face list (F,3), on the faces' device."""
+    """The edge structure of a face list (F,3), on the faces' device: the renderer's cached
+    EdgeTable (mask2hand.render.exact.edge_table, which checks the faces) as tensors."""
     device = faces.device if torch.is_tensor(faces) else torch.device("cpu")
-    faces_np = faces.detach().cpu().numpy() if torch.is_tensor(faces) else np.asarray(faces)
-    if faces_np.ndim != 2 or faces_np.shape[1] != 3 or not np.issubdtype(faces_np.dtype, np.integer):
-        raise Mask2HandError(f"faces must be an integer array of shape (F,3), got {faces_np.dtype} {faces_np.shape}")
-    faces_np = np.ascontiguousarray(faces_np, dtype=np.int64)
-    key = (faces_np.shape, hash(faces_np.tobytes()), str(device))
-    topo = _CACHE.get(key)
-    if topo is None:
-        topo = _build_topology(faces_np).to(device)
-        _CACHE[key] = topo
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
-    return topo
+    faces_np = np.ascontiguousarray(faces.detach().cpu().numpy() if torch.is_tensor(faces) else np.asarray(faces))
+    table = edge_table(faces_np)
+    return MeshTopology(torch.from_numpy(table.edges).to(device), torch.from_numpy(table.edge_faces).to(device),
+                        torch.from_numpy(table.edge_dirs).to(device),
+                        torch.from_numpy(faces_np.astype(np.int64)).to(device))
 
 
 @dataclass(frozen=True)

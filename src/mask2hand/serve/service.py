@@ -14,10 +14,10 @@ import time
 import uuid
 from typing import TYPE_CHECKING, BinaryIO
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.inference.pipeline import MaskInput
 from mask2hand.serve.answers import Answer, AnswerStore
 from mask2hand.serve.prediction_queue import DEFAULT_MAX_QUEUE, PredictionQueue
-from mask2hand.serve.uploads import PredictOptions, prepare_upload
+from mask2hand.serve.uploads import PredictOptions, saved_upload
 
 if TYPE_CHECKING:
     from mask2hand.inference.api import Mask2Hand
@@ -52,16 +52,14 @@ class PredictService:
         """predict's work, on the queue's worker thread: one call at a time."""
         self.requests += 1
         started = time.perf_counter()
-        try:
-            item = prepare_upload(self.model, file, name, options)
-            prediction = self.model.predict_prepared([item], fit=options.fit, hypotheses=options.hypotheses)[0]
-        except Mask2HandError:
+        with saved_upload(file, name) as path:
+            given = MaskInput(path, K=options.K, focal=options.focal, name=name)
+            outcome = next(self.model.predict_each([given], side=options.side, fit=options.fit,
+                                                   hypotheses=options.hypotheses))
+        if not outcome.ok:
             self.failed += 1
-            raise
-        except MemoryError:
-            self.failed += 1
-            raise Mask2HandError(f"{name}: not enough memory for this input; downscale it") from None
-        return Answer.from_prediction(uuid.uuid4().hex, prediction, time.perf_counter() - started)
+            raise type(outcome.error)(outcome.message)
+        return Answer.from_prediction(uuid.uuid4().hex, outcome.prediction, time.perf_counter() - started)
 
     def answer(self, answer_id: str) -> Answer | None:
         return self.answers.get(answer_id)

@@ -2,10 +2,10 @@
 
 The form's text fields are checked by the library's own checks (`check_focal`, `check_K`,
 `resolve_fit`, `resolve_hypotheses`, `check_side`), so a bad value is refused with the message
-`mask2hand predict` gives for it. The mask file is copied to a temporary file and read by
-`Mask2Hand.prepare`, the reader `mask2hand predict` uses (mask2hand.image.files): the same
-formats, checks, pixel limit (MAX_IMAGE_SIDE a side) and messages, prefixed with the upload's
-name as the CLI prefixes the path.
+`mask2hand predict` gives for it. The mask file is copied to a temporary file (`saved_upload`)
+that the service predicts through `Mask2Hand.predict_each`, the pipeline `mask2hand predict`
+uses: the same reader, formats, checks, pixel limit (MAX_IMAGE_SIDE a side) and messages,
+prefixed with the upload's name as the CLI prefixes the path.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import json
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 import numpy as np
 
@@ -24,11 +25,10 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import ARRAY_SUFFIXES, IMAGE_SUFFIXES
 from mask2hand.inference.cameras import check_focal, check_K
 from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses
-from mask2hand.inference.prepare import PreparedInput, check_side
+from mask2hand.inference.prepare import check_side
 
 if TYPE_CHECKING:
     from mask2hand.fit.core import FitConfig
-    from mask2hand.inference.api import Mask2Hand
 
 NPY_MAGIC = b"\x93NUMPY"
 """The first bytes of a .npy file: an array is recognised by them whatever the upload is called."""
@@ -142,21 +142,14 @@ def _suffix(name: str, head: bytes) -> str:
     return suffix if suffix in IMAGE_SUFFIXES else ".img"
 
 
-def prepare_upload(model: "Mask2Hand", file: BinaryIO, name: str, options: PredictOptions) -> PreparedInput:
-    """Read an uploaded mask (a binary file object at its start) with the library's reader and
-    clean it for `model`; raises Mask2HandError "<name>: <why>" for a bad upload."""
+@contextmanager
+def saved_upload(file: BinaryIO, name: str) -> Iterator[Path]:
+    """A temporary copy of an uploaded file (a binary file object at its start), named so that the
+    library's reader reads it as what it is (see `_suffix`); removed on leaving the block."""
     head = file.read(len(NPY_MAGIC))
     file.seek(0)
     with tempfile.TemporaryDirectory(prefix="mask2hand-serve-") as folder:
         path = Path(folder) / f"upload{_suffix(name, head)}"
         with path.open("wb") as copy:
             shutil.copyfileobj(file, copy)
-        try:
-            return model.prepare(path, K=options.K, focal=options.focal, name=name, side=options.side)
-        except Mask2HandError as exc:
-            raise Mask2HandError(f"{name}: {exc}") from None
-        except MemoryError:
-            raise Mask2HandError(f"{name}: not enough memory to read this upload; downscale it (a silhouette "
-                                 "needs a few hundred pixels)") from None
-        except Exception as exc:  # a decoder failure the reader did not foresee is still the upload's fault
-            raise Mask2HandError(f"{name}: cannot read this upload ({type(exc).__name__}: {exc})") from None
+        yield path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from mask2hand.render.camera import project_for_rendering
+from mask2hand.render.exact import project_for_rendering
 from mask2hand.render.geometry import triangle_signed_dist2
 from mask2hand.render.soft import check_mesh_inputs, resolve_sigma
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
+from mask2hand.errors import CameraError, Mask2HandError
 
 
 def _layout(dims: Sequence[str]) -> str:
@@ -66,7 +66,7 @@ def check_K(K: Any, what: str = "K", ids: Sequence[int] | None = None) -> np.nda
     try:
         K = np.asarray(K, dtype=np.float64)
     except (TypeError, ValueError):
-        raise Mask2HandError(f"{what} must be a 3x3 matrix of numbers") from None
+        raise CameraError(f"{what} must be a 3x3 matrix of numbers") from None
     single = K.ndim == 2
     check_shape(K, ["3", "3"] if single else ["N", "3", "3"], what)
     stack = K.reshape(-1, 3, 3)
@@ -89,5 +89,5 @@ def check_K(K: Any, what: str = "K", ids: Sequence[int] | None = None) -> np.nda
         i = int(np.flatnonzero(~ok)[0])
         name = what if single else f"{what} of sample {int(ids[i]) if ids is not None else i}"
         reason = next(message for passed, message in rules if not passed[i])
-        raise Mask2HandError(f"{name} {reason(i)}")
+        raise CameraError(f"{name} {reason(i)}")
     return K

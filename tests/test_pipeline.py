@@ -1,0 +1,124 @@
+"""Many inputs, an outcome each (Mask2Hand.predict_each): order, typed errors, one network pass per
+input, bounded batches, and the strict `predict` / `finish` built on the same stages."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mask2hand import AnswerError, CameraError, InputError, Mask2Hand, Mask2HandError, MaskInput, ModelFileError
+from mask2hand.inference.pipeline import read_input
+from tiny_model import blob_mask, save_mask_png, write_tiny_weights
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Mask2Hand:
+    return Mask2Hand.from_pretrained(write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt"))
+
+
+class CountingRunner:
+    """Wraps a runner and records the batch size of every network pass."""
+
+    def __init__(self, runner, behind: set[int] = frozenset()):
+        self.runner, self.calls, self.behind, self.seen = runner, [], behind, 0
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def __call__(self, masks, K):
+        self.calls.append(len(masks))
+        raw = self.runner(masks, K)
+        flip = np.array([1.0 if self.seen + b not in self.behind else -1.0 for b in range(len(masks))],
+                        dtype=np.float32)[:, None, None]
+        self.seen += len(masks)
+        flip_z = np.concatenate([np.ones_like(flip), np.ones_like(flip), flip], axis=-1)
+        return replace(raw, vertices=raw.vertices * flip_z, joints=raw.joints * flip_z)
+
+
+def counting(model: Mask2Hand, behind: set[int] = frozenset()) -> tuple[Mask2Hand, CountingRunner]:
+    runner = CountingRunner(model.runner, behind)
+    return Mask2Hand(runner, model.model_identity), runner
+
+
+def test_the_error_kinds_are_mask2hand_errors():
+    for kind in (InputError, CameraError, AnswerError, ModelFileError):
+        assert issubclass(kind, Mask2HandError) and kind is not Mask2HandError
+
+
+def test_each_input_gets_its_outcome_in_order_with_a_typed_error(model, tmp_path):
+    good = save_mask_png(tmp_path / "good.png", blob_mask(80, 120))
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    inputs = [good, tmp_path / "missing.png", tmp_path / "broken.png",
+              MaskInput(blob_mask(), K=np.eye(3) * 0.5, name="tiny focal"), MaskInput(np.zeros((64, 64))),
+              MaskInput(blob_mask(), focal=200.0)]
+    outcomes = list(model.predict_each(inputs, batch_size=2))
+    assert [o.index for o in outcomes] == list(range(len(inputs)))
+    assert [o.ok for o in outcomes] == [True, False, False, False, False, True]
+    kinds = [type(o.error) for o in outcomes if not o.ok]
+    assert kinds == [InputError, InputError, CameraError, InputError]
+    assert outcomes[1].message.startswith(f"{tmp_path / 'missing.png'}: file not found")
+    assert outcomes[3].name == "tiny focal" and outcomes[4].name == "<array 4>"
+    # the same answer as predict gives for the input alone
+    alone = model.predict(good)
+    np.testing.assert_allclose(outcomes[0].prediction.joints, alone.joints, atol=1e-6)
+
+
+def test_an_unusable_answer_costs_no_other_input_a_second_network_pass(model):
+    watched, runner = counting(model, behind={1})
+    inputs = [MaskInput(blob_mask(), focal=200.0) for _ in range(4)]
+    outcomes = list(watched.predict_each(inputs, batch_size=4))
+    assert runner.calls == [4]
+    assert [o.ok for o in outcomes] == [True, False, True, True]
+    assert isinstance(outcomes[1].error, AnswerError) and "behind the camera" in str(outcomes[1].error)
+    # the strict form names the input and raises the same kind
+    watched, _ = counting(model, behind={0})
+    with pytest.raises(AnswerError, match=r"<array 0>: the answer puts the hand behind the camera"):
+        watched.predict(blob_mask(), focal=200.0)
+
+
+def test_batches_are_bounded_by_count_and_by_pixels(model):
+    watched, runner = counting(model)
+    list(watched.predict_each([MaskInput(blob_mask(), focal=200.0) for _ in range(5)], batch_size=2))
+    assert runner.calls == [2, 2, 1]
+    watched, runner = counting(model)
+    pixels = blob_mask().size
+    list(watched.predict_each([MaskInput(blob_mask(), focal=200.0) for _ in range(5)], batch_size=64,
+                              pixel_budget=2 * pixels))
+    assert runner.calls == [2, 2, 1]
+
+
+def test_inputs_are_read_as_they_are_needed(model):
+    read = []
+
+    def inputs():
+        for i in range(6):
+            read.append(i)
+            yield MaskInput(blob_mask(), focal=200.0)
+
+    outcomes = model.predict_each(inputs(), batch_size=2)
+    first = next(outcomes)
+    assert first.index == 0 and read == [0, 1]  # one batch read, the rest not yet
+    assert len(list(outcomes)) == 5
+
+
+def test_settings_are_checked_before_any_input_is_read(model):
+    def inputs():
+        raise AssertionError("read")
+        yield
+
+    for settings in ({"side": "both"}, {"batch_size": 0}, {"pixel_budget": 0}, {"hypotheses": 0}):
+        with pytest.raises(Mask2HandError):
+            model.predict_each(inputs(), **settings)
+
+
+def test_the_reader_turns_an_unforeseen_failure_into_an_input_error(model, monkeypatch):
+    import mask2hand.inference.api as api
+
+    def broken(*args, **kwargs):
+        raise ValueError("decoder bug")
+
+    monkeypatch.setattr(api, "prepare_mask", broken)
+    with pytest.raises(InputError, match=r"cannot read this input \(ValueError: decoder bug\)"):
+        read_input(model, MaskInput(blob_mask()))
