@@ -47,7 +47,7 @@ def main() -> None:
             paths = [files[i % len(files)] for i in range(batch)]
             items = [model.prepare(a) for a in chosen]
             inputs = np.stack([it.mask.model_input for it in items])
-            Ks = np.stack([it.K_model for it in items]).astype(np.float32)
+            Ks = np.stack([it.model_camera.K for it in items]).astype(np.float32)
             cases = {
                 "network": lambda: model.runner(inputs, Ks),
                 "predict (arrays)": lambda: model.predict(chosen, batch_size=64),
@@ -66,7 +66,7 @@ def main() -> None:
         items = [model.prepare(a) for a in chosen]
         t1 = time.perf_counter()
         raw = model.runner(np.stack([it.mask.model_input for it in items]),
-                           np.stack([it.K_model for it in items]).astype(np.float32))
+                           np.stack([it.model_camera.K for it in items]).astype(np.float32))
         t2 = time.perf_counter()
         model.finish(items, raw)
         t3 = time.perf_counter()

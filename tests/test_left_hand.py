@@ -17,8 +17,8 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import mesh_bytes
 from mask2hand.hand import load_hand_model
 from mask2hand.inference.api import Mask2Hand
-from mask2hand.inference.mirror import mirror_K
-from mask2hand.render import project, rasterize_silhouette
+from mask2hand.image.camera import Camera
+from mask2hand.render import rasterize_silhouette
 from tiny_model import save_mask_png, write_tiny_weights
 
 SIZE = (96, 128)  # (H, W): not square, so the padding and the mirror are not trivially symmetric
@@ -41,17 +41,17 @@ def right_mask() -> np.ndarray:
     return mask
 
 
-def test_mirror_K_maps_projections_of_the_mirrored_scene():
-    """project(x, mirror_K(K)) with x negated is W - u of the original projection."""
+def test_the_mirrored_camera_sees_the_mirrored_scene_at_mirrored_pixels():
+    """The mirrored camera projects x-negated points to W - u of the original projection."""
     W = SIZE[1]
     K = K_OFF_CENTER.copy()
     K[0, 1] = 3.0  # a skew, to check it is handled too
-    points = torch.tensor([[[0.02, -0.03, 0.5], [-0.05, 0.04, 0.7]]], dtype=torch.float64)
-    uv = project(points, torch.from_numpy(K[None]))[0]
-    mirrored = points * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    uv_m = project(mirrored, torch.from_numpy(mirror_K(K, W)[None]))[0]
-    assert torch.allclose(uv_m[:, 0], W - uv[:, 0]) and torch.allclose(uv_m[:, 1], uv[:, 1])
-    assert np.allclose(mirror_K(mirror_K(K, W), W), K)
+    camera = Camera(K, SIZE)
+    points = np.array([[0.02, -0.03, 0.5], [-0.05, 0.04, 0.7]])
+    uv = camera.project(points)
+    uv_m = camera.mirrored().project(points * [-1.0, 1.0, 1.0])
+    assert np.allclose(uv_m[:, 0], W - uv[:, 0]) and np.allclose(uv_m[:, 1], uv[:, 1])
+    assert np.allclose(camera.mirrored().mirrored().K, K) and camera.mirrored().image_size == SIZE
 
 
 def test_left_prediction_of_mirrored_mask_is_mirror_of_right(model, right_mask):
@@ -59,7 +59,7 @@ def test_left_prediction_of_mirrored_mask_is_mirror_of_right(model, right_mask):
     left_mask = right_mask[:, ::-1].copy()
     right = model.predict(right_mask, K=K_OFF_CENTER)
     # the mirrored image's camera is the mirrored K: the network then sees exactly the right-hand input
-    left = model.predict(left_mask, K=mirror_K(K_OFF_CENTER, W), side="left")
+    left = model.predict(left_mask, K=Camera(K_OFF_CENTER, SIZE).mirrored().K, side="left")
     assert right.side == "right" and left.side == "left"
     flip = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
     assert np.allclose(left.vertices, right.vertices * flip, atol=1e-6)

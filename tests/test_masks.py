@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from mask2hand.inference import cameras
-from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, intrinsics, resolve_camera
+from mask2hand.image.camera import Camera
+from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, default_focal, resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import MAX_IMAGE_SIDE, read_image
 from mask2hand.image.masks import binarize, keep_largest_component, load_mask, resample_mask
@@ -197,11 +198,11 @@ def test_transform_maps_pixels_and_K_consistently(shape, crop_margin):
     # round trip of pixel coordinates, and K: projecting with K_model == mapping the projection
     uv = np.array([[3.25, 7.5], [40.0, 11.0]])
     assert np.allclose(transform.to_original(transform.to_model(uv)), uv)
-    K = intrinsics(shape, 2.2 * max(shape))
-    K_model = transform.K_to_model(K)
+    camera = Camera.centered(shape, 2.2 * max(shape))
+    model_camera = transform.camera(camera)
     point = np.array([0.01, -0.02, 0.5])
-    project = lambda k: (k @ point)[:2] / (k @ point)[2]  # noqa: E731
-    assert np.allclose(project(K_model), transform.to_model(project(K)))
+    assert model_camera.image_size == transform.model_size
+    assert np.allclose(model_camera.project(point), transform.to_model(camera.project(point)))
 
 
 def test_prepare_centers_non_square_masks():
@@ -216,11 +217,12 @@ def test_prepare_centers_non_square_masks():
 # ------------------------------------------------------------------ camera
 
 def test_default_camera_and_note():
-    cam = resolve_camera((224, 224))
-    assert cam.source == "default" and "absolute depth" in cam.note
+    choice = resolve_camera((224, 224))
+    assert choice.source == "default" and "absolute depth" in choice.note
     assert default_focal((224, 224)) == pytest.approx(DEFAULT_FOCAL_FACTOR * 224)
-    assert np.allclose(cam.K[:2, 2], [112, 112])
-    assert resolve_camera((100, 300), focal=500).K[0, 2] == 150 and resolve_camera((10, 10), focal=5).note is None
+    assert np.allclose(choice.camera.K[:2, 2], [112, 112]) and choice.camera.image_size == (224, 224)
+    assert resolve_camera((100, 300), focal=500).camera.K[0, 2] == 150
+    assert resolve_camera((10, 10), focal=5).note is None
     with pytest.raises(Mask2HandError):
         resolve_camera((10, 10), focal=-1)
     with pytest.raises(Mask2HandError):
@@ -228,7 +230,7 @@ def test_default_camera_and_note():
 
 
 def test_k_file_forms(tmp_path):
-    K = intrinsics((224, 224), 500.0)
+    K = Camera.centered((224, 224), 500.0).K
     (tmp_path / "one.json").write_text(json.dumps(K.tolist()))
     assert np.allclose(KFile(tmp_path / "one.json").for_input("anything.png"), K)
     (tmp_path / "list.json").write_text(json.dumps([K.tolist(), (K * [[2], [2], [1]]).tolist()]))
@@ -273,7 +275,7 @@ def test_a_16_bit_mask_is_called_empty_at_the_level_actually_used(tmp_path):
 
 @pytest.mark.parametrize("skew", [1e6, 1e300])
 def test_a_k_with_a_huge_skew_is_refused_naming_the_skew(skew, tmp_path):
-    K = intrinsics((100, 100), 220.0)
+    K = Camera.centered((100, 100), 220.0).K
     K[0, 1] = skew
     with pytest.raises(Mask2HandError, match="^K has a skew of"):
         resolve_camera((100, 100), K=K)
@@ -282,7 +284,7 @@ def test_a_k_with_a_huge_skew_is_refused_naming_the_skew(skew, tmp_path):
     with pytest.raises(Mask2HandError, match=f"^K in {path} has a skew of"):
         KFile(path)
     K[0, 1] = 5.0  # a skew a real camera (or a sheared crop) can have is kept
-    assert resolve_camera((100, 100), K=K).K[0, 1] == 5.0
+    assert resolve_camera((100, 100), K=K).camera.K[0, 1] == 5.0
 
 
 def _k_file_error(path) -> str:
@@ -311,7 +313,7 @@ def test_k_files_that_never_end_are_refused_in_one_line(tmp_path, monkeypatch):
         message = _k_file_error(path)
         assert message.startswith(f"K file {path} is not a regular file") and "\n" not in message, message
     big = tmp_path / "big.json"
-    big.write_text(json.dumps(intrinsics((224, 224), 500.0).tolist()))
+    big.write_text(json.dumps(Camera.centered((224, 224), 500.0).K.tolist()))
     monkeypatch.setattr(cameras, "MAX_K_FILE_BYTES", 40)
     assert _k_file_error(big).startswith(f"K file {big} is larger than 40 bytes")
     monkeypatch.undo()

@@ -134,14 +134,15 @@ def test_resized_input_with_scaled_K_gives_same_output(mano_hand):
         torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=1e-6, rtol=1e-5)
 
 
-def test_non_square_input_scales_K_per_axis(mano_hand):
+def test_non_square_input_is_padded_to_a_square_keeping_its_aspect(mano_hand):
     net = Mask2HandNet(NetConfig(**_hand_config("mano", mano_hand), num_pose_pcs=6, **SMALL)).eval()
     masks = torch.zeros(1, 96, 128, dtype=torch.float64)
     masks[:, 30:70, 40:90] = 1
     K = torch.tensor([[200.0, 0.0, 64.0], [0.0, 210.0, 48.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
     with torch.no_grad():
         out = net(masks, K)
-    expected = torch.tensor([[100.0, 0.0, 32.0], [0.0, 140.0, 32.0], [0.0, 0.0, 1.0]])
+    # padded to 128 x 128 (16 rows above and below), then halved: one scale for both axes
+    expected = torch.tensor([[100.0, 0.0, 32.0], [0.0, 105.0, 32.0], [0.0, 0.0, 1.0]])
     torch.testing.assert_close(out.input_K[0], expected)
     assert out.vertices.dtype == torch.float32
     assert out.input_mask.shape == (1, 64, 64)

@@ -120,7 +120,7 @@ def test_mask2hand_from_onnx_matches_the_network_on_a_file(exported):
     item = model.prepare(EXAMPLES / "open_palm.png")
     raw = model.run_network([item])
     with torch.inference_mode():
-        out = network(torch.as_tensor(item.mask.model_input[None]), torch.as_tensor(item.K_model[None]).float(),
+        out = network(torch.as_tensor(item.mask.model_input[None]), torch.as_tensor(item.model_camera.K[None]).float(),
                       exact_silhouette=True)
     assert np.abs(raw.vertices - out.final_vertices.numpy()).max() <= TOLERANCE_M
     prediction = model.finish([item], raw)[0]

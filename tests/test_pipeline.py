@@ -122,3 +122,18 @@ def test_the_reader_turns_an_unforeseen_failure_into_an_input_error(model, monke
     monkeypatch.setattr(api, "prepare_mask", broken)
     with pytest.raises(InputError, match=r"cannot read this input \(ValueError: decoder bug\)"):
         read_input(model, MaskInput(blob_mask()))
+
+
+def test_the_network_resamples_other_sizes_by_the_rule_predict_uses(model):
+    """A mask of another size given to the network directly is prepared as `predict` prepares it."""
+    import torch
+
+    mask = blob_mask(80, 120)
+    item = model.prepare(mask, focal=200.0)
+    network = model.runner.network
+    with torch.inference_mode():
+        direct = network(torch.from_numpy(mask[None].astype(np.float32)), torch.from_numpy(item.camera.K[None]),
+                         exact_silhouette=True)
+        prepared = network(torch.from_numpy(item.mask.model_input[None]),
+                           torch.from_numpy(item.model_camera.K[None]).float(), exact_silhouette=True)
+    torch.testing.assert_close(direct.final_vertices, prepared.final_vertices)

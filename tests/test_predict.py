@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.inference.cameras import intrinsics, resolve_camera
+from mask2hand.image.camera import Camera
+from mask2hand.inference.cameras import resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import json_text
 from mask2hand.inference.api import Mask2Hand, Prediction
@@ -48,7 +49,7 @@ def test_2d_joints_and_iou_are_those_of_the_3d_answer(model):
     mask = blob_mask(100, 100)
     result = model.predict(mask.astype(np.uint8) * 255, focal=300.0)
     assert result.camera == "focal" and result.notes == []
-    assert np.allclose(result.K, intrinsics((100, 100), 300.0))
+    assert np.allclose(result.K, Camera.centered((100, 100), 300.0).K)
     uv = project(torch.from_numpy(result.joints[None]).double(), torch.from_numpy(result.K[None]))[0].numpy()
     assert np.allclose(result.joints_2d, uv, atol=1e-3)
     inter = (result.rendered_mask & result.mask).sum()
@@ -81,7 +82,7 @@ def test_params_rebuild_the_answer_with_the_documented_call(model):
 def test_rescaled_mask_gives_the_same_hand_and_scaled_2d_joints(model):
     """A 2x upscaled mask with its 2x intrinsics is the same picture: same 3-D answer, 2-D joints x 2."""
     mask = blob_mask(96, 96)
-    K = intrinsics((96, 96), 250.0)
+    K = Camera.centered((96, 96), 250.0).K
     big = np.kron(mask, np.ones((2, 2), dtype=bool))
     K_big = np.diag([2.0, 2.0, 1.0]) @ K
     a, b = model.predict([mask, big], K=[K, K_big])
@@ -94,7 +95,7 @@ def test_padded_mask_maps_2d_joints_back_to_its_own_pixels(model):
     and its 2-D joints are shifted by exactly the padding."""
     square = np.zeros((120, 120), dtype=bool)
     square[:, 18:102] = blob_mask(120, 84)
-    K_square = intrinsics((120, 120), 260.0)
+    K_square = Camera.centered((120, 120), 260.0).K
     narrow = square[:, 18:102]  # (120, 84): padded by 18 columns each side
     K_narrow = K_square.copy()
     K_narrow[0, 2] -= 18
@@ -222,7 +223,7 @@ def test_examples_are_consistent():
     for name, entry in truth.items():
         mask, warnings = load_mask(EXAMPLES / name)
         assert warnings == [] and mask.sum() == entry["mask_pixels"]
-        assert np.allclose(K, resolve_camera(mask.shape).K) and np.allclose(entry["K"], K)
+        assert np.allclose(K, resolve_camera(mask.shape).camera.K) and np.allclose(entry["K"], K)
         joints = torch.tensor(entry["joints"], dtype=torch.float64)[None]
         uv = project(joints, torch.from_numpy(K)[None])[0].numpy()
         assert np.allclose(uv, entry["joints_2d"], atol=1e-6)
@@ -236,7 +237,7 @@ def test_cropping_model_answers_the_same_wherever_the_canvas_ends(tmp_path):
     model = Mask2Hand.from_pretrained(write_tiny_weights(tmp_path / "crop.pt", input_crop=1.25))
     assert model.runner.input_crop == 1.25
     small = blob_mask(96, 96)
-    K_small = intrinsics((96, 96), 250.0)
+    K_small = Camera.centered((96, 96), 250.0).K
     large = np.zeros((300, 260), dtype=bool)
     large[150:246, 20:116] = small
     K_large = K_small.copy()

@@ -12,6 +12,7 @@ import torch
 
 from mask2hand.utils.files import TEMP_PREFIX, TEMP_SUFFIX
 from mask2hand import Mask2HandError
+from mask2hand.image.camera import Camera
 from mask2hand.cli import main as cli_main
 from mask2hand.train.config import load_config
 from mask2hand.train.recipes import recipe_names
@@ -328,7 +329,8 @@ def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_p
     masks, K = network_inputs(sample.mask[None], sample.K[None], 32, 1.25)
     prepared = prepare_mask(sample.mask.numpy(), 32, crop_margin=1.25)
     assert (masks[0].numpy() == prepared.model_input).all()
-    assert torch.allclose(K[0], torch.as_tensor(prepared.transform.K_to_model(sample.K.numpy()), dtype=torch.float32))
+    expected = prepared.transform.camera(Camera(sample.K.numpy(), sample.mask.shape)).K
+    assert torch.allclose(K[0], torch.as_tensor(expected, dtype=torch.float32))
 
     code = cli_main(["eval", str(tmp_path / "run" / "last.pt"), f"{data_dir}:test", "--sensor-size", "24"])
     text = capsys.readouterr().out

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from mask2hand.inference.cameras import default_focal, intrinsics
+from mask2hand.image.camera import Camera
+from mask2hand.inference.cameras import default_focal
 from mask2hand.export.files import json_text, write_files
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.prior import ARCHETYPES, FINGERS, JOINT_LIMITS, local_to_pose
@@ -126,7 +127,7 @@ def render_example(hand, example: Example) -> dict:
     out = hand(global_orient, zeros, pose=pose, betas=betas)
     vertices = out.vertices[0].numpy()
     focal = default_focal(IMAGE_SIZE)
-    K = intrinsics(IMAGE_SIZE, focal)
+    K = Camera.centered(IMAGE_SIZE, focal).K
     # put the 3-D box center on the optical axis at the depth where its larger x/y side spans size_px
     lo, hi = vertices.min(0), vertices.max(0)
     center = (lo + hi) / 2

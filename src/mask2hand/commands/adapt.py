@@ -91,7 +91,8 @@ def prepare_inputs(model, args: argparse.Namespace) -> tuple[list, list[str], in
     line on stderr per input that could not be read (the library's reader, as `predict` reads)."""
     from mask2hand.commands.predict import expand_inputs
     from mask2hand.errors import Mask2HandError
-    from mask2hand.inference.cameras import KFile, check_focal
+    from mask2hand.image.camera import check_focal
+    from mask2hand.inference.cameras import KFile
     from mask2hand.inference.pipeline import MaskInput, read_input
 
     files, errors = expand_inputs(args.inputs)
@@ -289,7 +290,7 @@ def run_holding_folder(args: argparse.Namespace) -> int:
         check_batch_size(len(prepared), args)
         start_over_stopped_preparation(out, args.quiet)
         masks = np.stack([p.mask.model_input for p in prepared])
-        Ks = np.stack([p.K_model for p in prepared])
+        Ks = np.stack([p.model_camera.K for p in prepared])
         keypoints, world = user_keypoints(args.keypoints, prepared, names, args.quiet) if args.keypoints else (None,
                                                                                                               None)
         write_user_masks(out / "masks", masks, Ks, names, held_out=args.held_out, seed=args.seed,

@@ -280,7 +280,8 @@ def _runs_onnx(args: argparse.Namespace) -> bool:
 
 def run_sequence(args: argparse.Namespace) -> int:
     """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
-    from mask2hand.inference.cameras import KFile, check_focal
+    from mask2hand.image.camera import check_focal
+    from mask2hand.inference.cameras import KFile
     from mask2hand.errors import Mask2HandError
     from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
     from mask2hand.inference.sequence import predict_sequence, read_frames
@@ -460,7 +461,8 @@ def _predict_files(files: list[Path], outcomes, writer: _Writer, report: _Report
 
 def run(args: argparse.Namespace) -> int:
     from mask2hand.errors import Mask2HandError
-    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile, check_focal
+    from mask2hand.image.camera import check_focal
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, KFile
     from mask2hand.inference.pipeline import MaskInput
 
     out = Path(args.out)

@@ -150,13 +150,14 @@ class OnnxExport:
 def example_inputs(input_size: int, batch: int = 2, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """A (B,1,S,S) mask batch (a filled ellipse) and K (B,3,3) at S (focal 2.2 S, centered)."""
-    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, intrinsics
+    from mask2hand.image.camera import Camera
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR
 
     rows, cols = np.mgrid[:input_size, :input_size] + 0.5
     center = input_size / 2
     blob = (((cols - center) / (0.2 * input_size)) ** 2 + ((rows - center) / (0.35 * input_size)) ** 2) <= 1
     mask = torch.as_tensor(blob, dtype=dtype, device=device).expand(batch, 1, input_size, input_size).contiguous()
-    K = intrinsics((input_size, input_size), DEFAULT_FOCAL_FACTOR * input_size)
+    K = Camera.centered((input_size, input_size), DEFAULT_FOCAL_FACTOR * input_size).K
     return mask, torch.as_tensor(K, dtype=dtype, device=device).expand(batch, 3, 3).contiguous()
 
 
@@ -275,7 +276,8 @@ def synthetic_check_inputs(hand, count: int, input_size: int, seed: int = 0) -> 
     """Masks (N,S,S) float32 0/1 and K (N,3,3) float32 of random plausible hands: finger poses
     from the open-hand pose prior, random orientations, the hand centered at a depth where it
     spans about 60% of the image (focal 2.2 S); rendered with the exact rasterizer."""
-    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR, intrinsics
+    from mask2hand.image.camera import Camera
+    from mask2hand.inference.cameras import DEFAULT_FOCAL_FACTOR
     from mask2hand.hand.prior import sample_pose_prior
 
     rng = np.random.default_rng(seed)
@@ -298,7 +300,7 @@ def synthetic_check_inputs(hand, count: int, input_size: int, seed: int = 0) -> 
     extent = (vertices.max(1) - vertices.min(1))[:, :2].max(1)
     depth = focal * extent / (0.6 * input_size) + extent  # the box's near face spans about 60%
     vertices = vertices - center[:, None] + np.stack([np.zeros(count), np.zeros(count), depth], 1)[:, None]
-    K = np.repeat(intrinsics((input_size, input_size), focal)[None], count, 0)
+    K = np.repeat(Camera.centered((input_size, input_size), focal).K[None], count, 0)
     masks = exact.rasterize_silhouette(vertices, hand.faces.cpu().numpy(), K, (input_size, input_size))
     return masks.astype(np.float32), K.astype(np.float32)
 

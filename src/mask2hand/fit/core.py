@@ -55,6 +55,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.utils.checks import check_shape
 from mask2hand.fit.priors import prior_penalty
 from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.image.camera import Camera
 from mask2hand.hand.model import HandOutput
 from mask2hand.hand.params import HandParams
 from mask2hand.render.exact import mask_iou, silhouette_iou
@@ -300,7 +301,8 @@ def working_frame(masks: list[np.ndarray], K: np.ndarray, resolution: int, crop_
     target = np.stack([frames[id(m)][1] for m in masks])
     if not target.reshape(len(target), -1).any(axis=1).all():
         raise Mask2HandError("the mask's hand vanishes at the fit's working resolution; raise the resolution")
-    Ks = np.stack([window_transform(m.shape, w, resolution).K_to_model(k) for m, w, k in zip(masks, windows, K)])
+    Ks = np.stack([window_transform(m.shape, w, resolution).camera(Camera(k, m.shape)).K
+                   for m, w, k in zip(masks, windows, K)])
     grids = [min(int(w[2]), resolution) for w in windows]
     grid = max(grids)
     pixels = np.zeros((len(masks), grid, grid), dtype=np.float32)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mask2hand.errors import InputError
+from mask2hand.image.camera import Camera
 from mask2hand.image.crop import box_of_mask, integer_window, square_window, whole_image_window
 from mask2hand.image.files import read_array, read_image
 
@@ -61,9 +62,9 @@ class MaskTransform:
         """A (3,3) float64: homogeneous pixel map original -> model."""
         return np.array([[self.scale, 0.0, self.offset[0]], [0.0, self.scale, self.offset[1]], [0.0, 0.0, 1.0]])
 
-    def K_to_model(self, K: np.ndarray) -> np.ndarray:
-        """Intrinsics (3,3) or (B,3,3) of the original image -> of the model input."""
-        return self.matrix @ np.asarray(K, dtype=np.float64)
+    def camera(self, camera: Camera) -> Camera:
+        """The camera of the original image -> the camera of the model input."""
+        return camera.mapped(self.matrix, self.model_size)
 
     def to_model(self, uv: np.ndarray) -> np.ndarray:
         """Pixel coordinates (...,2) of the original image -> of the model input."""
@@ -278,7 +279,7 @@ def resample_masks(masks, K: np.ndarray, size: int,
         mask = largest_component(np.asarray(mask) > 0.5)
         resampled, transform = resample_mask(mask, size, crop_margin if mask.any() else None)
         inputs.append(resampled)
-        Ks.append(transform.K_to_model(k))
+        Ks.append(transform.camera(Camera(k, mask.shape)).K)
     return np.stack(inputs), np.stack(Ks)
 
 

@@ -140,8 +140,9 @@ class Mask2Hand:
         """
         mask = prepare_mask(source, self.input_size, threshold=threshold, name=name,
                             crop_margin=self.runner.input_crop, side=side)
-        camera = resolve_camera(mask.image_size, K=K, focal=focal)
-        return PreparedInput(mask=mask, camera=camera, side=side)
+        choice = resolve_camera(mask.image_size, K=K, focal=focal)
+        return PreparedInput(mask=mask, camera=choice.camera, side=side, camera_source=choice.source,
+                             camera_note=choice.note)
 
     # ------------------------------------------------------------------ stage 2 + 3
     def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64, fit=None,
@@ -159,7 +160,7 @@ class Mask2Hand:
         """Stage 2 alone: the network's answer for prepared inputs, in one batch (for a left
         hand, the right hand of the mirrored picture)."""
         masks = np.stack([item.mask.model_input for item in items])
-        Ks = np.stack([item.K_model for item in items]).astype(np.float32)
+        Ks = np.stack([item.model_camera.K for item in items]).astype(np.float32)
         return self.runner(masks, Ks)
 
     def finish_each(self, items: Sequence[PreparedInput], raw: NetworkResult, fit=None,

@@ -26,15 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from mask2hand.errors import CameraError
+from mask2hand.image.camera import Camera
 from mask2hand.utils.checks import check_K
 from mask2hand.utils.files import read_small_file
 
 DEFAULT_FOCAL_FACTOR = 2.2
 """Default focal length in pixels per pixel of the longer image side (FreiHAND-like, see above)."""
-
-FIELD_OF_VIEW_DEGREES = (1.0, 170.0)
-"""The fields of view (across each image side) a camera may have: outside them a K is almost
-surely in other units or for another image (f = 1e30 px would put the hand light-years away)."""
 
 MAX_K_FILE_BYTES = 64 * 2**20
 """The largest `--K` file read: FreiHAND's training_K.json (32,560 matrices) is under 10 MB."""
@@ -44,11 +41,12 @@ DEFAULT_CAMERA_NOTE = ("no camera given: assumed focal length {focal:.1f} px ({f
 
 
 @dataclass(frozen=True)
-class Camera:
-    """Intrinsics of one input. K (3,3) float64 pixels; source: "K", "focal" or "default"; note
-    (None unless something about it matters to the user, e.g. the default focal guess)."""
+class CameraChoice:
+    """The camera of one input and how it was chosen: camera (mask2hand.image.camera.Camera);
+    source: "K", "focal" or "default"; note (None unless something about it matters to the
+    user, e.g. the default focal guess)."""
 
-    K: np.ndarray
+    camera: Camera
     source: str
     note: str | None = None
 
@@ -56,19 +54,6 @@ class Camera:
 def default_focal(image_size: tuple[int, int]) -> float:
     """The default focal length (pixels) for an (H, W) image: DEFAULT_FOCAL_FACTOR x max(H, W)."""
     return round(DEFAULT_FOCAL_FACTOR * max(image_size), 6)  # 492.8, not 492.80000000000007
-
-
-def intrinsics(image_size: tuple[int, int], focal: float) -> np.ndarray:
-    """K (3,3) float64 with focal length `focal` (pixels) and the principal point at the image center."""
-    height, width = image_size
-    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
-
-
-def check_focal(focal: float) -> float:
-    focal = float(focal)
-    if not np.isfinite(focal) or focal <= 0:
-        raise CameraError(f"the focal length must be a positive number of pixels, got {focal:g}")
-    return focal
 
 
 class KFile:
@@ -125,35 +110,17 @@ class KFile:
         return self.by_index[index]
 
 
-def check_K_fits_image(K: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
-    """K (3,3) if it is a plausible camera for an (H, W) image: a field of view across each side
-    within FIELD_OF_VIEW_DEGREES and the principal point within one image size of the image.
-    Raises CameraError naming what is off otherwise."""
-    height, width = image_size
-    low, high = FIELD_OF_VIEW_DEGREES
-    for axis, side, f in (("horizontal", width, K[0, 0]), ("vertical", height, K[1, 1])):
-        fov = float(np.degrees(2.0 * np.arctan2(side / 2.0, f)))
-        if not low <= fov <= high:
-            raise CameraError(f"K gives a {axis} field of view of {fov:.3g} degrees for this {width}x{height} "
-                              f"image (plausible: {low:g} to {high:g}); give the focal length in pixels of "
-                              "this image")
-    cx, cy = K[0, 2], K[1, 2]
-    if not (-width <= cx <= 2 * width and -height <= cy <= 2 * height):
-        raise CameraError(f"K's principal point ({cx:.4g}, {cy:.4g}) px is far outside this {width}x{height} "
-                          "image; give K in pixels of this image")
-    return K
-
-
-def resolve_camera(image_size: tuple[int, int], K: np.ndarray | None = None, focal: float | None = None) -> Camera:
+def resolve_camera(image_size: tuple[int, int], K: np.ndarray | None = None,
+                   focal: float | None = None) -> CameraChoice:
     """The camera of an (H, W) input: K if given, else `focal` with a centered principal point,
     else the default focal length (with a note saying depth depends on the guess). A given K
-    or focal length must fit the image (`check_K_fits_image`)."""
+    or focal length must be plausible for the image (`Camera.check_plausible`)."""
     if K is not None and focal is not None:
         raise CameraError("give either K or a focal length, not both")
     if K is not None:
-        return Camera(K=check_K_fits_image(check_K(K), image_size), source="K")
+        return CameraChoice(Camera(K, image_size).check_plausible(), source="K")
     if focal is not None:
-        return Camera(K=check_K_fits_image(intrinsics(image_size, check_focal(focal)), image_size), source="focal")
+        return CameraChoice(Camera.centered(image_size, focal).check_plausible(), source="focal")
     f = default_focal(image_size)
-    return Camera(K=intrinsics(image_size, f), source="default",
-                  note=DEFAULT_CAMERA_NOTE.format(focal=f, factor=DEFAULT_FOCAL_FACTOR))
+    return CameraChoice(Camera.centered(image_size, f), source="default",
+                        note=DEFAULT_CAMERA_NOTE.format(focal=f, factor=DEFAULT_FOCAL_FACTOR))

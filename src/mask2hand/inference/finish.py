@@ -110,8 +110,8 @@ def build_predictions(model, items: Sequence[PreparedInput], raw: NetworkResult,
             rendered_mask=placed.rendered[b], iou=iou,
             silhouette=None if kept.silhouette is None else kept.silhouette[k], hand_window=placed.windows[b],
             faces=mirrored_faces if item.side == "left" else model.faces, hand=hand, model=model.model_identity,
-            camera=item.camera.source, warnings=item.mask.warnings + fit_warnings(iou),
-            notes=[item.camera.note] if item.camera.note else [], source=item.source, side=item.side)
+            camera=item.camera_source, warnings=item.mask.warnings + fit_warnings(iou),
+            notes=[item.camera_note] if item.camera_note else [], source=item.source, side=item.side)
     return results
 
 

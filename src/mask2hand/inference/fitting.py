@@ -60,7 +60,7 @@ def resolve_hypotheses(hypotheses: Any) -> int | None:
 
 def network_frame(items: Sequence[PreparedInput]) -> tuple[list[np.ndarray], np.ndarray]:
     """Masks (full resolution, bool) and K (B,3,3) of the frame the network saw (mirrored for left hands)."""
-    return [item.mask.mask for item in items], np.stack([item.K_network for item in items])
+    return [item.mask.mask for item in items], np.stack([item.network_camera.K for item in items])
 
 
 def fit_network_result(items: Sequence[PreparedInput], raw: NetworkResult, hand, config: FitConfig

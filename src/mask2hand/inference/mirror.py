@@ -2,10 +2,10 @@
 hand of the mirrored picture and mirrored back.
 
 The mask is mirrored about the image's vertical center line, u -> W - u (pixel column
-j -> W - 1 - j), and K with it: K' = P K F with P = [[-1,0,W],[0,1,0],[0,0,1]] and
-F = diag(-1,1,1), i.e. cx -> W - cx and the skew negated, fx, fy, cy unchanged. A camera
-point (x,y,z) seen at u in the original image is then seen at W - u = fx (-x)/z + (W - cx)
-in the mirrored one: the mirrored picture is the original scene with camera x negated. So
+j -> W - 1 - j), and its camera with it (`Camera.mirrored`: cx -> W - cx and the skew
+negated, fx, fy, cy unchanged). A camera point (x,y,z) seen at u in the original image is
+then seen at W - u = fx (-x)/z + (W - cx) in the mirrored one: the mirrored picture is the
+original scene with camera x negated. So
 the right hand predicted in the mirrored picture maps back by x -> -x (vertices, joints),
 exactly, and its 2-D joints by u -> W - u; a reflection turns the mesh inside out, so the
 faces' winding is reversed to keep normals pointing outward.
@@ -16,13 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 SIDES = ("right", "left")
-
-
-def mirror_K(K: np.ndarray, width: int) -> np.ndarray:
-    """Intrinsics (3,3) float64 of the horizontally mirrored image of width `width` (pixels),
-    with camera x negated: P K F (see the module docstring)."""
-    P = np.array([[-1.0, 0.0, float(width)], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    return P @ np.asarray(K, dtype=np.float64) @ np.diag([-1.0, 1.0, 1.0])
 
 
 def mirror_mask(mask: np.ndarray) -> np.ndarray:

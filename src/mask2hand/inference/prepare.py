@@ -3,7 +3,7 @@
 `prepare_mask` reads and cleans the mask (mask2hand.image), mirrors it for a left hand
 (mask2hand.inference.mirror), cuts the hand's window (or pads the whole image, for a
 network that sees it whole) and resamples it to the network's input size; `PreparedInput`
-adds the camera and gives the intrinsics of the model input.
+adds the camera and gives the cameras of the picture the network sees and of its input.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 
 from mask2hand.errors import InputError, Mask2HandError
 from mask2hand.image.masks import DEFAULT_THRESHOLD, MaskTransform, load_mask, resample_mask, touched_sides
-from mask2hand.inference.cameras import Camera
-from mask2hand.inference.mirror import SIDES, mirror_K, mirror_mask
+from mask2hand.image.camera import Camera
+from mask2hand.inference.mirror import SIDES, mirror_mask
 
 
 CUT_SIDES_WARNING = 3
@@ -78,23 +78,25 @@ def prepare_mask(source: str | os.PathLike | np.ndarray, size: int, threshold: f
 
 @dataclass(frozen=True)
 class PreparedInput:
-    """A mask ready for the network with its camera: mask (PreparedMask), camera (Camera, of
-    the input image), side ("right" or "left")."""
+    """A mask ready for the network with its camera: mask (PreparedMask), camera (Camera of the
+    input image), side ("right" or "left"), camera_source ("K", "focal" or "default") and
+    camera_note (see mask2hand.inference.cameras.CameraChoice)."""
 
     mask: PreparedMask
     camera: Camera
     side: str = "right"
+    camera_source: str = "K"
+    camera_note: str | None = None
 
     @property
-    def K_network(self) -> np.ndarray:
-        """Intrinsics (3,3) of the full-resolution picture the network sees (mirrored for a left hand)."""
-        K = self.camera.K
-        return K if self.side == "right" else mirror_K(K, self.mask.image_size[1])
+    def network_camera(self) -> Camera:
+        """The camera of the full-resolution picture the network sees (mirrored for a left hand)."""
+        return self.camera if self.side == "right" else self.camera.mirrored()
 
     @property
-    def K_model(self) -> np.ndarray:
-        """Intrinsics (3,3) of the model input."""
-        return self.mask.transform.K_to_model(self.K_network)
+    def model_camera(self) -> Camera:
+        """The camera of the model input (S,S)."""
+        return self.mask.transform.camera(self.network_camera)
 
     @property
     def original_mask(self) -> np.ndarray:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from mask2hand.hand.params import HandParams
-from mask2hand.inference.mirror import mirror_K, mirror_mask
-from mask2hand.render.exact import project_points
+from mask2hand.image.camera import Camera, project_points
+from mask2hand.inference.mirror import mirror_mask
 from mask2hand.utils.optional import available, missing_message, require
 from mask2hand.version import JSON_SCHEMA_VERSION
 
@@ -54,7 +54,7 @@ class Prediction:
     side: "right" or "left". For a left hand, vertices, joints, joints_2d, faces (winding
         reversed), mask and rendered_mask are in the input's own frame, but params (and
         silhouette) describe the mirrored right hand the network saw, in the mirrored camera
-        (camera x negated, K' = mirror_K(K, W); see mask2hand.inference.mirror).
+        (camera x negated, `Camera.mirrored`; see mask2hand.inference.mirror).
     iou_before_fit, fit_steps: with test-time fitting, the network's IoU and the updates made.
     hypotheses: with hypotheses, a list of mask2hand.fit.Hypothesis, best first (vertices and
         joints in the input's frame, params in the network's).
@@ -90,7 +90,7 @@ class Prediction:
         right hand, the mirrored picture for a left one (what mask2hand.fit.hypotheses takes)."""
         if self.side == "right":
             return self.params, self.mask, self.K
-        return self.params, mirror_mask(self.mask), mirror_K(self.K, self.mask.shape[1])
+        return self.params, mirror_mask(self.mask), Camera(self.K, self.image_size).mirrored().K
 
     def to_mano(self, mano_path: str | os.PathLike | None, fingertips: str = "freihand"):
         """MANO parameters of this hand in smplx's convention (`smplx.MANO(is_rhand=True,

@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import mask2hand.render as render
@@ -37,6 +36,7 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.utils.checks import check_shape
 from mask2hand.hand import HandModel, HandParams, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
+from mask2hand.image.masks import resample_masks
 from mask2hand.nn.encoder import NUM_BETAS, Encoder, camera_features, decode_root_position
 from mask2hand.nn.fold import fold_batch_norms
 from mask2hand.nn.locator import LOCATOR_SIDE, HandLocator, code_to_window, crop_windows
@@ -266,8 +266,10 @@ class Mask2HandNet(nn.Module):
         """Masks (B,H,W) / (B,1,H,W) and K (B,3,3) / (3,3) -> mask (B,1,S,S), K at S (B,3,3), S the
         model_input_size.
 
-        Both are cast to the network's dtype and device. Mask values are expected
-        in [0, 1] (hand = 1).
+        Masks of another size are prepared as `predict` prepares them, by the one resampling
+        rule of mask masks and cameras (mask2hand.image.masks.resample_masks: padded to a square,
+        or for a cropping network cut to the square around the hand, then resampled). Both are
+        cast to the network's dtype and device. Mask values are expected in [0, 1] (hand = 1).
         """
         reference = next(self.parameters())
         mask = torch.as_tensor(mask)
@@ -279,17 +281,13 @@ class Mask2HandNet(nn.Module):
         if K.shape == (3, 3):
             K = K.expand(batch, 3, 3)
         check_shape(K, ["B", "3", "3"], "K", sizes)
-        mask = mask.to(device=reference.device, dtype=reference.dtype)
-        K = K.to(device=reference.device, dtype=reference.dtype)
         size = self.config.model_input_size
         if (height, width) != (size, size):
-            if height >= size and width >= size:
-                mask = F.interpolate(mask, size=(size, size), mode="area")
-            else:
-                mask = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            scale = torch.tensor([size / width, size / height, 1.0], dtype=K.dtype, device=K.device)
-            K = K * scale.view(1, 3, 1)
-        return mask, K
+            masks, Ks = resample_masks(mask[:, 0].detach().cpu().numpy(), K.detach().cpu().numpy(), size,
+                                       self.config.input_crop)
+            mask, K = torch.from_numpy(masks)[:, None], torch.from_numpy(Ks)
+        return mask.to(device=reference.device, dtype=reference.dtype), K.to(device=reference.device,
+                                                                             dtype=reference.dtype)
 
     def forward(self, mask: torch.Tensor, K: torch.Tensor, exact_silhouette: bool = False,
                 hand_window: torch.Tensor | None = None) -> Mask2HandOutput:

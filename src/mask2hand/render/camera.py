@@ -1,10 +1,8 @@
-"""Pinhole cameras, their pixel convention (as in the README's Conventions) and the near plane.
+"""Projection of batched torch tensors, checked, and the near plane.
 
-Image coordinates are continuous: the image's top-left corner is (0, 0), pixel
-(row i, column j) covers [j, j+1) x [i, i+1) and its center is (j + 0.5, i + 0.5).
-A camera-space point (x, y, z) (meters, +x right, +y down, +z forward) maps to
-(u, v) = (K @ [x, y, z])[:2] / z, i.e. u = fx x/z + s y/z + cx, v = fy y/z + cy for the
-usual K = [[fx, s, cx], [0, fy, cy], [0, 0, 1]].
+The conventions and the formulas are mask2hand.image.camera's (`project_points`,
+`unproject_points`); here they get the renderers' and losses' checks of shapes (B,N,3) and
+(B,3,3).
 
 Near plane: a point is in front of the camera when z > NEAR_Z (1 mm). The renderers
 drop every face that has a vertex at or behind the near plane, so a triangle that
@@ -17,9 +15,8 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
-from mask2hand.render import exact
+from mask2hand.image.camera import project_points, unproject_points
 from mask2hand.render.exact import NEAR_Z  # noqa: F401  (defined with the torch-free core; re-exported here)
-
 
 
 def _check_K(K: torch.Tensor, batch: int) -> None:
@@ -37,7 +34,7 @@ def project(points: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         raise Mask2HandError(f"points must have shape (B,N,3), got {tuple(points.shape)}")
     K = torch.as_tensor(K).to(points)
     _check_K(K, points.shape[0])
-    return exact.project_points(points, K)
+    return project_points(points, K)
 
 
 def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -51,11 +48,7 @@ def unproject(uv: torch.Tensor, depth: torch.Tensor, K: torch.Tensor) -> torch.T
         raise Mask2HandError(f"uv must be (B,N,2) and depth (B,N), got {tuple(uv.shape)} and {tuple(depth.shape)}")
     K = torch.as_tensor(K).to(uv)
     _check_K(K, uv.shape[0])
-    fx, skew, cx = K[:, 0, 0, None], K[:, 0, 1, None], K[:, 0, 2, None]
-    fy, cy = K[:, 1, 1, None], K[:, 1, 2, None]
-    y = (uv[..., 1] - cy) / fy
-    x = (uv[..., 0] - cx - skew * y) / fx
-    return torch.stack([x * depth, y * depth, depth], dim=-1)
+    return unproject_points(uv, depth, K)
 
 
 def in_front(points: torch.Tensor, near: float = NEAR_Z) -> torch.Tensor:

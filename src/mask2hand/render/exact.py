@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.image.camera import project_points
 from mask2hand.utils.checks import check_shape
 
 if TYPE_CHECKING:  # annotations only: importing this module must not import torch
@@ -203,13 +204,6 @@ def _ops(array: Any):
 
 
 # ---------------------------------------------------------------------- projection
-
-def project_points(points, K):
-    """Pixel coordinates (B,N,2) (u right, v down) of camera-space points (B,N,3) through
-    intrinsics K (B,3,3): (K p)[:2] / z. numpy or torch (differentiable)."""
-    uvw = points @ K.swapaxes(1, 2)
-    return uvw[..., :2] / uvw[..., 2:3]
-
 
 def project_for_rendering(vertices, faces, K, near: float = NEAR_Z):
     """Projected vertices uv (B,V,2) and the faces that may be rendered (B,F) bool.

@@ -23,7 +23,8 @@ import numpy as np
 
 from mask2hand.errors import Mask2HandError
 from mask2hand.image.files import ARRAY_SUFFIXES, IMAGE_SUFFIXES
-from mask2hand.inference.cameras import check_focal, check_K
+from mask2hand.image.camera import check_focal
+from mask2hand.utils.checks import check_K
 from mask2hand.inference.fitting import resolve_fit, resolve_hypotheses
 from mask2hand.inference.prepare import check_side
 

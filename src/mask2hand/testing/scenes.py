@@ -154,11 +154,11 @@ def synthetic_sequence(hand, num_frames: int = 24, image_size: tuple[int, int] =
     (T,21,3) meters, K (3,3)); principal point at the image center."""
     import torch
 
-    from mask2hand.inference.cameras import intrinsics
+    from mask2hand.image.camera import Camera
     from mask2hand.render import rasterize_silhouette
 
     rng = np.random.default_rng(seed)
-    K = intrinsics(image_size, focal)
+    K = Camera.centered(image_size, focal).K
     s = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, num_frames))[:, None]  # 0 -> 1, zero speed at both ends
     start_orient, end_orient = np.array([0.0, 0.0, np.pi / 2]), np.array([0.35, -0.4, np.pi / 2 + 0.3])
     start_transl, end_transl = np.array([0.0, 0.09, 0.6]), np.array([0.02, 0.07, 0.62])

@@ -59,8 +59,8 @@ def check_K(K: Any, what: str = "K", ids: Sequence[int] | None = None) -> np.nda
     """Validated pixel intrinsics, float64: one (3,3) matrix [[fx, s, cx], [0, fy, cy], [0, 0, 1]]
     or a stack (N,3,3) of them.
 
-    Raises Mask2HandError naming `what` (for a stack also the sample: ids[i], or i without ids)
-    for the first matrix of another form, with NaN or infinite values, focal lengths <= 0 or a
+    Raises CameraError naming `what` (for a stack also the sample: ids[i], or i without ids)
+    for an array of another shape, for the first matrix of another form, with NaN or infinite values, focal lengths <= 0 or a
     skew beyond MAX_SKEW_DEGREES.
     """
     try:
@@ -68,7 +68,10 @@ def check_K(K: Any, what: str = "K", ids: Sequence[int] | None = None) -> np.nda
     except (TypeError, ValueError):
         raise CameraError(f"{what} must be a 3x3 matrix of numbers") from None
     single = K.ndim == 2
-    check_shape(K, ["3", "3"] if single else ["N", "3", "3"], what)
+    try:
+        check_shape(K, ["3", "3"] if single else ["N", "3", "3"], what)
+    except Mask2HandError as exc:
+        raise CameraError(str(exc)) from None
     stack = K.reshape(-1, 3, 3)
     fx, skew, fy = stack[:, 0, 0], stack[:, 0, 1], stack[:, 1, 1]
     with np.errstate(invalid="ignore"):
