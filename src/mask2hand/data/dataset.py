@@ -44,6 +44,7 @@ from torch.utils.data import Dataset
 
 from mask2hand.data.augment import (ANGLE_RANGE, SCALE_RANGE, CameraChange, camera_change, crop_change,
                                     transform_hand_params, transform_points, warp_mask)
+from mask2hand.image.camera import project_points
 from mask2hand.image.crop import box_of_mask, box_of_points, integer_window, square_window
 from mask2hand.data.noise import NoiseConfig
 from mask2hand.data.storage import CARD_NAME, StoredDataset, unpack_masks
@@ -606,5 +607,5 @@ def move_keypoints(keypoints: np.ndarray, K: np.ndarray, change: CameraChange) -
     points after a batched camera change (rotation about the camera centre, new K), confidence kept."""
     rays = np.concatenate([keypoints[..., :2], np.ones_like(keypoints[..., :1])], axis=-1) @ \
         np.swapaxes(np.linalg.inv(K), -1, -2)
-    seen = transform_points(rays, change) @ np.swapaxes(change.K, -1, -2)
-    return np.concatenate([seen[..., :2] / seen[..., 2:], keypoints[..., 2:]], axis=-1)
+    seen = project_points(transform_points(rays, change), change.K)
+    return np.concatenate([seen, keypoints[..., 2:]], axis=-1)

@@ -25,6 +25,7 @@ import numpy as np
 
 from mask2hand.data.hand_axes import hand_axes
 from mask2hand.errors import Mask2HandError
+from mask2hand.image.camera import project_points
 
 # step 1's target of the rest axes (proximal, dorsal, radial): image down, away from the camera, image right
 FACING = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # columns: +y, +z, +x
@@ -95,8 +96,7 @@ def view_angles(joints: np.ndarray, K: np.ndarray) -> dict[str, np.ndarray]:
     > 0 toward the right (+-180: fingers down)."""
     axes = hand_axes(joints)
     palm_to_camera = np.degrees(np.arccos(np.clip(axes.dorsal[:, 2], -1.0, 1.0)))  # palm . (-z) = dorsal . z
-    uvw = np.einsum("nij,nkj->nki", np.asarray(K, np.float64), np.asarray(joints, np.float64)[:, [0, 9]])
-    uv = uvw[..., :2] / uvw[..., 2:]
+    uv = project_points(np.asarray(joints, np.float64)[:, [0, 9]], np.asarray(K, np.float64))
     du, dv = (uv[:, 1] - uv[:, 0]).T
     return {"palm_to_camera_deg": palm_to_camera, "facing_deg": np.minimum(palm_to_camera, 180.0 - palm_to_camera),
             "back_toward_camera_share": (palm_to_camera > 90.0).astype(np.float64),

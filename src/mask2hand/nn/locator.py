@@ -98,4 +98,4 @@ def crop_windows(mask: torch.Tensor, K: torch.Tensor, window: torch.Tensor,
     A[:, 0, 2] = -scale * u0
     A[:, 1, 2] = -scale * v0
     A[:, 2, 2] = 1.0
-    return crops, A @ K
+    return crops, A @ K  # the window's camera: its pixel map times K (mask2hand.image.camera.Camera.mapped)
