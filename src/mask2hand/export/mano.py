@@ -41,11 +41,12 @@ import numpy as np
 import torch
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.fit.unknowns import HandUnknowns
 from mask2hand.export.files import json_text, write_files
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
-from mask2hand.hand.model import MANO_TO_FREIHAND, NUM_BETAS, HandModel, HandOutput
+from mask2hand.hand.model import MANO_TO_FREIHAND, NUM_BETAS, HandModel
 from mask2hand.losses.procrustes import procrustes_align
 from mask2hand.utils.checks import check_shape
 from mask2hand.version import JSON_SCHEMA_VERSION
@@ -156,9 +157,9 @@ def fit_mano(layer: HandModel, vertices: np.ndarray, faces: np.ndarray, joints: 
         _minimise(lambda: _joints_loss(layer, unknowns, target), unknowns, JOINT_STEPS)
         for _ in range(SURFACE_ROUNDS):
             with torch.no_grad():
-                pairs = _surface_pairs(unknowns.posed(layer).vertices, layer.faces, target)
+                pairs = _surface_pairs(unknowns.posed().vertices, layer.faces, target)
             _minimise(lambda: _joints_loss(layer, unknowns, target)
-                      + SURFACE_WEIGHT * pairs.loss(unknowns.posed(layer).vertices), unknowns, SURFACE_STEPS)
+                      + SURFACE_WEIGHT * pairs.loss(unknowns.posed().vertices), unknowns, SURFACE_STEPS)
     return _result(layer, unknowns, target, side, fingertips)
 
 
@@ -176,37 +177,6 @@ class _Target:
     vertices: torch.Tensor
     faces: torch.Tensor
     joints: torch.Tensor
-
-
-@dataclass(frozen=True)
-class _Unknowns:
-    """What the fit optimises, float64: a rotation increment (3,) axis-angle on the fixed start
-    rotation (3,3), the root joint's camera position root_mm (3,) in millimetres, the finger
-    pose (45,) and betas (10,).
-
-    The rotation is an increment on the start so that no axis-angle singularity (at pi) lies on
-    the way, and the root joint's position is optimised rather than transl so that turning the
-    hand does not move it; millimetres keep the translation as well scaled as the angles.
-    """
-
-    start_rotation: torch.Tensor
-    increment: torch.Tensor
-    root_mm: torch.Tensor
-    pose: torch.Tensor
-    betas: torch.Tensor
-
-    def tensors(self) -> list[torch.Tensor]:
-        """The optimised tensors (all but the start rotation)."""
-        return [self.increment, self.root_mm, self.pose, self.betas]
-
-    def rotation(self) -> torch.Tensor:
-        """The root rotation (3,3)."""
-        return self.start_rotation @ axis_angle_to_matrix(self.increment)
-
-    def posed(self, layer: HandModel) -> HandOutput:
-        """MANO posed with the unknowns: a HandOutput of one hand."""
-        return layer.place(self.rotation()[None], self.root_mm[None] / 1000, pose=self.pose[None],
-                           betas=self.betas[None])
 
 
 @dataclass(frozen=True)
@@ -247,14 +217,14 @@ def _fingertip_set(layer: HandModel) -> str:
     return name
 
 
-def _joints_loss(layer: HandModel, unknowns: _Unknowns, target: _Target) -> torch.Tensor:
+def _joints_loss(layer: HandModel, unknowns: HandUnknowns, target: _Target) -> torch.Tensor:
     """Mean squared joint distance (mm^2) plus the betas prior."""
-    out = unknowns.posed(layer)
+    out = unknowns.posed()
     squared = ((out.joints[0] - target.joints) * 1000).pow(2).sum(-1).mean()
     return squared + BETAS_WEIGHT * unknowns.betas.pow(2).sum()
 
 
-def _minimise(loss_fn, unknowns: _Unknowns, steps: int) -> None:
+def _minimise(loss_fn, unknowns: HandUnknowns, steps: int) -> None:
     """L-BFGS (strong Wolfe line search) on the unknowns for up to `steps` iterations."""
     optimizer = torch.optim.LBFGS(unknowns.tensors(), lr=1.0, max_iter=steps, line_search_fn="strong_wolfe",
                                   tolerance_grad=1e-9, tolerance_change=1e-12)
@@ -268,7 +238,7 @@ def _minimise(loss_fn, unknowns: _Unknowns, steps: int) -> None:
     optimizer.step(closure)
 
 
-def _initial_placement(layer: HandModel, target_joints: torch.Tensor) -> _Unknowns:
+def _initial_placement(layer: HandModel, target_joints: torch.Tensor) -> HandUnknowns:
     """The start: the palm aligned by Procrustes, the root joint on the target's wrist, each
     finger bone swung onto the target's, betas zero."""
     dtype = target_joints.dtype
@@ -277,9 +247,9 @@ def _initial_placement(layer: HandModel, target_joints: torch.Tensor) -> _Unknow
     # rotation only: a reflected palm is not a hand; the scale is left to betas
     rotation = procrustes_align(rest[palm][None], target_joints[palm][None], allow_reflection=False).rotation[0]
     pose = _swing_pose(rest, target_joints, rotation)
-    return _Unknowns(start_rotation=rotation, increment=torch.zeros(3, dtype=dtype).requires_grad_(),
-                     root_mm=(target_joints[0] * 1000).requires_grad_(), pose=pose.requires_grad_(),
-                     betas=torch.zeros(NUM_BETAS, dtype=dtype).requires_grad_())
+    # the root joint's shift in millimetres keeps the translation as well scaled as the angles
+    return HandUnknowns(layer, rotation[None], target_joints[0][None], pose[None],
+                        torch.zeros(1, NUM_BETAS, dtype=dtype), scale=torch.full((1, 1), 1e-3, dtype=dtype))
 
 
 def _swing_pose(rest: torch.Tensor, target: torch.Tensor, root_rotation: torch.Tensor) -> torch.Tensor:
@@ -374,16 +344,16 @@ def _edge_weights(points: torch.Tensor, start: torch.Tensor, end: torch.Tensor,
     return weights
 
 
-def _result(layer: HandModel, unknowns: _Unknowns, target: _Target, side: str, fingertips: str) -> ManoParams:
+def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str, fingertips: str) -> ManoParams:
     """ManoParams from the fitted unknowns: global_orient and transl in smplx's form, the residuals
     of the float32 values as stored, re-evaluated through `forward` (the smplx formulation)."""
     with torch.no_grad():
-        global_orient = matrix_to_axis_angle(unknowns.rotation())
+        global_orient = matrix_to_axis_angle(unknowns.rotation_matrix()[0])
         # transl is what forward adds after rotating about the shaped rest root joint
-        transl = unknowns.root_mm / 1000 - unknowns.posed(layer).rest_root[0]
+        transl = unknowns.root()[0] - unknowns.posed().rest_root[0]
         stored = {name: t.detach().to(torch.float32) for name, t in
-                  (("global_orient", global_orient), ("hand_pose", unknowns.pose), ("betas", unknowns.betas),
-                   ("transl", transl))}
+                  (("global_orient", global_orient), ("hand_pose", unknowns.pose()[0]),
+                   ("betas", unknowns.betas[0]), ("transl", transl))}
         as_input = {name: t[None].double() for name, t in stored.items()}
         out = layer(as_input["global_orient"], as_input["transl"], pose=as_input["hand_pose"],
                     betas=as_input["betas"])

@@ -54,9 +54,9 @@ import torch
 from mask2hand.errors import Mask2HandError
 from mask2hand.utils.checks import check_shape
 from mask2hand.fit.priors import prior_penalty
+from mask2hand.fit.unknowns import HandUnknowns
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.image.camera import Camera
-from mask2hand.hand.model import HandOutput
 from mask2hand.hand.params import HandParams
 from mask2hand.render.exact import mask_iou, silhouette_iou
 
@@ -325,33 +325,25 @@ def exact_iou(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, masks: lis
 
 # ---------------------------------------------------------------------- the fit
 
-class _Variables:
-    """The optimized variables and how they make a posed, placed hand.
+class _Variables(HandUnknowns):
+    """The silhouette fit's unknowns (mask2hand.fit.unknowns, the shift in units of the start's
+    depth) with what the fit adds: start (`start_tensors` of the starts), config, and
+    depth_reference (B,): the depth shift the start was aligned to, which the depth prior holds.
 
-    start: `start_tensors` of the starts; root0 (B,3): their root joints in camera space
-    (joints[:, 0] of the hand layer's output for them).
+    root0 (B,3): the starts' root joints in camera space (joints[:, 0] of the hand layer's
+    output for them).
     """
 
     def __init__(self, start: dict[str, torch.Tensor], root0: torch.Tensor, hand, config: FitConfig):
-        self.hand = hand
-        self.config = config
-        self.start = start
-        batch = start["pose"].shape[0]
-        device = start["pose"].device
-        self.rotation0 = axis_angle_to_matrix(start["global_orient"])
-        self.root0 = root0
-        self.depth0 = self.root0[:, 2:3].abs().clamp_min(1e-3)
-        self.rotation = torch.zeros(batch, 3, device=device, requires_grad=True)
-        self.shift = torch.zeros(batch, 3, device=device, requires_grad=True)
-        self.depth_reference = torch.zeros(batch, device=device)  # the start's depth (after alignment)
-        self.betas = start["betas"].clone().requires_grad_(config.optimize_shape)
+        components = None
         if config.pose_space == "pca":
-            k = min(config.num_pcs, hand.num_pose_pcs)
-            self.components = hand.pose_components[:k].to(start["pose"])
-            self.pose_var = torch.zeros(batch, k, device=device, requires_grad=True)
-        else:
-            self.components = None
-            self.pose_var = start["pose"].clone().requires_grad_(True)
+            components = hand.pose_components[:min(config.num_pcs, hand.num_pose_pcs)].to(start["pose"])
+        super().__init__(hand, axis_angle_to_matrix(start["global_orient"]), root0, start["pose"], start["betas"],
+                         scale=root0[:, 2:3].abs().clamp_min(1e-3), components=components,
+                         optimize_shape=config.optimize_shape)
+        self.start = start
+        self.config = config
+        self.depth_reference = torch.zeros(start["pose"].shape[0], device=start["pose"].device)
 
     def optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -360,41 +352,6 @@ class _Variables:
         if c.optimize_shape:
             groups.append({"params": [self.betas], "lr": c.lr_shape})
         return torch.optim.Adam(groups)
-
-    def pose(self) -> torch.Tensor:
-        """The hand layer's `pose` input (B,45)."""
-        if self.components is None:
-            return self.pose_var
-        return self.start["pose"] + self.pose_var @ self.components
-
-    def rotation_matrix(self) -> torch.Tensor:
-        return axis_angle_to_matrix(self.rotation) @ self.rotation0
-
-    def root(self) -> torch.Tensor:
-        return self.root0 + self.shift * self.depth0
-
-    def posed(self) -> HandOutput:
-        """The hand layer's output for the current state: vertices (B,V,3), joints (B,21,3) in
-        camera space, rest_root (B,3) and full_pose (B,16,3)."""
-        return self.hand.place(self.rotation_matrix(), self.root(), pose=self.pose(), betas=self.betas)
-
-    def snapshot(self) -> dict[str, torch.Tensor]:
-        return {"pose_var": self.pose_var.detach().clone(), "rotation": self.rotation.detach().clone(),
-                "shift": self.shift.detach().clone(), "betas": self.betas.detach().clone()}
-
-    def restore(self, state: dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            for name, value in state.items():
-                getattr(self, name).copy_(value)
-
-    def answer(self) -> tuple[dict[str, torch.Tensor], HandOutput]:
-        """The current state, detached: the hand layer's inputs (global_orient, transl, pose, betas)
-        and the hand they give (`posed`)."""
-        with torch.no_grad():
-            placed = self.posed()
-            params = {"global_orient": placed.full_pose[:, 0].clone(), "transl": self.root() - placed.rest_root,
-                      "pose": self.pose().clone(), "betas": self.betas.detach().clone()}
-        return params, placed
 
 
 def _objective(variables: _Variables, silhouette: torch.Tensor, frame: WorkingFrame,
@@ -535,7 +492,7 @@ def _align_start(variables: _Variables, frame: WorkingFrame, below_iou: float) -
         offset = torch.where(seen[:, None], root - ray_hand * depth[:, None], torch.zeros_like(root))
         new_root = ray_target * new_depth[:, None] + offset
         old_shift = variables.shift.detach().clone()
-        depth0 = variables.depth0.double().cpu()
+        depth0 = variables.scale.double().cpu()
         variables.shift.copy_(((new_root - variables.root0.double().cpu()) / depth0).to(variables.shift))
         _, aligned_iou = _hard_iou(variables.posed().vertices, frame, variables.hand.faces)
         keep_old = ((aligned_iou <= iou) | (iou >= below_iou)).to(variables.shift.device)[:, None]
