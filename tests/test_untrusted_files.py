@@ -135,17 +135,17 @@ def test_files_mask2hand_writes_load_weights_only(tmp_path):
 
 
 def test_rng_state_is_stored_as_plain_values_and_restores_exactly():
-    from mask2hand.train.loop import _rng_state, _set_rng_state
+    from mask2hand.train.rng_state import rng_state, set_rng_state
 
     np.random.seed(11)
     np.random.normal()  # leaves a cached gaussian in numpy's legacy state
     random.seed(5)
     torch.manual_seed(3)
     buffer = io.BytesIO()
-    torch.save(_rng_state(), buffer)
+    torch.save(rng_state(), buffer)
     expected = (np.random.normal(size=4), np.random.randint(0, 10**9, size=4), random.random(), torch.rand(4))
     buffer.seek(0)
-    _set_rng_state(torch.load(buffer, weights_only=True))
+    set_rng_state(torch.load(buffer, weights_only=True))
     again = (np.random.normal(size=4), np.random.randint(0, 10**9, size=4), random.random(), torch.rand(4))
     assert np.array_equal(expected[0], again[0]) and np.array_equal(expected[1], again[1])
     assert expected[2] == again[2] and torch.equal(expected[3], again[3])

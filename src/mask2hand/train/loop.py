@@ -9,12 +9,12 @@ Files in the run folder (rank 0 writes them all):
                 by the epochs done (e.g. 0.4)
   steps.csv     per optimiser step: total loss (for curves and the resume test)
   loss_curve.png, summary.json  at the end; TensorBoard events if tensorboard is installed
+The logs are written by mask2hand.train.run_log, the generators' states saved by
+mask2hand.train.rng_state.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import random
 import sys
@@ -32,42 +32,16 @@ from mask2hand.nn.checkpoint import (check_hand_identity, float32_state, network
 from mask2hand.errors import Mask2HandError
 from mask2hand.losses.objective import LossTerms, mask2hand_loss
 from mask2hand.nn.pretrained import resolve_weights
-from mask2hand.utils.files import stale_temp_files, write_text_atomic
+from mask2hand.utils.files import write_text_atomic
 from mask2hand.utils.interrupts import sigterm_as_keyboard_interrupt
-from mask2hand.version import JSON_SCHEMA_VERSION
 from mask2hand.train.config import TrainConfig, check_values, dump_config, loss_weights, network_config
 from mask2hand.train.data_setup import make_dataset, make_training_set
 from mask2hand.train.distributed import DistInfo, broadcast_flag, init_distributed, reduce_sums, shutdown
 from mask2hand.train.mixture import MixedBatchSampler
 from mask2hand.train.sampler import EpochSampler
 from mask2hand.train.val_metrics import batch_metric_sums
-
-@dataclass
-class RunResult:
-    out_dir: Path
-    epochs_done: int
-    steps_done: int
-    best_val_loss: float
-    stop_reason: str  # "finished", "time budget" or "interrupted" (Ctrl-C)
-    samples_per_second: float
-
-
-def _rng_state() -> dict:
-    """The global torch / numpy / python generators' states as tensors and plain values (what a
-    weights_only load reads): numpy's MT19937 key (624 uint32 words) is kept as an int64 tensor."""
-    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
-    numpy_state = {"kind": str(kind), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
-                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)}
-    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
-
-
-def _set_rng_state(state: dict) -> None:
-    """Restore what _rng_state returned, bit for bit."""
-    torch.set_rng_state(state["torch"])
-    numpy_state = state["numpy"]
-    np.random.set_state((numpy_state["kind"], numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["cached_gaussian"]))
-    random.setstate(state["python"])
+from mask2hand.train.rng_state import rng_state, set_rng_state
+from mask2hand.train.run_log import RunLog, RunResult, remove_stale_temp_files, trim_csv
 
 
 LOG_EVERY_STEPS = 100
@@ -156,7 +130,7 @@ class Trainer:
         if (self.out_dir / "last.pt").exists():
             raise Mask2HandError(f"{self.out_dir} already holds a run; pass --resume to continue it "
                                  "or choose another --out")
-        _remove_stale_temp_files(self.out_dir)
+        remove_stale_temp_files(self.out_dir)
         write_text_atomic(self.out_dir / "config.yaml", dump_config(self.config))
         for name in ("epochs.csv", "steps.csv"):
             (self.out_dir / name).unlink(missing_ok=True)
@@ -227,18 +201,18 @@ class Trainer:
                                  "start a new run in another --out") from None
         if self.dist.is_main:
             self.best_val = self._saved_best_val()
-            _remove_stale_temp_files(self.out_dir)
+            remove_stale_temp_files(self.out_dir)
             # drop rows logged after the checkpoint (a crash between checkpoints); epoch rows are
             # numbered by epochs done (a sitting's last part by its share: `progress`)
-            _trim_csv(self.out_dir / "steps.csv", self.step)
-            _trim_csv(self.out_dir / "epochs.csv", self.progress())
+            trim_csv(self.out_dir / "steps.csv", self.step)
+            trim_csv(self.out_dir / "epochs.csv", self.progress())
 
     def _restore(self, payload: dict) -> None:
         """Model, optimiser, schedule, generators and counters from a checkpoint payload."""
         self.net.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
-        _set_rng_state(payload["rng"])
+        set_rng_state(payload["rng"])
         self.epoch, self.position, self.step = int(payload["epoch"]), int(payload["position"]), int(payload["step"])
         self.best_val = float(payload["best_val"])
         self.partial_sums = dict(payload.get("partial_sums", {}))
@@ -259,7 +233,7 @@ class Trainer:
             "config": self.config.to_dict(), "hand": self.net.hand.identity, "model": self.net.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch, "position": self.position, "step": self.step, "best_val": self.best_val,
-            "partial_sums": self.partial_sums, "rng": _rng_state(), "train_seconds": self.train_seconds,
+            "partial_sums": self.partial_sums, "rng": rng_state(), "train_seconds": self.train_seconds,
         }
 
     def _save(self, name: str, **changes) -> None:
@@ -335,7 +309,7 @@ class Trainer:
         process is interrupted (Ctrl-C, SIGTERM); last.pt is saved in every case."""
         max_minutes = self.config.train.max_minutes
         clock = _RunClock(time.perf_counter(), max_minutes * 60 if max_minutes else None)
-        logger = _Logger(self.out_dir, self.dist.is_main)
+        logger = RunLog(self.out_dir, self.dist.is_main)
         self.net.train()
         sigterm_as_keyboard_interrupt()  # schedulers and `kill` stop a run with TERM: save last.pt on it
         stop_reason = self._train_epochs(clock, logger)
@@ -348,7 +322,7 @@ class Trainer:
         shutdown(self.dist)
         return result
 
-    def _train_epochs(self, clock: _RunClock, logger: _Logger) -> str:
+    def _train_epochs(self, clock: _RunClock, logger: RunLog) -> str:
         """Train the remaining epochs; the RunResult.stop_reason."""
         try:
             while self.epoch < self.config.train.epochs:
@@ -363,7 +337,7 @@ class Trainer:
             return "interrupted"
         return "finished"
 
-    def _train_epoch(self, clock: _RunClock, logger: _Logger) -> bool:
+    def _train_epoch(self, clock: _RunClock, logger: RunLog) -> bool:
         """Train the current epoch from self.position on; False when the time budget stopped it."""
         cfg = self.config.train
         self.train_set.set_epoch(self.epoch)
@@ -385,7 +359,7 @@ class Trainer:
             progress.close()
         return True
 
-    def _record_step(self, values: dict[str, float], clock: _RunClock, logger: _Logger, progress) -> None:
+    def _record_step(self, values: dict[str, float], clock: _RunClock, logger: RunLog, progress) -> None:
         """Count a finished step: position, the epoch's partial sums (kept for resuming), steps.csv, progress."""
         self.step += 1
         self.position += 1
@@ -403,7 +377,7 @@ class Trainer:
         """Epochs done, the current one's finished share included (1.25: a quarter into the second)."""
         return self.epoch + self.position / self.steps_per_epoch
 
-    def _log_partial_epoch(self, clock: _RunClock, logger: _Logger) -> None:
+    def _log_partial_epoch(self, clock: _RunClock, logger: RunLog) -> None:
         """A sitting that ends inside an epoch (its time budget) validates and logs that part of the
         epoch as a row of epochs.csv numbered by `progress` (a sitting shorter than an epoch leaves
         its losses too)."""
@@ -413,7 +387,7 @@ class Trainer:
         logger.epoch(self.progress(), self.optimizer.param_groups[0]["lr"], train_means, self.validate(),
                      clock.samples_per_second())
 
-    def _end_epoch(self, epoch_seconds: float, logger: _Logger) -> None:
+    def _end_epoch(self, epoch_seconds: float, logger: RunLog) -> None:
         """Validate, step a plateau scheduler, log the epoch and save last.pt (and best.pt when the
         validation loss improved)."""
         train_means, samples = _means(self.partial_sums, self.dist)
@@ -475,90 +449,10 @@ def _means(sums: dict[str, float], dist: DistInfo) -> tuple[dict[str, float], fl
     return {k: v / count for k, v in totals.items()}, count
 
 
-def _remove_stale_temp_files(out_dir: Path) -> None:
-    """Delete the temporary files a killed run left in its folder (a checkpoint's is ~26 MB): only
-    atomic_path's, nothing else in the folder. Only this run writes into its folder."""
-    for stale in stale_temp_files(out_dir):
-        stale.unlink(missing_ok=True)
-
-
-def _trim_csv(path: Path, last: float) -> None:
-    """Keep the header and the rows of a log whose first column (a step or epoch count) is at most `last`."""
-    if not path.exists():
-        return
-    rows = path.read_text().splitlines()
-    kept = [rows[0]] + [r for r in rows[1:] if float(r.split(",")[0]) <= last]
-    write_text_atomic(path, "\n".join(kept) + "\n")
-
-
-
-
 def _progress(total: int, initial: int, desc: str, disable: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, leave=False, dynamic_ncols=True)
-
-
-class _Logger:
-    """CSV logs, optional TensorBoard, and the end-of-run curve and summary (rank 0 only)."""
-
-    def __init__(self, out_dir: Path, active: bool):
-        self.out_dir, self.active = out_dir, active
-        self.tensorboard = None
-        if not active:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tensorboard = SummaryWriter(str(out_dir / "tensorboard"))
-        except ImportError:  # tensorboard is optional
-            self.tensorboard = None
-        self.steps_file = out_dir / "steps.csv"
-        if not self.steps_file.exists():
-            self.steps_file.write_text("step,epoch,loss\n")
-
-    def step(self, step: int, epoch: int, loss: float) -> None:
-        if not self.active:
-            return
-        with self.steps_file.open("a") as f:
-            f.write(f"{step},{epoch},{loss:.9g}\n")
-        if self.tensorboard is not None:
-            self.tensorboard.add_scalar("train/loss_step", loss, step)
-
-    def epoch(self, epoch: float, lr: float, train: dict, val: dict, samples_per_s: float) -> None:
-        """A row of epochs.csv: `epoch` epochs done (a fraction for a sitting's last part)."""
-        if not self.active:
-            return
-        row = {"epoch": epoch, "lr": lr, "samples_per_s": samples_per_s}
-        row.update({f"train_{k}": v for k, v in train.items()})
-        row.update({f"val_{k}": v for k, v in val.items()})
-        path = self.out_dir / "epochs.csv"
-        exists = path.exists()
-        header = list(row)
-        if exists:
-            with path.open() as f:
-                header = next(csv.reader(f))
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-            if not exists:
-                writer.writeheader()
-            writer.writerow(row)
-        if self.tensorboard is not None and float(epoch).is_integer():  # its steps are whole epochs
-            for key, value in row.items():
-                if key != "epoch":
-                    self.tensorboard.add_scalar(key.replace("_", "/", 1), value, int(epoch))
-
-    def finish(self, result: RunResult, config: TrainConfig) -> None:
-        from mask2hand.train.curves import plot_loss_curves
-
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-        plot_loss_curves(self.out_dir)
-        summary = {"schema_version": JSON_SCHEMA_VERSION, "name": config.name, "epochs_done": result.epochs_done,
-                   "steps_done": result.steps_done,
-                   "best_val_loss": result.best_val_loss, "stop_reason": result.stop_reason,
-                   "samples_per_second_this_run": result.samples_per_second}
-        write_text_atomic(self.out_dir / "summary.json", json.dumps(summary, indent=2))
 
 
 def _yaml_value(value) -> str:
