@@ -144,7 +144,7 @@ def check_batch_size(count: int, args: argparse.Namespace) -> None:
     """Refuse a --batch-size that the `count` readable masks (after holding out --held-out) or the
     --synthetic masks cannot fill, before anything is written or generated."""
     from mask2hand.errors import Mask2HandError
-    from mask2hand.train.adapt import held_out_count
+    from mask2hand.train.adapt_data import held_out_count
 
     if args.batch_size < 1:
         raise Mask2HandError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -193,10 +193,10 @@ def adapt_recipe(run: Path, network: dict, args: argparse.Namespace, weights: st
 
 
 def make_pseudo_labels(run: Path, network, args: argparse.Namespace) -> Path | None:
-    """RUN/pseudo-labels from the user's training masks (mask2hand.train.adapt.write_pseudo_labels),
+    """RUN/pseudo-labels from the user's training masks (mask2hand.train.adapt_data.write_pseudo_labels),
     with a line saying how many were kept; None when none was."""
     from mask2hand.export.files import write_json
-    from mask2hand.train.adapt import write_pseudo_labels
+    from mask2hand.train.adapt_data import write_pseudo_labels
 
     folder, report = write_pseudo_labels(run / "pseudo-labels", run / "masks", network, args.pseudo_labels,
                                          args.pseudo_min_iou, seed=args.seed)
@@ -267,7 +267,8 @@ def run_holding_folder(args: argparse.Namespace) -> int:
     from mask2hand.export.files import write_json
     from mask2hand.nn.checkpoint import export_weights, network_config_of, read_file
     from mask2hand.nn.pretrained import resolve_weights
-    from mask2hand.train.adapt import AdaptTrainer, teacher_network, write_user_masks
+    from mask2hand.train.adapt import AdaptTrainer, teacher_network
+    from mask2hand.train.adapt_data import write_user_masks
     from mask2hand.train.config import load_config
 
     out = Path(args.out)
