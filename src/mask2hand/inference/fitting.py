@@ -87,10 +87,16 @@ def _as_written(hypothesis: Hypothesis, left: bool, hand) -> Hypothesis:
                    joints=mirror_points(hypothesis.joints))
 
 
+def within_hand(config: FitConfig, hand) -> FitConfig:
+    """`config` with its pose PCs (num_pcs) at most the hand layer's: a network of few pose PCs (the
+    paper-synthetic model's 6) is fitted in all of them with the default settings."""
+    return replace(config, num_pcs=min(config.num_pcs, hand.num_pose_pcs))
+
+
 def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], raw: NetworkResult,
                          fit: FitConfig | None, k: int | None) -> list[Prediction]:
     """`finish` for a network batch with test-time fitting (fit) and/or k hypotheses; hand: the
-    network's HandModel.
+    network's HandModel (the fit's num_pcs is capped at its pose PCs: within_hand).
 
     Each Prediction is the fitted hand where that raised the IoU, else the network's;
     iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
@@ -98,13 +104,14 @@ def predictions_with_fit(finish: Finish, hand, items: Sequence[PreparedInput], r
     """
     results = finish(items, raw)
     if fit is not None:
+        fit = within_hand(fit, hand)
         fitted_raw, steps = fit_network_result(items, raw, hand, fit)
         fitted = finish(items, fitted_raw)
         results = [replace(fit_pred if fit_pred.iou > net.iou else net, iou_before_fit=net.iou, fit_steps=int(n))
                    for net, fit_pred, n in zip(results, fitted, steps)]
     if k is not None:
         masks, Ks = network_frame(items)
-        ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
+        ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or within_hand(FitConfig(), hand))
         results = [replace(prediction, hypotheses=[_as_written(h, item.side == "left", hand) for h in hyps])
                    for prediction, item, hyps in zip(results, items, ranked)]
     return results
