@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from mask2hand.nn.checkpoint import load_network
@@ -45,3 +47,13 @@ def test_the_gpu_job_runs_end_to_end_on_a_tiny_budget(tmp_path):
     assert "Procrustes aligned" in (out / "eval_paper_test.txt").read_text()
     cards = {name: json.loads((out / "cards" / f"{name}.json").read_text()) for name in ("paper", "paper-val")}
     assert cards["paper"]["counts"] == {"train": 20, "test": 10} and cards["paper-val"]["seed"] == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the full job would start")
+def test_the_full_gpu_job_refuses_a_machine_without_cuda_at_once(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "M2H_WORK": str(tmp_path / "work")}
+    env.pop("M2H_TINY", None)
+    proc = subprocess.run(["bash", str(REPO / "tools" / "gpu_paper_synthetic.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no CUDA device" in proc.stderr
+    assert not (tmp_path / "work" / "data").exists() and list((tmp_path / "out").iterdir()) == []

@@ -50,6 +50,21 @@ fi
 MINUTES=${M2H_TRAIN_MINUTES:-7.5}
 WORKERS=${M2H_WORKERS:-8}
 
+# what the job imports, checked before minutes of work depend on it
+"$PYTHON" - "${M2H_TINY:-0}" <<'EOF'
+import importlib.util
+import sys
+
+missing = [name for name in ("torch", "torchvision", "numpy", "scipy", "yaml", "matplotlib", "tqdm", "PIL")
+           if importlib.util.find_spec(name) is None]
+if missing:
+    sys.exit(f"the job needs these packages, not installed here: {', '.join(missing)}")
+import torch
+
+if sys.argv[1] != "1" and not torch.cuda.is_available():
+    sys.exit("no CUDA device: the full job is a GPU job (M2H_TINY=1 runs its tiny budget anywhere)")
+EOF
+
 now() { date +%s.%N; }
 t0=$(now)
 "$PYTHON" -m mask2hand synth paper --out "$WORK/data/paper" --seed 0 --train-poses "$TRAIN_POSES" \
