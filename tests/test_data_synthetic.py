@@ -53,6 +53,21 @@ def test_arrays_do_not_depend_on_the_torch_thread_count(paper, tmp_path):
     assert torch.get_num_threads() == threads
 
 
+def test_view_seed_draws_the_training_poses_in_other_views(paper, tmp_path):
+    same = generate_paper(tmp_path / "same", hand="open", seed=0, protocol=SMALL, view_seed=0)
+    assert digests(same) == digests(paper)  # the seed's own views, bit for bit
+    # the first 2 of the 3 training poses, in views of another seed: an image-level split's test set
+    fewer = PaperProtocol(train_poses=2, test_poses=0)
+    seen = open_dataset(generate_paper(tmp_path / "seen", hand="open", seed=0, protocol=fewer, view_seed=7))
+    base = open_dataset(paper)
+    assert seen.card["view_seed"] == 7 and seen.card["counts"] == {"train": 10, "test": 0}
+    for name in ("pose", "pose_pcs", "pose_id", "betas"):
+        np.testing.assert_array_equal(np.asarray(seen.arrays[name]), np.asarray(base.arrays[name])[:10], name)
+    # every view differs: another orientation, camera and mask for each
+    assert np.all(np.any(np.asarray(seen.arrays["global_orient"]) != np.asarray(base.arrays["global_orient"])[:10], 1))
+    assert not np.any(np.all(seen.masks(slice(None)) == base.masks(slice(0, 10)), axis=(1, 2)))
+
+
 def test_paper_protocol_structure(paper, hand):
     ds = open_dataset(paper, verify=True)
     card = ds.card

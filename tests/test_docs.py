@@ -75,6 +75,8 @@ NOT_RUN = {
     "mask2hand serve": "serves until Ctrl-C; tests/test_serve_api.py starts the command and calls the API",
     "curl": "needs a running mask2hand serve; tests/test_serve_api.py sends the same forms",
     "torchrun": "starts DistributedDataParallel processes; tests/test_train.py runs a two-process run",
+    "tools/gpu_paper_synthetic.sh": "the GPU job (about 10 minutes on one H100); tests/test_gpu_job.py runs it on "
+                                    "the CPU with its tiny budget",
     # the model card's reproduction list: hours of training on full corpora
     "mask2hand train cpu-noise-ft": "about an hour per stage; tests/test_train.py fine-tunes on tiny data",
     "mask2hand train cpu-real-inputs --out runs/v5": "about 3 hours and 7 GB of data; TRAINING.md's fine-tuning "

@@ -135,3 +135,16 @@ def test_a_deeply_nested_or_odd_dataset_card_is_one_line(tmp_path):
     (folder / "card.json").write_text(DEEP)
     with pytest.raises(Mask2HandError, match="card.json"):
         open_dataset(folder)
+
+
+@pytest.mark.parametrize("options, text", [
+    (["paper", "--seed", "-1"], "--seed must be a non-negative"),
+    (["paper", "--view-seed", "-3"], "--view-seed must be a non-negative"),
+    (["broad", "--view-seed", "2"], "for `synth paper` only"),
+])
+def test_a_bad_synth_seed_is_one_line_before_any_mask(options, text, tmp_path, capsys):
+    code = cli_main(["synth", *options, "--out", str(tmp_path / "set"), "--train-poses", "1", "--test-poses", "0",
+                     "--count", "1", "--val-count", "0", "--test-count", "0"])
+    lines = _error_lines(capsys)
+    assert code == 2 and len(lines) == 1 and text in lines[0]
+    assert not (tmp_path / "set").exists()

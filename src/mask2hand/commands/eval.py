@@ -1,4 +1,5 @@
-"""`mask2hand eval CHECKPOINT DATA [--align both] [--noise KIND:LEVEL ...] [--sensor-size N ...] [--json OUT]`."""
+"""`mask2hand eval CHECKPOINT DATA [--align both] [--noise KIND:LEVEL ...] [--sensor-size N ...] [--fit]
+[--json OUT]`."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sensor-size", type=int, action="append", default=[], metavar="N",
                         help="also evaluate on masks first resampled to N x N, like a low-resolution sensor's "
                              "(repeatable, e.g. --sensor-size 32 --sensor-size 64)")
+    parser.add_argument("--fit", action="store_true",
+                        help="also the network's answer refined by test-time fitting (as `predict --fit`), on the "
+                             "first --fit-samples masks: MPJPE, PA-MPJPE (cm), mIoU and seconds per mask of the "
+                             "network alone and of network + fit")
+    parser.add_argument("--fit-samples", type=int, default=200,
+                        help="masks scored with --fit (default 200; fitting takes about a second per mask)")
     parser.add_argument("--hand", choices=["open", "mano"], default=None, help="hand model (default: the checkpoint's)")
     parser.add_argument("--mano", default=None, help="MANO_RIGHT.pkl for MANO-trained checkpoints")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -35,6 +42,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
 
     if args.batch_size < 1:
         raise Mask2HandError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.fit_samples < 1:
+        raise Mask2HandError(f"--fit-samples must be at least 1, got {args.fit_samples}")
     if args.max_samples is not None and args.max_samples < 1:
         raise Mask2HandError(f"--max-samples must be at least 1, got {args.max_samples}")
     for side in args.sensor_size:
@@ -62,7 +71,30 @@ def run(args: argparse.Namespace) -> int:
         results.append(evaluate(net, args.data, None, args.batch_size, args.max_samples, device,
                                 sensor_size=side))
     print(format_tables(results, args.align))
+    extra = {"checkpoint": args.checkpoint, "data": args.data}
+    if args.fit:
+        fitted = _evaluate_fit(args)
+        print(f"\nTest-time fitting ({fitted.num_samples} masks"
+              + (f", {len(fitted.refused)} refused by predict and left out" if fitted.refused else "")
+              + ")\n" + fitted.table())
+        extra["fit"] = fitted.to_dict()
     if args.json:
-        write_results(results, args.json, {"checkpoint": args.checkpoint, "data": args.data})
+        write_results(results, args.json, extra)
         print(f"wrote {args.json}")
     return 0
+
+
+def _evaluate_fit(args: argparse.Namespace):
+    """The "network" and "network + fit" rows of mask2hand.evaluation.fitting on the first
+    --fit-samples masks of the dataset, with `predict`'s default fit."""
+    from mask2hand.data.dataset import MaskDataset
+    from mask2hand.evaluation.fitting import FitEvalSettings, evaluate_fitting
+    from mask2hand.inference.api import Mask2Hand
+    from mask2hand.train.data_setup import split_source
+
+    model = Mask2Hand.from_pretrained(args.checkpoint, hand_model=args.hand, mano_path=args.mano, device=args.device,
+                                      runtime="torch")
+    folder, split = split_source(args.data)
+    dataset = MaskDataset(folder, split=split, distance_field=False)
+    settings = FitEvalSettings(num_samples=args.fit_samples, modes=("network", "network + fit"))
+    return evaluate_fitting(model, dataset, settings)

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-poses", type=int, default=4_000, help="paper: training poses (default 4000)")
     parser.add_argument("--test-poses", type=int, default=400, help="paper: test poses (default 400)")
     parser.add_argument("--views", type=int, default=5, help="paper: views per pose (default 5)")
+    parser.add_argument("--view-seed", type=int, default=None,
+                        help="paper: seed of the view draws alone (default: --seed); with a training set's --seed "
+                             "and --train-poses N, its first N training poses in other views")
     parser.add_argument("--root", default=None, help="freihand: the FreiHAND_pub_v2 folder")
     parser.add_argument("--split-file", default=None,
                         help="freihand: FreiHand_split_ids.json of the reference code (default: the paper's "
@@ -60,6 +63,11 @@ def write_dataset(args: argparse.Namespace, progress) -> Path:
 
     from mask2hand.errors import Mask2HandError
 
+    for name, seed in (("--seed", args.seed), ("--view-seed", args.view_seed)):
+        if seed is not None and seed < 0:
+            raise Mask2HandError(f"{name} must be a non-negative integer, got {seed}")
+    if args.view_seed is not None and args.kind != "paper":
+        raise Mask2HandError("--view-seed draws the paper protocol's poses in other views: it is for `synth paper` only")
     if args.kind == "paper":
         from mask2hand.data.synthetic import PaperProtocol, generate_paper, with_probabilities
 
@@ -67,7 +75,7 @@ def write_dataset(args: argparse.Namespace, progress) -> Path:
                            views_per_pose=args.views)
         path = generate_paper(args.out, hand=args.hand, hand_path=args.mano, seed=args.seed,
                               protocol=with_probabilities(protocol, args.forearm, args.shape_variety),
-                              overwrite=args.overwrite, progress=progress)
+                              overwrite=args.overwrite, progress=progress, view_seed=args.view_seed)
     elif args.kind in ("broad", "natural"):
         from mask2hand.data.synthetic import (BroadCorpus, NaturalCorpus, generate_broad, generate_natural,
                                               with_probabilities)

@@ -332,12 +332,20 @@ class _Streams:
     shape: np.random.Generator
 
 
-def _split_rngs(seed: int, names: list[str]) -> dict[str, _Streams]:
+def _split_rngs(seed: int, names: list[str], view_seed: int | None = None) -> dict[str, _Streams]:
     """Independent streams per split, so one split's size never changes another's samples. A seed
     sequence's first children do not depend on how many are spawned, so the pose and view streams
-    are those of the generators before forearms and shape variety existed."""
-    children = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: _Streams(*(np.random.default_rng(s) for s in child.spawn(4))) for name, child in zip(names, children)}
+    are those of the generators before forearms and shape variety existed. view_seed: the seed of
+    the view streams alone (None: `seed`), so the same poses can be drawn in other views."""
+
+    def streams(of: int) -> list[list[np.random.Generator]]:
+        return [[np.random.default_rng(s) for s in child.spawn(4)] for child in np.random.SeedSequence(of).spawn(len(names))]
+
+    own = streams(seed)
+    if view_seed is not None:
+        for split, other in zip(own, streams(view_seed)):
+            split[1] = other[1]
+    return {name: _Streams(*split) for name, split in zip(names, own)}
 
 
 def _base_specs(source) -> dict[str, ArraySpec]:
@@ -464,15 +472,17 @@ def _with_forearms(views: _Views, settings: ForearmSettings, rng: np.random.Gene
 
 
 def _write_synthetic(out: str | Path, source, seed: int, plan: _Plan, overwrite: bool,
-                     progress: Callable[[int, int], None] | None, started: float) -> Path:
+                     progress: Callable[[int, int], None] | None, started: float,
+                     view_seed: int | None = None) -> Path:
     """Draw views for every slot of every split in chunks of CHUNK, render and store them with the card.
 
-    started: time.perf_counter() when generation began (the card's timing). Returns the dataset folder.
+    started: time.perf_counter() when generation began (the card's timing); view_seed: the seed of
+    the view draws (None: `seed`; see _split_rngs). Returns the dataset folder.
     """
     from mask2hand.version import __version__
 
     total = sum(plan.counts.values())
-    rngs = _split_rngs(seed, list(plan.streams))
+    rngs = _split_rngs(seed, list(plan.streams), view_seed)
     rejections = {reason: 0 for reason in REJECTION_REASONS}
     stats: list[dict[str, np.ndarray]] = []
     arms_on = plan.forearm.probability > 0
@@ -506,6 +516,7 @@ def _write_synthetic(out: str | Path, source, seed: int, plan: _Plan, overwrite:
             "generator": plan.generator,
             "mask2hand_version": __version__,
             "seed": seed,
+            **({} if view_seed is None else {"view_seed": view_seed}),
             "hand": source.card(),
             "sampling": {**plan.sampling, "chunk": CHUNK},
             "counts": plan.counts,
@@ -531,13 +542,18 @@ def _layer_hand(hand: str, what: str) -> str:
 
 def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = None, seed: int = 0,
                    protocol: PaperProtocol = PaperProtocol(), overwrite: bool = False,
-                   progress: Callable[[int, int], None] | None = None) -> Path:
+                   progress: Callable[[int, int], None] | None = None, view_seed: int | None = None) -> Path:
     """The paper's synthetic set (sec. 4.1): 20,000 training and 2,000 test masks by default.
 
     Samples are pose-major: sample i is view i % views of pose i // views; `pose_id`
     holds the pose index (unique across splits) and `pose_pcs` its PCA coefficients.
     Splits "train" then "test" in one folder. hand: "open" or "mano" (hand_path: the
     MANO file, default $MANO_RIGHT_PATH). Returns the dataset folder.
+
+    view_seed: the seed of the view draws (orientation, camera, placement) alone; None: `seed`.
+    The poses depend on `seed` only, and a split of fewer poses holds the first poses of a
+    larger one, so `seed=S, view_seed=V` (V != S) with train_poses=n gives the first n training
+    poses of seed S in other views: the test set an image-level random split would give.
     """
     from mask2hand.hand import load_hand_model
 
@@ -559,7 +575,7 @@ def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = 
             split_poses=lambda rng, shape_rng, offset, count: _paper_split_poses(decoder, protocol, rng, shape_rng,
                                                                                  offset, count),
             orient=_uniform_orientations(protocol.view), forearm=protocol.forearm, variety=protocol.shape_variety)
-        return _write_synthetic(out, source, seed, plan, overwrite, progress, started)
+        return _write_synthetic(out, source, seed, plan, overwrite, progress, started, view_seed)
 
 
 def _variety_draws(rng: np.random.Generator, n: int, settings: ShapeVariety) -> ShapeVarietyDraw | None:

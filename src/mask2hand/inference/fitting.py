@@ -85,11 +85,17 @@ def _as_written(hypothesis: Hypothesis, left: bool, hand) -> Hypothesis:
                    joints=mirror_points(hypothesis.joints))
 
 
+def within_hand(config: FitConfig, hand) -> FitConfig:
+    """`config` with its pose PCs (num_pcs) at most the hand layer's: a network of few pose PCs (the
+    paper-synthetic model's 6) is fitted in all of them with the default settings."""
+    return replace(config, num_pcs=min(config.num_pcs, hand.num_pose_pcs))
+
+
 def predictions_with_fit(model, hand, items: Sequence[PreparedInput], raw: NetworkResult,
                          fit: FitConfig | None, k: int | None) -> list[Prediction | AnswerError]:
     """Per input of a network batch, its Prediction with test-time fitting (fit) and/or k
     hypotheses, or the AnswerError of an unusable answer; model: the Mask2Hand whose runner gave
-    `raw`; hand: the network's HandModel.
+    `raw`; hand: the network's HandModel (the fit's num_pcs is capped at its pose PCs: within_hand).
 
     Each Prediction is the fitted hand where that raised the IoU, else the network's;
     iou_before_fit and fit_steps are set when fitting, hypotheses (vertices and joints in
@@ -99,6 +105,7 @@ def predictions_with_fit(model, hand, items: Sequence[PreparedInput], raw: Netwo
     if fit is None:
         results = build_predictions(model, items, raw, placed)
     else:
+        fit = within_hand(fit, hand)
         fitted_raw, steps = fit_network_result(items, raw, hand, fit)
         fitted = place_answers(items, fitted_raw, model.faces)
         use_fit = [fitted.errors[b] is None and (placed.errors[b] is not None or fitted.ious[b] > placed.ious[b])
@@ -114,7 +121,8 @@ def predictions_with_fit(model, hand, items: Sequence[PreparedInput], raw: Netwo
                     result, iou_before_fit=placed.ious[b], fit_steps=int(steps[b]))
     if k is not None:
         masks, Ks = network_frame(items)
-        ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k, config=fit or FitConfig())
+        ranked = hypotheses_batch(raw.hand_params(), masks, Ks, hand, k=k,
+                                  config=fit or within_hand(FitConfig(), hand))
         results = [result if isinstance(result, AnswerError) else
                    replace(result, hypotheses=[_as_written(h, item.side == "left", hand) for h in hyps])
                    for result, item, hyps in zip(results, items, ranked)]
