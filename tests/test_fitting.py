@@ -16,6 +16,7 @@ import torch
 
 from mask2hand import cli
 from mask2hand.data.synthetic import sample_orientations
+from mask2hand.export.prediction import write_prediction
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig, fit_from_prior, fit_to_silhouette, hypotheses
 from mask2hand.fit.core import _Variables, pooling_matrix, start_tensors, working_frame
@@ -323,7 +324,7 @@ def test_predict_with_fit_and_hypotheses(model, tmp_path):
     assert result.iou >= result.iou_before_fit and 0 <= result.fit_steps <= 10 + FitConfig.detail_steps
     assert 1 <= len(result.hypotheses) <= 2
     assert [h.score for h in result.hypotheses] == sorted((h.score for h in result.hypotheses), reverse=True)
-    paths = result.save(tmp_path, "hand", figure=False)
+    paths = write_prediction(result, tmp_path, "hand", figure=False)
     data = json.loads(paths["json"].read_text())
     assert data["fit_steps"] == result.fit_steps and data["iou_before_fit"] == pytest.approx(plain.iou)
     assert [h["score"] for h in data["hypotheses"]] == pytest.approx([h.score for h in result.hypotheses])

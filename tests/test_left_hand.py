@@ -15,6 +15,7 @@ import trimesh
 from mask2hand import cli
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import mesh_bytes
+from mask2hand.export.prediction import prediction_json
 from mask2hand.hand import load_hand_model
 from mask2hand.inference.api import Mask2Hand
 from mask2hand.image.camera import Camera
@@ -75,7 +76,7 @@ def test_left_prediction_of_mirrored_mask_is_mirror_of_right(model, right_mask):
     # params are those of the mirrored right hand, i.e. of the right prediction here
     assert np.allclose(left.params.global_orient, right.params.global_orient)
     assert np.allclose(left.params.transl, right.params.transl)
-    assert left.to_dict()["side"] == "left"
+    assert prediction_json(left)["side"] == "left"
 
 
 def test_left_mesh_has_outward_normals(model, right_mask):

@@ -1,7 +1,7 @@
 """The answer to one `POST /api/predict`: its JSON and its downloadable files.
 
-The JSON's "prediction" block is `Prediction.to_dict()` made JSON-ready by the writer
-`mask2hand predict` uses (mask2hand.export.files.to_jsonable): parsed, it equals the
+The JSON's "prediction" block is mask2hand.export.prediction.prediction_json made JSON-ready by
+the writer `mask2hand predict` uses (mask2hand.export.files.to_jsonable): parsed, it equals the
 <stem>.json that `mask2hand predict` writes for the same file. Beside it: the mesh for the
 page's viewer, an overlay image (the input mask, the predicted silhouette's contour and the
 2-D skeleton: mask2hand.export.animation.skeleton_panel, the sequence GIF's frame), the
@@ -26,6 +26,7 @@ import numpy as np
 from mask2hand.export.animation import skeleton_panel
 from mask2hand.export.figures import FREIHAND_BONES, joint_colors
 from mask2hand.export.files import json_text, mesh_bytes, to_jsonable
+from mask2hand.export.prediction import prediction_json
 from mask2hand.inference.result import Prediction
 
 OVERLAY_SIDE = 512
@@ -44,7 +45,7 @@ MEDIA_TYPES = {".obj": "text/plain; charset=utf-8", ".ply": "application/octet-s
 
 def download_stem(source: str) -> str:
     """The file stem of an upload's downloads: its stem in letters, digits, '-', '_' and '.'
-    ("prediction" if nothing is left), as `Prediction.save` names an input's files."""
+    ("prediction" if nothing is left), as `write_prediction` names an input's files."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem).strip("._")
     return stem or "prediction"
 
@@ -81,13 +82,13 @@ class Answer:
 
     @classmethod
     def from_prediction(cls, answer_id: str, prediction: Prediction, seconds: float) -> "Answer":
-        return cls(id=answer_id, stem=download_stem(prediction.source), prediction=to_jsonable(prediction.to_dict()),
+        return cls(id=answer_id, stem=download_stem(prediction.source), prediction=to_jsonable(prediction_json(prediction)),
                    vertices=np.asarray(prediction.vertices), faces=np.asarray(prediction.faces),
                    hypotheses=[np.asarray(h.vertices) for h in prediction.hypotheses or []],
                    overlay=overlay_png(prediction), seconds=seconds)
 
     def files(self) -> dict[str, Callable[[], bytes]]:
-        """Download name -> a function making its bytes, named as `Prediction.save` names them."""
+        """Download name -> a function making its bytes, named as `write_prediction` names them."""
         files = {f"{self.stem}.obj": lambda: mesh_bytes(self.vertices, self.faces, "obj"),
                  f"{self.stem}.ply": lambda: mesh_bytes(self.vertices, self.faces, "ply"),
                  f"{self.stem}.json": lambda: json_text(self.prediction).encode()}
