@@ -36,7 +36,7 @@ def right_mask() -> np.ndarray:
     """The exact silhouette (H,W) bool of the open right hand, fingers up, slightly off center."""
     hand = load_hand_model("open")
     out = hand(torch.tensor([[0.2, 0.1, math.pi / 2]]), torch.tensor([[0.01, 0.08, 0.55]]),
-               pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
+               hand_pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
     mask = rasterize_silhouette(out.vertices, hand.faces, torch.from_numpy(K_OFF_CENTER[None]), image_size=SIZE)[0]
     assert 500 < mask.sum() < 0.6 * mask.size
     return mask
@@ -88,7 +88,7 @@ def test_left_mesh_has_outward_normals(model, right_mask):
     inside_out = trimesh.Trimesh(left.vertices, hand.faces.numpy(), process=False)
     assert inside_out.volume < 0
     # the hand layer's own mesh is outward-facing with the original faces (the premise of the above)
-    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
+    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), hand_pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
     assert trimesh.Trimesh(out.vertices[0].numpy(), hand.faces.numpy(), process=False).volume > 0
 
 

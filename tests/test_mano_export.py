@@ -56,7 +56,7 @@ def open_hand_as_mano(seed: int = 0) -> dict:
     hand = HandModel(data).double()
     rest_pose = torch.as_tensor(rng.normal(scale=0.25, size=(1, 45)))
     zero = torch.zeros(1, 3, dtype=torch.float64)
-    rest = hand(zero, zero, pose=rest_pose).vertices[0].numpy()
+    rest = hand(zero, zero, hand_pose=rest_pose).vertices[0].numpy()
     faces, corners = _split_faces(rest, data.faces.astype(np.int64))
     count = len(rest) + len(corners)
 
@@ -109,7 +109,7 @@ def mano_output(path: Path, params):
     exported parameters."""
     layer = load_hand_model("mano", path=path, flat_hand_mean=True)
     tensor = lambda a: torch.as_tensor(a)[None]  # noqa: E731
-    return layer(tensor(params.global_orient), tensor(params.transl), pose=tensor(params.hand_pose),
+    return layer(tensor(params.global_orient), tensor(params.transl), hand_pose=tensor(params.hand_pose),
                  betas=tensor(params.betas))
 
 
@@ -138,7 +138,7 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
     rng = np.random.default_rng(3)
     truth = {"global_orient": torch.tensor([[2.0, -0.7, 0.9]], dtype=torch.float64),
              "transl": torch.tensor([[0.03, -0.02, 0.45]], dtype=torch.float64),
-             "pose": torch.as_tensor(rng.normal(scale=0.3, size=(1, 45))),
+             "hand_pose": torch.as_tensor(rng.normal(scale=0.3, size=(1, 45))),
              "betas": torch.as_tensor(rng.normal(scale=1.0, size=(1, 10)))}
     target = layer(**truth)
     fitted = fit_mano(layer, target.vertices[0].numpy(), layer.faces.numpy(), target.joints[0].numpy())

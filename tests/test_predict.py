@@ -70,7 +70,7 @@ def test_params_rebuild_the_answer_with_the_documented_call(model):
     layer = load_hand_model(result.hand["name"], flat_hand_mean=result.hand["flat_hand_mean"])
     with torch.no_grad():
         out = layer(*(torch.from_numpy(v[None]) for v in (p.global_orient, p.transl)),
-                    pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
+                    hand_pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
     vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
     residual = result.params_residual_mm
     assert np.linalg.norm(joints - result.joints, axis=-1).mean() * 1000 == pytest.approx(residual["joints"], abs=1e-2)

@@ -124,7 +124,7 @@ def render_example(hand, example: Example) -> dict:
     rotation = Rotation.from_euler("xyz", example.turn_deg, degrees=True).as_matrix() @ example.view
     global_orient = torch.as_tensor(Rotation.from_matrix(rotation).as_rotvec()[None])
     zeros = torch.zeros(1, 3, dtype=torch.float64)
-    out = hand(global_orient, zeros, pose=pose, betas=betas)
+    out = hand(global_orient, zeros, hand_pose=pose, betas=betas)
     vertices = out.vertices[0].numpy()
     focal = default_focal(IMAGE_SIZE)
     K = Camera.centered(IMAGE_SIZE, focal).K
@@ -133,7 +133,7 @@ def render_example(hand, example: Example) -> dict:
     center = (lo + hi) / 2
     depth = focal * max(hi[0] - lo[0], hi[1] - lo[1]) / example.size_px
     transl = np.array([0.0, 0.0, depth]) - center
-    out = hand(global_orient, torch.as_tensor(transl[None]), pose=pose, betas=betas)
+    out = hand(global_orient, torch.as_tensor(transl[None]), hand_pose=pose, betas=betas)
     K_t = torch.as_tensor(K[None])
     uv = project(out.vertices, K_t)[0].numpy()
     if uv.min() < 2 or uv.max() > min(IMAGE_SIZE) - 2:

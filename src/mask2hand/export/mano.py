@@ -373,7 +373,7 @@ def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str
                   (("global_orient", global_orient), ("hand_pose", unknowns.pose()[0]),
                    ("betas", unknowns.betas[0]), ("transl", transl))}
         as_input = {name: t[None].double() for name, t in stored.items()}
-        out = layer(as_input["global_orient"], as_input["transl"], pose=as_input["hand_pose"],
+        out = layer(as_input["global_orient"], as_input["transl"], hand_pose=as_input["hand_pose"],
                     betas=as_input["betas"])
         joints_mm = float(((out.joints[0] - target.joints).norm(dim=-1) * 1000).mean())
         surface_mm = _surface_distance_mm(out.vertices[0], layer.faces, target)

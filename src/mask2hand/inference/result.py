@@ -27,7 +27,7 @@ class Prediction:
     joints: (21,3) meters, camera space, FreiHAND order.
     joints_2d: (21,2) their projections in the input image's pixels.
     params: HandParams that rebuild the answer, in the flat_hand_mean=True convention:
-        `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)` (fitted to
+        `load_hand_model(hand["name"])(global_orient, transl, hand_pose=pose, betas=betas)` (fitted to
         the final mesh, mask2hand.inference.rebuild; see below for a left hand). Where the runtime
         lacks the hand's arrays (an ONNX export of a MANO network) they are the network's own, in
         the convention `params.flat_hand_mean` (and `hand["flat_hand_mean"]`) names. Whatever
