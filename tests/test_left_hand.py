@@ -88,7 +88,8 @@ def test_left_mesh_has_outward_normals(model, right_mask):
     inside_out = trimesh.Trimesh(left.vertices, hand.faces.numpy(), process=False)
     assert inside_out.volume < 0
     # the hand layer's own mesh is outward-facing with the original faces (the premise of the above)
-    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), hand_pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
+    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), hand_pose=torch.zeros(1, 45),
+               betas=torch.zeros(1, 10))
     assert trimesh.Trimesh(out.vertices[0].numpy(), hand.faces.numpy(), process=False).volume > 0
 
 

@@ -45,8 +45,9 @@ def hand_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     hand = load_hand_model("open").double()
     pose = torch.zeros(1, 45, dtype=torch.float64)
     pose[0, 2::3] = 0.3  # every finger joint bent a little
-    out = hand(torch.tensor([[0.3, -0.2, 0.1]], dtype=torch.float64), torch.tensor([[0.0, 0.0, 0.4]], dtype=torch.float64),
-               pose, betas=torch.zeros(1, 10, dtype=torch.float64))
+    f64 = torch.float64
+    out = hand(torch.tensor([[0.3, -0.2, 0.1]], dtype=f64), torch.tensor([[0.0, 0.0, 0.4]], dtype=f64), pose,
+               betas=torch.zeros(1, 10, dtype=f64))
     return out.vertices[0].numpy(), hand.faces.numpy(), out.joints[0].numpy()
 
 

@@ -1,7 +1,8 @@
 """A Prediction's files: its JSON form, its meshes (OBJ, PLY, GLB), its figure, written together.
 
 `write_prediction(prediction, directory)` writes <stem>.obj, .ply, .glb, .json, <stem>_hyp<k>.obj per
-hypothesis and <stem>.png all or nothing; `prediction_json(prediction)` is the JSON's content. Meshes
+hypothesis and <stem>.png all or nothing; `prediction_files` makes the same files' bytes without writing
+them (mask2hand serve's downloads), `prediction_json(prediction)` is the JSON's content. Meshes
 and joints are written in the frame `frame` names (mask2hand.export.files.FRAMES: "opencv", the
 camera's own, or "opengl", y up and z toward the viewer); the JSON records which.
 """
@@ -76,10 +77,34 @@ def prediction_stem(prediction: Prediction) -> str:
     return Path(prediction.source).stem if not prediction.source.startswith("<") else "prediction"
 
 
+def prediction_files(prediction: Prediction, stem: str | None = None,
+                     frame: str = "opencv") -> dict[str, tuple[str, Callable[[], bytes]]]:
+    """The mesh and JSON files of `prediction`, unwritten: kind ("obj", "ply", "glb", "json",
+    "hyp<k>") -> (file name, a function making its bytes). The functions hold the answer's arrays,
+    not its masks. frame and stem as in write_prediction; what mask2hand serve offers for download."""
+    check_frame(frame)
+    stem = prediction_stem(prediction) if stem is None else stem
+    vertices, faces = points_in_frame(prediction.vertices, frame), prediction.faces
+    joints = points_in_frame(prediction.joints, frame)
+    extras = {"frame": frame, "axes": FRAMES[frame], "units": "meters", "source": prediction.source,
+              "side": prediction.side}
+    record = prediction_json(prediction, frame)
+    files: dict[str, tuple[str, Callable[[], bytes]]] = {
+        "obj": (f"{stem}.obj", lambda: mesh_bytes(vertices, faces, "obj")),
+        "ply": (f"{stem}.ply", lambda: mesh_bytes(vertices, faces, "ply")),
+        "glb": (f"{stem}.glb", lambda: glb_bytes(vertices, faces, joints, JOINT_NAMES, extras=extras)),
+        "json": (f"{stem}.json", lambda: json_text(record).encode()),
+    }
+    for rank, hypothesis in enumerate(prediction.hypotheses or [], start=1):
+        files[f"hyp{rank}"] = (f"{stem}_hyp{rank}.obj", lambda v=points_in_frame(hypothesis.vertices, frame):
+                               mesh_bytes(v, faces, "obj"))
+    return files
+
+
 def write_prediction(prediction: Prediction, directory: str | os.PathLike, stem: str | None = None,
                      figure: bool | None = None, frame: str = "opencv") -> dict[str, Path]:
-    """Write <stem>.obj, <stem>.ply, <stem>.glb, <stem>.json, <stem>_hyp<k>.obj per hypothesis and
-    <stem>.png (the figure, prediction_figure) into `directory`, all or nothing.
+    """Write <stem>.obj, <stem>.ply, <stem>.glb, <stem>.json, <stem>_hyp<k>.obj per hypothesis
+    (prediction_files) and <stem>.png (the figure, prediction_figure) into `directory`, all or nothing.
 
     frame: "opencv" (the camera's, the default) or "opengl" (y up, z toward the viewer) for the
     meshes and joints (mask2hand.export.files.FRAMES); the JSON records it. figure: None draws the
@@ -93,27 +118,15 @@ def write_prediction(prediction: Prediction, directory: str | os.PathLike, stem:
         if not figure:
             _say_once(f"{missing_message('matplotlib', 'the figure (.png)')}; "
                       "write_prediction writes the meshes and JSON only")
-    directory = Path(directory)
     stem = prediction_stem(prediction) if stem is None else stem
-    vertices = points_in_frame(prediction.vertices, frame)
-    writers: dict[str, tuple[Path, Callable[[], bytes]]] = {
-        "obj": (directory / f"{stem}.obj", lambda: mesh_bytes(vertices, prediction.faces, "obj")),
-        "ply": (directory / f"{stem}.ply", lambda: mesh_bytes(vertices, prediction.faces, "ply")),
-        "glb": (directory / f"{stem}.glb", lambda: glb_bytes(
-            vertices, prediction.faces, points_in_frame(prediction.joints, frame), JOINT_NAMES,
-            extras={"frame": frame, "axes": FRAMES[frame], "units": "meters", "source": prediction.source,
-                    "side": prediction.side})),
-        "json": (directory / f"{stem}.json", lambda: json_text(prediction_json(prediction, frame)).encode()),
-    }
-    for rank, hypothesis in enumerate(prediction.hypotheses or [], start=1):
-        writers[f"hyp{rank}"] = (directory / f"{stem}_hyp{rank}.obj", lambda h=hypothesis: mesh_bytes(
-            points_in_frame(h.vertices, frame), prediction.faces, "obj"))
+    files = prediction_files(prediction, stem, frame)
     if figure:
         from mask2hand.export.figures import prediction_figure
 
-        writers["png"] = (directory / f"{stem}.png", lambda: figure_png_bytes(prediction_figure(prediction)))
-    write_files(dict(writers.values()))
-    return {kind: path for kind, (path, _) in writers.items()}
+        files["png"] = (f"{stem}.png", lambda: figure_png_bytes(prediction_figure(prediction)))
+    directory = Path(directory)
+    write_files({directory / name: make for name, make in files.values()})
+    return {kind: directory / name for kind, (name, _) in files.items()}
 
 
 _SAID: set[str] = set()

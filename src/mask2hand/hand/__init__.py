@@ -53,4 +53,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mask2hand.hand' has no attribute {name!r}")
 
 
-__all__ = ["HAND_MODELS", "JOINT_NAMES", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND", "load_hand_model"]
+__all__ = ["HAND_MODELS", "JOINT_NAMES", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND",
+           "load_hand_model"]
