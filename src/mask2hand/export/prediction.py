@@ -28,8 +28,8 @@ JOINT_ORDER = "FreiHAND: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring;
 
 
 def params_json(params: HandParams) -> dict[str, Any]:
-    """Hand parameters as the files write them: the HandParams fields with the finger pose named
-    `hand_pose` (smplx's name; the hand layer's `pose`)."""
+    """Hand parameters as the files write them: the HandParams fields with the finger pose
+    (`HandParams.pose`) named `hand_pose`, smplx's name and the hand layer's keyword."""
     values = asdict(params)
     return {("hand_pose" if name == "pose" else name): value for name, value in values.items()}
 
