@@ -261,7 +261,7 @@ def test_predict_frame_option(weights, tmp_path, capsys):
                          "--no-figure", "--frame", frame]) == 0
         runs[frame] = out
         summary = json.loads((out / "summary.json").read_text())
-        assert set(summary["inputs"][0]["outputs"]) == {"obj", "ply", "glb", "json"}
+        assert set(summary["inputs"][0]["outputs"]) == {"obj", "ply", "glb", "json"} and summary["frame"] == frame
     cv, gl = (json.loads((runs[f] / "hand.json").read_text()) for f in ("opencv", "opengl"))
     assert gl["frame"] == "opengl" and np.allclose(np.asarray(gl["joints"]), np.asarray(cv["joints"]) * [1, -1, -1])
     capsys.readouterr()

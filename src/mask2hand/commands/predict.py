@@ -343,7 +343,7 @@ def run_sequence(args: argparse.Namespace) -> int:
         jitter = {"raw": mean_joint_acceleration(result.raw_joints),
                   "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
-               "source": frames.source,
+               "source": frames.source, "frame": args.frame,
                "frames": len(entries), "failed": len(result.failed), "fps": result.fps, "side": args.side,
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
@@ -509,7 +509,8 @@ def run(args: argparse.Namespace) -> int:
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
                "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
-               "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
+               "threshold": args.threshold, "side": args.side, "frame": args.frame,
+               "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
                "inputs": entries}
     summary_path = write_summary(out, summary)
     print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply/.glb, joints .json"
