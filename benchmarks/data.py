@@ -80,7 +80,7 @@ def measure_vertices(ds) -> list[dict]:
 
     def recompute():
         with torch.inference_mode():
-            model(args[0], args[1], pose=args[2], betas=args[3])
+            model(args[0], args[1], hand_pose=args[2], betas=args[3])
 
     t_model = time_per_call(recompute, min_seconds=1.0) / n
     rng = np.random.default_rng(0)

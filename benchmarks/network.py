@@ -184,7 +184,7 @@ def breakdown(config: NetConfig, batch: int) -> dict:
         zeros = torch.zeros(batch, 3)
         stages = {
             "encoder": lambda: net.encoder(image, camera_features(K_in, size)),
-            "hand_layer": lambda: net.hand(zeros, zeros, pose_pcs=p.pose_pcs, pose=p.pose, betas=p.betas),
+            "hand_layer": lambda: net.hand(zeros, zeros, pose_pcs=p.pose_pcs, hand_pose=p.pose, betas=p.betas),
             "soft_render": lambda: render.render_soft_silhouette(out.vertices, net.faces, K_in, image_size=(size, size),
                                                                sigma=config.sigma, mode=config.silhouette_mode),
             "exact_render": lambda: render.rasterize_silhouette(out.vertices, net.faces, K_in, (size, size)),

@@ -55,7 +55,7 @@ def open_hand_scene(batch: int, size: int, seed: int = 0) -> RenderScene:
     pose = torch.as_tensor(sample_pose_prior(batch, seed), dtype=torch.float32)
     betas = torch.randn(batch, 10, generator=gen)
     with torch.no_grad():
-        out = model(global_orient=torch.zeros(batch, 3), transl=torch.zeros(batch, 3), pose=pose, betas=betas)
+        out = model(global_orient=torch.zeros(batch, 3), transl=torch.zeros(batch, 3), hand_pose=pose, betas=betas)
     return scene_from_meshes(out.vertices, model.faces, (size, size), seed=seed + 1)
 
 

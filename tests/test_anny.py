@@ -125,7 +125,7 @@ def test_zero_pose_is_the_rest_hand_in_the_open_hands_directions(hand, shapes):
     for slot, bone in ((0, "wrist.R"), (1, "finger1-1.R"), (5, "finger2-1.R"), (9, "finger3-1.R"),
                        (13, "finger4-1.R"), (17, "finger5-1.R")):
         np.testing.assert_allclose(joints[:, slot], heads[:, bones.index(bone)], atol=1e-5)
-    open_joints = load_hand_model("open")(torch.zeros(1, 3), torch.zeros(1, 3), pose=torch.zeros(1, 45)).joints
+    open_joints = load_hand_model("open")(torch.zeros(1, 3), torch.zeros(1, 3), hand_pose=torch.zeros(1, 45)).joints
     open_joints = open_joints.double().numpy()
     assert angle_deg(joints[:, 9], open_joints[:, 9]).max() < 0.01  # hand axis
     landmarks = rig.palm_frame(*(torch.as_tensor(joints[:, k]) for k in (0, 5, 9, 17))).numpy()
@@ -139,7 +139,7 @@ def test_same_global_orient_turns_both_hands_alike(hand, shapes):
     orient = torch.as_tensor(np.random.default_rng(2).uniform(-np.pi, np.pi, (8, 3)), dtype=torch.float32)
     transl = torch.tensor([[0.05, -0.02, 0.5]]).expand(8, 3)
     anny = run(hand, pose_of("flat", 8), shapes, orient, transl).joints.double().numpy()
-    opened = load_hand_model("open")(orient, transl, pose=pose_of("flat", 8)).joints.double().numpy()
+    opened = load_hand_model("open")(orient, transl, hand_pose=pose_of("flat", 8)).joints.double().numpy()
     np.testing.assert_allclose(anny[:, 0], transl.numpy(), atol=1e-6)
     assert angle_deg(anny[:, 9] - anny[:, 0], opened[:, 9] - opened[:, 0]).max() < 0.01
 

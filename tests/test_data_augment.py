@@ -75,7 +75,8 @@ def test_transformed_params_reproduce_the_transformed_hand(small_set, hand):
     go, tr = transform_hand_params(a["global_orient"][0], a["transl"][0], a["joints"][0][0], change)
     with torch.inference_mode():
         out = hand(torch.from_numpy(go[None]).float(), torch.from_numpy(tr[None]).float(),
-                   pose=torch.from_numpy(np.array(a["pose"][0:1])), betas=torch.from_numpy(np.array(a["betas"][0:1])))
+                   hand_pose=torch.from_numpy(np.array(a["pose"][0:1])),
+                   betas=torch.from_numpy(np.array(a["betas"][0:1])))
     np.testing.assert_allclose(out.vertices[0].numpy(), transform_points(np.asarray(a["vertices"][0]), change),
                                atol=2e-5)
     np.testing.assert_allclose(out.joints[0].numpy(), transform_points(np.asarray(a["joints"][0]), change), atol=2e-5)

@@ -63,7 +63,7 @@ def test_augmentation_is_consistent_and_deterministic(paper_path, hand):
         rendered = rasterize_silhouette(s.vertices[None], hand.faces, s.K[None], (224, 224))[0]
         assert iou(rendered, s.mask.numpy()) >= 0.97
         with torch.inference_mode():
-            out = hand(s.params.global_orient[None], s.params.transl[None], pose=s.params.pose[None],
+            out = hand(s.params.global_orient[None], s.params.transl[None], hand_pose=s.params.pose[None],
                        betas=s.params.betas[None])
         np.testing.assert_allclose(out.vertices[0].numpy(), s.vertices.numpy(), atol=3e-5)
     a, b = ds[1], MaskDataset(paper_path, split="train", augment=True, seed=7)[1]

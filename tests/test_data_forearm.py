@@ -27,7 +27,7 @@ def hands():
     orient = torch.from_numpy(rng.uniform(-1, 1, (8, 3)).astype(np.float32))
     pose = torch.as_tensor(sample_pose_prior(8, rng), dtype=torch.float32)
     with torch.inference_mode():
-        out = model(orient, torch.tensor([[0.0, 0.0, 0.5]] * 8), pose=pose)
+        out = model(orient, torch.tensor([[0.0, 0.0, 0.5]] * 8), hand_pose=pose)
     return out.vertices.numpy(), out.joints.numpy()
 
 

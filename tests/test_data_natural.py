@@ -121,7 +121,7 @@ class FakeAnnyHand:
         return rng.uniform(-1.0, 1.0, (n, self.num_shape)).astype(np.float32)
 
     def __call__(self, global_orient, transl, pose, shape):
-        out = self.layer(global_orient, torch.zeros_like(transl), pose=pose)
+        out = self.layer(global_orient, torch.zeros_like(transl), hand_pose=pose)
         wrist = out.joints[:, :1]
         scale = 1.0 + 0.1 * shape[:, :1, None]
         return FakeOutput(vertices=wrist + scale * (out.vertices - wrist) + transl[:, None],

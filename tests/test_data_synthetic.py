@@ -91,7 +91,7 @@ def test_paper_protocol_structure(paper, hand):
     # the stored parameters reproduce the stored mesh, and the mask is its exact rendering
     with torch.inference_mode():
         out = hand(torch.from_numpy(a["global_orient"]), torch.from_numpy(a["transl"]),
-                   pose=torch.from_numpy(a["pose"]), betas=torch.from_numpy(a["betas"]))
+                   hand_pose=torch.from_numpy(a["pose"]), betas=torch.from_numpy(a["betas"]))
     np.testing.assert_allclose(out.vertices.numpy(), a["vertices"], atol=1e-5)
     np.testing.assert_allclose(out.joints.numpy(), a["joints"], atol=1e-5)
     rendered = rasterize_silhouette(a["vertices"], hand.faces, a["K"], (224, 224))

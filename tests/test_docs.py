@@ -269,13 +269,15 @@ def test_not_run_python_blocks_exist():
 
 def test_json_md_names_every_key_of_a_prediction_and_the_model_block_of_each_runtime():
     from mask2hand import Mask2Hand
+    from mask2hand.export.prediction import prediction_json
 
     text = (REPO / "docs" / "JSON.md").read_text()
     table = text[text.index("## `<stem>.json`"):text.index("## `<stem>_mano.json`")]
     documented = {key for row in re.findall(r"^\| ([^|]+) \|", table, re.M) for key in re.findall(r"`(\w+)`", row)}
     for runtime, keys in (("torch", {"weights", "sha256", "format", "network"}),
                           ("onnx", {"onnx", "sha256", "format", "network", "exported_from"})):
-        written = Mask2Hand.from_pretrained(runtime=runtime).predict(str(REPO / "examples" / "fist.png")).to_dict()
+        written = Mask2Hand.from_pretrained(runtime=runtime).predict(str(REPO / "examples" / "fist.png"))
+        written = prediction_json(written)
         assert set(written) <= documented | {"iou_before_fit", "fit_steps", "hypotheses"}, set(written) - documented
         assert written["params_residual_mm"] is not None  # on both runtimes, as JSON.md says
         assert set(written["model"]) == keys

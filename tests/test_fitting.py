@@ -16,6 +16,7 @@ import torch
 
 from mask2hand import cli
 from mask2hand.data.synthetic import sample_orientations
+from mask2hand.export.prediction import write_prediction
 from mask2hand.errors import Mask2HandError
 from mask2hand.fit import FitConfig, fit_from_prior, fit_to_silhouette, hypotheses
 from mask2hand.fit.core import _Variables, pooling_matrix, start_tensors, working_frame
@@ -107,7 +108,7 @@ def test_working_parametrization_is_the_hand_layer(hand):
     vertices, joints = placed.vertices, placed.joints
     assert torch.allclose(vertices, out.vertices, atol=1e-6) and torch.allclose(joints, out.joints, atol=1e-6)
     back, _ = variables.answer()
-    again = hand(back["global_orient"], back["transl"], pose=back["pose"], betas=back["betas"])
+    again = hand(back["global_orient"], back["transl"], hand_pose=back["pose"], betas=back["betas"])
     assert torch.allclose(again.vertices, out.vertices, atol=1e-5)
 
 
@@ -323,7 +324,7 @@ def test_predict_with_fit_and_hypotheses(model, tmp_path):
     assert result.iou >= result.iou_before_fit and 0 <= result.fit_steps <= 10 + FitConfig.detail_steps
     assert 1 <= len(result.hypotheses) <= 2
     assert [h.score for h in result.hypotheses] == sorted((h.score for h in result.hypotheses), reverse=True)
-    paths = result.save(tmp_path, "hand", figure=False)
+    paths = write_prediction(result, tmp_path, "hand", figure=False)
     data = json.loads(paths["json"].read_text())
     assert data["fit_steps"] == result.fit_steps and data["iou_before_fit"] == pytest.approx(plain.iou)
     assert [h["score"] for h in data["hypotheses"]] == pytest.approx([h.score for h in result.hypotheses])
@@ -521,7 +522,7 @@ def test_a_fitted_answer_is_written_with_the_parameters_it_was_made_from(tmp_pat
     layer = load_hand_model(result.hand["name"], flat_hand_mean=result.hand["flat_hand_mean"])
     with torch.no_grad():
         out = layer(*(torch.from_numpy(np.asarray(v, np.float32)[None]) for v in (p.global_orient, p.transl)),
-                    pose=torch.from_numpy(np.asarray(p.pose, np.float32)[None]),
+                    hand_pose=torch.from_numpy(np.asarray(p.pose, np.float32)[None]),
                     betas=torch.from_numpy(np.asarray(p.betas, np.float32)[None]))
     assert np.allclose(out.vertices[0].numpy(), result.vertices, atol=1e-5)
     assert result.params_residual_mm == {"joints": 0.0, "vertices": 0.0} and not result.vertex_offsets.any()

@@ -78,7 +78,7 @@ def test_output_reports_rest_root_and_full_pose(mano_path):
     torch.testing.assert_close(out.full_pose[:, 0], go)
     torch.testing.assert_close(out.full_pose[:, 1:].reshape(3, 45), model.finger_pose(pose_pcs=pcs))
     # the reported full pose reproduces the hand (the mean taken out of the fingers again)
-    again = model(out.full_pose[:, 0], tr, pose=out.full_pose[:, 1:] - model.pose_mean.double().view(15, 3),
+    again = model(out.full_pose[:, 0], tr, hand_pose=out.full_pose[:, 1:] - model.pose_mean.double().view(15, 3),
                   betas=betas)
     torch.testing.assert_close(again.vertices, out.vertices)
 
@@ -110,7 +110,7 @@ def test_pose_from_pcs_is_the_pose_input_of_the_pcs(mano_path):
     pose = model.pose_from_pcs(pcs)
     assert pose.shape == (3, 45)
     zeros = torch.zeros(3, 3, dtype=torch.float64)
-    torch.testing.assert_close(model(zeros, zeros, pose=pose).vertices, model(zeros, zeros, pose_pcs=pcs).vertices)
+    torch.testing.assert_close(model(zeros, zeros, hand_pose=pose).vertices, model(zeros, zeros, pose_pcs=pcs).vertices)
     with pytest.raises(Mask2HandError, match="pose_pcs"):
         model.pose_from_pcs(torch.zeros(3, 7, dtype=torch.float64))
 
@@ -162,7 +162,7 @@ def test_freihand_joint_order(mano_path):
     model = load_hand_model("mano", path=mano_path).double()
     gen = torch.Generator().manual_seed(0)
     out = model(torch.randn(2, 3, generator=gen, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64),
-                pose=torch.randn(2, 45, generator=gen, dtype=torch.float64) * 0.3)
+                hand_pose=torch.randn(2, 45, generator=gen, dtype=torch.float64) * 0.3)
     for joint, vertex in zip((4, 8, 12, 16, 20), MANO_FINGERTIP_SETS["freihand"]):
         torch.testing.assert_close(out.joints[:, joint], out.vertices[:, vertex])
     regressed = model.joint_regressor.double() @ model.v_template.double()
@@ -195,7 +195,7 @@ def test_pca_round_trip(mano_path):
     torch.testing.assert_close(coefficients, pcs)
     # pose given as axis-angle and as PCA coefficients gives the same hand
     zeros = torch.zeros(5, 3, dtype=torch.float64)
-    torch.testing.assert_close(model(zeros, zeros, pose=pose - model.pose_mean.double()).vertices,
+    torch.testing.assert_close(model(zeros, zeros, hand_pose=pose - model.pose_mean.double()).vertices,
                                model(zeros, zeros, pose_pcs=pcs).vertices)
 
 
@@ -277,7 +277,7 @@ def test_bad_arguments_raise_clear_errors(mano_path):
     with pytest.raises(Mask2HandError, match="pose_pcs"):
         model(z, z, pose_pcs=torch.zeros(1, 7))
     with pytest.raises(Mask2HandError, match="not both"):
-        model(z, z, pose=torch.zeros(1, 45), pose_pcs=torch.zeros(1, 6))
+        model(z, z, hand_pose=torch.zeros(1, 45), pose_pcs=torch.zeros(1, 6))
     with pytest.raises(Mask2HandError, match="global_orient"):
         model(torch.zeros(3), z)
     with pytest.raises(Mask2HandError, match="num_pose_pcs"):
@@ -304,3 +304,18 @@ def test_the_missing_mano_message_names_options_the_commands_have(monkeypatch):
     for command in re.search(r"hand_model_path=PATH \(([^)]*)\)", message).group(1).split(", "):
         assert "--mano" not in subcommands[command]._option_string_actions
         assert "--set" in subcommands[command]._option_string_actions, command
+
+
+def test_the_former_pose_keyword_still_works_with_a_deprecation_warning():
+    model = load_hand_model("open").double()
+    z = torch.zeros(2, 3, dtype=torch.float64)
+    pose = torch.randn(2, 45, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.3
+    expected = model(z, z, hand_pose=pose).vertices
+    with pytest.warns(DeprecationWarning, match="hand_pose"):
+        torch.testing.assert_close(model(z, z, pose=pose).vertices, expected)
+    rotation = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
+    with pytest.warns(DeprecationWarning, match="hand_pose"):
+        old = model.place(rotation, z, pose=pose).vertices
+    torch.testing.assert_close(old, model.place(rotation, z, hand_pose=pose).vertices)
+    with pytest.raises(Mask2HandError, match="once"):
+        model(z, z, hand_pose=pose, pose=pose)

@@ -149,10 +149,11 @@ def test_large_images_are_processed_in_bounded_memory(tmp_path):
     code = """
 import resource, sys
 from mask2hand import Mask2Hand
+from mask2hand.export.prediction import write_prediction
 model = Mask2Hand.from_pretrained()
-model.predict(sys.argv[1]).save(sys.argv[3])
+write_prediction(model.predict(sys.argv[1]), sys.argv[3])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-model.predict(sys.argv[2]).save(sys.argv[3])
+write_prediction(model.predict(sys.argv[2]), sys.argv[3])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "small.png"), str(tmp_path / "big.png"),
@@ -181,7 +182,7 @@ def test_a_folder_in_the_way_leaves_nothing_half_written(weights, tmp_path, caps
     errors = [line for line in lines if ": error: " in line]
     assert code == 2 and len(errors) == 1 and "a.obj exists and is not a file" in errors[0]
     left = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert left == ["a.obj", "b.json", "b.obj", "b.ply", "b.png", "summary.json"]
+    assert left == ["a.obj", "b.glb", "b.json", "b.obj", "b.ply", "b.png", "summary.json"]
 
 
 def test_complex_arrays_and_multi_frame_images_are_refused(weights, tmp_path, capsys):

@@ -19,7 +19,7 @@ PACKAGE_ROOT = Path(mask2hand.__file__).parent
 FOUNDATION = {"errors", "utils", "version"}
 MODEL = {"hand", "image", "render", "nn"}
 LEARNING = {"data", "losses", "fit", "train", "evaluation"}
-USE = {"inference", "export", "serve"}
+USE = {"inference", "export", "serve"}  # in this order: see the test below
 INTERFACE = {"commands", "cli", "__main__", ""}  # "" is mask2hand/__init__.py
 TESTING = {"testing"}  # test scenes and reference implementations
 
@@ -159,10 +159,10 @@ def test_nothing_below_inference_imports_it(graph):
     assert _violations(graph, USE | {"evaluation"}, INTERFACE) == []
 
 
-def test_export_writers_do_not_import_inference(graph):
-    # the mesh, JSON and figure writers take plain arrays; only the ONNX export drives a runner
-    writers = [m for m in graph if part(m) == "export" and m != "mask2hand.export.onnx"]
-    assert sorted(f"{m} -> {d}" for m in writers for d in graph[m] if part(d) == "inference") == []
+def test_the_use_layer_runs_inference_then_export_then_serve(graph):
+    # export writes a Prediction's files and serve answers with both: neither is imported from below
+    assert _violations(graph, {"inference"}, {"export", "serve"}) == []
+    assert _violations(graph, {"export"}, {"serve"}) == []
 
 
 def test_the_runtime_never_imports_the_testing_helpers(graph):

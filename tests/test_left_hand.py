@@ -15,6 +15,7 @@ import trimesh
 from mask2hand import cli
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import mesh_bytes
+from mask2hand.export.prediction import prediction_json
 from mask2hand.hand import load_hand_model
 from mask2hand.inference.api import Mask2Hand
 from mask2hand.image.camera import Camera
@@ -35,7 +36,7 @@ def right_mask() -> np.ndarray:
     """The exact silhouette (H,W) bool of the open right hand, fingers up, slightly off center."""
     hand = load_hand_model("open")
     out = hand(torch.tensor([[0.2, 0.1, math.pi / 2]]), torch.tensor([[0.01, 0.08, 0.55]]),
-               pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
+               hand_pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
     mask = rasterize_silhouette(out.vertices, hand.faces, torch.from_numpy(K_OFF_CENTER[None]), image_size=SIZE)[0]
     assert 500 < mask.sum() < 0.6 * mask.size
     return mask
@@ -75,7 +76,7 @@ def test_left_prediction_of_mirrored_mask_is_mirror_of_right(model, right_mask):
     # params are those of the mirrored right hand, i.e. of the right prediction here
     assert np.allclose(left.params.global_orient, right.params.global_orient)
     assert np.allclose(left.params.transl, right.params.transl)
-    assert left.to_dict()["side"] == "left"
+    assert prediction_json(left)["side"] == "left"
 
 
 def test_left_mesh_has_outward_normals(model, right_mask):
@@ -87,7 +88,8 @@ def test_left_mesh_has_outward_normals(model, right_mask):
     inside_out = trimesh.Trimesh(left.vertices, hand.faces.numpy(), process=False)
     assert inside_out.volume < 0
     # the hand layer's own mesh is outward-facing with the original faces (the premise of the above)
-    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), pose=torch.zeros(1, 45), betas=torch.zeros(1, 10))
+    out = hand(torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 0.5]]), hand_pose=torch.zeros(1, 45),
+               betas=torch.zeros(1, 10))
     assert trimesh.Trimesh(out.vertices[0].numpy(), hand.faces.numpy(), process=False).volume > 0
 
 

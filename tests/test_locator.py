@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mask2hand import Mask2HandError
+from mask2hand.export.prediction import prediction_json
 from mask2hand.nn import Mask2HandNet, NetConfig
 from mask2hand.nn.locator import code_to_window, crop_windows, window_to_code
 from mask2hand.train.config import load_config
@@ -134,7 +135,7 @@ def test_a_located_network_predicts_and_exports(arm_trainer, trained_arm_run, tm
     prediction = model.predict(mask, K=K)
     assert prediction.joints.shape == (21, 3) and np.isfinite(prediction.joints).all()
     u0, v0, side = prediction.hand_window
-    assert side > 0 and prediction.to_dict()["hand_window"] is prediction.hand_window
+    assert side > 0 and prediction_json(prediction)["hand_window"] is prediction.hand_window
     # the IoU counts the mask within the located window only
     from mask2hand.inference.finish import within_window
     from mask2hand.render.exact import mask_iou

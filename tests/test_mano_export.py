@@ -24,7 +24,7 @@ import torch
 
 from mask2hand import Mask2Hand
 from mask2hand.errors import Mask2HandError
-from mask2hand.export.mano import fit_mano, load_mano_layer, save_mano_json
+from mask2hand.export.mano import fit_mano, load_mano_layer, mano_from_prediction, save_mano_json
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
@@ -56,7 +56,7 @@ def open_hand_as_mano(seed: int = 0) -> dict:
     hand = HandModel(data).double()
     rest_pose = torch.as_tensor(rng.normal(scale=0.25, size=(1, 45)))
     zero = torch.zeros(1, 3, dtype=torch.float64)
-    rest = hand(zero, zero, pose=rest_pose).vertices[0].numpy()
+    rest = hand(zero, zero, hand_pose=rest_pose).vertices[0].numpy()
     faces, corners = _split_faces(rest, data.faces.astype(np.int64))
     count = len(rest) + len(corners)
 
@@ -101,7 +101,7 @@ def prediction():
 
 @pytest.fixture(scope="module")
 def exported(prediction, hand_like_mano):
-    return prediction.to_mano(hand_like_mano)
+    return mano_from_prediction(prediction, hand_like_mano)
 
 
 def mano_output(path: Path, params):
@@ -109,7 +109,7 @@ def mano_output(path: Path, params):
     exported parameters."""
     layer = load_hand_model("mano", path=path, flat_hand_mean=True)
     tensor = lambda a: torch.as_tensor(a)[None]  # noqa: E731
-    return layer(tensor(params.global_orient), tensor(params.transl), pose=tensor(params.hand_pose),
+    return layer(tensor(params.global_orient), tensor(params.transl), hand_pose=tensor(params.hand_pose),
                  betas=tensor(params.betas))
 
 
@@ -125,7 +125,7 @@ def test_exported_mano_reproduces_the_predicted_joints_and_surface(prediction, e
 
 
 def test_the_fit_is_deterministic(prediction, exported, hand_like_mano):
-    again = prediction.to_mano(hand_like_mano)
+    again = mano_from_prediction(prediction, hand_like_mano)
     for field in ("global_orient", "hand_pose", "betas", "transl"):
         assert np.array_equal(getattr(again, field), getattr(exported, field)), field
     assert again.joints_residual_mm == exported.joints_residual_mm
@@ -138,7 +138,7 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
     rng = np.random.default_rng(3)
     truth = {"global_orient": torch.tensor([[2.0, -0.7, 0.9]], dtype=torch.float64),
              "transl": torch.tensor([[0.03, -0.02, 0.45]], dtype=torch.float64),
-             "pose": torch.as_tensor(rng.normal(scale=0.3, size=(1, 45))),
+             "hand_pose": torch.as_tensor(rng.normal(scale=0.3, size=(1, 45))),
              "betas": torch.as_tensor(rng.normal(scale=1.0, size=(1, 10)))}
     target = layer(**truth)
     fitted = fit_mano(layer, target.vertices[0].numpy(), layer.faces.numpy(), target.joints[0].numpy())
@@ -150,7 +150,7 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
 def test_a_left_hand_exports_the_mirrored_right_hand(prediction, exported, hand_like_mano):
     left = dataclasses.replace(prediction, side="left", vertices=mirror_points(prediction.vertices),
                                joints=mirror_points(prediction.joints), faces=mirror_faces(prediction.faces))
-    params = left.to_mano(hand_like_mano)
+    params = mano_from_prediction(left, hand_like_mano)
     assert params.side == "left" and "mirrored" in params.to_dict()["frame"]
     for field in ("global_orient", "hand_pose", "betas", "transl"):
         np.testing.assert_allclose(getattr(params, field), getattr(exported, field), atol=1e-3)
@@ -176,7 +176,7 @@ def test_a_missing_or_bad_mano_file_gives_one_clear_error(prediction, tmp_path, 
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(Mask2HandError) as raised:
-        prediction.to_mano(path)
+        mano_from_prediction(prediction, path)
     message = str(raised.value)
     assert "\n" not in message and str(path) in message
 
@@ -190,7 +190,7 @@ def test_a_mano_sized_fit_takes_bounded_time(prediction, mano_path):
     # conftest's fixture has MANO's 778 vertices and 1538 faces; its random arrays are no hand, so
     # only the time and a finite answer are checked
     start = time.process_time()
-    params = prediction.to_mano(mano_path, fingertips="smplx")
+    params = mano_from_prediction(prediction, mano_path, fingertips="smplx")
     assert time.process_time() - start < 30.0
     assert params.fingertips == "smplx"
     assert all(np.isfinite(getattr(params, f)).all() for f in ("global_orient", "hand_pose", "betas", "transl"))

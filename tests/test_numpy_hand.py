@@ -29,7 +29,7 @@ def test_forward_matches_the_torch_layer(name, flat_hand_mean, mano_path):
     assert (name == "mano") == hand.has_pose_correctives  # both branches of the corrective blend
     params = random_params(4)
     with torch.no_grad():
-        out = hand(*(torch.from_numpy(p).float() for p in params[:2]), pose=torch.from_numpy(params[2]).float(),
+        out = hand(*(torch.from_numpy(p).float() for p in params[:2]), hand_pose=torch.from_numpy(params[2]).float(),
                    betas=torch.from_numpy(params[3]).float())
     vertices, joints = NumpyHand.from_layer(hand).forward(*params)
     assert np.abs(vertices - out.vertices.numpy()).max() < 1e-5

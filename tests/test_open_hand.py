@@ -31,7 +31,7 @@ def run(model, pose, betas=None, global_orient=None):
     pose = torch.as_tensor(pose, dtype=torch.float64)
     go = torch.zeros(n, 3, dtype=torch.float64) if global_orient is None else global_orient
     with torch.no_grad():
-        return model(go, torch.zeros(n, 3, dtype=torch.float64), pose=pose, betas=betas)
+        return model(go, torch.zeros(n, 3, dtype=torch.float64), hand_pose=pose, betas=betas)
 
 
 def world_rotations(full_pose: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The Python API (mask2hand.inference.api): shapes, coordinate maps, batching, saving, figures."""
+"""The Python API (mask2hand.inference.api): shapes, coordinate maps, batching."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mask2hand.image.camera import Camera
 from mask2hand.inference.cameras import resolve_camera
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.files import json_text
+from mask2hand.export.prediction import prediction_json
 from mask2hand.inference.api import Mask2Hand, Prediction
 from mask2hand.render import project
 from tiny_model import TINY, blob_mask, save_mask_png, write_tiny_weights
@@ -69,14 +70,14 @@ def test_params_rebuild_the_answer_with_the_documented_call(model):
     layer = load_hand_model(result.hand["name"], flat_hand_mean=result.hand["flat_hand_mean"])
     with torch.no_grad():
         out = layer(*(torch.from_numpy(v[None]) for v in (p.global_orient, p.transl)),
-                    pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
+                    hand_pose=torch.from_numpy(p.pose[None]), betas=torch.from_numpy(p.betas[None]))
     vertices, joints = out.vertices[0].numpy(), out.joints[0].numpy()
     residual = result.params_residual_mm
     assert np.linalg.norm(joints - result.joints, axis=-1).mean() * 1000 == pytest.approx(residual["joints"], abs=1e-2)
     assert np.linalg.norm(vertices - result.vertices, axis=-1).mean() * 1000 == pytest.approx(residual["vertices"],
                                                                                                abs=1e-2)
     assert np.allclose(vertices + result.vertex_offsets, result.vertices, atol=1e-5)
-    assert json.loads(json_text(result.to_dict()))["params_residual_mm"] == pytest.approx(residual)
+    assert json.loads(json_text(prediction_json(result)))["params_residual_mm"] == pytest.approx(residual)
 
 
 def test_rescaled_mask_gives_the_same_hand_and_scaled_2d_joints(model):
@@ -123,77 +124,6 @@ def test_bad_input_names_the_input(model):
         model.predict([blob_mask(), np.zeros((40, 40))])
     with pytest.raises(Mask2HandError, match="file not found"):
         model.predict("/nonexistent/mask.png")
-
-
-def test_save_writes_every_file(model, tmp_path):
-    import trimesh
-    from PIL import Image
-
-    result = model.predict(save_mask_png(tmp_path / "in.png", blob_mask()))
-    paths = result.save(tmp_path / "out")
-    assert set(paths) == {"obj", "ply", "json", "png"} and all(p.is_file() for p in paths.values())
-    assert paths["obj"].name == "in.obj"
-    for kind in ("obj", "ply"):
-        mesh = trimesh.load(paths[kind], process=False)
-        assert mesh.vertices.shape == result.vertices.shape and np.array_equal(mesh.faces, result.faces)
-        assert np.allclose(mesh.vertices, result.vertices, atol=1e-5)
-    data = json.loads(paths["json"].read_text())
-    assert np.allclose(data["joints"], result.joints, atol=1e-6)
-    assert np.allclose(data["joints_2d"], result.joints_2d, atol=1e-4)
-    assert np.allclose(data["K"], result.K) and data["iou"] == pytest.approx(result.iou)
-    assert data["hand"]["name"] == "open" and len(data["params"]["pose"]) == 45 and data["notes"]
-    with Image.open(paths["png"]) as image:
-        assert image.size[0] > 3 * image.size[1]  # a row of five panels
-    only = result.save(tmp_path / "nofig", stem="x", figure=False)
-    assert set(only) == {"obj", "ply", "json"} and not (tmp_path / "nofig" / "x.png").exists()
-
-
-def test_save_is_all_or_nothing(model, tmp_path, monkeypatch):
-    result = model.predict(blob_mask())
-
-    def broken(*args, **kwargs):
-        raise RuntimeError("figure failed")
-
-    monkeypatch.setattr(Prediction, "figure", broken)
-    with pytest.raises(RuntimeError):
-        result.save(tmp_path / "out", stem="h")
-    out = tmp_path / "out"
-    assert not out.exists() or not any(out.iterdir())
-
-
-def test_save_without_matplotlib_writes_the_rest_and_says_so_once(model, tmp_path, monkeypatch):
-    import warnings
-
-    from mask2hand.inference import result as result_module
-
-    real_available = result_module.available
-    monkeypatch.setattr(result_module, "available", lambda m: m != "matplotlib" and real_available(m))
-    monkeypatch.setattr(result_module, "_SAID", set())
-    prediction = model.predict(blob_mask())
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        first = prediction.save(tmp_path / "a", stem="h")
-        second = prediction.save(tmp_path / "b", stem="h")
-    assert set(first) == set(second) == {"obj", "ply", "json"}
-    assert all(p.is_file() for p in [*first.values(), *second.values()])
-    assert not (tmp_path / "a" / "h.png").exists()
-    said = [str(w.message) for w in caught]
-    assert len(said) == 1 and "pip install 'mask2hand[figures]'" in said[0]
-    monkeypatch.setattr(result_module, "require", _refuse)
-    with pytest.raises(Mask2HandError, match="matplotlib"):
-        prediction.save(tmp_path / "c", stem="h", figure=True)
-    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
-
-
-def _refuse(module: str, purpose: str) -> None:
-    raise Mask2HandError(f"{purpose} needs {module}, which is not installed")
-
-
-def test_figure_has_the_five_panels(model):
-    fig = model.predict(blob_mask()).figure()
-    titles = [ax.get_title() for ax in fig.axes]
-    assert len(fig.axes) == 5
-    assert titles[0] == "input mask" and titles[1].startswith("predicted silhouette") and titles[4] == "3D skeleton"
 
 
 def test_checkpoint_of_another_hand_model_is_refused(tmp_path, mano_path):

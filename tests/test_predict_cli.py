@@ -117,7 +117,7 @@ def test_every_bad_input_gives_one_line_and_the_others_still_run(weights, tmp_pa
     assert "Traceback" not in stderr
     # the good input was processed, the bad ones left nothing behind (and no temporary files)
     produced = sorted(p.name for p in out.iterdir())
-    assert produced == ["good.json", "good.obj", "good.ply", "good.png", "summary.json"]
+    assert produced == ["good.glb", "good.json", "good.obj", "good.ply", "good.png", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] == {"inputs": len(bad) + 3, "ok": 1, "failed": len(bad) + 2}
     statuses = {Path(r["input"]).name: r["status"] for r in summary["inputs"]}
@@ -139,8 +139,8 @@ def test_no_traceback_in_a_real_process(weights, tmp_path):
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == len(bad) + 1 and sum(POOR_FIT in line for line in lines) == 1  # good.png's random answer
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.obj", "good.ply",
-                                                                     "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.glb", "good.json", "good.obj",
+                                                                     "good.ply", "summary.json"]
 
 
 def test_warnings_are_one_line_each(weights, tmp_path, capsys):

@@ -132,7 +132,7 @@ def test_banded_rasterizing_and_the_boxed_iou_give_the_full_images_pixels(monkey
     hand = load_hand_model("open")
     g = torch.Generator().manual_seed(0)
     out = hand(torch.randn(6, 3, generator=g) * 0.5, torch.tensor([[0.0, 0.0, 0.5]]).repeat(6, 1),
-               pose=torch.randn(6, 45, generator=g) * 0.2, betas=torch.zeros(6, 10))
+               hand_pose=torch.randn(6, 45, generator=g) * 0.2, betas=torch.zeros(6, 10))
     vertices = out.vertices.numpy().astype(np.float64)
     vertices[5, :, 0] += 5.0  # far outside the image
     faces = hand.faces.numpy()

@@ -27,7 +27,7 @@ def open_hands():
     pose = torch.as_tensor(sample_pose_prior(8, 5), dtype=torch.float32)
     betas = torch.randn(8, 10, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        out = model(global_orient=torch.zeros(8, 3), transl=torch.zeros(8, 3), pose=pose, betas=betas)
+        out = model(global_orient=torch.zeros(8, 3), transl=torch.zeros(8, 3), hand_pose=pose, betas=betas)
     return scene_from_meshes(out.vertices, model.faces, (128, 128), seed=7)
 
 

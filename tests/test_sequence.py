@@ -211,6 +211,6 @@ def test_cli_video_input_and_errors(tmp_path, weights, sequence, capsys):
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 4 and summary["fps"] == pytest.approx(20.0) and summary["smoothing"] is None
-    assert summary["animation"] is None and (out / "clip_00003.ply").is_file()
+    assert summary["animation"] is None and (out / "clip_00003.ply").is_file() and summary["frame"] == "opencv"
     code = cli.main(["predict", str(gif), str(gif), "--out", str(out), "--checkpoint", str(weights)])
     assert code == 2 and "one INPUT" in capsys.readouterr().err

@@ -89,7 +89,7 @@ def test_a_good_png_answers_joints_iou_and_the_mesh(victory, model):
     assert victory["skeleton"]["bones"][0] == [0, 1] and len(victory["skeleton"]["joint_colors"]) == 21
     overlay = Image.open(io.BytesIO(base64.b64decode(victory["overlay"].split(",", 1)[1])))
     assert overlay.format == "PNG" and max(overlay.size) == 512
-    assert set(victory["downloads"]) == {"victory.obj", "victory.ply", "victory.json"}
+    assert set(victory["downloads"]) == {"victory.obj", "victory.ply", "victory.glb", "victory.json"}
 
 
 def _assert_same(ours, theirs, where="") -> None:
@@ -119,12 +119,12 @@ def test_the_answer_is_the_json_mask2hand_predict_writes(victory, cli_victory):
 def _mesh_arrays(data: bytes, file_type: str) -> tuple[np.ndarray, np.ndarray]:
     import trimesh
 
-    mesh = trimesh.load(io.BytesIO(data), file_type=file_type, process=False)
+    mesh = trimesh.load(io.BytesIO(data), file_type=file_type, process=False, force="mesh")
     return np.asarray(mesh.vertices), np.asarray(mesh.faces)
 
 
 def test_the_downloads_are_the_files_mask2hand_predict_writes(client, victory, cli_victory):
-    for name in ("victory.obj", "victory.ply"):
+    for name in ("victory.obj", "victory.ply", "victory.glb"):
         response = client.get(victory["downloads"][name])
         assert response.status_code == 200
         assert f'filename="{name}"' in response.headers["content-disposition"]
@@ -143,7 +143,7 @@ def test_an_array_upload_is_read_like_a_npy_file(client, victory):
     response = post(client, "mask.bin", buffer.getvalue(), focal=FOCAL)
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(response.json()["prediction"]["joints"], victory["prediction"]["joints"], atol=1e-6)
-    assert set(response.json()["downloads"]) == {"mask.obj", "mask.ply", "mask.json"}
+    assert set(response.json()["downloads"]) == {"mask.obj", "mask.ply", "mask.glb", "mask.json"}
 
 
 def test_side_and_K_reach_the_model(client, model):

@@ -64,7 +64,7 @@ def test_a_drawn_hand_is_predicted_and_shown_in_3d(page, tmp_path):
     stats = page.find_element(By.ID, "stats").text
     assert "21" in stats and f"{answer['iou']:.3f}" in stats
     links = {a.text: a.get_attribute("href") for a in page.find_elements(By.CSS_SELECTOR, "#downloads a")}
-    assert set(links) == {"OBJ", "PLY", "JSON"} and links["OBJ"].endswith("/drawing.obj")
+    assert set(links) == {"OBJ", "PLY", "GLB", "JSON"} and links["OBJ"].endswith("/drawing.obj")
     assert page.find_element(By.ID, "overlay").get_attribute("src").startswith("data:image/png;base64,")
 
     browser.wait_for_render(page)

@@ -24,7 +24,7 @@ from mask2hand.utils.files import file_sha256
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 PREDICTED = ("open_palm.png", "fist.png")
 
-HIDDEN = ("torch", "torchvision", "matplotlib", "trimesh", "yaml", "tqdm", "scipy", "onnx")
+HIDDEN = ("torch", "torchvision", "matplotlib", "yaml", "tqdm", "scipy", "onnx")
 """Every module of an extra that the predict path could reach (pyproject.toml): absent, as in a
 fresh `pip install mask2hand`."""
 
@@ -75,8 +75,8 @@ def test_predict_without_torch_writes_the_answers(tmp_path, torch_answers):
         # the parameters are rebuilt without torch too, as closely as the torch runtime rebuilds them
         assert result["hand"]["flat_hand_mean"] is True
         assert result["params_residual_mm"]["joints"] < 2.0 and result["params_residual_mm"]["vertices"] < 3.0
-        for suffix in ("obj", "ply"):
-            mesh = trimesh.load(out / f"{stem}.{suffix}", process=False)
+        for suffix in ("obj", "ply", "glb"):
+            mesh = trimesh.load(out / f"{stem}.{suffix}", process=False, force="mesh")
             assert np.array_equal(mesh.faces, faces) and len(mesh.vertices) == faces.max() + 1
         assert not (out / f"{stem}.png").exists()
     summary = json.loads((out / "summary.json").read_text())

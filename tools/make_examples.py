@@ -31,7 +31,7 @@ from scipy.spatial.transform import Rotation
 from mask2hand.image.camera import Camera
 from mask2hand.inference.cameras import default_focal
 from mask2hand.export.files import json_text, write_files
-from mask2hand.hand import load_hand_model
+from mask2hand.hand import JOINT_NAMES, load_hand_model
 from mask2hand.hand.prior import ARCHETYPES, FINGERS, JOINT_LIMITS, local_to_pose
 from mask2hand.render import project, rasterize_silhouette
 
@@ -124,7 +124,7 @@ def render_example(hand, example: Example) -> dict:
     rotation = Rotation.from_euler("xyz", example.turn_deg, degrees=True).as_matrix() @ example.view
     global_orient = torch.as_tensor(Rotation.from_matrix(rotation).as_rotvec()[None])
     zeros = torch.zeros(1, 3, dtype=torch.float64)
-    out = hand(global_orient, zeros, pose=pose, betas=betas)
+    out = hand(global_orient, zeros, hand_pose=pose, betas=betas)
     vertices = out.vertices[0].numpy()
     focal = default_focal(IMAGE_SIZE)
     K = Camera.centered(IMAGE_SIZE, focal).K
@@ -133,14 +133,14 @@ def render_example(hand, example: Example) -> dict:
     center = (lo + hi) / 2
     depth = focal * max(hi[0] - lo[0], hi[1] - lo[1]) / example.size_px
     transl = np.array([0.0, 0.0, depth]) - center
-    out = hand(global_orient, torch.as_tensor(transl[None]), pose=pose, betas=betas)
+    out = hand(global_orient, torch.as_tensor(transl[None]), hand_pose=pose, betas=betas)
     K_t = torch.as_tensor(K[None])
     uv = project(out.vertices, K_t)[0].numpy()
     if uv.min() < 2 or uv.max() > min(IMAGE_SIZE) - 2:
         raise SystemExit(f"example {example.name}: the hand leaves the image; lower its size_px")
     mask = rasterize_silhouette(out.vertices, hand.faces, K_t, image_size=IMAGE_SIZE)[0]
     return {"mask": mask, "K": K, "joints": out.joints[0].numpy(), "joints_2d": project(out.joints, K_t)[0].numpy(),
-            "params": {"global_orient": global_orient[0].numpy(), "transl": transl, "pose": pose[0].numpy(),
+            "params": {"global_orient": global_orient[0].numpy(), "transl": transl, "hand_pose": pose[0].numpy(),
                        "betas": betas[0].numpy()}}
 
 
@@ -166,6 +166,7 @@ def build(out: Path) -> dict[Path, bytes]:
                                         "joints_2d": result["joints_2d"], "params": result["params"],
                                         "K": result["K"], "mask_pixels": int(result["mask"].sum())}
     header = {"hand": hand.identity, "units": "joints in meters (camera space), joints_2d in pixels",
+              "joint_names": list(JOINT_NAMES),
               "image_size": list(IMAGE_SIZE), "made_by": "tools/make_examples.py"}
     files[out / "K.json"] = json_text(K).encode()
     files[out / "ground_truth.json"] = json_text({"about": header, "examples": truth}).encode()

@@ -39,7 +39,7 @@ def render(hand, example: dict, draw, index: int) -> tuple[np.ndarray, np.ndarra
     """(mask with arm (H,W) bool, hand-only mask, the arm's description) of one example."""
     p = {k: torch.tensor(np.asarray(v)[None], dtype=torch.float64) for k, v in example["params"].items()}
     with torch.no_grad():
-        out = hand(p["global_orient"], p["transl"], pose=p["pose"], betas=p["betas"])
+        out = hand(p["global_orient"], p["transl"], p["hand_pose"], betas=p["betas"])
     vertices, joints = out.vertices.numpy(), out.joints.numpy()
     arm_draw = replace(draw, **{f.name: getattr(draw, f.name)[index:index + 1] for f in fields(draw)
                                 if isinstance(getattr(draw, f.name), np.ndarray)})

@@ -101,7 +101,7 @@ def solve(model, name: str, marks: dict[str, int], steps: int = 250) -> np.ndarr
     for _ in range(steps):
         local = torch.where(free, mid + half * torch.tanh(u), base)
         pose = torch.einsum("jab,jb->ja", frames, local).reshape(1, 45)
-        v = model(zeros, zeros, pose=pose).vertices
+        v = model(zeros, zeros, hand_pose=pose).vertices
         vn = vertex_normals(v, model.faces)
         target = (w[:, None] * (v[0, ids] + offset * vn[0, ids])).sum(0) / w.sum()
         pad = v[0, marks["thumb_pad"]]

@@ -1,9 +1,10 @@
 """`mask2hand predict INPUT... --out DIR`: meshes, joints and figures for silhouette files.
 
 Inputs are files (PNG, JPEG, BMP, TIFF, PGM, .npy), folders (their mask files, not
-recursive) and glob patterns. Per input, DIR receives <stem>.obj, <stem>.ply, <stem>.json
-and <stem>.png (the figure); DIR/summary.json lists every input with its status, IoU,
-output files, warnings and error. A bad input prints one line and is skipped; the exit
+recursive) and glob patterns. Per input, DIR receives <stem>.obj, <stem>.ply, <stem>.glb,
+<stem>.json and <stem>.png (the figure; mask2hand.export.prediction.write_prediction), the meshes
+and joints in the camera's OpenCV frame or, with --frame opengl, y up; DIR/summary.json lists every
+input with its status, IoU, output files, warnings and error. A bad input prints one line and is skipped; the exit
 status is 2 at the end if any input failed.
 
 --fit (budget: --fit-steps N) fits each answer to its silhouette (mask2hand.fit; the JSON and
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mask2hand.export.files import FRAMES
 from mask2hand.image.files import MASK_SUFFIXES
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.smoothing import OneEuroConfig
@@ -75,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an ONNX model from `mask2hand export-onnx` (runs on onnxruntime, without torch)")
     parser.add_argument("--batch-size", type=int, default=64, help="masks per network batch (default: 64)")
     parser.add_argument("--no-figure", action="store_true", help="skip the PNG figures (faster)")
+    parser.add_argument("--frame", choices=tuple(FRAMES), default="opencv",
+                        help="frame of the meshes and joints written: opencv (default: the camera's, x right, "
+                             "y down, z forward) or opengl (x right, y up, z toward the viewer)")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     output.add_argument("--verbose", action="store_true", help="also a line per input written, with its IoU")
@@ -118,8 +123,8 @@ def fold_fit_steps(argv: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------------- inputs
 
-OUTPUT_SUFFIXES = (".obj", ".ply", ".json", ".png")
-"""What `Prediction.save` writes per input (<stem>_hyp<k>.obj besides, with hypotheses)."""
+OUTPUT_SUFFIXES = (".obj", ".ply", ".glb", ".json", ".png")
+"""What `write_prediction` writes per input (<stem>_hyp<k>.obj besides, with hypotheses)."""
 
 
 def previous_outputs(out: Path) -> set[Path]:
@@ -284,6 +289,7 @@ def run_sequence(args: argparse.Namespace) -> int:
     from mask2hand.inference.cameras import KFile
     from mask2hand.errors import Mask2HandError
     from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
+    from mask2hand.export.prediction import write_prediction
     from mask2hand.inference.sequence import predict_sequence, read_frames
     from mask2hand.inference.smoothing import mean_joint_acceleration
 
@@ -317,7 +323,7 @@ def run_sequence(args: argparse.Namespace) -> int:
                for name, message in result.failed]
     for t, prediction in zip(result.frames, result.predictions):
         try:
-            paths = prediction.save(out, frames.names[t], figure=figures)
+            paths = write_prediction(prediction, out, frames.names[t], figure=figures, frame=args.frame)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the outputs of frame {t} ({exc}); check that {out} is writable "
                                  "and has space") from None
@@ -337,7 +343,7 @@ def run_sequence(args: argparse.Namespace) -> int:
         jitter = {"raw": mean_joint_acceleration(result.raw_joints),
                   "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
-               "source": frames.source,
+               "source": frames.source, "frame": args.frame,
                "frames": len(entries), "failed": len(result.failed), "fps": result.fps, "side": args.side,
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
@@ -404,21 +410,24 @@ def _figures_wanted(args: argparse.Namespace) -> bool:
 @dataclass(frozen=True)
 class _Writer:
     """Where and what the files of each prediction are written: out (the folder), figures
-    (draw the PNG), mano_export (the MANO_RIGHT.pkl of --mano-export, or None)."""
+    (draw the PNG), mano_export (the MANO_RIGHT.pkl of --mano-export, or None), frame (--frame)."""
 
     out: Path
     figures: bool
     mano_export: str | None
+    frame: str
 
     def write(self, prediction, path: Path, stem: str) -> dict:
         """Write one prediction's files (and its MANO parameters with --mano-export, fitted first so a
         failed fit writes nothing); its summary entry. Raises OSError / Mask2HandError if that fails."""
+        from mask2hand.export.prediction import write_prediction
+
         mano = None
         if self.mano_export:
-            from mask2hand.export.mano import save_mano_json
+            from mask2hand.export.mano import mano_from_prediction, save_mano_json
 
-            mano = prediction.to_mano(self.mano_export)
-        paths = prediction.save(self.out, stem, figure=self.figures)
+            mano = mano_from_prediction(prediction, self.mano_export)
+        paths = write_prediction(prediction, self.out, stem, figure=self.figures, frame=self.frame)
         if mano is not None:
             paths["mano"] = save_mano_json(mano, self.out, stem)
         record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
@@ -478,7 +487,7 @@ def run(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any input
     model = load_model(args)
-    writer = _Writer(out, figures=_figures_wanted(args), mano_export=args.mano_export)
+    writer = _Writer(out, figures=_figures_wanted(args), mano_export=args.mano_export, frame=args.frame)
 
     report = _Reporter(len(files), quiet=args.quiet, verbose=args.verbose)
     for arg, msg in arg_errors:
@@ -500,9 +509,10 @@ def run(args: argparse.Namespace) -> int:
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
                "camera": ("K file " + str(args.k_file)) if k_file else (f"focal {focal:g} px" if focal else
                                                                       f"default focal {DEFAULT_FOCAL_FACTOR} x side"),
-               "threshold": args.threshold, "side": args.side, "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
+               "threshold": args.threshold, "side": args.side, "frame": args.frame,
+               "counts": {"inputs": len(entries), "ok": ok, "failed": failed},
                "inputs": entries}
     summary_path = write_summary(out, summary)
-    print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply, joints .json"
+    print(f"{ok} of {len(entries)} input(s) predicted into {out}/ (meshes .obj/.ply/.glb, joints .json"
           f"{', figures .png' if writer.figures else ''}); summary: {summary_path}")
     return 2 if failed else 0

@@ -80,7 +80,7 @@ def open_hand_palm_frame() -> torch.Tensor:
     hand = load_hand_model("open").double()
     zero = torch.zeros(1, 3, dtype=torch.float64)
     with torch.no_grad():
-        joints = hand(zero, zero, pose=torch.zeros(1, 45, dtype=torch.float64)).joints
+        joints = hand(zero, zero, hand_pose=torch.zeros(1, 45, dtype=torch.float64)).joints
     return palm_frame(joints[:, 0], joints[:, 5], joints[:, 9], joints[:, 17])[0]
 
 

@@ -35,7 +35,7 @@ class PosedHands:
 
 
 class LayerHands:
-    """The hand layer (a HandModel called as `model(orient, transl, pose=..., betas=...)`)."""
+    """The hand layer (a HandModel called as `model(orient, transl, hand_pose=..., betas=...)`)."""
 
     shape_name = "betas"
     has_layer_params = True
@@ -61,7 +61,7 @@ class LayerHands:
 
     def __call__(self, orient: np.ndarray, pose: np.ndarray, shape: np.ndarray) -> PosedHands:
         with torch.inference_mode():
-            out = self.model(torch.from_numpy(orient), torch.zeros(len(orient), 3), pose=torch.from_numpy(pose),
+            out = self.model(torch.from_numpy(orient), torch.zeros(len(orient), 3), hand_pose=torch.from_numpy(pose),
                              betas=torch.from_numpy(shape))
         return PosedHands(vertices=out.vertices.numpy(), joints=out.joints.numpy())
 

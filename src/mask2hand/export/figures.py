@@ -14,8 +14,12 @@ gallery (mask2hand.export.gallery).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from mask2hand.inference.result import Prediction, project
+from mask2hand.utils.optional import require
 
 # 21-joint skeleton in FreiHAND order: (parent, child) pairs and one colour per finger
 FREIHAND_BONES = tuple((0 if k % 4 == 1 else k - 1, k) for k in range(1, 21))
@@ -196,19 +200,22 @@ def _frame(ax, box: tuple[float, float, float], title: str, background: str = "b
     ax.set_title(title, fontsize=8)
 
 
-def prediction_figure(mask: np.ndarray, rendered_mask: np.ndarray, joints_2d: np.ndarray, vertices: np.ndarray,
-                      vertices_2d: np.ndarray, faces: np.ndarray, joints: np.ndarray, iou: float | None = None,
-                      title: str | None = None, panel_size: float = 2.3):
-    """The paper's Fig. 1 / B1 row as a matplotlib Figure (five panels, one crop for the 2-D ones).
+def prediction_figure(prediction: Prediction, title: str | None = None, panel_size: float = 2.3):
+    """The paper's Fig. 1 / B1 row for a prediction, as a matplotlib Figure (five panels, one crop for
+    the 2-D ones): the input mask; the predicted silhouette with the input's contour over it; the 2-D
+    skeleton on the mask; the shaded mesh seen by the camera; the 3-D skeleton (camera space).
 
-    mask (H,W): the input; rendered_mask (H,W): the exact silhouette of the predicted hand;
-    joints_2d (21,2) and vertices_2d (V,2): projections in the input's pixels; vertices
-    (V,3) and joints (21,3): camera space, meters; faces (F,3).
-    Panels: input mask; predicted silhouette with the input's contour over it; 2-D skeleton
-    on the mask; shaded mesh seen by the camera; 3-D skeleton.
+    title defaults to the input's file name and the IoU. Needs matplotlib (pip install
+    'mask2hand[figures]'); Mask2HandError without it.
     """
+    require("matplotlib", "drawing the figure")
     from matplotlib.figure import Figure
 
+    mask, rendered_mask, joints_2d = prediction.mask, prediction.rendered_mask, prediction.joints_2d
+    vertices, faces, joints, iou = prediction.vertices, prediction.faces, prediction.joints, prediction.iou
+    vertices_2d = project(vertices[None], prediction.K[None])[0]
+    if title is None:
+        title = f"{Path(prediction.source).name}   IoU {iou:.3f}"
     fig = Figure(figsize=(5 * panel_size, panel_size * (1.2 if title else 1.1)), dpi=110)
     box = crop_box([mask, rendered_mask], [joints_2d])
     axes = [fig.add_subplot(1, 5, k + 1) for k in range(4)]
@@ -220,7 +227,7 @@ def prediction_figure(mask: np.ndarray, rendered_mask: np.ndarray, joints_2d: np
 
     show_mask(axes[1], mask_view(rendered_mask, box))
     draw_contour(axes[1], mask_in_view)
-    _frame(axes[1], box, "predicted silhouette" + (f" (IoU {iou:.3f})" if iou is not None else ""))
+    _frame(axes[1], box, f"predicted silhouette (IoU {iou:.3f})")
 
     show_mask(axes[2], mask_in_view, vmax=2.5)  # dimmed so the coloured bones stand out
     draw_skeleton_2d(axes[2], joints_2d)

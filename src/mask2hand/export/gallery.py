@@ -103,7 +103,7 @@ def write_hand_gallery(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
     cols = 8
     fig = Figure(figsize=(cols * 2.0, 6 * 2.2), dpi=110)
     grid = fig.add_gridspec(6, cols, hspace=0.22, wspace=0.02)
-    rest_v, rest_j = run(1, pose=torch.zeros(1, 45))
+    rest_v, rest_j = run(1, hand_pose=torch.zeros(1, 45))
     for i, name in enumerate(VIEWS):
         ax = fig.add_subplot(grid[0, i])
         draw_mesh(ax, rest_v[0], faces, VIEWS[name], rest_j[0], title=f"rest: {name}")
@@ -119,14 +119,14 @@ def write_hand_gallery(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
         for s_i, sgn in enumerate((-2.0, 2.0)):
             betas = torch.zeros(1, 10)
             betas[0, k] = sgn
-            v, j = run(1, pose=torch.zeros(1, 45), betas=betas)
+            v, j = run(1, hand_pose=torch.zeros(1, 45), betas=betas)
             ax = fig.add_subplot(grid[1, 2 * k + s_i])
             draw_mesh(ax, v[0], faces, VIEWS["back"], j[0], title=f"beta{k} = {sgn:+.0f}",
                       center=np.array([-0.09, 0.0, 0.005]), half_extent=0.115)
     pcs = torch.rand(16, 6, generator=gen) * 4.0 - 2.0
     v_pca, j_pca = run(16, layer=model, pose_pcs=pcs)
     prior = torch.as_tensor(sample_pose_prior(16, np.random.default_rng(seed)), dtype=torch.float32)
-    v_pri, j_pri = run(16, pose=prior)
+    v_pri, j_pri = run(16, hand_pose=prior)
     view = view_matrix(yaw_deg=-35, pitch_deg=20, base="palm")
     for n in range(16):
         ax = fig.add_subplot(grid[2 + n // cols, n % cols])

@@ -47,6 +47,8 @@ from mask2hand.hand import load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
 from mask2hand.hand.model import MANO_TO_FREIHAND, NUM_BETAS, HandModel
+from mask2hand.inference.mirror import mirror_points
+from mask2hand.inference.result import Prediction
 from mask2hand.losses.procrustes import procrustes_align
 from mask2hand.utils.checks import check_shape
 from mask2hand.version import JSON_SCHEMA_VERSION
@@ -138,7 +140,7 @@ def fit_mano(layer: HandModel, vertices: np.ndarray, faces: np.ndarray, joints: 
 
     layer: from `load_mano_layer`. vertices (V,3) and faces (F,3): the predicted mesh, any
     topology; joints (21,3) FreiHAND order; meters, camera space. side: recorded only (the arrays
-    must already be a right hand: a left prediction mirrored, as `Prediction.to_mano` does).
+    must already be a right hand: a left prediction mirrored, as `mano_from_prediction` does).
     """
     fingertips = _fingertip_set(layer)
     vertices, faces, joints = np.asarray(vertices), np.asarray(faces), np.asarray(joints)
@@ -161,6 +163,22 @@ def fit_mano(layer: HandModel, vertices: np.ndarray, faces: np.ndarray, joints: 
             _minimise(lambda: _joints_loss(layer, unknowns, target)
                       + SURFACE_WEIGHT * pairs.loss(unknowns.posed().vertices), unknowns, SURFACE_STEPS)
     return _result(layer, unknowns, target, side, fingertips)
+
+
+def mano_from_prediction(prediction: Prediction, mano_path: str | os.PathLike | None,
+                         fingertips: str = "freihand") -> ManoParams:
+    """MANO parameters of a predicted hand in smplx's convention (`smplx.MANO(is_rhand=True,
+    use_pca=False, flat_hand_mean=True)`), fitted to the answer's joints and mesh with the MANO
+    model read from `mano_path` (MANO_RIGHT.pkl, its folder, or None for MANO_RIGHT_PATH).
+
+    For a left hand they are MANO's right hand in the mirrored camera (camera x negated), like the
+    prediction's `params`. fingertips: which MANO vertices stand for the fingertips
+    (mask2hand.hand.mano.MANO_FINGERTIP_SETS). `save_mano_json` writes the result. About 1-2 s.
+    """
+    vertices, joints = prediction.vertices, prediction.joints
+    if prediction.side == "left":  # into the mirrored camera, where the hand is a right one
+        vertices, joints = mirror_points(vertices), mirror_points(joints)
+    return fit_mano(load_mano_layer(mano_path, fingertips), vertices, prediction.faces, joints, side=prediction.side)
 
 
 def save_mano_json(params: ManoParams, directory: str | os.PathLike, stem: str) -> Path:
@@ -355,7 +373,7 @@ def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str
                   (("global_orient", global_orient), ("hand_pose", unknowns.pose()[0]),
                    ("betas", unknowns.betas[0]), ("transl", transl))}
         as_input = {name: t[None].double() for name, t in stored.items()}
-        out = layer(as_input["global_orient"], as_input["transl"], pose=as_input["hand_pose"],
+        out = layer(as_input["global_orient"], as_input["transl"], hand_pose=as_input["hand_pose"],
                     betas=as_input["betas"])
         joints_mm = float(((out.joints[0] - target.joints).norm(dim=-1) * 1000).mean())
         surface_mm = _surface_distance_mm(out.vertices[0], layer.faces, target)

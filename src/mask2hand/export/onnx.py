@@ -11,7 +11,7 @@ network whatever its configuration:
                                     render.rasterize_silhouette
       -> Mask2HandNet.refine        RefineNet on (mask, silhouette), joints of the refined mesh
     outputs: vertices (B,V,3), joints (B,21,3) meters (final stage), global_orient (B,3),
-    transl (B,3), betas (B,10), pose (B,45) as HandModel.forward(pose=...) takes it,
+    transl (B,3), betas (B,10), pose (B,45) as HandModel.forward(hand_pose=...) takes it,
     pose_pcs (B,k) (PCA networks only), silhouette (B,S,S) of the preliminary hand.
 
 It is the network's inference path `forward(mask, K, exact_silhouette=True)` (RefineNet fed

@@ -149,7 +149,7 @@ class FitResult:
     """Fitted hands, numpy float32, batch first.
 
     params: HandParams (global_orient (B,3), transl (B,3), pose (B,45) as
-    HandModel.forward(pose=...) takes it, in the hand layer's convention, betas (B,10); pose_pcs
+    HandModel.forward(hand_pose=...) takes it, in the hand layer's convention, betas (B,10); pose_pcs
     None); vertices (B,V,3)
     and joints (B,21,3) in meters, camera space; iou_before, iou (B,) float64: exact IoU
     with each input mask at its own resolution, of the start and of the answer; steps
@@ -419,7 +419,7 @@ def _fit_stage(params_init: HandParams, mask_list: list[np.ndarray], K_np: np.nd
     device = hand.faces.device
     with torch.no_grad():
         start = start_tensors(params_init, hand, device)
-        start_out = hand(start["global_orient"], start["transl"], pose=start["pose"], betas=start["betas"])
+        start_out = hand(start["global_orient"], start["transl"], hand_pose=start["pose"], betas=start["betas"])
     batch = start["pose"].shape[0]
     faces_np = hand.faces.detach().cpu().numpy()
     if iou_before is None:

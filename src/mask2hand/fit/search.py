@@ -18,7 +18,7 @@ palm-flipped twin, which is exactly the ambiguity the hypotheses must keep apart
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -110,11 +110,6 @@ class Hypothesis:
     score: float
     start: str
     steps: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (without the mesh): start, iou, prior_penalty, score, steps, joints, params."""
-        return {"start": self.start, "iou": self.iou, "prior_penalty": self.prior_penalty, "score": self.score,
-                "steps": self.steps, "joints": self.joints, "params": asdict(self.params)}
 
 
 def hypothesis_starts(hand, params: HandParams, n_prior: int = 4, seed: int = 0) -> tuple[HandParams, list[str]]:

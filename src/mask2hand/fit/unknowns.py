@@ -64,7 +64,7 @@ class HandUnknowns:
     def posed(self) -> HandOutput:
         """The layer's hands for the current unknowns: vertices (B,V,3), joints (B,21,3) in camera
         space, rest_root (B,3) and full_pose (B,16,3)."""
-        return self.hand.place(self.rotation_matrix(), self.root(), pose=self.pose(), betas=self.betas)
+        return self.hand.place(self.rotation_matrix(), self.root(), hand_pose=self.pose(), betas=self.betas)
 
     def answer(self) -> tuple[dict[str, torch.Tensor], HandOutput]:
         """The current state, detached: the layer's inputs (global_orient (B,3), transl (B,3),

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING
 
 from mask2hand.errors import Mask2HandError
+from mask2hand.hand.data import JOINT_NAMES
 from mask2hand.hand.params import HandParams
 
 if TYPE_CHECKING:
@@ -52,4 +53,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'mask2hand.hand' has no attribute {name!r}")
 
 
-__all__ = ["HAND_MODELS", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND", "load_hand_model"]
+__all__ = ["HAND_MODELS", "JOINT_NAMES", "HandModel", "HandModelData", "HandOutput", "HandParams", "MANO_TO_FREIHAND",
+           "load_hand_model"]

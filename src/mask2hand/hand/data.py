@@ -17,6 +17,14 @@ NUM_BETAS = 10
 # followed by the fingertips (thumb, index, middle, ring, little), reordered to the
 # FreiHAND / OpenPose order (README, Conventions).
 MANO_TO_FREIHAND = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+JOINT_NAMES = ("wrist",
+               "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+               "index_mcp", "index_pip", "index_dip", "index_tip",
+               "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+               "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+               "little_mcp", "little_pip", "little_dip", "little_tip")
+"""The names of the 21 joints of every joint array, in the FreiHAND / OpenPose order (the files'
+`joint_names`)."""
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
 

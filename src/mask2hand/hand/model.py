@@ -6,6 +6,7 @@ them as buffers and evaluates them with the pure functions of `lbs`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,33 +125,36 @@ class HandModel(nn.Module):
         return params.with_mean_pose(target, mean)
 
     def pose_from_pcs(self, pose_pcs: torch.Tensor) -> torch.Tensor:
-        """The finger pose (B,45) that `forward(pose=...)` takes for pose-PCA coefficients (B,k),
-        k <= num_pose_pcs: `forward(pose=pose_from_pcs(c))` is `forward(pose_pcs=c)` (the mean,
+        """The finger pose (B,45) that `forward(hand_pose=...)` takes for pose-PCA coefficients (B,k),
+        k <= num_pose_pcs: `forward(hand_pose=pose_from_pcs(c))` is `forward(pose_pcs=c)` (the mean,
         which forward adds to both, is not in it)."""
         if pose_pcs.ndim != 2 or pose_pcs.shape[1] > self.num_pose_pcs:
             raise Mask2HandError(
                 f"pose_pcs must be (B,k) with k <= num_pose_pcs={self.num_pose_pcs}, got {tuple(pose_pcs.shape)}")
         return pose_pcs @ self.pose_components[: pose_pcs.shape[1]].to(pose_pcs.dtype)
 
-    def forward(self, global_orient: torch.Tensor, transl: torch.Tensor, pose: torch.Tensor | None = None,
-                pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> HandOutput:
+    def forward(self, global_orient: torch.Tensor, transl: torch.Tensor, hand_pose: torch.Tensor | None = None,
+                pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None, *,
+                pose: torch.Tensor | None = None) -> HandOutput:
         """Posed hand in camera space.
 
         global_orient (B,3) axis-angle about the root joint; transl (B,3) meters,
-        added afterwards; pose (B,45)/(B,15,3) finger axis-angle or pose_pcs (B,k);
-        betas (B,<=10), zero if None. Returns a HandOutput.
+        added afterwards; hand_pose (B,45)/(B,15,3) finger axis-angle (smplx's name, and the
+        files') or pose_pcs (B,k); betas (B,<=10), zero if None. `pose=` is hand_pose's former
+        name, still taken with a DeprecationWarning. Returns a HandOutput.
         """
         sizes = check_shape(global_orient, ["B", "3"], "global_orient (axis-angle)")
         check_shape(transl, ["B", "3"], "transl", sizes)
-        return self._pose(global_orient, lbs.axis_angle_to_matrix(global_orient), pose, pose_pcs, betas,
-                          transl=transl)
+        return self._pose(global_orient, lbs.axis_angle_to_matrix(global_orient), _hand_pose(hand_pose, pose, 5),
+                          pose_pcs, betas, transl=transl)
 
-    def place(self, rotation: torch.Tensor, root: torch.Tensor, pose: torch.Tensor | None = None,
-              pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None) -> HandOutput:
+    def place(self, rotation: torch.Tensor, root: torch.Tensor, hand_pose: torch.Tensor | None = None,
+              pose_pcs: torch.Tensor | None = None, betas: torch.Tensor | None = None, *,
+              pose: torch.Tensor | None = None) -> HandOutput:
         """The hand turned by a rotation matrix about its rest root joint, root joint at `root`.
 
-        rotation (B,3,3); root (B,3) the root joint's camera position, meters; pose, pose_pcs
-        and betas as in `forward`. The same hand as `forward` with global_orient = the
+        rotation (B,3,3); root (B,3) the root joint's camera position, meters; hand_pose (or
+        `pose=`), pose_pcs and betas as in `forward`. The same hand as `forward` with global_orient = the
         axis-angle of `rotation` (reported in full_pose[:, 0]) and transl = root - rest_root,
         but the rotation enters the kinematic chain as given: no matrix -> axis-angle
         conversion lies between it and the vertices (a rotation from a 6D code, or one
@@ -158,7 +162,8 @@ class HandModel(nn.Module):
         """
         sizes = check_shape(rotation, ["B", "3", "3"], "rotation")
         check_shape(root, ["B", "3"], "root", sizes)
-        return self._pose(lbs.matrix_to_axis_angle(rotation), rotation, pose, pose_pcs, betas, root=root)
+        return self._pose(lbs.matrix_to_axis_angle(rotation), rotation, _hand_pose(hand_pose, pose, 3), pose_pcs, betas,
+                          root=root)
 
     def _pose(self, global_orient: torch.Tensor, root_rotation: torch.Tensor, pose: torch.Tensor | None,
               pose_pcs: torch.Tensor | None, betas: torch.Tensor | None, transl: torch.Tensor | None = None,
@@ -200,3 +205,16 @@ class HandModel(nn.Module):
     def _with_fingertips(self, rig_joints: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
         tips = vertices[:, self.fingertip_ids]
         return torch.cat([rig_joints, tips], dim=1)[:, self.freihand_order]
+
+
+def _hand_pose(hand_pose: torch.Tensor | None, pose: torch.Tensor | None, stacklevel: int) -> torch.Tensor | None:
+    """The finger pose given to the layer as `hand_pose`, or by its former keyword `pose` (with a
+    DeprecationWarning that names the caller `stacklevel` frames up: 5 through nn.Module's call to
+    forward, 3 from place); Mask2HandError when both are given."""
+    if pose is None:
+        return hand_pose
+    if hand_pose is not None:
+        raise Mask2HandError("give the finger pose once, as hand_pose (pose is its former name)")
+    warnings.warn("the hand layer's pose= is now hand_pose= (smplx's name, and the files'); pose= will be removed",
+                  DeprecationWarning, stacklevel=stacklevel)
+    return pose

@@ -1,4 +1,4 @@
-"""The hand layer in NumPy: the same linear blend skinning as `HandModel.forward(pose=...)`,
+"""The hand layer in NumPy: the same linear blend skinning as `HandModel.forward(hand_pose=...)`,
 without torch, in float64.
 
 It serves what works on plain arrays (rebuilding the answer's parameters,
@@ -92,7 +92,7 @@ class NumpyHand:
         """(vertices (B,V,3), joints (B,21,3) FreiHAND order) in meters, float64, for
         global_orient (B,3) axis-angle about the root joint, transl (B,3) meters, pose (B,45)
         finger axis-angle in the layer's convention (flat_hand_mean, as in HandModel.forward) and
-        betas (B,k), k <= 10: `HandModel.forward(global_orient, transl, pose=pose, betas=betas)`.
+        betas (B,k), k <= 10: `HandModel.forward(global_orient, transl, hand_pose=pose, betas=betas)`.
         """
         posed = self._pose(global_orient, transl, pose, betas)
         return posed.vertices, posed.joints

@@ -16,7 +16,8 @@ class HandParams:
     convention they are in.
 
     global_orient (...,3) axis-angle about the root joint; transl (...,3) meters, added
-    afterwards; betas (...,10); pose (...,45) finger axis-angle in MANO joint order; pose_pcs
+    afterwards; betas (...,10); pose (...,45) finger axis-angle in MANO joint order (the layer's
+    `hand_pose`, and the files'); pose_pcs
     (...,k) pose-PCA coefficients (their pose is `HandModel.pose_from_pcs(pose_pcs)`). At least
     one of pose and pose_pcs is set. Values are torch tensors or numpy arrays.
 
@@ -70,5 +71,5 @@ class HandParams:
         """Keyword arguments for `hand.forward` (a HandModel), in that layer's convention (pose_pcs
         preferred when both are set and no conversion is needed)."""
         params = hand.in_convention(self)
-        pose = {"pose_pcs": params.pose_pcs} if params.pose_pcs is not None else {"pose": params.pose}
+        pose = {"pose_pcs": params.pose_pcs} if params.pose_pcs is not None else {"hand_pose": params.pose}
         return {"global_orient": params.global_orient, "transl": params.transl, "betas": params.betas, **pose}

@@ -25,9 +25,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mask2hand.hand.data import JOINT_NAMES, MANO_TO_FREIHAND
+
 FINGERS = ("index", "middle", "little", "ring", "thumb")  # MANO chain order
-FINGER_JOINT_NAMES = tuple(f"{f}_{k}" for f in FINGERS for k in
-                           (("cmc", "mcp", "ip") if f == "thumb" else ("mcp", "pip", "dip")))
+# the 15 finger joints' names in MANO order: rig joint k is FreiHAND joint MANO_TO_FREIHAND.index(k)
+FINGER_JOINT_NAMES = tuple(JOINT_NAMES[MANO_TO_FREIHAND.index(k)] for k in range(1, 16))
 AXES = ("flex", "abd", "twist")
 
 # Rest-pose finger directions: fan angle in degrees from -x toward -z (toward the

@@ -7,8 +7,9 @@
     result.joints          # (21,3) camera space, meters
     result.joints_2d       # (21,2) pixels of the input image
     result.iou             # input mask vs. the exact silhouette of the predicted hand
-    result.save("out")     # OBJ, PLY, JSON, PNG figure
-    fig = result.figure()  # the paper's Fig. 1 row
+
+    from mask2hand.export.prediction import write_prediction
+    write_prediction(result, "out")   # OBJ, PLY, GLB, JSON, PNG figure (mask2hand.export)
 
 The pipeline has three stages, kept apart so later features plug in without changing
 the others: `prepare` (file/array -> clean mask at the model's input size + camera,

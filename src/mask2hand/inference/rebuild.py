@@ -7,7 +7,7 @@ parameters.
 
 The parameters written out are in the flat_hand_mean=True convention (HandParams.flat_hand_mean),
 like datasets and the README's hand-layer call: `pose` is the whole finger pose, the model's mean
-included, so `load_hand_model(name)(global_orient, transl, pose=pose, betas=betas)` rebuilds
+included, so `load_hand_model(name)(global_orient, transl, hand_pose=pose, betas=betas)` rebuilds
 the hand whatever convention the network was trained in.
 """
 

@@ -1,11 +1,9 @@
-"""What `Mask2Hand.predict` returns for one mask: `Prediction`, with its JSON form, figure and files."""
+"""What `Mask2Hand.predict` returns for one mask: `Prediction`. Its files, JSON form, figure and MANO
+parameters are functions of mask2hand.export (`prediction`, `figures`, `mano`)."""
 
 from __future__ import annotations
 
-import os
-import warnings
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,8 +11,6 @@ import numpy as np
 from mask2hand.hand.params import HandParams
 from mask2hand.image.camera import Camera, project_points
 from mask2hand.inference.mirror import mirror_mask
-from mask2hand.utils.optional import available, missing_message, require
-from mask2hand.version import JSON_SCHEMA_VERSION
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -31,7 +27,7 @@ class Prediction:
     joints: (21,3) meters, camera space, FreiHAND order.
     joints_2d: (21,2) their projections in the input image's pixels.
     params: HandParams that rebuild the answer, in the flat_hand_mean=True convention:
-        `load_hand_model(hand["name"])(global_orient, transl, pose=pose, betas=betas)` (fitted to
+        `load_hand_model(hand["name"])(global_orient, transl, hand_pose=pose, betas=betas)` (fitted to
         the final mesh, mask2hand.inference.rebuild; see below for a left hand). Where the runtime
         lacks the hand's arrays (an ONNX export of a MANO network) they are the network's own, in
         the convention `params.flat_hand_mean` (and `hand["flat_hand_mean"]`) names. Whatever
@@ -92,113 +88,8 @@ class Prediction:
             return self.params, self.mask, self.K
         return self.params, mirror_mask(self.mask), Camera(self.K, self.image_size).mirrored().K
 
-    def to_mano(self, mano_path: str | os.PathLike | None, fingertips: str = "freihand"):
-        """MANO parameters of this hand in smplx's convention (`smplx.MANO(is_rhand=True,
-        use_pca=False, flat_hand_mean=True)`), fitted to the answer's joints and mesh with the MANO
-        model read from `mano_path` (MANO_RIGHT.pkl, its folder, or None for MANO_RIGHT_PATH).
-
-        Returns a mask2hand.export.mano.ManoParams (global_orient, hand_pose, betas, transl, the
-        residuals in mm); `save_mano_json` of that module writes it. For a left hand they are MANO's
-        right hand in the mirrored camera (camera x negated), like `params`. fingertips: which MANO
-        vertices stand for the fingertips (mask2hand.hand.mano.MANO_FINGERTIP_SETS). About 1-2 s.
-        """
-        from mask2hand.export.mano import fit_mano, load_mano_layer
-        from mask2hand.inference.mirror import mirror_points
-
-        vertices, joints = self.vertices, self.joints
-        if self.side == "left":  # into the mirrored camera, where the hand is a right one
-            vertices, joints = mirror_points(vertices), mirror_points(joints)
-        return fit_mano(load_mano_layer(mano_path, fingertips), vertices, self.faces, joints, side=self.side)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything but the meshes and images, JSON-ready (via mask2hand.export.files.to_jsonable):
-        joints in meters, 2-D joints in pixels."""
-        return {
-            "schema_version": JSON_SCHEMA_VERSION,
-            "source": self.source,
-            "side": self.side,
-            "units": {"joints": "meters, camera space (x right, y down, z forward)",
-                      "joints_2d": "pixels of the input image (u right, v down, pixel centers at +0.5)"},
-            "joint_order": "FreiHAND: 0 wrist; 1-4 thumb; 5-8 index; 9-12 middle; 13-16 ring; 17-20 little",
-            "joints": self.joints,
-            "joints_2d": self.joints_2d,
-            "params": asdict(self.params),
-            "params_residual_mm": self.params_residual_mm,
-            "K": self.K,
-            "camera": self.camera,
-            "image_size": list(self.image_size),
-            "iou": self.iou,
-            "hand_window": self.hand_window,
-            "hand": self.hand,
-            "model": self.model,
-            "warnings": self.warnings,
-            "notes": self.notes,
-            **({} if self.fit_steps is None else {"iou_before_fit": self.iou_before_fit, "fit_steps": self.fit_steps}),
-            **({} if self.hypotheses is None else {"hypotheses": [h.to_dict() for h in self.hypotheses]}),
-        }
-
     def to_trimesh(self):
-        """The answer's mesh as a `trimesh.Trimesh` (meters, camera space; vertices kept as they are).
-        Needs trimesh (pip install trimesh), which mask2hand itself does not use."""
-        require("trimesh", "Prediction.to_trimesh")
+        """The answer's mesh as a `trimesh.Trimesh` (meters, camera space; vertices kept as they are)."""
         import trimesh
 
         return trimesh.Trimesh(vertices=np.asarray(self.vertices, dtype=np.float64), faces=self.faces, process=False)
-
-    def figure(self, title: str | None = None):
-        """The paper's Fig. 1 / B1 row for this prediction (a matplotlib Figure): input mask,
-        predicted silhouette with the input's contour, 2-D skeleton, shaded mesh, 3-D skeleton.
-        Needs matplotlib (pip install 'mask2hand[figures]'); Mask2HandError without it."""
-        require("matplotlib", "drawing the figure")
-        from mask2hand.export.figures import prediction_figure
-
-        vertices_2d = project(self.vertices[None], self.K[None])[0]
-        if title is None:
-            title = f"{Path(self.source).name}   IoU {self.iou:.3f}"
-        return prediction_figure(self.mask, self.rendered_mask, self.joints_2d, self.vertices, vertices_2d,
-                                 self.faces, self.joints, iou=self.iou, title=title)
-
-    def save(self, directory: str | os.PathLike, stem: str | None = None,
-             figure: bool | None = None) -> dict[str, Path]:
-        """Write <stem>.obj, <stem>.ply, <stem>.json, <stem>_hyp<k>.obj per hypothesis and
-        <stem>.png (the figure) into `directory`, all or nothing.
-
-        figure: None draws the figure where matplotlib is installed and otherwise leaves it out,
-        saying so once per process (a UserWarning); True requires it (Mask2HandError without
-        matplotlib); False leaves it out. stem defaults to the input file's stem ("prediction" for
-        arrays). Returns {"obj", "ply", "json", "hyp<k>"..., "png"?: path}.
-        """
-        if figure is None:
-            figure = available("matplotlib")
-            if not figure:
-                _say_once(f"{missing_message('matplotlib', 'the figure (.png)')}; "
-                          "Prediction.save writes the meshes and JSON only")
-        from mask2hand.export.files import figure_png_bytes, json_text, mesh_bytes, write_files
-
-        directory = Path(directory)
-        if stem is None:
-            stem = Path(self.source).stem if not self.source.startswith("<") else "prediction"
-        paths = {"obj": directory / f"{stem}.obj", "ply": directory / f"{stem}.ply",
-                 "json": directory / f"{stem}.json"}
-        writers = {paths["obj"]: lambda: mesh_bytes(self.vertices, self.faces, "obj"),
-                   paths["ply"]: lambda: mesh_bytes(self.vertices, self.faces, "ply"),
-                   paths["json"]: lambda: json_text(self.to_dict()).encode()}
-        for rank, hypothesis in enumerate(self.hypotheses or [], start=1):
-            paths[f"hyp{rank}"] = directory / f"{stem}_hyp{rank}.obj"
-            writers[paths[f"hyp{rank}"]] = lambda h=hypothesis: mesh_bytes(h.vertices, self.faces, "obj")
-        if figure:
-            paths["png"] = directory / f"{stem}.png"
-            writers[paths["png"]] = lambda: figure_png_bytes(self.figure())
-        write_files(writers)
-        return paths
-
-
-_SAID: set[str] = set()
-"""The messages _say_once has already issued in this process."""
-
-
-def _say_once(message: str) -> None:
-    """Issue `message` as a UserWarning the first time it comes up in this process."""
-    if message not in _SAID:
-        _SAID.add(message)
-        warnings.warn(message, UserWarning, stacklevel=3)

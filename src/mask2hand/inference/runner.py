@@ -30,7 +30,7 @@ class NetworkResult:
     joints: (B,21,3) meters, the final joints (FreiHAND order).
     global_orient: (B,3) axis-angle about the root joint.
     transl: (B,3) meters.
-    pose: (B,45) the finger pose as the network's `HandModel.forward(pose=...)` takes it.
+    pose: (B,45) the finger pose as the network's `HandModel.forward(hand_pose=...)` takes it.
     betas: (B,10).
     flat_hand_mean: the pose convention of pose and pose_pcs (the network's hand layer's; see HandParams).
     pose_pcs: (B,k) the pose-PCA coefficients the network regressed, or None.
@@ -154,7 +154,7 @@ class TorchRunner:
 
 
 def layer_pose(hand: "HandModel", params: HandParams):
-    """The finger pose (B,45) tensor of network params as `HandModel.forward(pose=...)` takes it:
+    """The finger pose (B,45) tensor of network params as `HandModel.forward(hand_pose=...)` takes it:
     `params.pose`, or the pose of `params.pose_pcs` (HandModel.pose_from_pcs)."""
     if params.pose is not None:
         return params.pose.reshape(params.pose.shape[0], -1)

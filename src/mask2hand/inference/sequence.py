@@ -175,7 +175,7 @@ def smooth_network_result(raw: NetworkResult, hand, fps: float, config: OneEuroC
     def layer(global_orient, transl, pose, betas) -> np.ndarray:
         # LAYER_FRAMES at a time: the layer's per-vertex transforms cost kilobytes per vertex and frame
         return np.concatenate([hand(as_t(global_orient[s:s + LAYER_FRAMES]), as_t(transl[s:s + LAYER_FRAMES]),
-                                    pose=as_t(pose[s:s + LAYER_FRAMES]),
+                                    hand_pose=as_t(pose[s:s + LAYER_FRAMES]),
                                     betas=as_t(betas[s:s + LAYER_FRAMES])).vertices.cpu().numpy()
                                for s in range(0, len(transl), LAYER_FRAMES)])
 

@@ -348,12 +348,12 @@ class Mask2HandNet(nn.Module):
             rotation = rotation_6d_to_matrix(code.rotation)
         betas = code.betas if code.betas is not None else code.pose.new_zeros(mask.shape[0], NUM_BETAS)
         root = decode_root_position(code.translation, K, size)
-        pose = {"pose_pcs": code.pose} if cfg.pose_space == "pca" else {"pose": code.pose}
-        placed = self.hand.place(rotation, root, betas=betas, **pose)
+        pose, pose_pcs = (None, code.pose) if cfg.pose_space == "pca" else (code.pose, None)
+        placed = self.hand.place(rotation, root, pose, pose_pcs, betas)
         # an axis-angle head reports its own output, which may exceed pi, not its equivalent
         global_orient = code.rotation if cfg.rotation == "axis_angle" else placed.full_pose[:, 0]
-        params = HandParams(global_orient=global_orient, transl=root - placed.rest_root, betas=betas, **pose,
-                            flat_hand_mean=self.hand.flat_hand_mean)
+        params = HandParams(global_orient=global_orient, transl=root - placed.rest_root, betas=betas, pose=pose,
+                            pose_pcs=pose_pcs, flat_hand_mean=self.hand.flat_hand_mean)
         return PreliminaryHand(params=params, vertices=placed.vertices, joints=placed.joints)
 
     def refine(self, mask: torch.Tensor, silhouette: torch.Tensor,

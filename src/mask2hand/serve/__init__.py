@@ -5,7 +5,7 @@ Modules, one job each:
   library's inputs, through the same reader and checks as `mask2hand predict`;
 - `service`: the loaded model, run for one request at a time, and the answers kept for download;
 - `answers`: the JSON answer (the per-input JSON `mask2hand predict` writes, the mesh, an overlay
-  image) and its downloadable files (OBJ, PLY, JSON, written by mask2hand.export.files);
+  image) and its downloadable files (OBJ, PLY, GLB, JSON, written by mask2hand.export.prediction);
 - `limits`: the request-body size limit (HTTP 413);
 - `prediction_queue`: predictions one at a time on their own thread, a bounded number waiting (503);
 - `hosts`: the Host allow-list and the same-origin rule for POSTs (400, 403);

@@ -1,13 +1,13 @@
 """The answer to one `POST /api/predict`: its JSON and its downloadable files.
 
-The JSON's "prediction" block is `Prediction.to_dict()` made JSON-ready by the writer
-`mask2hand predict` uses (mask2hand.export.files.to_jsonable): parsed, it equals the
+The JSON's "prediction" block is mask2hand.export.prediction.prediction_json made JSON-ready by
+the writer `mask2hand predict` uses (mask2hand.export.files.to_jsonable): parsed, it equals the
 <stem>.json that `mask2hand predict` writes for the same file. Beside it: the mesh for the
 page's viewer, an overlay image (the input mask, the predicted silhouette's contour and the
 2-D skeleton: mask2hand.export.animation.skeleton_panel, the sequence GIF's frame), the
 skeleton's bones and colours (mask2hand.export.figures) and the download links. The files
-(<stem>.obj, .ply, .json, <stem>_hyp<k>.obj) are made on request by the library's writers, so
-they are byte for byte what `mask2hand predict` writes.
+(<stem>.obj, .ply, .glb, .json, <stem>_hyp<k>.obj: mask2hand.export.prediction.prediction_files) are
+made on request by the library's writers, so they are byte for byte what `mask2hand predict` writes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import numpy as np
 
 from mask2hand.export.animation import skeleton_panel
 from mask2hand.export.figures import FREIHAND_BONES, joint_colors
-from mask2hand.export.files import json_text, mesh_bytes, to_jsonable
+from mask2hand.export.files import to_jsonable
+from mask2hand.export.prediction import prediction_files, prediction_json
 from mask2hand.inference.result import Prediction
 
 OVERLAY_SIDE = 512
@@ -39,12 +40,12 @@ DOWNLOADS_PATH = "/api/answers"
 """URL path under which an answer's files are served: DOWNLOADS_PATH/<id>/<file name>."""
 
 MEDIA_TYPES = {".obj": "text/plain; charset=utf-8", ".ply": "application/octet-stream",
-               ".json": "application/json"}
+               ".glb": "model/gltf-binary", ".json": "application/json"}
 
 
 def download_stem(source: str) -> str:
     """The file stem of an upload's downloads: its stem in letters, digits, '-', '_' and '.'
-    ("prediction" if nothing is left), as `Prediction.save` names an input's files."""
+    ("prediction" if nothing is left), as `write_prediction` names an input's files."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(source).stem).strip("._")
     return stem or "prediction"
 
@@ -67,7 +68,8 @@ class Answer:
     `mask2hand predict` (JSON-ready dict); vertices: (V,3) meters, camera space (the
     answer's mesh); faces: (F,3) int64 (winding reversed for a left hand, as in the files);
     hypotheses: [(V,3)] the hypotheses' meshes, best first (empty without hypotheses);
-    overlay: PNG bytes (see overlay_png); seconds: the time the model took for it.
+    overlay: PNG bytes (see overlay_png); seconds: the time the model took for it; downloads:
+    file name -> a function making its bytes (prediction_files, in the camera's OpenCV frame).
     """
 
     id: str
@@ -78,22 +80,16 @@ class Answer:
     hypotheses: list[np.ndarray]
     overlay: bytes
     seconds: float
+    downloads: dict[str, Callable[[], bytes]]
 
     @classmethod
     def from_prediction(cls, answer_id: str, prediction: Prediction, seconds: float) -> "Answer":
-        return cls(id=answer_id, stem=download_stem(prediction.source), prediction=to_jsonable(prediction.to_dict()),
+        stem = download_stem(prediction.source)
+        return cls(id=answer_id, stem=stem, prediction=to_jsonable(prediction_json(prediction)),
                    vertices=np.asarray(prediction.vertices), faces=np.asarray(prediction.faces),
                    hypotheses=[np.asarray(h.vertices) for h in prediction.hypotheses or []],
-                   overlay=overlay_png(prediction), seconds=seconds)
-
-    def files(self) -> dict[str, Callable[[], bytes]]:
-        """Download name -> a function making its bytes, named as `Prediction.save` names them."""
-        files = {f"{self.stem}.obj": lambda: mesh_bytes(self.vertices, self.faces, "obj"),
-                 f"{self.stem}.ply": lambda: mesh_bytes(self.vertices, self.faces, "ply"),
-                 f"{self.stem}.json": lambda: json_text(self.prediction).encode()}
-        for rank, vertices in enumerate(self.hypotheses, start=1):
-            files[f"{self.stem}_hyp{rank}.obj"] = lambda v=vertices: mesh_bytes(v, self.faces, "obj")
-        return files
+                   overlay=overlay_png(prediction), seconds=seconds,
+                   downloads=dict(prediction_files(prediction, stem).values()))
 
     def to_json(self) -> dict[str, Any]:
         """The HTTP answer: id, prediction (the per-input JSON), mesh {vertices (V,3) m, faces (F,3),
@@ -107,7 +103,7 @@ class Answer:
                      "hypotheses": [to_jsonable(np.round(v, VIEWER_DECIMALS)) for v in self.hypotheses]},
             "skeleton": {"bones": [list(bone) for bone in FREIHAND_BONES], "joint_colors": joint_colors()},
             "overlay": "data:image/png;base64," + base64.b64encode(self.overlay).decode("ascii"),
-            "downloads": {name: f"{DOWNLOADS_PATH}/{self.id}/{name}" for name in self.files()},
+            "downloads": {name: f"{DOWNLOADS_PATH}/{self.id}/{name}" for name in self.downloads},
             "seconds": round(self.seconds, 4),
         }
 

@@ -149,7 +149,7 @@ def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
         if answer is None:
             raise HTTPException(404, f"answer {answer_id} is not kept (the server keeps the last {kept_answers}); "
                                      "predict again")
-        files = answer.files()
+        files = answer.downloads
         if name not in files:
             raise HTTPException(404, f"answer {answer_id} has no file {name}; it has " + ", ".join(files))
         return Response(files[name](), media_type=MEDIA_TYPES[Path(name).suffix],

@@ -166,6 +166,6 @@ def synthetic_sequence(hand, num_frames: int = 24, image_size: tuple[int, int] =
     to_t = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
     with torch.inference_mode():
         out = hand(to_t((1 - s) * start_orient + s * end_orient), to_t((1 - s) * start_transl + s * end_transl),
-                   pose=to_t(s * end_pose), betas=torch.zeros(num_frames, 10, dtype=torch.float64))
+                   hand_pose=to_t(s * end_pose), betas=torch.zeros(num_frames, 10, dtype=torch.float64))
     masks = rasterize_silhouette(out.vertices, hand.faces, np.repeat(K[None], num_frames, 0), image_size=image_size)
     return masks, out.joints.numpy(), K

@@ -276,7 +276,7 @@
       const link = document.createElement("a");
       link.href = url;
       link.download = name;
-      const kind = name.endsWith(".json") ? "JSON" : name.endsWith(".ply") ? "PLY" : "OBJ";
+      const kind = name.endsWith(".json") ? "JSON" : name.endsWith(".ply") ? "PLY" : name.endsWith(".glb") ? "GLB" : "OBJ";
       link.textContent = name.includes("_hyp") ? `${kind} ${name.match(/_hyp(\d+)/)[0].slice(1)}` : kind;
       link.title = `download ${name}`;
       return link;
