@@ -133,6 +133,7 @@ def test_early_stopping_stops_after_patience(hand):
     assert np.all(both.steps == 11)
 
 
+@pytest.mark.slow
 def test_detail_stage_starts_from_the_coarse_answer_and_leaves_the_pca_span(hand):
     params, masks, K, joints = make_scene(hand, 3, seed=8)
     start = perturb(params)
@@ -153,6 +154,7 @@ def test_detail_stage_starts_from_the_coarse_answer_and_leaves_the_pca_span(hand
     assert np.all(full.iou >= coarse.iou - 1e-12) and np.array_equal(full.iou_before, coarse.iou_before)
 
 
+@pytest.mark.slow
 def test_joint_limit_prior_brings_the_pose_within_limits(hand):
     params, masks, K, _ = make_scene(hand, 3, seed=3)
     local = pose_to_local(params.pose)
@@ -201,6 +203,7 @@ def test_pooling_matrix_averages_by_overlap():
                                               image[5] * 2 / 3 + image[6:].sum()])
 
 
+@pytest.mark.slow
 def test_low_resolution_masks_are_compared_on_their_own_pixels(hand):
     """A 24 x 24 picture of a hand (area-averaged, cut at one half, as a low-resolution sensor's)
     is the comparison target; the true hand covers each of its hand cells more than half."""
@@ -273,6 +276,7 @@ def test_placement_from_the_mask_alone_covers_the_mask(hand):
         assert iou.max() > 0.3
 
 
+@pytest.mark.slow
 def test_fit_from_prior_finds_the_silhouette(hand):
     _, masks, K, _ = make_scene(hand, 2, seed=10)
     result = fit_from_prior(list(masks), K, hand, n_starts=4, config=FAST)
@@ -284,6 +288,7 @@ def test_fit_from_prior_finds_the_silhouette(hand):
         fit_from_prior(masks, K, hand, n_starts=0)
 
 
+@pytest.mark.slow
 def test_hypotheses_are_distinct_and_sorted_by_score(hand):
     params, masks, K, _ = make_scene(hand, 1, seed=11)
     start = perturb(params).map(lambda v: v[0])
@@ -314,6 +319,7 @@ def model(weights) -> Mask2Hand:
     return Mask2Hand.from_pretrained(weights)
 
 
+@pytest.mark.slow
 def test_predict_with_fit_and_hypotheses(model, tmp_path):
     mask = blob_mask(100, 100)
     plain = model.predict(mask, focal=220.0)
@@ -410,6 +416,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_fit_and_hypotheses_write_the_files(weights, tmp_path, capsys):
     src = save_mask_png(tmp_path / "hand.png", blob_mask(90, 90))
     out = tmp_path / "out"
@@ -455,6 +462,7 @@ def test_cli_fit_without_steps_uses_the_default_and_sequences_are_refused(weight
 
 # ---------------------------------------------------------------------- evaluation
 
+@pytest.mark.slow
 def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.data.synthetic import BroadCorpus, generate_broad

@@ -124,6 +124,7 @@ def test_exported_mano_reproduces_the_predicted_joints_and_surface(prediction, e
     assert shapes == [(3,), (45,), (10,), (3,)]
 
 
+@pytest.mark.slow
 def test_the_fit_is_deterministic(prediction, exported, hand_like_mano):
     again = prediction.to_mano(hand_like_mano)
     for field in ("global_orient", "hand_pose", "betas", "transl"):
@@ -131,6 +132,7 @@ def test_the_fit_is_deterministic(prediction, exported, hand_like_mano):
     assert again.joints_residual_mm == exported.joints_residual_mm
 
 
+@pytest.mark.slow
 def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like_mano):
     # the target is the stand-in itself, posed: the fit must find its transl, which is only right
     # if global_orient turns about the betas-dependent rest root joint (far from the origin here)
@@ -147,6 +149,7 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
     assert np.linalg.norm(target.rest_root[0].numpy()) > 0.05  # where smplx's transl convention matters
 
 
+@pytest.mark.slow
 def test_a_left_hand_exports_the_mirrored_right_hand(prediction, exported, hand_like_mano):
     left = dataclasses.replace(prediction, side="left", vertices=mirror_points(prediction.vertices),
                                joints=mirror_points(prediction.joints), faces=mirror_faces(prediction.faces))
@@ -186,6 +189,7 @@ def test_only_the_mano_layer_is_accepted(prediction):
         fit_mano(load_hand_model("open"), prediction.vertices, prediction.faces, prediction.joints)
 
 
+@pytest.mark.slow
 def test_a_mano_sized_fit_takes_bounded_time(prediction, mano_path):
     # conftest's fixture has MANO's 778 vertices and 1538 faces; its random arrays are no hand, so
     # only the time and a finite answer are checked
@@ -196,6 +200,7 @@ def test_a_mano_sized_fit_takes_bounded_time(prediction, mano_path):
     assert all(np.isfinite(getattr(params, f)).all() for f in ("global_orient", "hand_pose", "betas", "transl"))
 
 
+@pytest.mark.slow
 def test_predict_writes_mano_parameters_beside_the_other_files(hand_like_mano, tmp_path, capsys):
     import json
 

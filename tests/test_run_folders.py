@@ -117,6 +117,7 @@ def test_a_read_only_run_folder_is_one_line(command, sensor, tmp_path, monkeypat
     assert "cannot write into the run folder" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_a_sitting_shorter_than_an_epoch_writes_its_row(tmp_path):
     from mask2hand.train.config import load_config
     from mask2hand.train.loop import Trainer

@@ -23,9 +23,10 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import serve_screenshot as browser  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (browser.CHROMIUM.is_file() and browser.CHROMEDRIVER.is_file()),
-                                reason=f"needs {browser.CHROMIUM} and {browser.CHROMEDRIVER} (Debian: apt-get install "
-                                       "chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (browser.CHROMIUM.is_file() and browser.CHROMEDRIVER.is_file()),
+                                 reason=f"needs {browser.CHROMIUM} and {browser.CHROMEDRIVER} (Debian: apt-get install "
+                                        "chromium chromium-driver)")]
 
 
 @pytest.fixture(scope="module")

@@ -118,6 +118,7 @@ def test_the_paper_synthetic_weights_are_shipped_and_answer_the_paper_protocol(t
         Mask2Hand.from_pretrained("paper-synthetic", runtime="onnx")
 
 
+@pytest.mark.slow
 def test_the_real_hands_model_answers_the_real_test_share_as_its_page_says():
     """cpu-default-v6 on every fifth mask of the Sign Language Digits test share (people it never
     trained on), network alone: measured IoU 0.854, 2-D error 6.8% of the hand's size, PCK@10% 0.76,
