@@ -86,9 +86,10 @@ def test_fit_raises_iou_and_brings_joints_closer(hand):
     result = fit_to_silhouette(start, masks, K, hand, FAST)
     assert result.vertices.shape == (4, hand.num_vertices, 3) and result.joints.shape == (4, 21, 3)
     assert np.all(result.iou >= result.iou_before)
-    assert result.iou.mean() > result.iou_before.mean() + 0.15
-    assert result.iou.mean() > 0.8
-    assert mean_joint_error(result.joints, joints) < 0.8 * mean_joint_error(layer(hand, start).joints.numpy(), joints)
+    # measured: mean IoU 0.642 -> 0.941, the joints' error down to 0.391 of the start's
+    assert result.iou.mean() > result.iou_before.mean() + 0.25
+    assert result.iou.mean() > 0.9
+    assert mean_joint_error(result.joints, joints) < 0.43 * mean_joint_error(layer(hand, start).joints.numpy(), joints)
     # the reported IoU is the exact silhouette's at the input resolution, and params reproduce the hand
     out = layer(hand, result.params)
     assert np.allclose(out.vertices.numpy(), result.vertices, atol=1e-5)
@@ -230,7 +231,7 @@ def test_low_resolution_masks_are_compared_on_their_own_pixels(hand):
     # and a fit on the coarse masks raises the IoU on their pixels (benchmarks/fitting.py
     # --sensor-size measures what that does to the pose)
     result = fit_to_silhouette(perturb(params, seed=3, scale=0.7), list(coarse), K_coarse, hand, FAST)
-    assert np.all(result.iou > result.iou_before) and result.iou.mean() > 0.8
+    assert np.all(result.iou > result.iou_before) and result.iou.mean() > 0.9  # measured 0.957
 
 
 def test_bad_settings_and_inputs_raise(hand):
@@ -271,9 +272,9 @@ def test_placement_from_the_mask_alone_covers_the_mask(hand):
         rendered = rasterize_silhouette(layer(hand, placed).vertices.double(), hand.faces, np.repeat(k[None], 4, 0),
                                         (SIZE, SIZE))
         area = rendered.sum((1, 2))
-        assert np.all(np.abs(area / mask.sum() - 1) < 0.35)
+        assert np.all(np.abs(area / mask.sum() - 1) < 0.1)  # measured up to 0.061
         iou = (rendered & mask).sum((1, 2)) / (rendered | mask).sum((1, 2))
-        assert iou.max() > 0.3
+        assert iou.max() > 0.6  # measured 0.660 and 0.791
 
 
 @pytest.mark.slow
@@ -281,7 +282,7 @@ def test_fit_from_prior_finds_the_silhouette(hand):
     _, masks, K, _ = make_scene(hand, 2, seed=10)
     result = fit_from_prior(list(masks), K, hand, n_starts=4, config=FAST)
     assert result.joints.shape == (2, 21, 3)
-    assert np.all(result.iou > 0.7)
+    assert np.all(result.iou > 0.75)  # measured 0.837 and 0.961
     single = fit_from_prior(masks[0], K[0], hand, n_starts=2, config=replace(FAST, steps=2))
     assert single.joints.shape == (1, 21, 3)
     with pytest.raises(Mask2HandError, match="n_starts"):

@@ -77,7 +77,7 @@ def test_a_hand_cut_by_the_border_on_several_sides_is_flagged(shipped):
 
 def test_a_good_mask_carries_no_warning(shipped):
     prediction = shipped.predict(str(REPO / "examples" / "open_palm.png"))
-    assert prediction.warnings == [] and prediction.iou > 0.5
+    assert prediction.warnings == [] and prediction.iou > 0.9  # measured 0.953
 
 
 @pytest.mark.parametrize("K, phrase", [

@@ -80,7 +80,7 @@ def test_a_good_png_answers_joints_iou_and_the_mesh(victory, model):
     prediction = victory["prediction"]
     assert np.asarray(prediction["joints"]).shape == (21, 3)
     assert np.asarray(prediction["joints_2d"]).shape == (21, 2)
-    assert 0.5 < prediction["iou"] <= 1.0
+    assert 0.88 < prediction["iou"] <= 1.0  # measured 0.927, as mask2hand predict
     assert prediction["source"] == "victory.png" and prediction["camera"] == "focal"
     vertices, faces = np.asarray(victory["mesh"]["vertices"]), np.asarray(victory["mesh"]["faces"])
     assert faces.shape == model.faces.shape and (faces == model.faces).all()
