@@ -66,6 +66,7 @@ NOT_RUN = {
     "pip install": "installs packages; the extras it names are checked against pyproject.toml",
     "python -m pip wheel": "builds the 28 MB wheel (about a minute); run by hand before a release",
     "python -m pytest": "the suite itself (.ci/run)",
+    "python -m pytest -m": "a tier of the suite itself, whose tests the full suite runs",
     # needs what the suite does not have
     "mask2hand synth freihand": "needs FreiHAND's 4 GB download",
     "mask2hand synth natural --hand anny": "builds Anny's model data (about 90 s on first use); tests/test_anny.py "
