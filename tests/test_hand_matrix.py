@@ -12,6 +12,7 @@ import torch
 from device_dtype import assert_close, assert_finite_gradients, assert_kept, on
 from mask2hand.hand import HandModel, HandOutput, load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
+from mask2hand.hand.numpy_layer import NumpyHand
 
 BATCH = 3
 NUM_PCS = 12
@@ -50,6 +51,17 @@ def check_output(output: HandOutput, reference: HandOutput, device: torch.device
     for name in OUTPUTS:
         assert_kept(getattr(output, name), device, dtype)
         assert_close(getattr(output, name), getattr(reference, name), msg=name)
+
+
+def test_the_float64_reference_is_the_numpy_layers(hand):
+    """The answer every cell is compared with, float64 on the cpu, is the independent NumPy layer's
+    (float64 throughout) to the float64 tolerance: no step of the torch layer drops to float32."""
+    params = inputs()
+    reference = hand(params["global_orient"], params["transl"], pose=params["pose"], betas=params["betas"])
+    vertices, joints = NumpyHand.from_layer(hand).forward(*(params[k].numpy() for k in ("global_orient", "transl",
+                                                                                          "pose", "betas")))
+    assert_close(reference.vertices, torch.from_numpy(vertices))
+    assert_close(reference.joints, torch.from_numpy(joints))
 
 
 @pytest.mark.parametrize("pose_kind", ["pose", "pose_pcs"])
