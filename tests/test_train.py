@@ -313,6 +313,7 @@ def test_interrupted_ablation_row_stops_the_ablation_and_writes_no_table(data_di
     assert not (tmp_path / "abl" / "ablation.json").exists()
 
 
+@pytest.mark.slow
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.evaluation.network import network_inputs
