@@ -116,9 +116,9 @@ def mano_output(path: Path, params):
 def test_exported_mano_reproduces_the_predicted_joints_and_surface(prediction, exported, hand_like_mano):
     joints = mano_output(hand_like_mano, exported).joints[0].numpy()
     error_mm = np.linalg.norm(joints - prediction.joints, axis=-1).mean() * 1000
-    assert error_mm < 2.1  # measured 1.93 mm
+    assert error_mm < 2.15  # measured 1.96 mm
     assert exported.joints_residual_mm == pytest.approx(error_mm, abs=0.01)
-    assert exported.surface_residual_mm < 1.9  # measured 1.70 mm
+    assert exported.surface_residual_mm < 1.9  # measured 1.72 mm
     assert exported.fingertips == "freihand" and exported.side == "right"
     shapes = [a.shape for a in (exported.global_orient, exported.hand_pose, exported.betas, exported.transl)]
     assert shapes == [(3,), (45,), (10,), (3,)]
@@ -144,8 +144,8 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
              "betas": torch.as_tensor(rng.normal(scale=1.0, size=(1, 10)))}
     target = layer(**truth)
     fitted = fit_mano(layer, target.vertices[0].numpy(), layer.faces.numpy(), target.joints[0].numpy())
-    # the betas prior costs a little: measured 0.39 mm (joints) and 0.52 mm (surface)
-    assert fitted.joints_residual_mm < 0.45 and fitted.surface_residual_mm < 0.6
+    # the betas prior costs a little: measured 0.42 mm (joints) and 0.53 mm (surface)
+    assert fitted.joints_residual_mm < 0.46 and fitted.surface_residual_mm < 0.58
     assert np.abs(fitted.transl - truth["transl"][0].numpy()).max() < 2e-3
     assert np.linalg.norm(target.rest_root[0].numpy()) > 0.05  # where smplx's transl convention matters
 
@@ -211,6 +211,6 @@ def test_predict_writes_mano_parameters_beside_the_other_files(hand_like_mano, t
                      "--no-figure"])
     assert code == 0, capsys.readouterr().err
     data = json.loads((tmp_path / "open_palm_mano.json").read_text())
-    assert len(data["hand_pose"]) == 45 and data["joints_residual_mm"] < 2.1  # measured 1.93 mm
+    assert len(data["hand_pose"]) == 45 and data["joints_residual_mm"] < 2.15  # measured 1.96 mm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["inputs"][0]["outputs"]["mano"] == "open_palm_mano.json"
