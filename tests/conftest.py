@@ -9,6 +9,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from device_dtype import DEVICES, DTYPES  # noqa: E402
 from mano_fixture import write_mano_fixture  # noqa: E402
 
 torch.set_num_threads(2)
@@ -18,3 +19,15 @@ torch.set_num_threads(2)
 def mano_path(tmp_path_factory) -> Path:
     """A fake MANO_RIGHT.pkl in the official format (see mano_fixture.py)."""
     return write_mano_fixture(tmp_path_factory.mktemp("mano") / "MANO_RIGHT.pkl", seed=0)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> torch.device:
+    """cpu, and cuda where available: the device column of the device x dtype matrix (device_dtype.py)."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request) -> torch.dtype:
+    """float32 and float64: the dtype column of the device x dtype matrix (device_dtype.py)."""
+    return request.param

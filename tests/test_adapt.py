@@ -84,6 +84,7 @@ def adapted_run(tmp_path_factory):
     return root, run, weights, code, masks
 
 
+@pytest.mark.slow
 def test_adapt_writes_weights_that_load_and_raises_the_held_out_iou(adapted_run, capsys):
     from mask2hand import Mask2Hand
 
@@ -103,6 +104,7 @@ def test_adapt_writes_weights_that_load_and_raises_the_held_out_iou(adapted_run,
     assert card["counts"] == {"train": 36, "held_out": 4} and len(card["sources"]) == 40
 
 
+@pytest.mark.slow
 def test_a_resumed_adaptation_continues(adapted_run):
     root, run, weights, code, masks = adapted_run
     steps_before = json.loads((run / "summary.json").read_text())["steps_done"]
@@ -123,6 +125,7 @@ def test_too_few_masks_is_one_clear_line(tmp_path, capsys):
     assert "adapting needs at least 2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_pseudo_labels_keep_only_confident_fits_and_join_the_mix(tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.train.config import load_config
@@ -156,6 +159,7 @@ def test_pseudo_labels_keep_only_confident_fits_and_join_the_mix(tmp_path, capsy
     assert recipe.data.train == {f"{run / 'masks'}:train": 0.75, f"{run / 'pseudo-labels'}:train": 0.25}
 
 
+@pytest.mark.slow
 def test_no_confident_fit_trains_without_pseudo_labels(tmp_path, capsys):
     hand_masks(tmp_path / "sensor", 12, seed=4)
     weights = write_tiny_weights(tmp_path / "start.pt", num_pose_pcs=6, backbone_width=0.25, input_crop=1.25)

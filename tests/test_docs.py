@@ -66,6 +66,7 @@ NOT_RUN = {
     "pip install": "installs packages; the extras it names are checked against pyproject.toml",
     "python -m pip wheel": "builds the 28 MB wheel (about a minute); run by hand before a release",
     "python -m pytest": "the suite itself (.ci/run)",
+    "python -m pytest -m": "a tier of the suite itself, whose tests the full suite runs",
     # needs what the suite does not have
     "mask2hand synth freihand": "needs FreiHAND's 4 GB download",
     "mask2hand synth natural --hand anny": "builds Anny's model data (about 90 s on first use); tests/test_anny.py "
@@ -222,6 +223,7 @@ def run_command(command: str, extra: list[str]) -> None:
     assert code == 0, f"{command} {' '.join(extra)} exited with {code}"
 
 
+@pytest.mark.slow
 def test_the_shell_commands_run(in_scratch, capsys):
     for command in PREPARED:
         run_command(command, [])
@@ -250,7 +252,16 @@ def test_the_shell_commands_run(in_scratch, capsys):
     assert set(results[0]) == {"condition", "num_samples", "notes", "stages"}
 
 
-@pytest.mark.parametrize("page", sorted({b.page for b in fenced_blocks() if b.language == "python"}))
+SLOW_PYTHON_PAGES = {"FITTING.md", "MANO.md"}
+"""Pages whose Python blocks fit hands for seconds: run by the full suite only (marked slow)."""
+
+
+def python_pages() -> list[str]:
+    return sorted({b.page for b in fenced_blocks() if b.language == "python"})
+
+
+@pytest.mark.parametrize("page", [pytest.param(page, marks=pytest.mark.slow) if page in SLOW_PYTHON_PAGES else page
+                                  for page in python_pages()])
 def test_the_python_blocks_run(page, in_scratch):
     if not (in_scratch / "data/small").exists():
         run_command(next(iter(PREPARED)), [])
@@ -265,6 +276,7 @@ def test_the_python_blocks_run(page, in_scratch):
 def test_not_run_python_blocks_exist():
     for page, index in NOT_RUN_PYTHON:
         assert len([b for b in fenced_blocks() if b.page == page and b.language == "python"]) > index
+    assert SLOW_PYTHON_PAGES <= set(python_pages())
 
 
 def test_json_md_names_every_key_of_a_prediction_and_the_model_block_of_each_runtime():
@@ -284,6 +296,7 @@ def test_json_md_names_every_key_of_a_prediction_and_the_model_block_of_each_run
         assert all(f"`{key}`" in table for key in keys)
 
 
+@pytest.mark.slow
 def test_the_open_hand_rebuild_needs_only_the_extras_its_install_line_names(tmp_path):
     """OPEN_HAND.md's install line names the extras; the rebuild tools import with every other
     extra's modules hidden."""

@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("mkdocs")
 pytest.importorskip("mkdocstrings_handlers.python")
 
+pytestmark = pytest.mark.slow  # a full MkDocs build in a subprocess
+
 REPO = Path(__file__).resolve().parents[1]
 
 

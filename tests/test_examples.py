@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_forearm_examples_are_up_to_date():
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "make_forearm_examples.py"), "--check"],
                           capture_output=True, text=True, timeout=300)

@@ -87,9 +87,10 @@ def test_fit_raises_iou_and_brings_joints_closer(hand):
     result = fit_to_silhouette(start, masks, K, hand, FAST)
     assert result.vertices.shape == (4, hand.num_vertices, 3) and result.joints.shape == (4, 21, 3)
     assert np.all(result.iou >= result.iou_before)
-    assert result.iou.mean() > result.iou_before.mean() + 0.15
-    assert result.iou.mean() > 0.8
-    assert mean_joint_error(result.joints, joints) < 0.8 * mean_joint_error(layer(hand, start).joints.numpy(), joints)
+    # measured: mean IoU 0.642 -> 0.941, the joints' error down to 0.391 of the start's
+    assert result.iou.mean() > result.iou_before.mean() + 0.25
+    assert result.iou.mean() > 0.9
+    assert mean_joint_error(result.joints, joints) < 0.43 * mean_joint_error(layer(hand, start).joints.numpy(), joints)
     # the reported IoU is the exact silhouette's at the input resolution, and params reproduce the hand
     out = layer(hand, result.params)
     assert np.allclose(out.vertices.numpy(), result.vertices, atol=1e-5)
@@ -134,6 +135,7 @@ def test_early_stopping_stops_after_patience(hand):
     assert np.all(both.steps == 11)
 
 
+@pytest.mark.slow
 def test_detail_stage_starts_from_the_coarse_answer_and_leaves_the_pca_span(hand):
     params, masks, K, joints = make_scene(hand, 3, seed=8)
     start = perturb(params)
@@ -154,6 +156,7 @@ def test_detail_stage_starts_from_the_coarse_answer_and_leaves_the_pca_span(hand
     assert np.all(full.iou >= coarse.iou - 1e-12) and np.array_equal(full.iou_before, coarse.iou_before)
 
 
+@pytest.mark.slow
 def test_joint_limit_prior_brings_the_pose_within_limits(hand):
     params, masks, K, _ = make_scene(hand, 3, seed=3)
     local = pose_to_local(params.pose)
@@ -202,6 +205,7 @@ def test_pooling_matrix_averages_by_overlap():
                                               image[5] * 2 / 3 + image[6:].sum()])
 
 
+@pytest.mark.slow
 def test_low_resolution_masks_are_compared_on_their_own_pixels(hand):
     """A 24 x 24 picture of a hand (area-averaged, cut at one half, as a low-resolution sensor's)
     is the comparison target; the true hand covers each of its hand cells more than half."""
@@ -228,7 +232,7 @@ def test_low_resolution_masks_are_compared_on_their_own_pixels(hand):
     # and a fit on the coarse masks raises the IoU on their pixels (benchmarks/fitting.py
     # --sensor-size measures what that does to the pose)
     result = fit_to_silhouette(perturb(params, seed=3, scale=0.7), list(coarse), K_coarse, hand, FAST)
-    assert np.all(result.iou > result.iou_before) and result.iou.mean() > 0.8
+    assert np.all(result.iou > result.iou_before) and result.iou.mean() > 0.9  # measured 0.957
 
 
 def test_bad_settings_and_inputs_raise(hand):
@@ -269,22 +273,24 @@ def test_placement_from_the_mask_alone_covers_the_mask(hand):
         rendered = rasterize_silhouette(layer(hand, placed).vertices.double(), hand.faces, np.repeat(k[None], 4, 0),
                                         (SIZE, SIZE))
         area = rendered.sum((1, 2))
-        assert np.all(np.abs(area / mask.sum() - 1) < 0.35)
+        assert np.all(np.abs(area / mask.sum() - 1) < 0.1)  # measured up to 0.061
         iou = (rendered & mask).sum((1, 2)) / (rendered | mask).sum((1, 2))
-        assert iou.max() > 0.3
+        assert iou.max() > 0.6  # measured 0.660 and 0.791
 
 
+@pytest.mark.slow
 def test_fit_from_prior_finds_the_silhouette(hand):
     _, masks, K, _ = make_scene(hand, 2, seed=10)
     result = fit_from_prior(list(masks), K, hand, n_starts=4, config=FAST)
     assert result.joints.shape == (2, 21, 3)
-    assert np.all(result.iou > 0.7)
+    assert np.all(result.iou > 0.75)  # measured 0.837 and 0.961
     single = fit_from_prior(masks[0], K[0], hand, n_starts=2, config=replace(FAST, steps=2))
     assert single.joints.shape == (1, 21, 3)
     with pytest.raises(Mask2HandError, match="n_starts"):
         fit_from_prior(masks, K, hand, n_starts=0)
 
 
+@pytest.mark.slow
 def test_hypotheses_are_distinct_and_sorted_by_score(hand):
     params, masks, K, _ = make_scene(hand, 1, seed=11)
     start = perturb(params).map(lambda v: v[0])
@@ -315,6 +321,7 @@ def model(weights) -> Mask2Hand:
     return Mask2Hand.from_pretrained(weights)
 
 
+@pytest.mark.slow
 def test_predict_with_fit_and_hypotheses(model, tmp_path):
     mask = blob_mask(100, 100)
     plain = model.predict(mask, focal=220.0)
@@ -411,6 +418,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_fit_and_hypotheses_write_the_files(weights, tmp_path, capsys):
     src = save_mask_png(tmp_path / "hand.png", blob_mask(90, 90))
     out = tmp_path / "out"
@@ -456,6 +464,7 @@ def test_cli_fit_without_steps_uses_the_default_and_sequences_are_refused(weight
 
 # ---------------------------------------------------------------------- evaluation
 
+@pytest.mark.slow
 def test_evaluate_fitting_on_a_tiny_dataset(model, tmp_path):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.data.synthetic import BroadCorpus, generate_broad

@@ -77,7 +77,7 @@ def test_a_hand_cut_by_the_border_on_several_sides_is_flagged(shipped):
 
 def test_a_good_mask_carries_no_warning(shipped):
     prediction = shipped.predict(str(REPO / "examples" / "open_palm.png"))
-    assert prediction.warnings == [] and prediction.iou > 0.5
+    assert prediction.warnings == [] and prediction.iou > 0.9  # measured 0.953
 
 
 @pytest.mark.parametrize("K, phrase", [
@@ -135,6 +135,7 @@ def test_a_memory_error_costs_only_its_input(weights, tmp_path, capsys, monkeypa
     assert summary["counts"] == {"inputs": 3, "ok": 2, "failed": 1}
 
 
+@pytest.mark.slow
 def test_large_images_are_processed_in_bounded_memory(tmp_path):
     """An 8000 x 8000 mask (a 30 KB PNG) with its figure costs well under a gigabyte more than a
     small one (it took 1.9 GB, 7.5 GB with the figure, before memory was bounded)."""

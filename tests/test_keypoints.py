@@ -148,6 +148,7 @@ def test_the_keypoint_term_is_a_fraction_of_the_hand_and_pulls_joints_onto_the_p
     assert float(keypoint_error(joints, K, points).detach()) < 0.2 * start
 
 
+@pytest.mark.slow
 def test_adapt_with_keypoints_stores_them_and_trains_the_term(tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.data.synthetic import NaturalCorpus, generate_natural

@@ -113,6 +113,7 @@ def trained_arm_run(arm_trainer):
     return result, before, locator_error()
 
 
+@pytest.mark.slow
 def test_training_teaches_the_locator_to_find_the_hand(arm_trainer, trained_arm_run):
     result, before, after = trained_arm_run
     assert result.stop_reason == "finished"
@@ -121,6 +122,7 @@ def test_training_teaches_the_locator_to_find_the_hand(arm_trainer, trained_arm_
     assert "train_locator" in header and "val_locator" in header
 
 
+@pytest.mark.slow
 def test_a_located_network_predicts_and_exports(arm_trainer, trained_arm_run, tmp_path):
     pytest.importorskip("onnxruntime")
     from mask2hand import Mask2Hand

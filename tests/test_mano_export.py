@@ -116,14 +116,15 @@ def mano_output(path: Path, params):
 def test_exported_mano_reproduces_the_predicted_joints_and_surface(prediction, exported, hand_like_mano):
     joints = mano_output(hand_like_mano, exported).joints[0].numpy()
     error_mm = np.linalg.norm(joints - prediction.joints, axis=-1).mean() * 1000
-    assert error_mm < 4.0
+    assert error_mm < 2.15  # measured 1.96 mm
     assert exported.joints_residual_mm == pytest.approx(error_mm, abs=0.01)
-    assert exported.surface_residual_mm < 3.0
+    assert exported.surface_residual_mm < 1.9  # measured 1.72 mm
     assert exported.fingertips == "freihand" and exported.side == "right"
     shapes = [a.shape for a in (exported.global_orient, exported.hand_pose, exported.betas, exported.transl)]
     assert shapes == [(3,), (45,), (10,), (3,)]
 
 
+@pytest.mark.slow
 def test_the_fit_is_deterministic(prediction, exported, hand_like_mano):
     again = mano_from_prediction(prediction, hand_like_mano)
     for field in ("global_orient", "hand_pose", "betas", "transl"):
@@ -131,6 +132,7 @@ def test_the_fit_is_deterministic(prediction, exported, hand_like_mano):
     assert again.joints_residual_mm == exported.joints_residual_mm
 
 
+@pytest.mark.slow
 def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like_mano):
     # the target is the stand-in itself, posed: the fit must find its transl, which is only right
     # if global_orient turns about the betas-dependent rest root joint (far from the origin here)
@@ -142,11 +144,13 @@ def test_known_mano_parameters_are_recovered_about_the_off_origin_root(hand_like
              "betas": torch.as_tensor(rng.normal(scale=1.0, size=(1, 10)))}
     target = layer(**truth)
     fitted = fit_mano(layer, target.vertices[0].numpy(), layer.faces.numpy(), target.joints[0].numpy())
-    assert fitted.joints_residual_mm < 1.0 and fitted.surface_residual_mm < 1.0  # the betas prior costs a little
+    # the betas prior costs a little: measured 0.42 mm (joints) and 0.53 mm (surface)
+    assert fitted.joints_residual_mm < 0.46 and fitted.surface_residual_mm < 0.58
     assert np.abs(fitted.transl - truth["transl"][0].numpy()).max() < 2e-3
     assert np.linalg.norm(target.rest_root[0].numpy()) > 0.05  # where smplx's transl convention matters
 
 
+@pytest.mark.slow
 def test_a_left_hand_exports_the_mirrored_right_hand(prediction, exported, hand_like_mano):
     left = dataclasses.replace(prediction, side="left", vertices=mirror_points(prediction.vertices),
                                joints=mirror_points(prediction.joints), faces=mirror_faces(prediction.faces))
@@ -186,6 +190,7 @@ def test_only_the_mano_layer_is_accepted(prediction):
         fit_mano(load_hand_model("open"), prediction.vertices, prediction.faces, prediction.joints)
 
 
+@pytest.mark.slow
 def test_a_mano_sized_fit_takes_bounded_time(prediction, mano_path):
     # conftest's fixture has MANO's 778 vertices and 1538 faces; its random arrays are no hand, so
     # only the time and a finite answer are checked
@@ -196,6 +201,7 @@ def test_a_mano_sized_fit_takes_bounded_time(prediction, mano_path):
     assert all(np.isfinite(getattr(params, f)).all() for f in ("global_orient", "hand_pose", "betas", "transl"))
 
 
+@pytest.mark.slow
 def test_predict_writes_mano_parameters_beside_the_other_files(hand_like_mano, tmp_path, capsys):
     import json
 
@@ -205,6 +211,6 @@ def test_predict_writes_mano_parameters_beside_the_other_files(hand_like_mano, t
                      "--no-figure"])
     assert code == 0, capsys.readouterr().err
     data = json.loads((tmp_path / "open_palm_mano.json").read_text())
-    assert len(data["hand_pose"]) == 45 and data["joints_residual_mm"] < 4.0
+    assert len(data["hand_pose"]) == 45 and data["joints_residual_mm"] < 2.15  # measured 1.96 mm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["inputs"][0]["outputs"]["mano"] == "open_palm_mano.json"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tiny_model import blob_mask, save_mask_png
@@ -24,6 +25,7 @@ def _peak_extra_mb(code: str, *args: str) -> float:
     return int(proc.stdout.split()[-1]) / 1024
 
 
+@pytest.mark.slow
 def test_hypotheses_on_a_large_mask_stay_within_budget(tmp_path):
     """Hypotheses for a 4000 x 3000 mask: 4 hypotheses (13 starts) took 1.5 GB more than a small mask
     when every start's silhouette was rasterized at full resolution at once (20 hypotheses: 5.7 GB
@@ -48,6 +50,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
     assert extra_mb < 500, extra_mb
 
 
+@pytest.mark.slow
 def test_a_long_sequence_keeps_little_per_frame(tmp_path):
     """300 frames of 64 x 64 cost about 8.8 MB each (2.6 GB) when stage 3 ran over the whole
     sequence at once; now a batch at a time, and a frame keeps well under 0.5 MB."""
@@ -56,6 +59,7 @@ def test_a_long_sequence_keeps_little_per_frame(tmp_path):
     code = """
 import resource, sys
 import numpy as np
+import pytest
 from mask2hand import Mask2Hand
 from mask2hand.inference.sequence import Frames, predict_sequence
 model = Mask2Hand.from_pretrained()

@@ -128,6 +128,7 @@ def test_mask2hand_from_onnx_matches_the_network_on_a_file(exported):
     assert prediction.model["format"] == "mask2hand-onnx" and prediction.hand["name"] == network.hand.name
 
 
+@pytest.mark.slow
 def test_cli_export_and_torch_free_predict(exported, tmp_path):
     _, _, weights = exported
     model_path = tmp_path / "model.onnx"

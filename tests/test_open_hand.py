@@ -274,6 +274,7 @@ def test_pca_coefficients_in_the_papers_range_stay_near_the_limits():
 # ----------------------------------------------------------------------------- gallery
 
 
+@pytest.mark.slow
 def test_hand_gallery_writes_png_and_obj(tmp_path):
     from mask2hand.export.gallery import write_hand_gallery
 

@@ -125,6 +125,7 @@ def test_every_bad_input_gives_one_line_and_the_others_still_run(weights, tmp_pa
     assert good.is_file()
 
 
+@pytest.mark.slow
 def test_no_traceback_in_a_real_process(weights, tmp_path):
     """The installed command's behaviour end to end: exit status 2, one line per bad input."""
     bad = make_bad_inputs(tmp_path / "in")

@@ -50,6 +50,7 @@ def one_error_line(capsys) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_stopped_preparation_is_started_over(sensor, tmp_path, monkeypatch, capsys):
     import mask2hand.train.data_setup as data_setup
 
@@ -75,6 +76,7 @@ def adapted(sensor, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_a_folder_held_by_another_run_is_refused(adapted, tmp_path, capsys):
     descriptor = os.open(adapted / "run.lock", os.O_RDWR | os.O_CREAT)
     try:
@@ -89,6 +91,7 @@ def test_a_folder_held_by_another_run_is_refused(adapted, tmp_path, capsys):
     assert "epochs: 1\n" in (adapted / "config.yaml").read_text()  # the refused runs changed nothing
 
 
+@pytest.mark.slow
 def test_resume_takes_this_sittings_minutes_and_the_runs_epochs(adapted, capsys):
     capsys.readouterr()
     assert cli_main(["adapt", "--out", str(adapted), "--resume", "--epochs", "50", "--minutes", "0.0001"]) == 0
@@ -117,6 +120,7 @@ def test_a_read_only_run_folder_is_one_line(command, sensor, tmp_path, monkeypat
     assert "cannot write into the run folder" in one_error_line(capsys)
 
 
+@pytest.mark.slow
 def test_a_sitting_shorter_than_an_epoch_writes_its_row(tmp_path):
     from mask2hand.train.config import load_config
     from mask2hand.train.loop import Trainer

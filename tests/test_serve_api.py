@@ -80,7 +80,7 @@ def test_a_good_png_answers_joints_iou_and_the_mesh(victory, model):
     prediction = victory["prediction"]
     assert np.asarray(prediction["joints"]).shape == (21, 3)
     assert np.asarray(prediction["joints_2d"]).shape == (21, 2)
-    assert 0.5 < prediction["iou"] <= 1.0
+    assert 0.88 < prediction["iou"] <= 1.0  # measured 0.927, as mask2hand predict
     assert prediction["source"] == "victory.png" and prediction["camera"] == "focal"
     vertices, faces = np.asarray(victory["mesh"]["vertices"]), np.asarray(victory["mesh"]["faces"])
     assert faces.shape == model.faces.shape and (faces == model.faces).all()
@@ -157,6 +157,7 @@ def test_side_and_K_reach_the_model(client, model):
     assert (np.asarray(answer["mesh"]["faces"]) == expected.faces).all()  # a left hand's winding is reversed
 
 
+@pytest.mark.slow
 def test_fit_and_hypotheses_reach_the_model(client):
     response = post(client, "point.png", (EXAMPLES / "point.png").read_bytes(), fit="on", hypotheses="1")
     assert response.status_code == 200, response.text
@@ -355,6 +356,7 @@ def test_serve_on_a_port_in_use_is_one_line(capsys):
     assert err.startswith("mask2hand serve: error: cannot listen on 127.0.0.1:") and "\n" not in err
 
 
+@pytest.mark.slow
 def test_the_command_serves_the_api():
     proc = subprocess.Popen([sys.executable, "-m", "mask2hand", "serve", "--port", "0"], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
@@ -536,6 +538,7 @@ def _closed_by_server(sock: socket.socket, within: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
     address, _, log = served
     with socket.create_connection(address) as sock:
@@ -552,6 +555,7 @@ def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.slow
 def test_a_request_trickled_byte_by_byte_is_closed_after_the_read_timeout(served):
     address, _, _ = served
     request = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 200
@@ -567,6 +571,7 @@ def test_a_request_trickled_byte_by_byte_is_closed_after_the_read_timeout(served
     assert READ_TIMEOUT - 0.5 <= time.monotonic() - started < READ_TIMEOUT + 5
 
 
+@pytest.mark.slow
 def test_idle_half_requests_beyond_the_file_limit_leave_the_server_reachable(served):
     """More half-requests than the server may open files: it stays reachable and its log stays short."""
     import httpx

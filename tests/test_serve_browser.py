@@ -23,9 +23,10 @@ sys.path.insert(0, str(REPO / "tools"))
 
 import serve_screenshot as browser  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (browser.CHROMIUM.is_file() and browser.CHROMEDRIVER.is_file()),
-                                reason=f"needs {browser.CHROMIUM} and {browser.CHROMEDRIVER} (Debian: apt-get install "
-                                       "chromium chromium-driver)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (browser.CHROMIUM.is_file() and browser.CHROMEDRIVER.is_file()),
+                                 reason=f"needs {browser.CHROMIUM} and {browser.CHROMEDRIVER} (Debian: apt-get install "
+                                        "chromium chromium-driver)")]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_a_drawn_hand_is_predicted_and_shown_in_3d(page, tmp_path):
     answer = browser.predict_and_wait(page)
     assert len(answer["joints"]) == 21 and all(len(j) == 3 for j in answer["joints"])
     assert answer["source"] == "drawing.png" and answer["image_size"] == [320, 320]
-    assert answer["iou"] > 0.5  # the model found a hand in the drawing
+    assert answer["iou"] > 0.75  # the model found a hand in the drawing (measured 0.829)
     stats = page.find_element(By.ID, "stats").text
     assert "21" in stats and f"{answer['iou']:.3f}" in stats
     links = {a.text: a.get_attribute("href") for a in page.find_elements(By.CSS_SELECTOR, "#downloads a")}
@@ -88,7 +89,8 @@ def test_an_uploaded_mask_is_sent_as_it_is(page):
     page.find_element(By.ID, "upload").send_keys(str(EXAMPLES / "victory.png"))
     WebDriverWait(page, 10).until(lambda d: "victory.png" in d.find_element(By.ID, "source-line").text)
     answer = browser.predict_and_wait(page)
-    assert answer["source"] == "victory.png" and answer["image_size"] == [224, 224] and answer["iou"] > 0.8
+    assert answer["source"] == "victory.png" and answer["image_size"] == [224, 224] and answer["iou"] > 0.88
+    # measured 0.927, what mask2hand predict answers for the file
 
 
 def test_a_bad_drawing_shows_the_servers_error(page):

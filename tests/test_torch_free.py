@@ -58,6 +58,7 @@ def torch_answers() -> dict[str, np.ndarray]:
     return {name: model.predict(str(EXAMPLES / name)).joints for name in PREDICTED}
 
 
+@pytest.mark.slow
 def test_predict_without_torch_writes_the_answers(tmp_path, torch_answers):
     out = tmp_path / "out"
     proc = run_torch_free(tmp_path, "predict", *(str(EXAMPLES / n) for n in PREDICTED), "--out", str(out))

@@ -96,6 +96,7 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_matches_uninterrupted_run(data_dir, tmp_path, monkeypatch, single_thread):
     recipe = tiny_recipe(data_dir, epochs=2)
     Trainer(load_config(recipe), tmp_path / "a", quiet=True).run()
@@ -216,6 +217,7 @@ with open(sys.argv[3] + f"/rank{trainer.dist.rank}.pt", "wb") as f:
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_keep_replicas_identical(data_dir, tmp_path):
     import json
 
@@ -257,6 +259,7 @@ def test_ablation_rows_switch_the_right_terms(data_dir):
     assert all(network_config(row_config(base, r)).num_pose_pcs == 6 for r in TABLE5_ROWS)
 
 
+@pytest.mark.slow
 def test_ablate_command_runs_a_tiny_schedule(data_dir, tmp_path, capsys):
     recipe = tmp_path / "tiny.yaml"
     import yaml
@@ -310,6 +313,7 @@ def test_interrupted_ablation_row_stops_the_ablation_and_writes_no_table(data_di
     assert not (tmp_path / "abl" / "ablation.json").exists()
 
 
+@pytest.mark.slow
 def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_path, capsys):
     from mask2hand.data.dataset import MaskDataset
     from mask2hand.evaluation.network import network_inputs
@@ -337,6 +341,7 @@ def test_cropping_network_trains_and_evaluates_on_prepared_masks(data_dir, tmp_p
     assert code == 0 and "clean @24px" in text
 
 
+@pytest.mark.slow
 def test_interrupted_best_write_leaves_a_consistent_run(data_dir, tmp_path, monkeypatch):
     """SIGTERM (the loop's handler raises KeyboardInterrupt) arriving while best.pt is written:
     no temporary file stays, and last.pt never names a best validation loss that best.pt lacks."""
@@ -433,6 +438,7 @@ def test_planted_last_pt_with_a_payload_does_not_run(trained_run, data_dir, tmp_
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_a_run_off_a_terminal_logs_one_line_per_epoch(data_dir, tmp_path, capsys):
     """Under nohup or a scheduler (stderr not a terminal) there is no progress bar: each epoch still
     says where the run is; --quiet says nothing."""

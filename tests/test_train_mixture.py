@@ -105,6 +105,7 @@ def test_another_hand_models_batches_train_through_the_joints_only(mixture_train
     assert own_terms.aligned_vertices is not None and own_terms.vertices_2d is not None
 
 
+@pytest.mark.slow
 def test_a_mixture_run_trains_and_logs_both_kinds_of_batches(mixture_trainer):
     result = mixture_trainer.run()
     assert result.stop_reason == "finished" and result.steps_done == len(mixture_trainer.sampler) == 8
