@@ -32,7 +32,7 @@ def inputs(seed: int = 0) -> dict[str, torch.Tensor]:
     return {"global_orient": torch.randn(BATCH, 3, generator=gen, dtype=torch.float64),
             "transl": 0.05 * torch.randn(BATCH, 3, generator=gen, dtype=torch.float64)
             + torch.tensor([0.0, 0.0, 0.5], dtype=torch.float64),
-            "pose": 0.3 * torch.randn(BATCH, 45, generator=gen, dtype=torch.float64),
+            "hand_pose": 0.3 * torch.randn(BATCH, 45, generator=gen, dtype=torch.float64),
             "pose_pcs": torch.randn(BATCH, NUM_PCS, generator=gen, dtype=torch.float64),
             "betas": torch.randn(BATCH, 10, generator=gen, dtype=torch.float64)}
 
@@ -57,14 +57,14 @@ def test_the_float64_reference_is_the_numpy_layers(hand):
     """The answer every cell is compared with, float64 on the cpu, is the independent NumPy layer's
     (float64 throughout) to the float64 tolerance: no step of the torch layer drops to float32."""
     params = inputs()
-    reference = hand(params["global_orient"], params["transl"], pose=params["pose"], betas=params["betas"])
+    reference = hand(params["global_orient"], params["transl"], hand_pose=params["hand_pose"], betas=params["betas"])
     vertices, joints = NumpyHand.from_layer(hand).forward(*(params[k].numpy() for k in ("global_orient", "transl",
-                                                                                          "pose", "betas")))
+                                                                                          "hand_pose", "betas")))
     assert_close(reference.vertices, torch.from_numpy(vertices))
     assert_close(reference.joints, torch.from_numpy(joints))
 
 
-@pytest.mark.parametrize("pose_kind", ["pose", "pose_pcs"])
+@pytest.mark.parametrize("pose_kind", ["hand_pose", "pose_pcs"])
 def test_forward(hand, device, dtype, pose_kind):
     params = {k: v for k, v in inputs().items() if k in ("global_orient", "transl", "betas", pose_kind)}
     reference = hand(**params)
@@ -82,12 +82,12 @@ def test_place(hand, device, dtype):
     params = inputs(seed=2)
     root = params["transl"]
     rotation = axis_angle_to_matrix(params["global_orient"])
-    reference = hand.place(rotation, root, pose=params["pose"], betas=params["betas"])
+    reference = hand.place(rotation, root, hand_pose=params["hand_pose"], betas=params["betas"])
     layer = hand.to(device)
-    rotation, root, pose, betas = on(device, dtype, rotation, root, params["pose"], params["betas"])
+    rotation, root, pose, betas = on(device, dtype, rotation, root, params["hand_pose"], params["betas"])
     for value in (rotation, root, pose, betas):
         value.requires_grad_(True)
-    output = layer.place(rotation, root, pose=pose, betas=betas)
+    output = layer.place(rotation, root, hand_pose=pose, betas=betas)
     check_output(output, reference, device, dtype)
     weighted_sum(output, device, dtype).backward()
     assert_finite_gradients(rotation, root, pose, betas)
@@ -95,7 +95,7 @@ def test_place(hand, device, dtype):
 
 def test_joints_from_vertices_and_pose_from_pcs(hand, device, dtype):
     params = inputs(seed=3)
-    vertices = hand(params["global_orient"], params["transl"], pose=params["pose"]).vertices
+    vertices = hand(params["global_orient"], params["transl"], hand_pose=params["hand_pose"]).vertices
     layer = hand.to(device)
     moved_vertices, pcs = on(device, dtype, vertices, params["pose_pcs"])
     joints = layer.joints_from_vertices(moved_vertices)
@@ -108,7 +108,7 @@ def test_joints_from_vertices_and_pose_from_pcs(hand, device, dtype):
 
 def test_rotation_conversions(device, dtype):
     # angles from 0 to nearly pi, where the inverse is hardest to take
-    axis_angle = inputs(seed=4)["pose"].reshape(-1, 3)
+    axis_angle = inputs(seed=4)["hand_pose"].reshape(-1, 3)
     axis_angle = axis_angle / axis_angle.norm(dim=-1, keepdim=True) * torch.linspace(0.0, 3.1, len(axis_angle),
                                                                                        dtype=torch.float64)[:, None]
     moved = on(device, dtype, axis_angle)[0].requires_grad_(True)
@@ -123,7 +123,7 @@ def test_rotation_conversions(device, dtype):
     assert_finite_gradients(moved)
 
 
-@pytest.mark.parametrize("pose_kind", ["pose", "pose_pcs"])
+@pytest.mark.parametrize("pose_kind", ["hand_pose", "pose_pcs"])
 def test_gradcheck_float64(hand, device, pose_kind):
     """Analytic gradients of the joints and of a few vertices against finite differences, one hand."""
     layer = hand.to(device)

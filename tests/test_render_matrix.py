@@ -28,7 +28,7 @@ def scene() -> RenderScene:
     pose = torch.as_tensor(sample_pose_prior(2, 5), dtype=torch.float64)
     zeros = torch.zeros(2, 3, dtype=torch.float64)
     with torch.no_grad():
-        vertices = hand(zeros, zeros, pose=pose).vertices
+        vertices = hand(zeros, zeros, hand_pose=pose).vertices
     return scene_from_meshes(vertices, hand.faces, SIZE, seed=7, dtype=torch.float64)
 
 
