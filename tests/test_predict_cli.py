@@ -195,7 +195,7 @@ def test_every_json_written_carries_the_schema_version(weights, tmp_path, capsys
 
 
 def test_side_auto_and_confidence_are_written_to_the_json(weights, tmp_path, capsys):
-    src = save_mask_png(tmp_path / "in" / "hand.png", blob_mask())
+    src = save_mask_png(tmp_path / "hand.png", blob_mask())
     out = tmp_path / "out"
     code, _, stderr = run_cli([str(src), "--out", str(out), "--checkpoint", str(weights), "--no-figure",
                                "--focal", "300", "--side", "auto", "--confidence"], capsys)
