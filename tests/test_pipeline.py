@@ -137,3 +137,66 @@ def test_the_network_resamples_other_sizes_by_the_rule_predict_uses(model):
         prepared = network(torch.from_numpy(item.mask.model_input[None]),
                            torch.from_numpy(item.model_camera.K[None]).float(), exact_silhouette=True)
     torch.testing.assert_close(direct.final_vertices, prepared.final_vertices)
+
+
+def test_side_auto_returns_the_reading_that_explains_the_mask_better(model):
+    from mask2hand.inference.side import AMBIGUOUS_MARGIN
+
+    watched, runner = counting(model)
+    mask = blob_mask(80, 120)
+    (outcome,) = watched.predict_each([MaskInput(mask, focal=200.0)], side="auto")
+    assert runner.calls == [2]  # both readings in one network pass
+    right, left = (model.predict(mask, focal=200.0, side=side) for side in ("right", "left"))
+    chosen = outcome.prediction
+    assert chosen.side == ("right" if right.iou >= left.iou else "left")
+    assert chosen.side_margin == pytest.approx(abs(right.iou - left.iou))
+    assert chosen.side_ambiguous == (chosen.side_margin < AMBIGUOUS_MARGIN)
+    assert right.side_margin is None and right.side_ambiguous is None
+    np.testing.assert_allclose(chosen.joints, (right if chosen.side == "right" else left).joints, atol=1e-6)
+
+
+def test_a_changed_input_comes_with_the_camera_that_sees_the_hand_there():
+    from mask2hand.image.camera import Camera
+    from mask2hand.inference.confidence import Variant, changed_input
+
+    mask = np.zeros((32, 32), np.float32)
+    mask[10:20, 8:14] = 1
+    camera = Camera.centered((32, 32), 40.0)
+    shifted, moved = changed_input(mask, camera, Variant(shift=(2.0, -1.0)))
+    assert np.array_equal(shifted[9:19, 10:16], mask[10:20, 8:14]) and shifted.sum() == mask.sum()
+    point = np.array([0.01, 0.02, 0.5])
+    np.testing.assert_allclose(moved.project(point), camera.project(point) + [2.0, -1.0])
+    scaled, zoomed = changed_input(mask, camera, Variant(scale=1.5))
+    np.testing.assert_allclose(zoomed.project(point) - 16.0, 1.5 * (camera.project(point) - 16.0))
+    grown, _ = changed_input(mask, camera, Variant(grow=1))
+    assert grown.sum() > mask.sum() and (grown >= mask).all()
+
+
+def test_joint_confidence_is_one_where_the_answer_never_moves(model):
+    steady, _ = counting(model)
+    steady.runner.__class__ = type("Steady", (CountingRunner,), {
+        "__call__": lambda self, masks, K: replace(self.runner(masks[:1], K[:1]).take([0] * len(masks)))})
+    prediction = steady.predict(blob_mask(), focal=200.0, confidence=True)
+    np.testing.assert_allclose(prediction.joint_confidence, 1.0)
+    varying = model.predict(blob_mask(), focal=200.0, confidence=True)
+    assert varying.joint_confidence.shape == (21,) and (varying.joint_confidence <= 1).all()
+    assert (varying.joint_confidence > 0).all() and varying.joint_confidence.min() < 1
+    assert model.predict(blob_mask(), focal=200.0).joint_confidence is None
+
+
+def test_parameters_are_rebuilt_when_first_read_once_per_batch(model, monkeypatch):
+    import mask2hand.inference.rebuild as rebuild
+
+    calls = []
+    original = rebuild.rebuild_params
+    monkeypatch.setattr(rebuild, "rebuild_params", lambda *args: calls.append(len(args[2])) or original(*args))
+    first, second = model.predict([blob_mask(), blob_mask(80, 120)], focal=200.0)
+    assert calls == []  # predicting alone does not fit the parameters
+    params = first.params
+    assert calls == [2] and first.params_residual_mm["joints"] >= 0 and first.vertex_offsets.shape == (
+        len(first.vertices), 3)
+    assert second.params is not None and calls == [2]  # the batch was rebuilt once
+    layer = model.runner.numpy_hand
+    flat = layer.in_convention(params.map(lambda v: np.asarray(v, dtype=np.float64)[None]))
+    _, joints = layer.forward(flat.global_orient, flat.transl, flat.pose, flat.betas)
+    assert np.abs(joints[0] - first.joints).max() < 0.01  # the parameters rebuild the answer

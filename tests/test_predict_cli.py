@@ -193,3 +193,18 @@ def test_every_json_written_carries_the_schema_version(weights, tmp_path, capsys
     assert code == 0
     for name in ("a.json", "summary.json"):
         assert json.loads((tmp_path / "out" / name).read_text())["schema_version"] == JSON_SCHEMA_VERSION
+
+
+def test_side_auto_and_confidence_are_written_to_the_json(weights, tmp_path, capsys):
+    src = save_mask_png(tmp_path / "hand.png", blob_mask())
+    out = tmp_path / "out"
+    code, _, stderr = run_cli([str(src), "--out", str(out), "--checkpoint", str(weights), "--no-figure",
+                               "--focal", "300", "--side", "auto", "--confidence"], capsys)
+    assert code == 0, stderr
+    answer = json.loads((out / "hand.json").read_text())
+    assert answer["side"] in ("right", "left") and 0.0 <= answer["side_margin"] <= 1.0
+    assert isinstance(answer["side_ambiguous"], bool)
+    assert len(answer["joint_confidence"]) == 21 and all(0 < c <= 1 for c in answer["joint_confidence"])
+    plain = tmp_path / "plain"
+    run_cli([str(src), "--out", str(plain), "--checkpoint", str(weights), "--no-figure", "--focal", "300"], capsys)
+    assert not {"side_margin", "joint_confidence"} & set(json.loads((plain / "hand.json").read_text()))

@@ -244,7 +244,7 @@ def test_a_mask_without_a_hand_answers_400(client):
     ({"K": "not json"}, None, "K is not valid JSON"),
     ({"K": "[[0, 0, 50], [0, 100, 50], [0, 0, 1]]"}, None, "positive focal lengths"),
     ({"focal": "1e9"}, None, "field of view"),  # checked against the image: prefixed by its name
-    ({"side": "up"}, None, "side must be 'right' or 'left'"),
+    ({"side": "up"}, None, "side must be 'right', 'left', 'auto'"),
     ({"fit": "maybe"}, None, "fit must be true or false"),
     ({"hypotheses": "two"}, None, "hypotheses must be a whole number"),
 ])

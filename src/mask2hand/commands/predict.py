@@ -95,9 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help=f"One Euro cutoff of the speed estimate, Hz (default: {OneEuroConfig.d_cutoff})")
     seq.add_argument("--no-smoothing", action="store_true", help="predict every frame independently")
     seq.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
-    parser.add_argument("--side", choices=("right", "left"), default="right",
+    parser.add_argument("--side", choices=("right", "left", "auto"), default="right",
                         help="which hand the masks show (default: right); a left hand is predicted as the "
-                             "mirrored right hand and mirrored back into the camera frame")
+                             "mirrored right hand and mirrored back into the camera frame; auto: both "
+                             "readings, the one that explains the mask better kept, and the JSON says how "
+                             "sure (side_margin, side_ambiguous; single masks, not sequences)")
+    parser.add_argument("--confidence", action="store_true",
+                        help="also write each joint's confidence (joint_confidence in the JSON: how much the "
+                             "answer moves when the mask is moved, scaled or its outline changed by a pixel)")
     fitting = parser.add_argument_group("test-time fitting and hypotheses (single masks, not sequences)")
     fitting.add_argument("--fit", action="store_true",
                          help="fit the answer to the silhouette: up to --fit-steps updates along the main pose "
@@ -478,9 +483,9 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args, out)
     fit, hypotheses = _fit_options(args)
     if args.sequence or any(is_sequence_file(arg) for arg in args.inputs):
-        if fit is not None or hypotheses is not None:
-            raise Mask2HandError("--fit and --hypotheses work on single masks, not on sequences; "
-                                 "drop them or predict the frames as separate files")
+        if fit is not None or hypotheses is not None or args.side == "auto" or args.confidence:
+            raise Mask2HandError("--fit, --hypotheses, --side auto and --confidence work on single masks, not on "
+                                 "sequences; drop them or predict the frames as separate files")
         return run_sequence(args)
     files, arg_errors = expand_inputs(args.inputs, exclude=previous_outputs(out))
     k_file = KFile(args.k_file) if args.k_file else None
@@ -497,7 +502,7 @@ def run(args: argparse.Namespace) -> int:
                                 "image side (FreiHAND-like); absolute depth is only as good as this guess")
     outcomes = model.predict_each((MaskInput(path, K=k_file, focal=focal, name=str(path)) for path in files),
                                   threshold=args.threshold, side=args.side, batch_size=args.batch_size, fit=fit,
-                                  hypotheses=hypotheses)
+                                  hypotheses=hypotheses, confidence=args.confidence)
     records = _predict_files(files, outcomes, writer, report)
     report.close()
 

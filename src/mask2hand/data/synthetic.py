@@ -40,6 +40,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mask2hand.data.corpus_cards import (broad_choices, common_choices, forearm_choice, hand_params_choice,
+                                         natural_choices, paper_choices, variety_choice)
 from mask2hand.data.forearm import FOREARM_FACES, ForearmSettings, build_forearms, draw_forearms
 from mask2hand.data.hand_source import LayerHands, load_hand_source
 from mask2hand.data.shape_variety import ShapeVariety, ShapeVarietyDraw, apply_shape_variety, draw_shape_variety
@@ -357,59 +359,6 @@ def _base_specs(source) -> dict[str, ArraySpec]:
             source.shape_name: ArraySpec((source.num_shape,), "float32")}
 
 
-_COMMON_CHOICES = {
-    "rasterization": "exact: a pixel (row i, col j) is hand iff its center (j+0.5, i+0.5) lies inside a projected "
-                     "triangle (mask2hand.render.rasterize_silhouette)",
-    "placement": "the oriented hand's 3-D box center is put on the ray through the principal point plus a uniform "
-                 "offset (within the room where the box fits, capped by max_offset_px), at the depth "
-                 "Z = f * max(x extent, y extent) / size_px; the exact projection is then checked",
-    "rejection": "a view with a vertex at z <= 5 cm (behind_camera), a projected vertex closer than margin_px to "
-                 "the image border (out_of_image), or a mask smaller than min_area_fraction of the image "
-                 "(too_small) is counted and redrawn (orientation and camera; the pose draw is kept)",
-    "units": "meters, camera space +x right +y down +z forward; K in pixels with pixel centers at +0.5",
-    "precision": "all arrays float32; the stored vertices and K are exactly those rendered",
-}
-
-
-def _hand_params_choice(source, variety: ShapeVariety) -> str:
-    """The card's account of the stored hand parameters."""
-    if not source.has_layer_params:
-        return (f"global_orient (axis-angle), transl (m), pose (45 finger axis-angle, the open hand's convention) and "
-                f"shape ({source.num_shape} values) are the inputs of the '{source.name}' hand that reproduce vertices "
-                "and joints; there are no betas: they are not the network hand layer's parameters "
-                "(MaskDataset gives params None)")
-    text = ("global_orient (axis-angle about the root joint), transl (m), pose (45 finger axis-angle, the hand "
-            "layer's `pose` input with flat_hand_mean=True: no mean pose added), betas (10)")
-    if variety.probability > 0:
-        text += ("; they reproduce the hand before the extra shape variety, which no hand-layer parameters "
-                 "describe (the stored vertices and joints include it)")
-    return text
-
-
-def _forearm_choice(settings: ForearmSettings) -> str:
-    if settings.probability <= 0:
-        return "none"
-    return (f"on {settings.probability:.0%} of the samples (mask2hand.data.forearm): a closed tube of elliptical "
-            "sections attached at the wrist joint along the direction from the middle finger's MCP through the "
-            f"wrist, turned by a wrist flexion in {list(settings.flexion_deg)} deg (N({settings.flexion_mean_deg}, "
-            f"{settings.flexion_std_deg}) truncated) and a deviation in {list(settings.deviation_deg)} deg "
-            f"(N({settings.deviation_mean_deg}, {settings.deviation_std_deg}) truncated); its wrist section measured "
-            f"from the hand's vertices, the elbow's {list(settings.elbow_breadth_ratio)} x as broad, wrist-to-elbow "
-            f"length {list(settings.length_wrist_breadths)} wrist breadths, cut before the elbow on "
-            f"{settings.cut_probability:.0%} of the arms; `masks` hold hand and arm, `hand_mask` the hand alone; "
-            "vertices and joints are the hand's; the arm may leave the image (only the hand is checked)")
-
-
-def _variety_choice(settings: ShapeVariety) -> str:
-    if settings.probability <= 0:
-        return "none"
-    return (f"on {settings.probability:.0%} of the hands (mask2hand.data.shape_variety), applied to the posed mesh "
-            f"and joints: finger length x U{list(settings.finger_length)} and width x U{list(settings.finger_width)} "
-            f"per finger, palm width x U{list(settings.palm_width)} and thickness x U{list(settings.palm_thickness)}, "
-            f"a smooth surface offset along the normals of peak U{list(settings.offset_mm)} mm "
-            f"({settings.offset_waves} plane waves of wavelength U{list(settings.offset_wavelength_m)} m)")
-
-
 @dataclass(frozen=True)
 class _PoseDraws:
     """The pose draws of a run of slots: finger pose (n,45) and shape (n,S), float32, the shape-variety
@@ -523,9 +472,9 @@ def _write_synthetic(out: str | Path, source, seed: int, plan: _Plan, overwrite:
             "splits": splits,
             "rejections": rejections,
             "statistics": _summarize(stats),
-            "choices": {**plan.choices, "forearm": _forearm_choice(plan.forearm),
-                        "shape_variety": _variety_choice(plan.variety), **_COMMON_CHOICES,
-                        "hand_params": _hand_params_choice(source, plan.variety)},
+            "choices": {**plan.choices, "forearm": forearm_choice(plan.forearm),
+                        "shape_variety": variety_choice(plan.variety), **common_choices(),
+                        "hand_params": hand_params_choice(source, plan.variety)},
             "timing": {"seconds": round(time.perf_counter() - started, 2),
                        "samples_per_second": round(total / max(time.perf_counter() - started, 1e-9), 1)},
         }
@@ -567,7 +516,7 @@ def generate_paper(out: str | Path, hand: str = "open", hand_path: str | None = 
         views = protocol.views_per_pose
         plan = _Plan(
             generator="synthetic-paper", sampling={"protocol": asdict(protocol)},
-            choices=_paper_choices(protocol, add_mean), view=protocol.view,
+            choices=paper_choices(protocol, add_mean), view=protocol.view,
             counts={"train": protocol.train_poses * views, "test": protocol.test_poses * views},
             streams=("train", "test"),
             specs={**_base_specs(source), "pose_pcs": ArraySpec((protocol.num_pose_pcs,), "float32"),
@@ -607,29 +556,6 @@ def _paper_split_poses(decoder, protocol: PaperProtocol, rng: np.random.Generato
     return _SplitPoses(draw=draw, card={"poses": n_poses})
 
 
-def _paper_choices(protocol: PaperProtocol, add_mean: bool) -> dict[str, str]:
-    """The card's account of the paper protocol's own draws."""
-    view = protocol.view
-    return {
-        "source": "Mask2Hand paper sec. 4.1 and 4.4 (synthetic dataset)",
-        "pose": f"first {protocol.num_pose_pcs} pose-PCA coefficients from "
-                f"U[{protocol.pcs_range[0]}, {protocol.pcs_range[1]}) per pose; finger pose = coefficients x "
-                "components + "
-                + ("the model's mean pose (the open hand's PCA is centred on its pose prior)" if add_mean
-                   else "nothing (the flat hand, like the paper's reference code with MANO)")
-                + "; stored `pose` is that full finger pose",
-        "betas": "0 (mean shape)",
-        "views": f"{protocol.views_per_pose} views per pose; a view draws its own global orientation (each "
-                 "axis-angle component from U[-pi, pi), as in the paper) and its own camera and placement",
-        "camera": f"{view.image_size[1]}x{view.image_size[0]}, fx = fy from U{list(view.focal_range)} px "
-                  "(FreiHAND's range for 224x224 crops), principal point at the image center, no skew",
-        "size": f"the hand's projected box (larger side) from U{list(view.size_range_px)} px, its center within "
-                f"{view.max_offset_px} px of the image center (FreiHAND crops center the hand)",
-        "test_split": "drawn from an independent random stream of the same seed; pose ids continue after "
-                      "the training poses",
-    }
-
-
 def with_probabilities(settings, forearm: float | None = None, shape_variety: float | None = None):
     """A corpus's settings (PaperProtocol, BroadCorpus, NaturalCorpus) with the share of samples that
     get a forearm and of hands that get the extra shape variety changed (None: kept)."""
@@ -663,7 +589,7 @@ def generate_broad(out: str | Path, hand="open", hand_path: str | None = None, s
         counts = _split_counts(corpus.train, corpus.val, corpus.test, "broad")
         source = load_hand_source(hand, hand_path, corpus.betas_std, corpus.betas_clip)
         plan = _Plan(
-            generator="synthetic-broad", sampling={"corpus": asdict(corpus)}, choices=_broad_choices(corpus, source),
+            generator="synthetic-broad", sampling={"corpus": asdict(corpus)}, choices=broad_choices(corpus, source),
             view=corpus.view, counts=counts, streams=("train", "val", "test"), specs=_base_specs(source),
             split_poses=lambda rng, shape_rng, offset, count: _prior_split_poses(source, corpus.shape_variety, rng,
                                                                                  shape_rng),
@@ -685,27 +611,6 @@ def _prior_split_poses(source, variety: ShapeVariety, rng: np.random.Generator,
     return _SplitPoses(draw=draw, card={})
 
 
-def _shape_choice(source, std: float, clip: float) -> str:
-    if source.shape_name == "betas":
-        return f"N(0, {std}) per component, clipped to +-{clip}"
-    return f"the '{source.name}' hand's own shape draws (sample_shapes), stored as `shape`"
-
-
-def _broad_choices(corpus: BroadCorpus, source) -> dict[str, str]:
-    """The card's account of the broad corpus's own draws."""
-    return {
-        "pose": "all 45 finger dimensions from the open hand's pose prior "
-                "(mask2hand.hand.prior.sample_pose_prior; for MANO the same axis-angle poses, whose "
-                "rest-frame axes match MANO's)",
-        "betas": _shape_choice(source, corpus.betas_std, corpus.betas_clip),
-        "orientation": "uniform on SO(3) (normalised 4-D Gaussian quaternions)",
-        "camera": f"fx = fy log-uniform in {list(corpus.view.focal_range)} px, principal point at the "
-                  "image center",
-        "size": f"the hand's projected box (larger side) log-uniform in {list(corpus.view.size_range_px)} "
-                "px, anywhere in the image where it fits",
-    }
-
-
 def generate_natural(out: str | Path, hand="open", hand_path: str | None = None, seed: int = 0,
                      corpus: NaturalCorpus = NaturalCorpus(), overwrite: bool = False,
                      progress: Callable[[int, int], None] | None = None) -> Path:
@@ -718,7 +623,7 @@ def generate_natural(out: str | Path, hand="open", hand_path: str | None = None,
         rest_axes = rest_axes_of(source) if corpus.view.orientation == "natural" else None
         plan = _Plan(
             generator="synthetic-natural", sampling={"corpus": asdict(corpus)},
-            choices=_natural_choices(corpus, source), view=corpus.view, counts=counts,
+            choices=natural_choices(corpus, source), view=corpus.view, counts=counts,
             streams=("train", "val", "test"), specs=_base_specs(source),
             split_poses=lambda rng, shape_rng, offset, count: _prior_split_poses(source, corpus.shape_variety, rng,
                                                                                  shape_rng),
@@ -734,21 +639,3 @@ def _natural_orientations(corpus: NaturalCorpus, rest_axes: np.ndarray | None
     if corpus.view.orientation != "natural":
         return _uniform_orientations(corpus.view)
     return lambda rng, m: sample_natural_orientations(rng, m, corpus.orientation, rest_axes)
-
-
-def _natural_choices(corpus: NaturalCorpus, source) -> dict[str, str]:
-    """The card's account of the natural corpus's own draws."""
-    o, view = corpus.orientation, corpus.view
-    return {
-        "pose": "all 45 finger dimensions from the open hand's pose prior (mask2hand.hand.prior.sample_pose_prior)",
-        "betas": _shape_choice(source, corpus.betas_std, corpus.betas_clip),
-        "orientation": f"natural (mask2hand.data.views): the palm (or, on {o.back_probability:.0%}, the back) toward "
-                       f"the camera, its normal uniform on the cap within {o.cone_deg} deg of the camera axis; "
-                       f"fingers rolled from image-up by U{list(o.finger_angle_deg)} deg (up to sideways, never "
-                       "down), so the wrist is below; axes from the joints (wrist, MCPs), calibrated on the "
-                       "source's rest hand",
-        "camera": f"{view.image_size[1]}x{view.image_size[0]}, fx = fy from U{list(view.focal_range)} px "
-                  "(FreiHAND's range for 224x224 crops), principal point at the image center",
-        "size": f"the hand's projected box (larger side) from U{list(view.size_range_px)} px, its center within "
-                f"{view.max_offset_px} px of the image center (FreiHAND-like framing)",
-    }

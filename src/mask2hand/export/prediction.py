@@ -65,6 +65,9 @@ def prediction_json(prediction: Prediction, frame: str = "opencv") -> dict[str, 
         "notes": prediction.notes,
         **({} if prediction.fit_steps is None else {"iou_before_fit": prediction.iou_before_fit,
                                                      "fit_steps": prediction.fit_steps}),
+        **({} if prediction.joint_confidence is None else {"joint_confidence": prediction.joint_confidence}),
+        **({} if prediction.side_margin is None else {"side_margin": prediction.side_margin,
+                                                      "side_ambiguous": prediction.side_ambiguous}),
         **({} if prediction.hypotheses is None else {"hypotheses": [
             {"start": h.start, "iou": h.iou, "prior_penalty": h.prior_penalty, "score": h.score, "steps": h.steps,
              "joints": points_in_frame(h.joints, frame), "params": params_json(h.params)}

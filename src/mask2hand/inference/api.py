@@ -37,8 +37,8 @@ from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import resolve_camera
 from mask2hand.inference.finish import build_predictions, place_answers
 from mask2hand.inference.onnx_runner import EXPORT_FORMAT, OnnxRunner
-from mask2hand.inference.pipeline import MaskInput, Outcome, predict_each, read_input
-from mask2hand.inference.prepare import PreparedInput, check_side, prepare_mask
+from mask2hand.inference.pipeline import MaskInput, Outcome, predict_each
+from mask2hand.inference.prepare import PreparedInput, prepare_mask
 from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult, Runner, TorchRunner
 from mask2hand.utils.files import file_sha256
@@ -190,7 +190,7 @@ class Mask2Hand:
 
     def predict_each(self, inputs: Iterable[MaskInput | str | os.PathLike], threshold: float = DEFAULT_THRESHOLD,
                      side: str = "right", batch_size: int = 64, fit=None, hypotheses: int | None = None,
-                     pixel_budget: int | None = None) -> Iterator[Outcome]:
+                     pixel_budget: int | None = None, confidence: bool = False) -> Iterator[Outcome]:
         """Predict many inputs, each with its own outcome: an iterator of `Outcome`s in input order,
         each holding a Prediction or the Mask2HandError (InputError, CameraError, AnswerError) that
         stopped that input alone. Inputs are MaskInputs (a file or array with its own K or focal)
@@ -198,15 +198,15 @@ class Mask2Hand:
         at most `batch_size` masks and `pixel_budget` input pixels (default
         mask2hand.inference.pipeline.PIXEL_BUDGET), so memory stays bounded whatever the number
         and size of the inputs, and every input goes through the network once.
-        threshold, side, fit, hypotheses: as in `predict` (checked before any input is read).
+        threshold, side, fit, hypotheses, confidence: as in `predict` (checked before any input is read).
         """
         return predict_each(self, inputs, threshold=threshold, side=side, batch_size=batch_size, fit=fit,
-                            hypotheses=hypotheses, pixel_budget=pixel_budget)
+                            hypotheses=hypotheses, pixel_budget=pixel_budget, confidence=confidence)
 
     # ------------------------------------------------------------------ all stages
     def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,
                 batch_size: int = 64, side: str = "right", fit=None,
-                hypotheses: int | None = None) -> Prediction | list[Prediction]:
+                hypotheses: int | None = None, confidence: bool = False) -> Prediction | list[Prediction]:
         """Predict hands from masks.
 
         masks: a file path, one image as an array (numpy or torch; (H,W) bool, 0/1 or
@@ -219,28 +219,31 @@ class Mask2Hand:
         (see mask2hand.inference.cameras) and each prediction's notes say so.
         threshold: grey level above which a pixel is hand (8-bit scale).
         side: "right" (default) or "left" for every mask: a left hand is predicted as the
-        right hand of the mirrored mask and mirrored back (mask2hand.inference.mirror).
+        right hand of the mirrored mask and mirrored back (mask2hand.inference.mirror); "auto":
+        both readings are predicted and the one that explains the mask better is returned, with
+        `side_margin` and `side_ambiguous` (mask2hand.inference.side).
         fit: None (the network's answer), a number of steps or a mask2hand.fit.FitConfig:
         test-time fitting to the silhouette (the answer is replaced where that raises the
         IoU; `iou_before_fit` and `fit_steps` report it). hypotheses: None or k, the k best
         distinct fitted hands (mask2hand.fit.hypotheses) in `Prediction.hypotheses`.
+        confidence: also measure how sure the network is of each joint, `joint_confidence`
+        (mask2hand.inference.confidence; about 8 more network passes per mask).
         Raises Mask2HandError naming the first bad input or setting.
         """
-        check_side(side)
         single, sources = _split_inputs(masks)
         n = len(sources)
         if n == 0:
             raise Mask2HandError("no masks given")
         Ks = _per_input(K, n, "K", matrix=True)
         focals = _per_input(focal, n, "focal", matrix=False)
-        items = []
-        for i, (src, k, f) in enumerate(zip(sources, Ks, focals)):
-            given = MaskInput(src, K=k, focal=f)
-            try:
-                items.append(read_input(self, given, threshold=threshold, side=side, index=i))
-            except Mask2HandError as exc:
-                raise type(exc)(f"{given.label(i)}: {exc}") from None
-        results = self.predict_prepared(items, batch_size=batch_size, fit=fit, hypotheses=hypotheses)
+        outcomes = self.predict_each([MaskInput(src, K=k, focal=f) for src, k, f in zip(sources, Ks, focals)],
+                                     threshold=threshold, side=side, batch_size=batch_size, fit=fit,
+                                     hypotheses=hypotheses, confidence=confidence)
+        results = []
+        for outcome in outcomes:
+            if not outcome.ok:
+                raise type(outcome.error)(outcome.message)
+            results.append(outcome.prediction)
         return results[0] if single else results
 
 

@@ -7,8 +7,8 @@ fitted one) is scored for each and finished once, for the one kept:
   2-D joints, the exact silhouette at the input's resolution and its IoU with the input mask,
   and per input the AnswerError that makes its answer unusable (a hand behind the camera; the
   message does not name the input);
-- `build_predictions`: the hand-layer parameters rebuilt from each usable answer
-  (mask2hand.inference.rebuild) and the Prediction objects.
+- `build_predictions`: the Prediction objects, whose hand-layer parameters are rebuilt from
+  the usable answers when first read (mask2hand.inference.rebuild.BatchParams).
 
 One input's unusable answer never costs the others theirs: both steps work per input.
 """
@@ -23,7 +23,7 @@ import numpy as np
 from mask2hand.errors import AnswerError
 from mask2hand.inference.mirror import mirror_faces, mirror_points
 from mask2hand.inference.prepare import PreparedInput
-from mask2hand.inference.rebuild import parametric_params, rebuild_params
+from mask2hand.inference.rebuild import BatchParams, ParamsOfAnswer
 from mask2hand.inference.result import Prediction, project
 from mask2hand.inference.runner import NetworkResult
 
@@ -89,26 +89,19 @@ def build_predictions(model, items: Sequence[PreparedInput], raw: NetworkResult,
     results: list[Prediction | AnswerError] = list(placed.errors)
     if not usable:
         return results
-    kept = raw.take(usable)
-    rebuilt, layer = None, model.runner.numpy_hand
-    if kept.parametric:  # a fitted answer is the layer's own hand: nothing to fit
-        rebuilt = parametric_params(layer, kept.hand_params(), kept.vertices)
-    elif layer is not None:  # None: an ONNX export of a hand whose arrays this installation lacks
-        rebuilt = rebuild_params(layer, kept.hand_params(), kept.vertices, kept.joints)
-    hand = {**model.hand_identity, "flat_hand_mean": True if rebuilt is not None else model.flat_hand_mean}
+    # rebuilt when first read; layer None: an ONNX export of a hand whose arrays this installation lacks
+    params = BatchParams(model.runner.numpy_hand, raw.take(usable))
+    hand = {**model.hand_identity, "flat_hand_mean": True if params.rebuilds else model.flat_hand_mean}
     mirrored_faces = mirror_faces(model.faces)
     for k, b in enumerate(usable):
         item = items[b]
         iou = placed.ious[b]
         results[b] = Prediction(
             vertices=placed.vertices[b], joints=placed.joints[b], joints_2d=placed.joints_2d[b],
-            params=kept.params(k) if rebuilt is None else rebuilt.params.map(lambda v, k=k: v[k]),
-            params_residual_mm=None if rebuilt is None else {"joints": float(rebuilt.joints_mm[k]),
-                                                             "vertices": float(rebuilt.vertices_mm[k])},
-            vertex_offsets=None if rebuilt is None else rebuilt.offsets[k],
+            params_of=ParamsOfAnswer(params, k),
             K=item.camera.K, image_size=item.mask.image_size, mask=item.original_mask,
             rendered_mask=placed.rendered[b], iou=iou,
-            silhouette=None if kept.silhouette is None else kept.silhouette[k], hand_window=placed.windows[b],
+            silhouette=None if raw.silhouette is None else raw.silhouette[b], hand_window=placed.windows[b],
             faces=mirrored_faces if item.side == "left" else model.faces, hand=hand, model=model.model_identity,
             camera=item.camera_source, warnings=item.mask.warnings + fit_warnings(iou),
             notes=[item.camera_note] if item.camera_note else [], source=item.source, side=item.side)

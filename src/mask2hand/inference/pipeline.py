@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from mask2hand.errors import AnswerError, CameraError, InputError, Mask2HandError
 from mask2hand.image.masks import DEFAULT_THRESHOLD
 from mask2hand.inference.cameras import KFile
+from mask2hand.inference.confidence import with_confidence
 from mask2hand.inference.prepare import PreparedInput, check_side
 from mask2hand.inference.result import Prediction
+from mask2hand.inference.side import choose_side, left_reading
 
 PIXEL_BUDGET = 64_000_000
 """Most input pixels (summed over the masks) held at once: a batch is run early when its masks
@@ -102,9 +104,10 @@ def read_input(model, given: MaskInput, threshold: float = DEFAULT_THRESHOLD,
 
 def predict_each(model, inputs: Iterable[MaskInput | str | os.PathLike],
                  threshold: float = DEFAULT_THRESHOLD, side: str = "right", batch_size: int = 64, fit=None,
-                 hypotheses: int | None = None, pixel_budget: int | None = None) -> Iterator[Outcome]:
+                 hypotheses: int | None = None, pixel_budget: int | None = None,
+                 confidence: bool = False) -> Iterator[Outcome]:
     """See `Mask2Hand.predict_each`. The settings are checked here, before any input is read."""
-    check_side(side)
+    check_side(side, allow_auto=True)
     if batch_size < 1:
         raise Mask2HandError(f"the batch size must be at least 1, got {batch_size}")
     budget = PIXEL_BUDGET if pixel_budget is None else int(pixel_budget)
@@ -115,46 +118,74 @@ def predict_each(model, inputs: Iterable[MaskInput | str | os.PathLike],
 
         fit, hypotheses = resolve_fit(fit), resolve_hypotheses(hypotheses)
         model.hand_layer("test-time fitting and hypotheses")
-    return _outcomes(model, inputs, threshold, side, batch_size, budget, fit, hypotheses)
+    stages = _Stages(model, fit, hypotheses, confidence)
+    return _outcomes(model, inputs, threshold, side, batch_size, budget, stages)
 
 
-def _outcomes(model, inputs, threshold, side, batch_size, budget, fit, hypotheses) -> Iterator[Outcome]:
-    pending: list[tuple[int, str, PreparedInput]] = []
+@dataclass(frozen=True)
+class _Stages:
+    """Stages 2 and 3 as the settings ask: fit, hypotheses, and the joints' confidence."""
+
+    model: Any
+    fit: Any
+    hypotheses: int | None
+    confidence: bool
+
+    def __call__(self, items: list[PreparedInput]) -> list[Prediction | AnswerError]:
+        results = self.model.finish_each(items, self.model.run_network(items), fit=self.fit,
+                                         hypotheses=self.hypotheses)
+        return with_confidence(self.model, items, results) if self.confidence else results
+
+
+def _readings(model, given: MaskInput, threshold: float, side: str, index: int) -> tuple[PreparedInput, ...]:
+    """The prepared readings of one input: one, or for side "auto" the right and the left one."""
+    item = read_input(model, given, threshold, "right" if side == "auto" else side, index)
+    if side != "auto":
+        return (item,)
+    return item, left_reading(item, model.input_size, model.runner.input_crop)
+
+
+def _outcomes(model, inputs, threshold, side, batch_size, budget, stages: _Stages) -> Iterator[Outcome]:
+    pending: list[tuple[int, str, tuple[PreparedInput, ...]]] = []
     done: dict[int, Outcome] = {}
     next_index = 0
     for index, given in enumerate(inputs):
         given = given if isinstance(given, MaskInput) else MaskInput(given)
         name = given.label(index)
         try:
-            pending.append((index, name, read_input(model, given, threshold, side, index)))
+            pending.append((index, name, _readings(model, given, threshold, side, index)))
         except Mask2HandError as exc:
             done[index] = Outcome(index, name, error=exc)
-        if pending and (len(pending) == batch_size or sum(p[2].mask.mask.size for p in pending) >= budget):
-            done.update(_run_batch(model, pending, fit, hypotheses))
+        pixels = sum(item.mask.mask.size for _, _, readings in pending for item in readings)
+        if pending and (len(pending) == batch_size or pixels >= budget):
+            done.update(_run_batch(pending, stages))
             pending = []
         while next_index in done:
             yield done.pop(next_index)
             next_index += 1
-    done.update(_run_batch(model, pending, fit, hypotheses))
+    done.update(_run_batch(pending, stages))
     for index in sorted(done):
         yield done[index]
 
 
-def _run_batch(model, pending: list[tuple[int, str, PreparedInput]], fit, hypotheses) -> dict[int, Outcome]:
-    """Stages 2 and 3 for one batch: index -> Outcome. A batch that runs out of memory is run
-    again in halves, down to single inputs."""
+def _run_batch(pending: list[tuple[int, str, tuple[PreparedInput, ...]]], stages: _Stages) -> dict[int, Outcome]:
+    """Stages 2 and 3 for one batch (every reading of every input in one network pass): index ->
+    Outcome. A batch that runs out of memory is run again in halves, down to single inputs."""
     if not pending:
         return {}
-    items = [item for _, _, item in pending]
+    items = [item for _, _, readings in pending for item in readings]
     try:
-        results = model.finish_each(items, model.run_network(items), fit=fit, hypotheses=hypotheses)
+        results = stages(items)
     except MemoryError:
-        if len(pending) == 1:
-            results = [InputError("not enough memory for this input; downscale it or lower the batch size")]
-        else:
+        if len(pending) > 1:
             half = len(pending) // 2
-            return {**_run_batch(model, pending[:half], fit, hypotheses),
-                    **_run_batch(model, pending[half:], fit, hypotheses)}
-    return {index: Outcome(index, name, error=result) if isinstance(result, AnswerError | InputError)
-            else Outcome(index, name, prediction=result)
-            for (index, name, _), result in zip(pending, results)}
+            return {**_run_batch(pending[:half], stages), **_run_batch(pending[half:], stages)}
+        results = [InputError("not enough memory for this input; downscale it or lower the batch size")] * len(items)
+    outcomes, start = {}, 0
+    for index, name, readings in pending:
+        answers = results[start:start + len(readings)]
+        start += len(readings)
+        result = answers[0] if len(answers) == 1 else choose_side(*answers)
+        outcomes[index] = (Outcome(index, name, error=result) if isinstance(result, Mask2HandError)
+                           else Outcome(index, name, prediction=result))
+    return outcomes

@@ -47,10 +47,12 @@ class PreparedMask:
         return self.transform.original_size
 
 
-def check_side(side: str) -> str:
-    """A validated hand side, "right" or "left"; raises Mask2HandError for anything else."""
-    if side not in SIDES:
-        raise Mask2HandError(f"side must be 'right' or 'left', got {side!r}")
+def check_side(side: str, allow_auto: bool = False) -> str:
+    """A validated hand side: "right" or "left", or with allow_auto also "auto" (the pipeline's
+    choice, mask2hand.inference.side); raises Mask2HandError for anything else."""
+    allowed = SIDES + ("auto",) if allow_auto else SIDES
+    if side not in allowed:
+        raise Mask2HandError(f"side must be {', '.join(repr(s) for s in allowed)}, got {side!r}")
     return side
 
 

@@ -13,6 +13,7 @@ the hand whatever convention the network was trained in.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -138,3 +139,50 @@ def parametric_params(hand: "NumpyHand", params: HandParams, vertices: np.ndarra
     batch = len(vertices)
     return RebuiltParams(params=hand.in_convention(params, flat_hand_mean=True), joints_mm=np.zeros(batch),
                          vertices_mm=np.zeros(batch), offsets=np.zeros_like(vertices, dtype=np.float32))
+
+
+class BatchParams:
+    """The parameters of a batch of answers, rebuilt when first read: `Prediction.params` (and
+    its residual and offsets) of any of the batch's predictions rebuilds the whole batch once,
+    so a caller who never reads them (a live view, the joints alone) never pays for the fit.
+
+    layer: the NumPy hand layer, or None where the runtime lacks the hand's arrays (the answers'
+    own parameters are then given as they are); answers: the batch's NetworkResult (anything
+    with hand_params(), params(b), vertices, joints and parametric).
+    """
+
+    def __init__(self, layer: "NumpyHand | None", answers):
+        self._layer, self._answers = layer, answers
+        self._rebuilt: RebuiltParams | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def rebuilds(self) -> bool:
+        """Whether the parameters are fitted to the answers (flat_hand_mean=True) rather than the network's own."""
+        return self._layer is not None
+
+    def row(self, b: int) -> tuple[HandParams, dict[str, float] | None, np.ndarray | None]:
+        """(params, residual {"joints", "vertices"} mm or None, offsets (V,3) or None) of answer b."""
+        if self._layer is None:
+            return self._answers.params(b), None, None
+        with self._lock:
+            if self._rebuilt is None:
+                answers = self._answers
+                self._rebuilt = (parametric_params(self._layer, answers.hand_params(), answers.vertices)
+                                 if answers.parametric else
+                                 rebuild_params(self._layer, answers.hand_params(), answers.vertices, answers.joints))
+                self._answers = None
+        rebuilt = self._rebuilt
+        return (rebuilt.params.map(lambda v: v[b]),
+                {"joints": float(rebuilt.joints_mm[b]), "vertices": float(rebuilt.vertices_mm[b])}, rebuilt.offsets[b])
+
+
+@dataclass(frozen=True)
+class ParamsOfAnswer:
+    """One answer's place in its BatchParams: what a Prediction reads its parameters from."""
+
+    batch: BatchParams
+    row: int
+
+    def get(self) -> tuple[HandParams, dict[str, float] | None, np.ndarray | None]:
+        return self.batch.row(self.row)

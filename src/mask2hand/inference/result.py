@@ -4,6 +4,7 @@ parameters are functions of mask2hand.export (`prediction`, `figures`, `mano`)."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import numpy as np
 from mask2hand.hand.params import HandParams
 from mask2hand.image.camera import Camera, project_points
 from mask2hand.inference.mirror import mirror_mask
+from mask2hand.inference.rebuild import ParamsOfAnswer
 
 
 def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -34,7 +36,9 @@ class Prediction:
         takes them with a hand layer converts them (`HandModel.in_convention`).
         params_residual_mm: {"joints", "vertices"} mean distance of the rebuilt hand from the
         answer (None where not rebuilt); vertex_offsets: (V,3) meters, the answer's mesh minus
-        the rebuilt one, in the frame of params (None where not rebuilt).
+        the rebuilt one, in the frame of params (None where not rebuilt). The three are rebuilt
+        when first read (for the prediction's whole batch at once), from `params_of`, so a
+        caller who never reads them does not pay for the fit.
     K: (3,3) the input image's intrinsics; image_size: (H, W).
     mask: (H,W) bool, the cleaned input mask; rendered_mask: (H,W) bool, the exact
         silhouette of the predicted hand at the input's resolution; iou: their IoU (for a network
@@ -54,12 +58,17 @@ class Prediction:
     iou_before_fit, fit_steps: with test-time fitting, the network's IoU and the updates made.
     hypotheses: with hypotheses, a list of mask2hand.fit.Hypothesis, best first (vertices and
         joints in the input's frame, params in the network's).
+    joint_confidence: (21,) in (0, 1], how sure the network is of each joint (asked for with
+        confidence=True; mask2hand.inference.confidence), else None.
+    side_margin, side_ambiguous: with side="auto" (mask2hand.inference.side), how much better the
+        chosen side's reading explains the mask (IoU difference) and whether the two readings are
+        too close to tell; None where the side was given.
     """
 
     vertices: np.ndarray
     joints: np.ndarray
     joints_2d: np.ndarray
-    params: HandParams
+    params_of: ParamsOfAnswer = field(repr=False, compare=False)
     K: np.ndarray
     image_size: tuple[int, int]
     mask: np.ndarray
@@ -77,9 +86,26 @@ class Prediction:
     iou_before_fit: float | None = None
     fit_steps: int | None = None
     hypotheses: list | None = None
-    params_residual_mm: dict[str, float] | None = None
-    vertex_offsets: np.ndarray | None = None
     hand_window: np.ndarray | None = None
+    joint_confidence: np.ndarray | None = None
+    side_margin: float | None = None
+    side_ambiguous: bool | None = None
+
+    @cached_property
+    def _rebuilt(self) -> tuple[HandParams, dict[str, float] | None, np.ndarray | None]:
+        return self.params_of.get()
+
+    @property
+    def params(self) -> HandParams:
+        return self._rebuilt[0]
+
+    @property
+    def params_residual_mm(self) -> dict[str, float] | None:
+        return self._rebuilt[1]
+
+    @property
+    def vertex_offsets(self) -> np.ndarray | None:
+        return self._rebuilt[2]
 
     def network_frame(self) -> tuple[HandParams, np.ndarray, np.ndarray]:
         """(params, mask (H,W) bool, K (3,3)) in the frame the params live in: the input's own for a

@@ -48,7 +48,7 @@ class PredictOptions:
     focal: focal length in pixels (principal point at the image center) or None; K: (3,3)
     float64 pixel intrinsics or None (at most one of them); fit: the test-time fit's settings
     or None (the network's answer); hypotheses: how many ranked hands to add, or None;
-    side: "right" or "left".
+    side: "right", "left" or "auto".
     """
 
     focal: float | None = None
@@ -120,7 +120,7 @@ def parse_options(focal: str | None = None, K: str | None = None, fit: str | Non
     options = PredictOptions(focal=parse_focal(focal), K=parse_K(K),
                              fit=resolve_fit(True) if parse_bool(fit, "fit") else None,
                              hypotheses=parse_hypotheses(hypotheses),
-                             side=check_side("right" if _blank(side) else side.strip().lower()))
+                             side=check_side("right" if _blank(side) else side.strip().lower(), allow_auto=True))
     if options.focal is not None and options.K is not None:
         raise Mask2HandError("give either K or a focal length, not both")
     return options
