@@ -316,16 +316,17 @@ def test_unknown_answers_and_paths_answer_404_in_json(client, victory):
     assert client.get("/no/such/page").json() == {"error": "no such page or endpoint"}
 
 
-def test_the_page_and_its_files_load_nothing_from_the_network(client):
-    page = client.get("/")
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+def test_the_pages_and_their_files_load_nothing_from_the_network(client):
+    pages = [client.get("/"), client.get("/live")]
+    for page in pages:
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "default-src 'self'" in page.headers["content-security-policy"]
     names = sorted(p.name for p in static_folder().iterdir())
-    assert names == ["app.js", "index.html", "style.css", "viewer.js"]
+    assert names == ["app.js", "index.html", "live.html", "live.js", "style.css", "viewer.js"]
     for name in names:
         text = client.get(f"/static/{name}").text
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.I), name
-        assert re.search(r"[\"']/static/" + re.escape(name), page.text) or name == "index.html"
+        assert any(re.search(r"[\"']/static/" + re.escape(name), page.text) for page in pages) or name.endswith(".html")
 
 
 def test_the_placeholder_hints_flow_as_paragraphs():
