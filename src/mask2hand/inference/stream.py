@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -128,19 +128,16 @@ class HandStream:
             self.last_time = t
         return periods
 
-    def predict_frames(self, frames: Frames | Iterable[tuple[str, Any]], batch_size: int = 64,
-                       source: str = "<frames>") -> Iterator[FrameAnswer]:
+    def predict_frames(self, frames: Frames, batch_size: int = 64) -> Iterator[FrameAnswer]:
         """Each frame's answer, in order, as it is made: the frames are read and run through the
         network batch_size at a time, so memory holds one batch whatever the sequence's length.
         A frame that cannot be read or answered has its error in its answer; one the reader cannot
         get past (a damaged video) raises its InputError."""
         if batch_size < 1:
             raise Mask2HandError(f"the batch size must be at least 1, got {batch_size}")
-        label = frames.label if isinstance(frames, Frames) else (
-            lambda name, image: str(image) if isinstance(image, (str, os.PathLike)) else f"{source} frame {name}")
         batch: list[tuple[str, str, Any]] = []
         for name, image in frames:
-            batch.append((name, label(name, image), image))
+            batch.append((name, frames.label(name, image), image))
             if len(batch) == batch_size:
                 yield from self.push_many(batch)
                 batch = []
