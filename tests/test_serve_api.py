@@ -553,6 +553,42 @@ def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
     assert "Traceback" not in log.read_text()
 
 
+def test_a_live_socket_outlasts_the_read_timeout(served):
+    """The read deadline is for HTTP requests: a WebSocket of the live mode idle for longer than
+    --read-timeout still answers its next frame."""
+    import struct
+
+    pytest.importorskip("wsproto")
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
+
+    (host, port), _, _ = served
+    client = WSConnection(ConnectionType.CLIENT)
+
+    def next_message(sock: socket.socket) -> dict:
+        text = ""
+        while True:
+            data = sock.recv(1 << 20)
+            assert data, "the server closed the live socket"
+            client.receive_data(data)
+            for event in client.events():
+                if isinstance(event, TextMessage):
+                    text += event.data
+                    if event.message_finished:
+                        return json.loads(text)
+                else:
+                    assert isinstance(event, AcceptConnection), event
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:56, 24:40] = 1
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall(client.send(Request(host=f"{host}:{port}", target="/api/live")))
+        assert next_message(sock)["type"] == "hello"
+        time.sleep(READ_TIMEOUT + 1)
+        sock.sendall(client.send(BytesMessage(data=struct.pack("<HHd", 64, 64, 0.0) + mask.tobytes())))
+        assert next_message(sock)["type"] in ("answer", "error")
+
+
 def test_a_request_trickled_byte_by_byte_is_closed_after_the_read_timeout(served):
     address, _, _ = served
     request = b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 200
