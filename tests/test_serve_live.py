@@ -119,3 +119,16 @@ def test_live_sockets_are_limited(model):
             with client.websocket_connect(LIVE_URL) as extra:
                 extra.receive_json()
         assert closed.value.code == 1013
+
+
+def test_an_idle_live_socket_is_closed(model, monkeypatch):
+    from mask2hand.serve import live
+
+    monkeypatch.setattr(live, "LIVE_IDLE_S", 0.5)
+    with TestClient(create_app(model), base_url=BASE_URL) as client:
+        with client.websocket_connect(LIVE_URL) as socket:
+            assert socket.receive_json()["type"] == "hello"
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_json()
+        assert closed.value.code == 1000 and "no frame" in closed.value.reason
+        assert client.get("/api/health").json()["live_sessions"] == 0

@@ -21,11 +21,13 @@ Messages to the client (JSON text):
 Frames take their turn on the prediction queue with the uploads (mask2hand.serve.prediction_queue),
 one prediction at a time. The page sends its next frame when the answer to the last one has
 arrived, so a slow server lowers the frame rate instead of piling frames up. The Host and Origin
-rules of mask2hand.serve.hosts apply to the socket's handshake; at most MAX_LIVE_SOCKETS are open at once.
+rules of mask2hand.serve.hosts apply to the socket's handshake; at most MAX_LIVE_SOCKETS are open at once,
+and one that sends nothing for LIVE_IDLE_S is closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import struct
@@ -54,6 +56,10 @@ MAX_LIVE_SIDE = 1024
 
 MAX_LIVE_SOCKETS = 4
 """Live sockets open at once; one more is closed at once with a reason."""
+
+LIVE_IDLE_S = 60.0
+"""Seconds a live socket may go without a message before it is closed, so that idle ones do not
+hold the MAX_LIVE_SOCKETS places."""
 
 LIVE_FPS = 30.0
 """The frame rate the filter assumes for a frame that comes without a usable time."""
@@ -135,7 +141,11 @@ async def serve_live(websocket: WebSocket, service: "PredictService", sockets: L
                                    "input_size": model.input_size})
         frame = 0
         while True:
-            message = await websocket.receive()
+            try:
+                message = await asyncio.wait_for(websocket.receive(), LIVE_IDLE_S)
+            except asyncio.TimeoutError:
+                await websocket.close(code=1000, reason=f"no frame for {LIVE_IDLE_S:g} s")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             try:
