@@ -47,7 +47,7 @@ def masks():
 
 
 def frame(mask: np.ndarray, taken: float) -> bytes:
-    return HEADER.pack(mask.shape[1], mask.shape[0], taken) + (mask > 0).astype(np.uint8).tobytes() * 1
+    return HEADER.pack(mask.shape[1], mask.shape[0], taken) + (mask > 0).astype(np.uint8).tobytes()
 
 
 def test_frames_are_answered_in_order_with_the_stream_s_smoothed_hands(client, model, masks):
@@ -62,7 +62,8 @@ def test_frames_are_answered_in_order_with_the_stream_s_smoothed_hands(client, m
         for t, mask in enumerate(masks):
             socket.send_bytes(frame(mask, t / 30.0))
             answers.append(socket.receive_json())
-    assert [a["type"] for a in answers] == ["answer"] * len(masks) and [a["frame"] for a in answers] == [1, 2, 3, 4, 5, 6]
+    assert [a["type"] for a in answers] == ["answer"] * len(masks)
+    assert [a["frame"] for a in answers] == [1, 2, 3, 4, 5, 6]
     stream = model.stream(fps=30.0, focal=focal)  # smoothed with the One Euro defaults, as the server does
     for t, (mask, answer) in enumerate(zip(masks, answers)):
         expected = stream.push(mask * 255, timestamp=t / 30.0)

@@ -76,8 +76,9 @@ def test_the_camera_s_hand_is_answered_live_and_the_3d_view_moves(tmp_path):
         later = browser.viewer_pixels(driver)
         stats = driver.execute_script("return window.liveStats")
         hand_fraction = driver.execute_script(
-            "const c = document.getElementById('mask'), d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-            "let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 127; return n / (c.width * c.height);")
+            "const c = document.getElementById('mask'), d = c.getContext('2d')"
+            ".getImageData(0, 0, c.width, c.height).data; let n = 0;"
+            "for (let i = 0; i < d.length; i += 4) n += d[i] > 127; return n / (c.width * c.height);")
         shown = {name: driver.find_element(By.ID, name).text for name in ("fps", "latency", "iou", "frames")}
         assert not driver.find_element(By.ID, "error").is_displayed(), driver.find_element(By.ID, "error").text
         browser.save_page(driver, tmp_path / "live_page.png")

@@ -12,10 +12,10 @@ dimension d and frame t, with sampling period Te = 1 / rate:
 
 starting from xhat_0 = x_0, dxhat_0 = 0. The filter is causal (uses past frames only):
 `OneEuroFilter` and `RotationFilter` hold its state and take one sample at a time (live
-streams, videos read frame by frame), and the whole-array functions step them over a sequence. beta multiplies a speed in the signal's own units per
-second, so one setting behaves differently on meters and radians; the defaults below were
-chosen for hand parameters at video rates (a few cm and a fraction of a radian per second
-of typical motion).
+streams, videos read frame by frame), and the whole-array functions step them over a sequence.
+beta multiplies a speed in the signal's own units per second, so one setting behaves differently
+on meters and radians; the defaults below were chosen for hand parameters at video rates (a few
+cm and a fraction of a radian per second of typical motion).
 """
 
 from __future__ import annotations
