@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from common import load_model, print_table, setup_threads, write_json
-from mask2hand.inference.sequence import Frames, predict_sequence
+from mask2hand.inference.sequence import predict_sequence
+from mask2hand.inference.video import Frames
 from mask2hand.testing.scenes import synthetic_sequence
 from mask2hand.inference.smoothing import OneEuroConfig, mean_joint_acceleration
 
@@ -39,8 +40,7 @@ def main() -> None:
         model, weights = load_model(args.checkpoint, Path(tmp))
         masks, truth, K = synthetic_sequence(model.runner.hand, num_frames=args.frames, image_size=IMAGE_SIZE,
                                              focal=2.2 * IMAGE_SIZE[1], seed=0)
-        frames = Frames(images=list(masks), names=[f"f{t}" for t in range(len(masks))], fps=FPS,
-                        source="<synthetic>")
+        frames = Frames.from_images(masks, fps=FPS, source="<synthetic>")
         config = OneEuroConfig()
         start = time.perf_counter()
         result = predict_sequence(model, frames, K=K, smoothing=config)

@@ -217,22 +217,24 @@ def test_a_bad_frame_costs_only_that_frame(weights, tmp_path, capsys):
                                                                         "summary.json"]
 
 
-def test_a_stack_too_large_to_hold_is_refused_before_decoding(weights, tmp_path, monkeypatch):
-    from mask2hand.inference import sequence
-
+def test_a_stack_of_frames_too_large_is_refused_before_decoding(tmp_path, monkeypatch):
     from PIL import ImageSequence
+
+    from mask2hand.image import files
+    from mask2hand.inference import video
 
     frames = [Image.fromarray(np.roll(blob_mask(), 4 * t, axis=1).astype(np.uint8) * 255) for t in range(3)]
     frames[0].save(tmp_path / "stack.gif", save_all=True, append_images=frames[1:])
-    assert len(sequence.read_frames(tmp_path / "stack.gif").images) == 3
-    monkeypatch.setattr(sequence, "MAX_SEQUENCE_PIXELS", 2 * 96 * 96)
+    assert [name for name, _ in video.read_frames(tmp_path / "stack.gif")] == ["stack_00000", "stack_00001",
+                                                                                "stack_00002"]
+    monkeypatch.setattr(files, "MAX_IMAGE_SIDE", 64)
 
     def no_decoding(image):
         raise AssertionError("a frame was decoded")
 
     monkeypatch.setattr(ImageSequence, "Iterator", no_decoding)
-    with pytest.raises(Mask2HandError, match="3 frames of 96x96"):
-        sequence.read_frames(tmp_path / "stack.gif")
+    with pytest.raises(Mask2HandError, match="96x96 pixels"):
+        video.read_frames(tmp_path / "stack.gif")
 
 
 def test_sigterm_removes_the_file_being_written(tmp_path):

@@ -1,6 +1,6 @@
 """Memory budgets of hypotheses, fitting and sequences, measured as the peak RSS of a subprocess.
 
-The budgets (mask2hand.render.exact.BAND_PIXELS, mask2hand.inference.sequence): hypotheses and
+The budgets (mask2hand.render.exact.BAND_PIXELS, mask2hand.inference.stream): hypotheses and
 fits hold one full-resolution silhouette band at a time, whatever their count; a sequence keeps
 about 100 kB per small frame.
 """
@@ -61,12 +61,13 @@ import resource, sys
 import numpy as np
 import pytest
 from mask2hand import Mask2Hand
-from mask2hand.inference.sequence import Frames, predict_sequence
+from mask2hand.inference.sequence import predict_sequence
+from mask2hand.inference.video import Frames
 model = Mask2Hand.from_pretrained()
 frame = np.load(sys.argv[1])
 def frames(n):
     images = [np.roll(frame, t % 3, axis=1) for t in range(n)]
-    return Frames(images=images, names=[f"f{t}" for t in range(n)], fps=30.0, source="test")
+    return Frames.from_images(images, fps=30.0, source="test")
 predict_sequence(model, frames(8))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 result = predict_sequence(model, frames(300))

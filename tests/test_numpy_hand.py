@@ -36,6 +36,14 @@ def test_forward_matches_the_torch_layer(name, flat_hand_mean, mano_path):
     assert np.abs(joints - out.joints.numpy()).max() < 1e-5
 
 
+def test_joints_from_vertices_match_the_torch_layer():
+    hand = load_hand_model("open")
+    vertices = NumpyHand.from_layer(hand).forward(*random_params(3))[0] + np.random.default_rng(1).normal(
+        scale=1e-3, size=(3, hand.num_vertices, 3))  # any mesh of the topology, not only a posed one
+    expected = hand.joints_from_vertices(torch.from_numpy(vertices)).numpy()
+    assert np.abs(NumpyHand.from_layer(hand).joints_from_vertices(vertices) - expected).max() < 1e-12
+
+
 def test_from_data_is_from_layer():
     data = load_open_hand_data()
     for flat in (True, False):

@@ -15,10 +15,12 @@ from mask2hand.errors import Mask2HandError
 from mask2hand.hand import load_hand_model
 from mask2hand.inference.api import Mask2Hand
 from mask2hand.export.animation import skeleton_panel
-from mask2hand.inference.sequence import Frames, natural_key, predict_sequence, read_frames
+from mask2hand.inference.hand_smoothing import HandSmoother
+from mask2hand.inference.sequence import predict_sequence
+from mask2hand.inference.smoothing import (JitterMeter, OneEuroConfig, OneEuroFilter, continuous_quaternions,
+                                           mean_joint_acceleration, one_euro_filter, smooth_rotations)
+from mask2hand.inference.video import Frames, natural_key, read_frames
 from mask2hand.testing.scenes import synthetic_sequence
-from mask2hand.inference.smoothing import (OneEuroConfig, continuous_quaternions, mean_joint_acceleration, one_euro_filter,
-                                 smooth_rotations)
 from tiny_model import write_tiny_weights
 
 NUM_FRAMES = 16
@@ -90,6 +92,17 @@ def test_rotation_smoothing_is_continuous_across_pi():
     assert (smooth * Rotation.from_rotvec(rotvec).inv()).magnitude().max() < 0.05
 
 
+def test_quaternions_match_scipy_and_round_trip():
+    from mask2hand.inference.smoothing import axis_angle_from_quaternion, quaternion_from_axis_angle
+
+    rotvecs = np.r_[np.random.default_rng(2).normal(size=(50, 3)), [[0, 0, 0], [1e-9, 0, 0], [0, math.pi, 0]]]
+    for v in rotvecs:
+        q, reference = quaternion_from_axis_angle(v), Rotation.from_rotvec(v).as_quat()
+        assert min(np.abs(q - reference).max(), np.abs(q + reference).max()) < 1e-12
+        turn = Rotation.from_rotvec(axis_angle_from_quaternion(-3.0 * q)) * Rotation.from_rotvec(v).inv()
+        assert turn.magnitude() < 1e-9
+
+
 def test_mean_joint_acceleration():
     t = np.arange(10, dtype=np.float64)
     joints = np.zeros((10, 21, 3))
@@ -97,6 +110,21 @@ def test_mean_joint_acceleration():
     assert mean_joint_acceleration(joints) == pytest.approx(0.0)
     joints[..., 0] = 0.001 * t[:, None] ** 2  # x = a t^2: second difference 2a
     assert mean_joint_acceleration(joints) == pytest.approx(0.002)
+    joints = np.random.default_rng(0).normal(size=(12, 21, 3))
+    meter = JitterMeter()
+    for frame in joints:
+        meter.add(frame)
+    assert meter.value == pytest.approx(mean_joint_acceleration(joints))
+
+
+def test_the_filter_state_is_one_sample_whatever_the_length():
+    state = OneEuroFilter()
+    signal = np.random.default_rng(1).normal(size=(500, 4, 3))
+    out = np.stack([state.step(x, 1 / 30) for x in signal])
+    assert state.value.shape == state.speed.shape == (4, 3)
+    assert np.array_equal(out, one_euro_filter(signal, 30.0))
+    with pytest.raises(Mask2HandError):
+        state.step(signal[0], 0.0)
 
 
 # ---------------------------------------------------------------------- frames
@@ -107,7 +135,7 @@ def test_natural_order_and_folder_reading(tmp_path):
     for name in names:
         Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / name)
     frames = read_frames(tmp_path)
-    assert frames.names == ["f1", "f2", "F3", "f10"] and frames.fps is None
+    assert [name for name, _ in frames] == ["f1", "f2", "F3", "f10"] and frames.fps is None
 
 
 def test_gif_and_tiff_stacks_and_video(tmp_path, sequence):
@@ -118,16 +146,17 @@ def test_gif_and_tiff_stacks_and_video(tmp_path, sequence):
     Image.fromarray(masks[0]).save(tmp_path / "s.tif", save_all=True,
                                    append_images=[Image.fromarray(m) for m in masks[1:]])
     gif, tif = read_frames(tmp_path / "s.gif"), read_frames(tmp_path / "s.tif")
-    assert len(gif.images) == len(tif.images) == 5 and gif.fps == pytest.approx(25.0)
-    assert all(np.array_equal(a, b) for a, b in zip(tif.images, masks))
-    assert gif.names[0] == "s_00000"
+    assert gif.count == tif.count == 5 and gif.fps == pytest.approx(25.0)
+    assert all(np.array_equal(a, b) for (_, a), b in zip(tif, masks, strict=True))
+    assert [name for name, _ in gif][0] == "s_00000"
     pytest.importorskip("imageio_ffmpeg")
     video = tmp_path / "s.mp4"
     iio.imwrite(video, np.repeat(masks[..., None], 3, axis=-1), fps=12, plugin="FFMPEG", macro_block_size=1)
     frames = read_frames(video)
-    assert len(frames.images) == 5 and frames.fps == pytest.approx(12.0)
-    assert frames.images[2].shape == masks[2].shape  # read as grey
-    assert np.mean((frames.images[2] > 127) == (masks[2] > 127)) > 0.97  # lossy codec
+    images = [image for _, image in frames]
+    assert len(images) == 5 and frames.count == 5 and frames.fps == pytest.approx(12.0)
+    assert images[2].shape == masks[2].shape  # read as grey
+    assert np.mean((images[2] > 127) == (masks[2] > 127)) > 0.97  # lossy codec
 
 
 def test_unreadable_sequences_are_refused(tmp_path):
@@ -135,14 +164,14 @@ def test_unreadable_sequences_are_refused(tmp_path):
         read_frames(tmp_path)
     (tmp_path / "broken.mp4").write_bytes(b"not a video")
     with pytest.raises(Mask2HandError, match="cannot read|imageio-ffmpeg"):
-        read_frames(tmp_path / "broken.mp4")
+        list(read_frames(tmp_path / "broken.mp4"))
 
 
 # ---------------------------------------------------------------------- prediction
 
 def test_smoothing_reduces_jitter_and_keeps_consistency(model, sequence):
     masks, _, K = sequence
-    frames = Frames(images=list(masks), names=[f"f{t}" for t in range(len(masks))], fps=30.0, source="<synthetic>")
+    frames = Frames.from_images(masks, [f"f{t}" for t in range(len(masks))], fps=30.0, source="<synthetic>")
     result = predict_sequence(model, frames, K=K)
     raw = mean_joint_acceleration(result.raw_joints)
     smoothed = mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))
@@ -163,11 +192,40 @@ def test_smoothing_reduces_jitter_and_keeps_consistency(model, sequence):
     assert all(np.array_equal(a.joints, b) for a, b in zip(off.predictions, result.raw_joints))
 
 
+def test_a_stream_frame_by_frame_gives_the_sequence_answers(model, sequence):
+    """push() one frame at a time (network batch 1) equals the batched sequence, and the per-frame
+    smoother equals the whole-array filters on the network's raw answers."""
+    masks, _, K = sequence
+    frames = Frames.from_images(masks[:8], fps=30.0)
+    whole = predict_sequence(model, frames, K=K, batch_size=8)
+    stream = model.stream(fps=30.0, K=K)
+    for t, mask in enumerate(masks[:8]):
+        pushed = stream.push(mask, timestamp=t / 30.0)  # timestamps 1/fps apart: the same periods
+        assert np.allclose(pushed.joints, whole.predictions[t].joints, atol=1e-5)
+    assert stream.smoother.filters["pose"].value.shape == (45,)  # one frame's state
+
+    items = [model.prepare(m, K=K) for m in masks[:8]]
+    raw = model.run_network(items)
+    smoothed = HandSmoother(model.runner.numpy_hand, 30.0).smooth(raw)
+    assert np.allclose(smoothed.transl, one_euro_filter(raw.transl, 30.0), atol=1e-6)
+    assert np.allclose(smoothed.pose, one_euro_filter(raw.pose, 30.0), atol=1e-6)
+    assert np.allclose(smoothed.global_orient, smooth_rotations(raw.global_orient, 30.0), atol=1e-6)
+
+
+def test_a_bad_frame_in_a_stream_is_that_frame_s_error(model, sequence):
+    masks, _, K = sequence
+    stream = model.stream(K=K)
+    stream.push(masks[0])
+    with pytest.raises(Mask2HandError, match="empty"):
+        stream.push(np.zeros_like(masks[0]))
+    assert stream.push(masks[1]).joints.shape == (21, 3)
+
+
 def test_left_sequence_is_mirrored(model, sequence):
     masks, _, K = sequence
-    frames = Frames(images=list(masks[:4]), names=list("abcd"), fps=30.0, source="<synthetic>")
+    frames = Frames.from_images(masks[:4], list("abcd"), fps=30.0, source="<synthetic>")
     right = predict_sequence(model, frames, K=K)
-    mirrored = Frames(images=[m[:, ::-1].copy() for m in masks[:4]], names=list("abcd"), fps=30.0, source="<m>")
+    mirrored = Frames.from_images([m[:, ::-1].copy() for m in masks[:4]], list("abcd"), fps=30.0, source="<m>")
     left = predict_sequence(model, mirrored, K=K, side="left")  # K is centered: its mirror is itself
     for a, b in zip(right.predictions, left.predictions):
         assert b.side == "left" and np.allclose(b.joints, a.joints * np.array([-1, 1, 1]), atol=1e-5)
@@ -206,11 +264,45 @@ def test_cli_video_input_and_errors(tmp_path, weights, sequence, capsys):
     gif = tmp_path / "clip.gif"
     iio.imwrite(gif, masks, extension=".gif", duration=50, loop=0)
     out = tmp_path / "out"
+    Image.fromarray(masks[0]).save(tmp_path / "clip.png")
     code = cli.main(["predict", str(gif), "--out", str(out), "--checkpoint", str(weights), "--no-figure",
                      "--no-gif", "--no-smoothing"])
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 4 and summary["fps"] == pytest.approx(20.0) and summary["smoothing"] is None
     assert summary["animation"] is None and (out / "clip_00003.ply").is_file() and summary["frame"] == "opencv"
-    code = cli.main(["predict", str(gif), str(gif), "--out", str(out), "--checkpoint", str(weights)])
-    assert code == 2 and "one INPUT" in capsys.readouterr().err
+    code = cli.main(["predict", str(gif), str(tmp_path / "clip.png"), "--out", str(out), "--checkpoint", str(weights)])
+    assert code == 2 and "not a video or GIF" in capsys.readouterr().err
+
+
+def test_cli_predicts_several_videos_frame_by_frame(tmp_path, weights, sequence, capsys):
+    import imageio.v3 as iio
+
+    pytest.importorskip("imageio_ffmpeg")
+    masks = np.repeat(sequence[0][:6, ..., None].astype(np.uint8) * 255, 3, axis=-1)
+    iio.imwrite(tmp_path / "a.mp4", masks, fps=10, plugin="FFMPEG", macro_block_size=1)
+    iio.imwrite(tmp_path / "b.mp4", masks[::-1], fps=10, plugin="FFMPEG", macro_block_size=1)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    out = tmp_path / "out"
+    code = cli.main(["predict", str(tmp_path / "a.mp4"), str(tmp_path / "broken.mp4"), str(tmp_path / "b.mp4"),
+                     "--out", str(out), "--checkpoint", str(weights), "--no-figure", "--batch-size", "4"])
+    err = capsys.readouterr().err
+    assert code == 2 and "broken.mp4" in err and len([line for line in err.splitlines() if "error" in line]) == 1
+    top = json.loads((out / "summary.json").read_text())
+    assert [s["status"] for s in top["sequences"]] == ["ok", "error", "ok"]
+    assert [s.get("folder") for s in top["sequences"]] == ["a", None, "b"]
+    for stem in ("a", "b"):
+        summary = json.loads((out / stem / "summary.json").read_text())
+        assert summary["frames"] == 6 and summary["fps"] == pytest.approx(10.0) and summary["failed"] == 0
+        assert (out / stem / f"{stem}_00005.json").is_file() and Image.open(out / stem / f"{stem}.gif").n_frames == 6
+
+
+def test_the_gif_of_a_long_sequence_keeps_a_bounded_number_of_frames(monkeypatch, model, sequence):
+    from mask2hand.commands import predict
+
+    monkeypatch.setattr(predict, "GIF_MAX_FRAMES", 4)
+    prediction = model.predict(sequence[0][0], K=sequence[2])
+    gif = predict._GifFrames(None)
+    for _ in range(11):
+        gif.add(prediction)
+    assert len(gif.panels) <= 4 and gif.stride == 4 and gif.seen == 11  # frames 0, 4, 8 kept

@@ -317,16 +317,17 @@ def test_unknown_answers_and_paths_answer_404_in_json(client, victory):
     assert client.get("/no/such/page").json() == {"error": "no such page or endpoint"}
 
 
-def test_the_page_and_its_files_load_nothing_from_the_network(client):
-    page = client.get("/")
-    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+def test_the_pages_and_their_files_load_nothing_from_the_network(client):
+    pages = [client.get("/"), client.get("/live")]
+    for page in pages:
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert "default-src 'self'" in page.headers["content-security-policy"]
     names = sorted(p.name for p in static_folder().iterdir())
-    assert names == ["app.js", "index.html", "style.css", "viewer.js"]
+    assert names == ["app.js", "index.html", "live.html", "live.js", "style.css", "viewer.js"]
     for name in names:
         text = client.get(f"/static/{name}").text
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.I), name
-        assert re.search(r"[\"']/static/" + re.escape(name), page.text) or name == "index.html"
+        assert any(re.search(r"[\"']/static/" + re.escape(name), page.text) for page in pages) or name.endswith(".html")
 
 
 def test_the_placeholder_hints_flow_as_paragraphs():
@@ -553,6 +554,43 @@ def test_a_request_that_stops_halfway_is_closed_after_the_read_timeout(served):
         assert _closed_by_server(sock, READ_TIMEOUT + 10)
     time.sleep(0.5)
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.slow
+def test_a_live_socket_outlasts_the_read_timeout(served):
+    """The read deadline is for HTTP requests: a WebSocket of the live mode idle for longer than
+    --read-timeout still answers its next frame."""
+    import struct
+
+    pytest.importorskip("wsproto")
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, BytesMessage, Request, TextMessage
+
+    (host, port), _, _ = served
+    client = WSConnection(ConnectionType.CLIENT)
+
+    def next_message(sock: socket.socket) -> dict:
+        text = ""
+        while True:
+            data = sock.recv(1 << 20)
+            assert data, "the server closed the live socket"
+            client.receive_data(data)
+            for event in client.events():
+                if isinstance(event, TextMessage):
+                    text += event.data
+                    if event.message_finished:
+                        return json.loads(text)
+                else:
+                    assert isinstance(event, AcceptConnection), event
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:56, 24:40] = 1
+    with socket.create_connection((host, port), timeout=60) as sock:
+        sock.sendall(client.send(Request(host=f"{host}:{port}", target="/api/live")))
+        assert next_message(sock)["type"] == "hello"
+        time.sleep(READ_TIMEOUT + 1)
+        sock.sendall(client.send(BytesMessage(data=struct.pack("<HHd", 64, 64, 0.0) + mask.tobytes())))
+        assert next_message(sock)["type"] in ("answer", "error")
 
 
 @pytest.mark.slow

@@ -84,6 +84,21 @@ def test_predict_without_torch_writes_the_answers(tmp_path, torch_answers):
     assert summary["counts"] == {"inputs": 2, "ok": 2, "failed": 0}
 
 
+def test_a_sequence_is_smoothed_without_torch(tmp_path):
+    """The smoother re-poses the NumPy hand layer: the torch-free install smooths a GIF's frames."""
+    from PIL import Image
+
+    frames = [Image.open(EXAMPLES / name).convert("L") for name in ("fist.png", "open_palm.png", "point.png")]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=40)
+    out = tmp_path / "out"
+    proc = run_torch_free(tmp_path, "predict", str(tmp_path / "clip.gif"), "--out", str(out), "--no-gif")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["smoothing"]["filter"] == "one_euro" and summary["frames"] == 3 and summary["failed"] == 0
+    notes = json.loads((out / "clip_00002.json").read_text())["notes"]
+    assert any("One Euro" in note for note in notes)
+
+
 @pytest.mark.parametrize("option", [["--fit"], ["--hypotheses", "2"], ["--mano-export", "MANO_RIGHT.pkl"],
                                     ["--runtime", "torch"], ["--checkpoint", "runs/x/best.pt"]])
 def test_what_needs_torch_says_so_in_one_line(tmp_path, option):

@@ -76,16 +76,36 @@ def serving(app) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def fake_camera_flags(video: Path) -> tuple[str, ...]:
+    """Chromium flags that give the page a camera playing `video` (a .y4m file, looped) and grant it
+    without asking."""
+    return ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}")
+
+
+def write_y4m(path: Path, frames: np.ndarray, fps: int = 30) -> Path:
+    """A Y4M video (YUV 4:2:0, what Chromium's fake camera plays) of grey frames (T,H,W) uint8, H and W
+    even: a text header, then per frame the line FRAME, the H x W luma plane and two flat chroma planes."""
+    count, height, width = frames.shape
+    chroma = bytes([128]) * (height // 2) * (width // 2) * 2  # no colour
+    with open(path, "wb") as file:
+        file.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            file.write(b"FRAME\n" + np.ascontiguousarray(frame, dtype=np.uint8).tobytes() + chroma)
+    return path
+
+
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator:
-    """Headless Chromium driven by Selenium (yields a selenium.webdriver.Chrome), with a throw-away profile."""
+def chromium(width: int = 1280, height: int = 900, flags: tuple[str, ...] = ()) -> Iterator:
+    """Headless Chromium driven by Selenium (yields a selenium.webdriver.Chrome), with a throw-away
+    profile; `flags` are added to CHROME_FLAGS."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     with tempfile.TemporaryDirectory(prefix="mask2hand-chromium-") as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = str(CHROMIUM)
-        for flag in CHROME_FLAGS:
+        for flag in CHROME_FLAGS + tuple(flags):
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
         options.add_argument(f"--window-size={width},{height}")

@@ -11,12 +11,15 @@ status is 2 at the end if any input failed.
 summary gain iou_before_fit and fit_steps); --hypotheses K adds the K best distinct hands that explain
 the silhouette to the JSON ("hypotheses", best score first) and writes <stem>_hypN.obj.
 
-Sequences: one video (.mp4, .avi, .mov, ...) or animated GIF, or with --sequence one
-folder of frames (sorted naturally by name: 2 before 10) or multi-page TIFF. Every frame
-is predicted, the hand parameters are smoothed over time with a One Euro filter
-(mask2hand.inference.smoothing; --min-cutoff, --beta, --d-cutoff, --no-smoothing), and DIR receives
-the per-frame files as above, <name>.gif (input mask, predicted contour and 2-D skeleton
-per frame) and summary.json (per frame, plus the jitter with and without smoothing).
+Sequences: videos (.mp4, .avi, .mov, ...) and animated GIFs, or with --sequence folders of
+frames (sorted naturally by name: 2 before 10) and multi-page TIFFs, one or several per run.
+Frames are read, predicted and written one batch at a time (memory does not grow with a
+video's length), the hand parameters are smoothed over time with a One Euro filter
+(mask2hand.inference.hand_smoothing; --min-cutoff, --beta, --d-cutoff, --no-smoothing), and DIR
+(DIR/<stem>/ per sequence when there are several, with DIR/summary.json listing them) receives
+the per-frame files as above, <name>.gif (input mask, predicted contour and 2-D skeleton per
+frame, at most GIF_MAX_FRAMES of them) and summary.json (per frame, plus the jitter with and
+without smoothing).
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--quiet", action="store_true", help="print only errors and the final line")
     output.add_argument("--verbose", action="store_true", help="also a line per input written, with its IoU")
-    seq = parser.add_argument_group("sequences (a video, a GIF, or --sequence with a folder of frames / TIFF stack)")
+    seq = parser.add_argument_group("sequences (videos, GIFs, or --sequence with folders of frames / TIFF stacks)")
     seq.add_argument("--sequence", action="store_true",
-                     help="treat the single INPUT (folder of frames, TIFF stack) as one sequence")
+                     help="treat each INPUT (folder of frames, TIFF stack) as one sequence")
     seq.add_argument("--fps", type=float, help="frame rate (default: the file's, else 30)")
     seq.add_argument("--min-cutoff", type=float, default=OneEuroConfig.min_cutoff,
                      help=f"One Euro cutoff at rest, Hz (default: {OneEuroConfig.min_cutoff})")
@@ -258,7 +261,7 @@ class _Reporter:
 
 
 def is_sequence_file(arg: str) -> bool:
-    from mask2hand.inference.sequence import is_sequence_file as check
+    from mask2hand.inference.video import is_sequence_file as check
 
     return check(arg)
 
@@ -288,75 +291,147 @@ def _runs_onnx(args: argparse.Namespace) -> bool:
     return bool(args.model) or resolve_runtime(args.runtime) == "onnx"
 
 
+GIF_MAX_FRAMES = 240
+"""Most frames a sequence's GIF holds: a longer sequence's GIF shows every k-th frame (k doubling
+as the sequence goes on), so its panels take bounded memory whatever the sequence's length."""
+
+
+class _GifFrames:
+    """The panels of a sequence's GIF, at most GIF_MAX_FRAMES: every `stride`-th frame, the stride
+    doubled (and every other panel dropped) whenever the panels would exceed the limit."""
+
+    def __init__(self, count: int | None):
+        from mask2hand.export.animation import gif_panel_side
+
+        self.side = gif_panel_side(min(count or GIF_MAX_FRAMES, GIF_MAX_FRAMES))
+        self.stride = 1
+        self.seen = 0
+        self.panels: list[np.ndarray] = []
+
+    def add(self, prediction) -> None:
+        from mask2hand.export.animation import skeleton_panel
+
+        if self.seen % self.stride == 0:
+            self.panels.append(skeleton_panel(prediction, max_side=self.side))
+            if len(self.panels) > GIF_MAX_FRAMES:
+                self.panels, self.stride = self.panels[::2], 2 * self.stride
+        self.seen += 1
+
+
+def _sequence_folders(paths: list[Path], out: Path) -> list[Path]:
+    """Where each sequence's files go: `out` for one sequence, out/<distinct stem> for several."""
+    return [out] if len(paths) == 1 else [out / stem for stem in output_stems(paths, out)]
+
+
 def run_sequence(args: argparse.Namespace) -> int:
-    """`predict` on one sequence: every frame must be readable (a bad frame stops with status 2)."""
+    """`predict` on sequences (videos, GIFs, or with --sequence folders of frames and TIFF stacks),
+    each read and written frame by frame: memory holds a batch of frames and the GIF's panels,
+    whatever the sequences' lengths. A bad frame is reported and skipped; a sequence that cannot
+    be read is reported and the others go on; the exit status is 2 if anything failed."""
+    from mask2hand.errors import Mask2HandError
     from mask2hand.image.camera import check_focal
     from mask2hand.inference.cameras import KFile
-    from mask2hand.errors import Mask2HandError
-    from mask2hand.export.animation import gif_panel_side, skeleton_panel, write_gif
-    from mask2hand.export.prediction import write_prediction
-    from mask2hand.inference.sequence import predict_sequence, read_frames
-    from mask2hand.inference.smoothing import mean_joint_acceleration
 
-    if len(args.inputs) != 1:
-        raise Mask2HandError("a sequence is one INPUT (a video, a GIF, or with --sequence a folder of frames or "
-                             "a TIFF stack); predict other files in a separate run")
     if args.fps is not None and not args.fps > 0:
         raise Mask2HandError("--fps must be positive")
+    not_sequences = [arg for arg in args.inputs if not (args.sequence or is_sequence_file(arg))]
+    if not_sequences:
+        raise Mask2HandError(f"{not_sequences[0]} is not a video or GIF; predict single masks in a separate run, "
+                             "or give --sequence for folders of frames and TIFF stacks")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise Mask2HandError(f"--out {out} exists and is not a folder; choose another output folder")
-    frames = read_frames(args.inputs[0])
     smoothing = None if args.no_smoothing else OneEuroConfig(args.min_cutoff, args.beta, args.d_cutoff).check()
     focal = check_focal(args.focal) if args.focal is not None else None
     k_file = KFile(args.k_file) if args.k_file else None
-    K = k_file.for_input(args.inputs[0]) if k_file is not None else None  # one camera for the whole sequence
-    if smoothing is not None:
-        require("torch", "smoothing a sequence (it re-poses the hand layer; or --no-smoothing)")
-        if _runs_onnx(args):
-            raise Mask2HandError("smoothing a sequence re-poses the hand layer, which needs the PyTorch runtime: "
-                                 "use --runtime torch, or --no-smoothing")
     check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any frame
     model = load_model(args)
-    figures = _figures_wanted(args)
-    result = predict_sequence(model, frames, K=K, focal=focal, threshold=args.threshold, side=args.side,
-                              fps=args.fps, smoothing=smoothing, batch_size=args.batch_size, skip_bad_frames=True)
-    report = _Reporter(0)
-    for name, message in result.failed:
-        report.line("error", f"{frames.source} frame {name}", message)
-    entries = [{"frame": frames.names.index(name), "status": "error", "error": message}
-               for name, message in result.failed]
-    for t, prediction in zip(result.frames, result.predictions):
+    paths = [Path(arg) for arg in args.inputs]
+    report = _Reporter(0, quiet=args.quiet, verbose=args.verbose)
+    records = []
+    for path, folder in zip(paths, _sequence_folders(paths, out)):
+        K = k_file.for_input(str(path)) if k_file is not None else None  # one camera for the whole sequence
         try:
-            paths = write_prediction(prediction, out, frames.names[t], figure=figures, frame=args.frame)
+            summary = _predict_sequence(model, path, folder, args, K=K, focal=focal, smoothing=smoothing,
+                                        report=report)
+        except Mask2HandError as exc:
+            report.line("error", str(path), str(exc))
+            records.append({"source": str(path), "status": "error", "error": str(exc)})
+            continue
+        records.append({"source": str(path), "status": "ok" if not summary["failed"] else "error",
+                        "folder": str(folder.relative_to(out)) if folder != out else ".",
+                        "frames": summary["frames"], "failed": summary["failed"]})
+    if len(paths) > 1:
+        write_summary(out, {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity,
+                            "hand": model.hand_identity, "sequences": records})
+    failed = sum(record["status"] != "ok" for record in records)
+    if len(paths) > 1:
+        print(f"{len(paths) - failed} of {len(paths)} sequence(s) predicted into {out}/ (a folder each); "
+              f"summary: {out / SUMMARY_NAME}")
+    return 2 if failed else 0
+
+
+def _predict_sequence(model, path: Path, out: Path, args: argparse.Namespace, K, focal, smoothing,
+                      report: _Reporter) -> dict:
+    """Predict one sequence into `out`, frame by frame; its summary (also written to out/summary.json).
+    Raises Mask2HandError when the sequence cannot be read or its outputs cannot be written."""
+    from mask2hand.errors import Mask2HandError
+    from mask2hand.export.animation import write_gif
+    from mask2hand.export.prediction import write_prediction
+    from mask2hand.inference.smoothing import JitterMeter
+    from mask2hand.inference.stream import DEFAULT_FPS, HandStream
+    from mask2hand.inference.video import read_frames
+
+    frames = read_frames(path)
+    rate = float(args.fps or frames.fps or DEFAULT_FPS)
+    stream = HandStream(model, fps=rate, smoothing=smoothing, K=K, focal=focal, threshold=args.threshold,
+                        side=args.side)
+    check_writable_folder(out, "--out")
+    figures = _figures_wanted(args)
+    gif = None if args.no_gif else _GifFrames(frames.count)
+    raw_jitter, smoothed_jitter = JitterMeter(), JitterMeter()
+    entries, failed = [], 0
+    for t, answer in enumerate(stream.predict_frames(frames, batch_size=args.batch_size)):
+        if answer.error is not None:
+            failed += 1
+            report.line("error", answer.label, str(answer.error))
+            entries.append({"frame": t, "status": "error", "error": str(answer.error)})
+            continue
+        prediction = answer.prediction
+        try:
+            paths = write_prediction(prediction, out, answer.name, figure=figures, frame=args.frame)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the outputs of frame {t} ({exc}); check that {out} is writable "
                                  "and has space") from None
+        raw_jitter.add(answer.raw_joints)
+        smoothed_jitter.add(prediction.joints)
+        if gif is not None:
+            gif.add(prediction)
         entries.append({"frame": t, "status": "ok", "input": prediction.source, "iou": prediction.iou,
                         "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings})
-    entries.sort(key=lambda entry: entry["frame"])
-    gif = None
-    if not args.no_gif:
+    predicted = len(entries) - failed
+    if not predicted:
+        raise Mask2HandError(f"{frames.source}: no frame could be predicted")
+    animation = None
+    if gif is not None:
         try:
-            side = gif_panel_side(len(result.predictions))
-            gif = write_gif(out / f"{Path(frames.source).stem or 'sequence'}.gif",
-                            [skeleton_panel(p, max_side=side) for p in result.predictions], result.fps)
+            animation = write_gif(out / f"{path.stem or 'sequence'}.gif", gif.panels, rate / gif.stride)
         except OSError as exc:
             raise Mask2HandError(f"cannot write the animation ({exc}); check that {out} is writable") from None
-    jitter = None
-    if len(result.predictions) >= 3:
-        jitter = {"raw": mean_joint_acceleration(result.raw_joints),
-                  "smoothed": mean_joint_acceleration(np.stack([p.joints for p in result.predictions]))}
+    jitter = None if raw_jitter.value is None else {"raw": raw_jitter.value, "smoothed": smoothed_jitter.value}
     summary = {"schema_version": JSON_SCHEMA_VERSION, "model": model.model_identity, "hand": model.hand_identity,
-               "source": frames.source, "frame": args.frame,
-               "frames": len(entries), "failed": len(result.failed), "fps": result.fps, "side": args.side,
+               "source": frames.source, "frame": args.frame, "frames": len(entries), "failed": failed, "fps": rate,
+               "side": args.side,
                "smoothing": None if smoothing is None else {"filter": "one_euro", "min_cutoff": smoothing.min_cutoff,
                                                             "beta": smoothing.beta, "d_cutoff": smoothing.d_cutoff},
-               "jitter_m_per_frame2": jitter, "animation": gif.name if gif else None, "inputs": entries}
+               "jitter_m_per_frame2": jitter, "animation": animation.name if animation else None,
+               "animation_stride": None if animation is None else gif.stride, "inputs": entries}
     summary_path = write_summary(out, summary)
-    print(f"{len(result.predictions)} of {len(entries)} frame(s) of {frames.source} predicted into {out}/"
-          f"{' (smoothed)' if smoothing else ''}{', animation ' + gif.name if gif else ''}; summary: {summary_path}")
-    return 2 if result.failed else 0
+    if not args.quiet or len(args.inputs) == 1:
+        print(f"{predicted} of {len(entries)} frame(s) of {frames.source} predicted into {out}/"
+              f"{' (smoothed)' if smoothing else ''}{', animation ' + animation.name if animation else ''}; "
+              f"summary: {summary_path}")
+    return summary
 
 
 def write_summary(out: Path, summary: dict) -> Path:

@@ -96,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"mask2hand serve: {model.model_identity['weights']} on http://{shown}:{port}/ "
               "(API under /api/; Ctrl-C stops)", flush=True)
         # one process, one worker: the model is loaded once and requests take turns on it
+        # ws_max_size: a live frame (mask2hand.serve.live) is bounded by the upload limit too
         server = uvicorn.Server(uvicorn.Config(app, log_level="info", workers=1, http=guarded_protocol(limits),
-                                               timeout_keep_alive=IDLE_TIMEOUT_S, backlog=BACKLOG))
+                                               timeout_keep_alive=IDLE_TIMEOUT_S, backlog=BACKLOG,
+                                               ws_max_size=int(args.max_upload_mb * 2 ** 20)))
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -97,6 +97,13 @@ class NumpyHand:
         posed = self._pose(global_orient, transl, pose, betas)
         return posed.vertices, posed.joints
 
+    def joints_from_vertices(self, vertices: np.ndarray) -> np.ndarray:
+        """21 joints (B,21,3) FreiHAND order of any mesh (B,V,3) with this model's topology: the
+        joint regressor on the vertices plus the fingertip vertices (`HandModel.joints_from_vertices`)."""
+        vertices = np.asarray(vertices, dtype=np.float64)
+        rig = np.einsum("jv,bvc->bjc", self.joint_regressor, vertices)
+        return np.concatenate([rig, vertices[:, self.fingertip_ids]], axis=1)[:, list(MANO_TO_FREIHAND)]
+
     def jacobian(self, global_orient: np.ndarray, transl: np.ndarray, pose: np.ndarray,
                  betas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The forward and its exact derivatives: (vertices (B,V,3), joints (B,21,3), d_vertices

@@ -18,7 +18,7 @@ and intrinsics -> `NetworkResult`; mask2hand.inference.runner), and `finish` (th
 answers -> `Prediction`s in each original image: 2-D joints, exact silhouette, IoU;
 mask2hand.inference.finish). Test-time fitting and hypotheses act on the NetworkResult between
 the last two stages (mask2hand.inference.fitting), and so does the temporal smoothing of
-sequences (mask2hand.inference.sequence). Left hands are mirrored in `prepare` and mirrored
+streams and sequences (mask2hand.inference.stream, `stream`). Left hands are mirrored in `prepare` and mirrored
 back in `finish` (mask2hand.inference.mirror). `predict_each` runs many inputs through the
 three stages within a memory budget and gives each its own outcome
 (mask2hand.inference.pipeline); `predict` is its strict form.
@@ -41,10 +41,12 @@ from mask2hand.inference.pipeline import MaskInput, Outcome, predict_each
 from mask2hand.inference.prepare import PreparedInput, prepare_mask
 from mask2hand.inference.result import Prediction
 from mask2hand.inference.runner import NetworkResult, Runner, TorchRunner
+from mask2hand.inference.smoothing import OneEuroConfig
 from mask2hand.utils.files import file_sha256
 
 if TYPE_CHECKING:
     from mask2hand.hand.model import HandModel
+    from mask2hand.inference.stream import HandStream
 
 __all__ = ["Mask2Hand", "MaskInput", "NetworkResult", "Outcome", "PreparedInput", "Prediction"]
 
@@ -202,6 +204,16 @@ class Mask2Hand:
         """
         return predict_each(self, inputs, threshold=threshold, side=side, batch_size=batch_size, fit=fit,
                             hypotheses=hypotheses, pixel_budget=pixel_budget, confidence=confidence)
+
+    def stream(self, fps: float = 30.0, smoothing: OneEuroConfig | None = OneEuroConfig(),
+               K: np.ndarray | None = None, focal: float | None = None, threshold: float = DEFAULT_THRESHOLD,
+               side: str = "right") -> "HandStream":
+        """A HandStream (mask2hand.inference.stream): `push(frame) -> Prediction`, one frame of a
+        camera after another, smoothed over time (smoothing: the One Euro settings, None for
+        independent frames) with memory that does not grow with the number of frames."""
+        from mask2hand.inference.stream import HandStream
+
+        return HandStream(self, fps=fps, smoothing=smoothing, K=K, focal=focal, threshold=threshold, side=side)
 
     # ------------------------------------------------------------------ all stages
     def predict(self, masks, K=None, focal=None, threshold: float = DEFAULT_THRESHOLD,

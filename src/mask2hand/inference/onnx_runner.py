@@ -9,9 +9,9 @@
 input_size, input_crop, hand identity, `__call__(masks, K) -> NetworkResult`), so `Mask2Hand`
 prepares inputs and finishes predictions the same way for both. Everything
 it needs is in the file's metadata (see mask2hand.export.onnx). It has no torch hand layer
-(`hand` is None): what needs one (fitting, smoothing a sequence, which re-pose the mesh) needs
-the PyTorch runtime. For the open hand, whose arrays ship with mask2hand, it has the NumPy
-layer (`numpy_hand`) that rebuilds the answer's parameters as the torch runtime does.
+(`hand` is None): what needs one (test-time fitting) needs the PyTorch runtime. For the open
+hand, whose arrays ship with mask2hand, it has the NumPy layer (`numpy_hand`) that rebuilds the
+answer's parameters and re-poses smoothed sequences as the torch runtime does.
 """
 
 from __future__ import annotations

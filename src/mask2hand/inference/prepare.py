@@ -30,8 +30,7 @@ class PreparedMask:
 
     mask: (H,W) bool, the cleaned mask at the original resolution, in the frame the network
     sees (mirrored for a left hand). model_input: (S,S) float32 0/1, the cut (or padded)
-    and resampled network input (None once the network has run on a sequence's frame:
-    mask2hand.inference.sequence). transform: original <-> model pixel map. warnings:
+    and resampled network input. transform: original <-> model pixel map. warnings:
     one-line messages about what was changed. source: file name or "<array i>".
     """
 

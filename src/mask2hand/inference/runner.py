@@ -2,8 +2,8 @@
 
 A runner is anything with the `Runner` attributes and call: `TorchRunner` here, or
 `mask2hand.inference.onnx_runner.OnnxRunner`. `Mask2Hand` prepares inputs and finishes
-predictions the same way for every runner; only what re-poses the hand (test-time fitting,
-smoothing a sequence) needs the runner's torch hand layer, `Runner.hand`.
+predictions the same way for every runner; only test-time fitting needs the runner's torch hand
+layer, `Runner.hand` (smoothing re-poses its NumPy twin, `Runner.numpy_hand`).
 """
 
 from __future__ import annotations
@@ -93,9 +93,9 @@ class Runner(Protocol):
     input_crop: the hand-window margin of a cropping network, or None (whole image);
     hand_identity: the hand model's name and asset hash; flat_hand_mean: whether the
     parameters' zero finger pose is the flat hand; hand: the torch hand layer that can
-    re-pose the answer (fitting, smoothing), or None where the runtime has none (ONNX);
+    re-pose the answer (fitting), or None where the runtime has none (ONNX);
     numpy_hand: the same layer in NumPy, which rebuilds the answer's parameters
-    (mask2hand.inference.rebuild), or None where the runtime does not have the hand's arrays
+    (mask2hand.inference.rebuild) and re-poses smoothed answers (mask2hand.inference.hand_smoothing), or None where the runtime does not have the hand's arrays
     (an ONNX export of a MANO network). Called with model inputs (B,S,S) float32 and their
     K (B,3,3) at S.
     """

@@ -10,11 +10,12 @@ Modules, one job each:
 - `prediction_queue`: predictions one at a time on their own thread, a bounded number waiting (503);
 - `hosts`: the Host allow-list and the same-origin rule for POSTs (400, 403);
 - `connections`: uvicorn's connection handling with a read timeout and a connection limit;
-- `app`: `create_app(model)`, the FastAPI app: the page, the API, the errors as one-line JSON;
+- `live`: the live mode's WebSocket: camera silhouettes in, smoothed hands out, one stream per socket;
+- `app`: `create_app(model)`, the FastAPI app: the pages, the API, the errors as one-line JSON;
 - `static/`: the page (HTML, CSS, its own small WebGL viewer), served as files, nothing fetched
   from the network.
 
-FastAPI, uvicorn and python-multipart are the optional extra `mask2hand[serve]`: this package
+FastAPI, uvicorn, python-multipart and wsproto are the optional extra `mask2hand[serve]`: this package
 imports them, nothing below it does, and importing `mask2hand.serve` itself needs none of them.
 """
 

@@ -8,6 +8,9 @@
                                      side (right/left) -> the answer (mask2hand.serve.answers.Answer.to_json)
     GET  /api/answers/{id}/{file}    the answer's <stem>.obj, .ply, .json, <stem>_hyp<k>.obj, as
                                      `mask2hand predict` writes them
+    GET  /live                       the live page (static/live.html): the camera, a silhouette made in the
+                                     browser, the smoothed 3-D hand as it moves
+    WS   /api/live                   frames in, smoothed hands out (mask2hand.serve.live)
 
 Every error is JSON {"error": "<one line>"}: 400 for a bad upload, option or request (the library's
 Mask2HandError message, as `mask2hand predict` prints it) and for a Host header that does not name
@@ -27,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -40,6 +43,7 @@ from mask2hand.serve import DEFAULT_MAX_UPLOAD_MB
 from mask2hand.serve.answers import DOWNLOADS_PATH, MEDIA_TYPES
 from mask2hand.serve.hosts import SameOriginOnly
 from mask2hand.serve.limits import BodySizeLimit
+from mask2hand.serve.live import LiveSockets, serve_live
 from mask2hand.serve.prediction_queue import DEFAULT_MAX_QUEUE, ServerBusy
 from mask2hand.serve.service import KEPT_ANSWERS, PredictService
 from mask2hand.serve.uploads import parse_options, upload_name
@@ -121,11 +125,22 @@ def create_app(model: "Mask2Hand", max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     def page() -> FileResponse:
         return FileResponse(static / "index.html", headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
+    @app.get("/live", include_in_schema=False)
+    def live_page() -> FileResponse:
+        return FileResponse(static / "live.html", headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    live_sockets = LiveSockets()
+
+    @app.websocket("/api/live")
+    async def live(websocket: WebSocket) -> None:
+        await serve_live(websocket, service, live_sockets)
+
     @app.get("/api/health")
     async def health() -> dict:
         return {"status": "ok", "version": __version__, "model": model.model_identity, "hand": model.hand_identity,
                 "device": str(getattr(model.runner, "device", "onnxruntime")), "input_size": model.input_size,
                 "requests": service.requests, "failed": service.failed, "queued": service.queue.pending,
+                "live_sessions": live_sockets.open,
                 "max_upload_mb": max_upload_mb, "kept_answers": kept_answers, "max_queue": max_queue}
 
     @app.get("/api/models")

@@ -4,7 +4,8 @@
 - read timeout: a request's headers and body must have arrived within `read_timeout` seconds of
   the connection being ready for it (opened, or its previous answer sent). A connection
   trickling a byte at a time or stopping halfway is closed then. An idle kept-alive connection is
-  closed after IDLE_TIMEOUT_S (uvicorn's timeout_keep_alive).
+  closed after IDLE_TIMEOUT_S (uvicorn's timeout_keep_alive). A connection upgraded to a
+  WebSocket (the live mode, mask2hand.serve.live) is no longer an HTTP request and has no deadline.
 - connection limit: at most `max_connections` open at once (connection_limit: below the process's
   open-file limit). A connection over it closes the oldest open one still waiting for its request,
   so idle half-requests cannot lock a real client out; when every open connection has a request
@@ -122,6 +123,14 @@ class GuardedH11Protocol(H11Protocol):
         if self._read_deadline is not None:
             self._read_deadline.cancel()
         super().connection_lost(exc)
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        """Hand the connection to the WebSocket protocol (the live mode): its messages may come
+        whenever the client sends them, so the read deadline no longer applies."""
+        if self._read_deadline is not None:
+            self._read_deadline.cancel()
+            self._read_deadline = None
+        super().handle_websocket_upgrade(event)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

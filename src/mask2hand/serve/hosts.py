@@ -8,6 +8,8 @@ A page on another site can make a browser send requests to this server; two rule
   header must come from the server's own origin, http://<its Host header>; another is answered
   403. Browsers send Origin with every cross-origin POST; a request without one (curl, a script)
   comes from no web page and passes.
+- a WebSocket handshake (the live mode) follows both rules: browsers send Origin with every one,
+  and one from another origin is refused before the socket opens (HTTP 403).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class SameOriginOnly:
         self.names = host_names(host)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -58,7 +60,8 @@ class SameOriginOnly:
                                     "open it by one of them", scope, receive, send)
             return
         origin = headers.get("origin")
-        if scope["method"] not in SAFE_METHODS and origin is not None and origin.lower() != f"http://{host}":
+        changes = scope["type"] == "websocket" or scope["method"] not in SAFE_METHODS
+        if changes and origin is not None and origin.lower() != f"http://{host}":
             await self._refuse(403, f"a page from {origin!r} may not use this server; open http://{host}/ instead",
                                scope, receive, send)
             return
@@ -66,4 +69,7 @@ class SameOriginOnly:
 
     @staticmethod
     async def _refuse(status: int, message: str, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # closing before accepting: the server answers the handshake 403
+            await send({"type": "websocket.close", "code": 1008, "reason": message[:120]})
+            return
         await JSONResponse({"error": message}, status_code=status)(scope, receive, send)
