@@ -165,6 +165,25 @@ def test_the_use_layer_runs_inference_then_export_then_serve(graph):
     assert _violations(graph, {"export"}, {"serve"}) == []
 
 
+# Every folder (and loose module) of the package in one order, lowest first: an import may only
+# point to its own part or to one listed before it, so no arrow runs back up between folders.
+FLOORS = ("errors", "version", "utils", "image", "hand", "render", "nn", "data", "fit", "losses", "inference",
+          "export", "evaluation", "train", "serve", "testing", "commands", "cli", "", "__main__")
+
+
+def test_every_arrow_between_folders_points_down(graph):
+    assert {part(m) for m in graph} <= set(FLOORS)
+    floor = {name: level for level, name in enumerate(FLOORS)}
+    upward = sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps if floor[part(d)] > floor[part(m)])
+    assert upward == []
+
+
+def test_the_floor_check_sees_an_arrow_back_up():
+    floor = {name: level for level, name in enumerate(FLOORS)}
+    assert floor[part("mask2hand.evaluation.network")] > floor[part("mask2hand.data.storage")]
+    assert floor[part("mask2hand.inference.result")] < floor[part("mask2hand.export.prediction")]
+
+
 def test_the_runtime_never_imports_the_testing_helpers(graph):
     runtime = FOUNDATION | MODEL | LEARNING | USE | INTERFACE
     assert _violations(graph, runtime, TESTING) == []
