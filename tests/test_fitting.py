@@ -311,16 +311,6 @@ def test_hypotheses_are_distinct_and_sorted_by_score(hand):
 
 # ---------------------------------------------------------------------- predict and the CLI
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def model(weights) -> Mask2Hand:
-    return Mask2Hand.from_pretrained(weights)
-
-
 @pytest.mark.slow
 def test_predict_with_fit_and_hypotheses(model, tmp_path):
     mask = blob_mask(100, 100)

@@ -26,11 +26,6 @@ POOR_FIT = "explains the mask poorly"
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
 def shipped() -> Mask2Hand:
     return Mask2Hand.from_pretrained()
 

@@ -27,11 +27,6 @@ K_OFF_CENTER = np.array([[260.0, 0.0, 70.3], [0.0, 255.0, 45.1], [0.0, 0.0, 1.0]
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Mask2Hand:
-    return Mask2Hand.from_pretrained(write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt"))
-
-
-@pytest.fixture(scope="module")
 def right_mask() -> np.ndarray:
     """The exact silhouette (H,W) bool of the open right hand, fingers up, slightly off center."""
     hand = load_hand_model("open")

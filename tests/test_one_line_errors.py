@@ -16,11 +16,6 @@ from mask2hand.cli import main as cli_main
 from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
 def _error_lines(capsys) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if "error" in line]
 

@@ -16,11 +16,6 @@ from mask2hand.inference.api import Mask2Hand
 from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
 def _inside(path, folder: Path) -> bool:
     path = Path(path).absolute()
     return path == folder or folder in path.parents

@@ -13,11 +13,6 @@ from mask2hand.inference.pipeline import read_input
 from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Mask2Hand:
-    return Mask2Hand.from_pretrained(write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt"))
-
-
 class CountingRunner:
     """Wraps a runner and records the batch size of every network pass."""
 

@@ -22,12 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Mask2Hand:
-    path = write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-    return Mask2Hand.from_pretrained(path)
-
-
 def test_prediction_shapes_and_identity(model, tmp_path):
     path = save_mask_png(tmp_path / "hand.png", blob_mask(80, 120))
     result = model.predict(path)

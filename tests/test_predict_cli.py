@@ -19,11 +19,6 @@ from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 PREDICT_ENTRY = ("predict", "predict 3D hands from silhouette files")
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
 @pytest.fixture(autouse=True)
 def predict_registered(monkeypatch):
     """Run through cli.main whether or not the lead has added the table line yet."""

@@ -28,16 +28,6 @@ from tiny_model import blob_mask, save_mask_png, write_tiny_weights
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def model(weights) -> Mask2Hand:
-    return Mask2Hand.from_pretrained(weights)
-
-
-@pytest.fixture(scope="module")
 def hand_mesh() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The open hand, slightly posed, 40 cm in front of the camera: vertices (V,3), faces, joints (21,3)."""
     import torch

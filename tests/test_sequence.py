@@ -27,16 +27,6 @@ NUM_FRAMES = 16
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")
-
-
-@pytest.fixture(scope="module")
-def model(weights) -> Mask2Hand:
-    return Mask2Hand.from_pretrained(weights)
-
-
-@pytest.fixture(scope="module")
 def sequence():
     masks, joints, K = synthetic_sequence(load_hand_model("open"), num_frames=NUM_FRAMES, seed=0)
     return masks, joints, K
