@@ -182,8 +182,11 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(runs: Path, out: Path) -> list[dict]:
-    rows = [arm_row(folder) for folder in sorted(runs.iterdir())
+def report(runs: Path, out: Path, arms: list[str] | None = None) -> list[dict]:
+    """Write OUT.json, OUT.md and OUT.png of the arms in `runs` that logged an epoch (only `arms`, in
+    that order, when given); the rows."""
+    folders = [runs / name for name in arms] if arms else sorted(runs.iterdir())
+    rows = [arm_row(folder) for folder in folders
             if (folder / ARM_FILE).is_file() and (folder / "epochs.csv").is_file()]
     if not rows:
         raise SystemExit(f"no arm in {runs} has logged an epoch yet")
@@ -210,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     rep = commands.add_parser("report", help="table (JSON, Markdown) and figure of the arms run so far")
     rep.add_argument("--runs", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json, OUT.md and OUT.png")
+    rep.add_argument("--arms", help="comma-separated arms to report, in this order (default: all that logged an epoch)")
     args = parser.parse_args(argv)
     if args.command == "report":
-        print(markdown_table(report(args.runs, args.out)), end="")
+        print(markdown_table(report(args.runs, args.out, args.arms.split(",") if args.arms else None)), end="")
         return 0
     spec = load_arms(args.recipe)
     for key in ("epoch_samples", "val_samples"):
