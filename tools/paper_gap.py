@@ -130,7 +130,8 @@ def arm_row(folder: Path) -> dict:
     """One arm's row of the report: its settings, samples seen, throughput, validation and test figures."""
     arm = json.loads((folder / ARM_FILE).read_text())
     curve = validation_curve(folder, arm["epoch_samples"])
-    seconds = sum((b - a) / speed for a, b, speed in zip([0.0] + curve["samples"], curve["samples"], curve["samples_per_s"]))
+    starts = [0.0] + curve["samples"]
+    seconds = sum((b - a) / speed for a, b, speed in zip(starts, curve["samples"], curve["samples_per_s"]))
     row = {**arm, "finished": _finished(folder), "samples_seen": curve["samples"][-1] if curve["samples"] else 0,
            "train_hours": seconds / 3600, "curve": curve}
     row["samples_per_s"] = row["samples_seen"] / seconds if seconds else None
