@@ -49,7 +49,8 @@ def test_an_arm_is_trained_at_the_budget_evaluated_skipped_when_done_and_reporte
     log = (arm / "train.log").read_text()
     assert log.count("--resume") == 1 and (arm / "steps.csv").read_text() == steps
 
-    report = _tool("report", "--runs", str(runs), "--out", str(tmp_path / "report" / "gap"))
+    report = _tool("report", "--runs", str(runs), "--out", str(tmp_path / "report" / "gap"),
+                   "--arms", "paper-optimizer")
     assert report.returncode == 0, report.stderr
     row = json.loads((tmp_path / "report" / "gap.json").read_text())["arms"][0]
     assert row["arm"] == "paper-optimizer" and row["finished"] and row["samples_seen"] == 64

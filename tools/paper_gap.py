@@ -130,7 +130,8 @@ def arm_row(folder: Path) -> dict:
     """One arm's row of the report: its settings, samples seen, throughput, validation and test figures."""
     arm = json.loads((folder / ARM_FILE).read_text())
     curve = validation_curve(folder, arm["epoch_samples"])
-    seconds = sum((b - a) / speed for a, b, speed in zip([0.0] + curve["samples"], curve["samples"], curve["samples_per_s"]))
+    starts = [0.0] + curve["samples"]
+    seconds = sum((b - a) / speed for a, b, speed in zip(starts, curve["samples"], curve["samples_per_s"]))
     row = {**arm, "finished": _finished(folder), "samples_seen": curve["samples"][-1] if curve["samples"] else 0,
            "train_hours": seconds / 3600, "curve": curve}
     row["samples_per_s"] = row["samples_seen"] / seconds if seconds else None
@@ -182,8 +183,11 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(runs: Path, out: Path) -> list[dict]:
-    rows = [arm_row(folder) for folder in sorted(runs.iterdir())
+def report(runs: Path, out: Path, arms: list[str] | None = None) -> list[dict]:
+    """Write OUT.json, OUT.md and OUT.png of the arms in `runs` that logged an epoch (only `arms`, in
+    that order, when given); the rows."""
+    folders = [runs / name for name in arms] if arms else sorted(runs.iterdir())
+    rows = [arm_row(folder) for folder in folders
             if (folder / ARM_FILE).is_file() and (folder / "epochs.csv").is_file()]
     if not rows:
         raise SystemExit(f"no arm in {runs} has logged an epoch yet")
@@ -210,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     rep = commands.add_parser("report", help="table (JSON, Markdown) and figure of the arms run so far")
     rep.add_argument("--runs", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json, OUT.md and OUT.png")
+    rep.add_argument("--arms", help="comma-separated arms to report, in this order (default: all that logged an epoch)")
     args = parser.parse_args(argv)
     if args.command == "report":
-        print(markdown_table(report(args.runs, args.out)), end="")
+        print(markdown_table(report(args.runs, args.out, args.arms.split(",") if args.arms else None)), end="")
         return 0
     spec = load_arms(args.recipe)
     for key in ("epoch_samples", "val_samples"):

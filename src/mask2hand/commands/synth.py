@@ -67,7 +67,8 @@ def write_dataset(args: argparse.Namespace, progress) -> Path:
         if seed is not None and seed < 0:
             raise Mask2HandError(f"{name} must be a non-negative integer, got {seed}")
     if args.view_seed is not None and args.kind != "paper":
-        raise Mask2HandError("--view-seed draws the paper protocol's poses in other views: it is for `synth paper` only")
+        raise Mask2HandError("--view-seed draws the paper protocol's poses in other views: it is for "
+                             "`synth paper` only")
     if args.kind == "paper":
         from mask2hand.data.synthetic import PaperProtocol, generate_paper, with_probabilities
 

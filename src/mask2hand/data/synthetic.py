@@ -341,7 +341,8 @@ def _split_rngs(seed: int, names: list[str], view_seed: int | None = None) -> di
     the view streams alone (None: `seed`), so the same poses can be drawn in other views."""
 
     def streams(of: int) -> list[list[np.random.Generator]]:
-        return [[np.random.default_rng(s) for s in child.spawn(4)] for child in np.random.SeedSequence(of).spawn(len(names))]
+        children = np.random.SeedSequence(of).spawn(len(names))
+        return [[np.random.default_rng(s) for s in child.spawn(4)] for child in children]
 
     own = streams(seed)
     if view_seed is not None:
