@@ -21,6 +21,12 @@ def mano_path(tmp_path_factory) -> Path:
     return write_mano_fixture(tmp_path_factory.mktemp("mano") / "MANO_RIGHT.pkl", seed=0)
 
 
+@pytest.fixture(scope="session")
+def mano_left_path(tmp_path_factory) -> Path:
+    """The mirror image of mano_path's model, as MANO_LEFT.pkl is MANO_RIGHT.pkl's (mano_fixture.py)."""
+    return write_mano_fixture(tmp_path_factory.mktemp("mano_left") / "MANO_LEFT.pkl", seed=0, side="left")
+
+
 @pytest.fixture(params=DEVICES)
 def device(request) -> torch.device:
     """cpu, and cuda where available: the device column of the device x dtype matrix (device_dtype.py)."""
