@@ -294,6 +294,14 @@ def test_predict_fits_mano_left_to_a_left_hand(hand_like_mano, hand_like_mano_le
     assert data["joints_residual_mm"] < 3.0
 
 
+@pytest.mark.parametrize("name", ["MANO_RIGHT.pkl", None])
+def test_the_left_model_is_a_file_not_named_right(prediction, hand_like_mano, tmp_path, name):
+    left = dataclasses.replace(prediction, side="left")
+    path = tmp_path if name is None else tmp_path / name
+    with pytest.raises(Mask2HandError, match="MANO_LEFT.pkl"):
+        mano_from_prediction(left, hand_like_mano, mano_left_path=path)
+
+
 def test_mano_left_needs_mano_export(hand_like_mano_left, tmp_path, capsys):
     from mask2hand import cli
 

@@ -198,11 +198,21 @@ def mano_from_prediction(prediction: Prediction, mano_path: str | os.PathLike | 
     """
     vertices, joints = prediction.vertices, prediction.joints
     if prediction.side == "left" and mano_left_path is not None:
+        _check_left_file(Path(mano_left_path))
         return fit_mano(load_mano_layer(mano_left_path, fingertips), vertices, prediction.faces, joints,
                         side="left", is_rhand=False)
     if prediction.side == "left":  # into the mirrored camera, where the hand is a right one
         vertices, joints = mirror_points(vertices), mirror_points(joints)
     return fit_mano(load_mano_layer(mano_path, fingertips), vertices, prediction.faces, joints, side=prediction.side)
+
+
+def _check_left_file(path: Path) -> None:
+    """Mask2HandError for a folder or a file named as MANO's right hand (smplx too reads the side
+    from the name): the left model is named by its file, MANO_LEFT.pkl."""
+    if path.is_dir():
+        raise Mask2HandError(f"the left MANO model must be a file (MANO_LEFT.pkl), got the folder {path}")
+    if "RIGHT" in path.name.upper():
+        raise Mask2HandError(f"{path} is named as MANO's right hand; the left hand needs MANO_LEFT.pkl")
 
 
 def save_mano_files(params: ManoParams, directory: str | os.PathLike, stem: str) -> dict[str, Path]:

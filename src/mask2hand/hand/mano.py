@@ -1,4 +1,4 @@
-"""Loading the official MANO model file (`MANO_RIGHT.pkl`, v1.2) without chumpy.
+"""Loading the official MANO model files (`MANO_RIGHT.pkl`, `MANO_LEFT.pkl`, v1.2) without chumpy.
 
 The file is a Python 2 pickle of a dict whose values are numpy arrays, chumpy
 objects and a scipy sparse joint regressor. chumpy is unmaintained and does not
