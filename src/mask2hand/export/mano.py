@@ -6,10 +6,10 @@ MANO's file get MANO parameters by fitting them: MANO, loaded from the user's fi
 is posed until its 21 joints reproduce the predicted joints and its surface the predicted mesh.
 
 The parameters are those of `smplx.MANO(model_path, is_rhand=True, use_pca=False,
-flat_hand_mean=True)` (is_rhand=False for a left hand fitted with MANO_LEFT): `global_orient` (3,) and `hand_pose` (45,) axis-angle (MANO joint order:
-index, middle, little, ring, thumb, three joints each, the whole pose, MANO's `hands_mean` not
-added), `betas` (10,), `transl` (3,) meters. The project's hand layer evaluates them exactly as
-smplx does: smplx's `lbs` shapes the template (v_template + shapedirs . betas), regresses the rest
+flat_hand_mean=True)` (is_rhand=False for a left hand fitted with MANO_LEFT): `global_orient` (3,)
+and `hand_pose` (45,) axis-angle (MANO joint order: index, middle, little, ring, thumb, three joints
+each, the whole pose, MANO's `hands_mean` not added), `betas` (10,), `transl` (3,) meters. The
+project's hand layer evaluates them exactly as smplx does: smplx's `lbs` shapes the template (v_template + shapedirs . betas), regresses the rest
 joints J from the shaped mesh, adds the pose correctives (posedirs . (R_j - I) of the 15 finger
 joints), and chains the joints' transforms with the root's being [R_0 | J_0] (the root joint's
 rest position, not the origin) and every other one [R_j | J_j - J_parent]; each vertex moves by
@@ -97,7 +97,7 @@ class ManoParams:
     float32. side: the hand the prediction was. is_rhand: which MANO model the parameters are for
     (smplx's argument): MANO_RIGHT (True) in the input camera for a right hand, and for a left one
     fitted without MANO_LEFT in the mirrored camera (camera x negated), like `Prediction.params`;
-    MANO_LEFT (False) in the input camera. vertices (778,3) float64 meters and faces (F,3) int64:
+    MANO_LEFT (False) in the input camera. vertices (V,3) float64 meters and faces (F,3) int64:
     MANO's mesh for the parameters as stored, in the same frame (what smplx's MANO returns).
     fingertips: which MANO vertices were taken as the fingertips (a key of
     mask2hand.hand.mano.MANO_FINGERTIP_SETS; smplx's MANO uses "smplx"). joints_residual_mm: mean
