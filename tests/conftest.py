@@ -23,6 +23,12 @@ def mano_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mano_left_path(tmp_path_factory) -> Path:
+    """The mirror image of mano_path's model, as MANO_LEFT.pkl is MANO_RIGHT.pkl's (mano_fixture.py)."""
+    return write_mano_fixture(tmp_path_factory.mktemp("mano_left") / "MANO_LEFT.pkl", seed=0, side="left")
+
+
+@pytest.fixture(scope="session")
 def weights(tmp_path_factory) -> Path:
     """The tiny network's weights file (tiny_model.py): fast, deterministic, not trained."""
     return write_tiny_weights(tmp_path_factory.mktemp("weights") / "tiny.pt")

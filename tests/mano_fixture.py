@@ -6,6 +6,11 @@ components), so loading and the skinning pipeline can be tested without the
 licensed file. The chumpy objects are written the way chumpy pickles them: a
 `chumpy.ch.Ch` whose state holds the array `x`, and `shapedirs` as a
 `chumpy.reordering.Select` whose state holds `a`, `idxs` and `preferred_shape`.
+
+A left fixture (`side="left"`) is the right one's mirror image, as MANO_LEFT is MANO_RIGHT's: x
+negated (template, joints, shape and pose correctives), the faces' winding reversed, the pose
+components and mean mirrored as axis-angle rotations ((x, y, z) -> (x, -y, -z) per joint).
+Unlike this fixture, the official MANO_LEFT.pkl leaves `shapedirs` unmirrored (smplx issue 48).
 """
 
 from __future__ import annotations
@@ -76,9 +81,32 @@ def fake_mano_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def write_mano_fixture(path: str | Path, seed: int = 0) -> Path:
-    """Write the fake model to `path` in MANO's pickle format; returns the path."""
+X_SIGN = np.array([-1.0, 1.0, 1.0])
+AXIS_ANGLE_MIRROR = np.tile([1.0, -1.0, -1.0], 15)
+
+
+def mirrored_mano_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The left hand of a right hand's arrays (module docstring). A pose corrective is driven by
+    the entries (a, b) of R - I, and mirroring turns R into S R S (S = diag(-1, 1, 1)), so entry
+    (a, b) changes sign with S_a S_b, and the offset's x with it."""
+    ab_sign = np.outer(X_SIGN, X_SIGN).ravel()
+    posedirs_sign = X_SIGN[:, None] * np.tile(ab_sign, 15)[None, :]
+    mirror = {"v_template": lambda a: a * X_SIGN,
+              "J": lambda a: a * X_SIGN,
+              "f": lambda a: np.ascontiguousarray(a[:, ::-1]),
+              "posedirs": lambda a: a * posedirs_sign,
+              "shapedirs": lambda a: a * X_SIGN[:, None],
+              "hands_components": lambda a: a * AXIS_ANGLE_MIRROR,
+              "hands_mean": lambda a: a * AXIS_ANGLE_MIRROR}
+    return {key: mirror[key](value) if key in mirror else value for key, value in arrays.items()}
+
+
+def write_mano_fixture(path: str | Path, seed: int = 0, side: str = "right") -> Path:
+    """Write the fake model (MANO_RIGHT's, or with side="left" its mirror, MANO_LEFT's) to `path`
+    in MANO's pickle format; returns the path."""
     arrays = fake_mano_arrays(seed)
+    if side == "left":
+        arrays = mirrored_mano_arrays(arrays)
     # shapedirs is stored like the official file: a Select over a flat chumpy array
     flat = arrays["shapedirs"].ravel()
     order = np.random.default_rng(seed + 1).permutation(flat.size)

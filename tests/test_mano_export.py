@@ -21,14 +21,16 @@ import numpy as np
 import pytest
 import scipy.sparse
 import torch
+import trimesh
 
+from mano_fixture import AXIS_ANGLE_MIRROR, mirrored_mano_arrays
 from mask2hand import Mask2Hand
 from mask2hand.errors import Mask2HandError
-from mask2hand.export.mano import fit_mano, load_mano_layer, mano_from_prediction, save_mano_json
+from mask2hand.export.mano import fit_mano, load_mano_layer, mano_from_prediction, save_mano_files
 from mask2hand.hand import load_hand_model
 from mask2hand.hand.lbs import axis_angle_to_matrix
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
-from mask2hand.hand.data import MANO_PARENTS
+from mask2hand.hand.data import JOINT_NAMES, MANO_PARENTS, SMPLX_MANO_TO_FREIHAND
 from mask2hand.hand.model import HandModel
 from mask2hand.hand.open_hand import load_open_hand_data
 from mask2hand.inference.mirror import mirror_faces, mirror_points
@@ -95,6 +97,14 @@ def hand_like_mano(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def hand_like_mano_left(tmp_path_factory) -> Path:
+    """The stand-in's mirror image, as MANO_LEFT.pkl is MANO_RIGHT.pkl's (mano_fixture.mirrored_mano_arrays)."""
+    path = tmp_path_factory.mktemp("mano_export_left") / "MANO_LEFT.pkl"
+    path.write_bytes(pickle.dumps(mirrored_mano_arrays(open_hand_as_mano()), protocol=2))
+    return path
+
+
+@pytest.fixture(scope="module")
 def prediction():
     return Mask2Hand.from_pretrained().predict(str(EXAMPLES / "open_palm.png"))
 
@@ -119,7 +129,7 @@ def test_exported_mano_reproduces_the_predicted_joints_and_surface(prediction, e
     assert error_mm < 2.15  # measured 1.96 mm
     assert exported.joints_residual_mm == pytest.approx(error_mm, abs=0.01)
     assert exported.surface_residual_mm < 1.9  # measured 1.72 mm
-    assert exported.fingertips == "freihand" and exported.side == "right"
+    assert exported.fingertips == "freihand" and exported.side == "right" and exported.is_rhand
     shapes = [a.shape for a in (exported.global_orient, exported.hand_pose, exported.betas, exported.transl)]
     assert shapes == [(3,), (45,), (10,), (3,)]
 
@@ -155,23 +165,76 @@ def test_a_left_hand_exports_the_mirrored_right_hand(prediction, exported, hand_
     left = dataclasses.replace(prediction, side="left", vertices=mirror_points(prediction.vertices),
                                joints=mirror_points(prediction.joints), faces=mirror_faces(prediction.faces))
     params = mano_from_prediction(left, hand_like_mano)
-    assert params.side == "left" and "mirrored" in params.to_dict()["frame"]
+    assert params.side == "left" and params.is_rhand and "mirrored" in params.to_dict()["frame"]
     for field in ("global_orient", "hand_pose", "betas", "transl"):
         np.testing.assert_allclose(getattr(params, field), getattr(exported, field), atol=1e-3)
 
 
-def test_the_json_has_every_key(exported, tmp_path):
-    path = save_mano_json(exported, tmp_path, "open_palm")
-    assert path == tmp_path / "open_palm_mano.json"
-    written = json.loads(path.read_text())
-    assert set(written) == {"schema_version", "convention", "side", "frame", "global_orient", "hand_pose",
-                            "betas", "transl", "fingertips", "fingertip_vertices", "joints_residual_mm",
-                            "surface_residual_mm", "mano_sha256"}
-    assert written["schema_version"] == JSON_SCHEMA_VERSION
+@pytest.mark.slow
+def test_a_left_hand_with_mano_left_gets_mano_left_parameters_in_the_input_camera(
+        prediction, exported, hand_like_mano, hand_like_mano_left):
+    # the left hand is the right one mirrored, and MANO_LEFT is MANO_RIGHT mirrored: the left fit is
+    # the right fit mirrored (axis-angle (x, -y, -z) per joint, transl's x negated, betas kept)
+    left = dataclasses.replace(prediction, side="left", vertices=mirror_points(prediction.vertices),
+                               joints=mirror_points(prediction.joints), faces=mirror_faces(prediction.faces))
+    params = mano_from_prediction(left, hand_like_mano, mano_left_path=hand_like_mano_left)
+    assert params.side == "left" and not params.is_rhand
+    assert params.to_dict()["frame"] == "input camera" and "is_rhand=False" in params.to_dict()["convention"]
+    np.testing.assert_allclose(params.global_orient, exported.global_orient * AXIS_ANGLE_MIRROR[:3], atol=1e-3)
+    np.testing.assert_allclose(params.hand_pose, exported.hand_pose * AXIS_ANGLE_MIRROR, atol=1e-3)
+    np.testing.assert_allclose(params.betas, exported.betas, atol=1e-3)
+    np.testing.assert_allclose(params.transl, mirror_points(exported.transl), atol=1e-5)
+    np.testing.assert_allclose(params.vertices, mirror_points(exported.vertices), atol=1e-5)
+    # and MANO_LEFT's layer, as a user loads it, gives the left hand in the input camera
+    joints = mano_output(hand_like_mano_left, params).joints[0].numpy()
+    assert np.linalg.norm(joints - left.joints, axis=-1).mean() * 1000 == pytest.approx(params.joints_residual_mm,
+                                                                                      abs=0.01)
+
+
+def test_the_json_and_the_mano_mesh_are_written_together(exported, hand_like_mano, tmp_path):
+    paths = save_mano_files(exported, tmp_path, "open_palm")
+    assert paths == {"mano": tmp_path / "open_palm_mano.json", "mano_mesh": tmp_path / "open_palm_mano.obj"}
+    written = json.loads(paths["mano"].read_text())
+    assert set(written) == {"schema_version", "convention", "side", "is_rhand", "frame", "global_orient",
+                            "hand_pose", "betas", "transl", "fingertips", "fingertip_vertices", "smplx_joints",
+                            "joints_residual_mm", "surface_residual_mm", "mano_sha256"}
+    assert written["schema_version"] == JSON_SCHEMA_VERSION and written["is_rhand"] is True
     assert [len(written[k]) for k in ("global_orient", "hand_pose", "betas", "transl")] == [3, 45, 10, 3]
     assert written["fingertip_vertices"] == list(MANO_FINGERTIP_SETS["freihand"])
     np.testing.assert_allclose(written["hand_pose"], exported.hand_pose)
+    # smplx's 16 joints: the wrist, then index, middle, little, ring, thumb from base to last knuckle
+    smplx_joints = written["smplx_joints"]
+    assert smplx_joints["names"][:4] == ["wrist", "index_mcp", "index_pip", "index_dip"]
+    assert smplx_joints["names"][7] == "little_mcp" and smplx_joints["names"][13:] == ["thumb_cmc", "thumb_mcp",
+                                                                                        "thumb_ip"]
+    assert [JOINT_NAMES[i] for i in smplx_joints["freihand_index"]] == smplx_joints["names"]
+    assert not any(name.endswith("_tip") for name in smplx_joints["names"])
+    # the OBJ is MANO's mesh for the parameters as a user's MANO layer poses them
+    mesh = trimesh.load(paths["mano_mesh"], process=False)
+    layer = load_mano_layer(hand_like_mano)
+    np.testing.assert_array_equal(mesh.faces, layer.faces.numpy())
+    np.testing.assert_allclose(mesh.vertices, mano_output(hand_like_mano, exported).vertices[0].numpy(), atol=1e-6)
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_smplx_poses_the_mano_mesh_from_the_json(exported, hand_like_mano, tmp_path):
+    smplx = pytest.importorskip("smplx", reason="smplx is not installed (pip install smplx): the check that "
+                                                "smplx reproduces the exported mesh needs it")
+    from mask2hand.export.mano_npz import convert_mano
+
+    npz = convert_mano(hand_like_mano, tmp_path / "MANO_RIGHT.npz")
+    paths = save_mano_files(exported, tmp_path, "open_palm")
+    written = json.loads(paths["mano"].read_text())
+    mano = smplx.MANO(model_path=str(npz), ext="npz", use_pca=False, flat_hand_mean=True)
+    out = mano(**{k: torch.tensor([written[k]], dtype=torch.float32)
+                  for k in ("global_orient", "hand_pose", "betas", "transl")})
+    mesh = trimesh.load(paths["mano_mesh"], process=False)
+    vertex_mm = np.abs(out.vertices[0].detach().numpy() - mesh.vertices).max() * 1000
+    layer_joints = mano_output(hand_like_mano, exported).joints[0].numpy()[list(SMPLX_MANO_TO_FREIHAND)]
+    joint_mm = np.abs(out.joints[0].detach().numpy() - layer_joints).max() * 1000
+    print(f"smplx (float32) on the exported JSON vs the exported OBJ: {vertex_mm:.2e} mm vertices; "
+          f"its 16 joints vs the MANO layer's: {joint_mm:.2e} mm (max abs difference)")
+    assert vertex_mm < 0.01 and joint_mm < 0.01
 
 
 @pytest.mark.parametrize("content", [None, b"not a pickle at all", pickle.dumps({"v_template": np.zeros(3)})])
@@ -214,3 +277,35 @@ def test_predict_writes_mano_parameters_beside_the_other_files(hand_like_mano, t
     assert len(data["hand_pose"]) == 45 and data["joints_residual_mm"] < 2.15  # measured 1.96 mm
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["inputs"][0]["outputs"]["mano"] == "open_palm_mano.json"
+    assert summary["inputs"][0]["outputs"]["mano_mesh"] == "open_palm_mano.obj"
+    mesh = trimesh.load(tmp_path / "open_palm_mano.obj", process=False)
+    assert len(mesh.vertices) == load_mano_layer(hand_like_mano).num_vertices
+
+
+@pytest.mark.slow
+def test_predict_fits_mano_left_to_a_left_hand(hand_like_mano, hand_like_mano_left, tmp_path, capsys):
+    from mask2hand import cli
+
+    code = cli.main(["predict", str(EXAMPLES / "open_palm.png"), "--out", str(tmp_path), "--side", "left",
+                     "--mano-export", str(hand_like_mano), "--mano-left", str(hand_like_mano_left), "--no-figure"])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "open_palm_mano.json").read_text())
+    assert data["side"] == "left" and data["is_rhand"] is False and data["frame"] == "input camera"
+    assert data["joints_residual_mm"] < 3.0
+
+
+@pytest.mark.parametrize("name", ["MANO_RIGHT.pkl", None])
+def test_the_left_model_is_a_file_not_named_right(prediction, hand_like_mano, tmp_path, name):
+    left = dataclasses.replace(prediction, side="left")
+    path = tmp_path if name is None else tmp_path / name
+    with pytest.raises(Mask2HandError, match="MANO_LEFT.pkl"):
+        mano_from_prediction(left, hand_like_mano, mano_left_path=path)
+
+
+def test_mano_left_needs_mano_export(hand_like_mano_left, tmp_path, capsys):
+    from mask2hand import cli
+
+    code = cli.main(["predict", str(EXAMPLES / "open_palm.png"), "--out", str(tmp_path),
+                     "--mano-left", str(hand_like_mano_left)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "--mano-export" in lines[0]

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "eval": ("eval", "evaluate a checkpoint on a dataset: the paper's tables"),
     "ablate": ("ablate", "the paper's Table 5: nine short training runs with losses and RefineNet switched"),
     "adapt": ("adapt", "fine-tune a network on a sensor's unlabelled masks (self-supervised, with a held-out check)"),
+    "mano": ("mano", "MANO model files: 'mano convert' writes a chumpy-free copy that smplx opens"),
     "models": ("models", "list the pretrained models shipped in the package (names for --checkpoint)"),
     "serve": ("serve", "a local web app and HTTP API: draw or upload a silhouette, see and download the 3D hand"),
 }

@@ -61,7 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mano", metavar="PATH", help="MANO_RIGHT.pkl, for weights trained with MANO")
     parser.add_argument("--mano-export", metavar="PATH",
                         help="also write <stem>_mano.json: MANO parameters (smplx's convention) fitted to each "
-                             "answer with this MANO_RIGHT.pkl (or its folder)")
+                             "answer with this MANO_RIGHT.pkl (or its folder), and <stem>_mano.obj: MANO's mesh "
+                             "for them")
+    parser.add_argument("--mano-left", metavar="PATH",
+                        help="with --mano-export: MANO_LEFT.pkl, so that left hands get MANO_LEFT's parameters in "
+                             "the input camera (without it: MANO_RIGHT's in the mirrored camera)")
     camera = parser.add_mutually_exclusive_group()
     camera.add_argument("--focal", type=float, metavar="F",
                         help="focal length in pixels (principal point at the image center)")
@@ -470,6 +474,8 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         raise Mask2HandError("--batch-size must be at least 1")
     if args.mano and args.hand not in (None, "mano"):
         raise Mask2HandError("--mano is for --hand mano; drop one of them")
+    if args.mano_left and not args.mano_export:
+        raise Mask2HandError("--mano-left is for --mano-export; give --mano-export MANO_RIGHT.pkl as well")
     if args.mano_export:
         require("torch", "--mano-export")
 
@@ -490,12 +496,14 @@ def _figures_wanted(args: argparse.Namespace) -> bool:
 @dataclass(frozen=True)
 class _Writer:
     """Where and what the files of each prediction are written: out (the folder), figures
-    (draw the PNG), mano_export (the MANO_RIGHT.pkl of --mano-export, or None), frame (--frame)."""
+    (draw the PNG), mano_export (the MANO_RIGHT.pkl of --mano-export, or None), frame (--frame),
+    mano_left (the MANO_LEFT.pkl of --mano-left, or None)."""
 
     out: Path
     figures: bool
     mano_export: str | None
     frame: str
+    mano_left: str | None
 
     def write(self, prediction, path: Path, stem: str) -> dict:
         """Write one prediction's files (and its MANO parameters with --mano-export, fitted first so a
@@ -504,12 +512,12 @@ class _Writer:
 
         mano = None
         if self.mano_export:
-            from mask2hand.export.mano import mano_from_prediction, save_mano_json
+            from mask2hand.export.mano import mano_from_prediction, save_mano_files
 
-            mano = mano_from_prediction(prediction, self.mano_export)
+            mano = mano_from_prediction(prediction, self.mano_export, mano_left_path=self.mano_left)
         paths = write_prediction(prediction, self.out, stem, figure=self.figures, frame=self.frame)
         if mano is not None:
-            paths["mano"] = save_mano_json(mano, self.out, stem)
+            paths.update(save_mano_files(mano, self.out, stem))
         record = {"input": str(path), "status": "ok", "iou": prediction.iou, "camera": prediction.camera,
                   "outputs": {k: p.name for k, p in paths.items()}, "warnings": prediction.warnings}
         if prediction.fit_steps is not None:
@@ -567,7 +575,8 @@ def run(args: argparse.Namespace) -> int:
     focal = check_focal(args.focal) if args.focal is not None else None
     check_writable_folder(out, "--out")  # the arguments are good: before the network runs on any input
     model = load_model(args)
-    writer = _Writer(out, figures=_figures_wanted(args), mano_export=args.mano_export, frame=args.frame)
+    writer = _Writer(out, figures=_figures_wanted(args), mano_export=args.mano_export, frame=args.frame,
+                     mano_left=args.mano_left)
 
     report = _Reporter(len(files), quiet=args.quiet, verbose=args.verbose)
     for arg, msg in arg_errors:

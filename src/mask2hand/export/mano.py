@@ -6,10 +6,10 @@ MANO's file get MANO parameters by fitting them: MANO, loaded from the user's fi
 is posed until its 21 joints reproduce the predicted joints and its surface the predicted mesh.
 
 The parameters are those of `smplx.MANO(model_path, is_rhand=True, use_pca=False,
-flat_hand_mean=True)`: `global_orient` (3,) and `hand_pose` (45,) axis-angle (MANO joint order:
-index, middle, little, ring, thumb, three joints each, the whole pose, MANO's `hands_mean` not
-added), `betas` (10,), `transl` (3,) meters. The project's hand layer evaluates them exactly as
-smplx does: smplx's `lbs` shapes the template (v_template + shapedirs . betas), regresses the rest
+flat_hand_mean=True)` (is_rhand=False for a left hand fitted with MANO_LEFT): `global_orient` (3,)
+and `hand_pose` (45,) axis-angle (MANO joint order: index, middle, little, ring, thumb, three joints
+each, the whole pose, MANO's `hands_mean` not added), `betas` (10,), `transl` (3,) meters. The
+project's hand layer evaluates them exactly as smplx does: smplx's `lbs` shapes the template (v_template + shapedirs . betas), regresses the rest
 joints J from the shaped mesh, adds the pose correctives (posedirs . (R_j - I) of the 15 finger
 joints), and chains the joints' transforms with the root's being [R_0 | J_0] (the root joint's
 rest position, not the origin) and every other one [R_j | J_j - J_parent]; each vertex moves by
@@ -28,6 +28,13 @@ joints and a symmetric point-to-surface term between the two meshes (each mesh's
 the other's triangles, a robust Huber penalty, correspondences found afresh for each round
 since the topologies differ), with a small betas prior. Everything runs in float64 on the CPU
 and is deterministic.
+
+A left hand is fitted with the user's MANO_LEFT.pkl where one is given, in the input's own camera;
+without it, with MANO_RIGHT.pkl in the mirrored camera (camera x negated), where it is a right hand.
+The left model's rig is the right one's mirror image (same kinematic tree, vertex order and
+fingertip vertices), so the same fit serves both. The official MANO_LEFT.pkl holds the right hand's
+`shapedirs` unmirrored (smplx issue 48): a left and a right hand with equal betas differ in shape.
+The fit uses the file as it is, so its betas are those smplx's MANO with that file needs.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ import torch
 from mask2hand.errors import Mask2HandError
 from mask2hand.export.closest_points import closest_on_triangles
 from mask2hand.fit.unknowns import HandUnknowns
-from mask2hand.export.files import json_text, write_files
+from mask2hand.export.files import json_text, mesh_bytes, write_files
 from mask2hand.hand import load_hand_model
+from mask2hand.hand.data import JOINT_NAMES, SMPLX_MANO_TO_FREIHAND
 from mask2hand.hand.lbs import axis_angle_to_matrix, matrix_to_axis_angle
 from mask2hand.hand.mano import MANO_FINGERTIP_SETS
 from mask2hand.hand.model import MANO_TO_FREIHAND, NUM_BETAS, HandModel
@@ -86,8 +94,11 @@ class ManoParams:
 
     global_orient (3,) axis-angle about MANO's root joint; hand_pose (45,) axis-angle of the 15
     finger joints, MANO joint order, flat_hand_mean=True; betas (10,); transl (3,) meters; all
-    float32. side: the hand the prediction was; the parameters are always MANO's right hand, for
-    a left hand that of the mirrored camera (camera x negated), like `Prediction.params`.
+    float32. side: the hand the prediction was. is_rhand: which MANO model the parameters are for
+    (smplx's argument): MANO_RIGHT (True) in the input camera for a right hand, and for a left one
+    fitted without MANO_LEFT in the mirrored camera (camera x negated), like `Prediction.params`;
+    MANO_LEFT (False) in the input camera. vertices (V,3) float64 meters and faces (F,3) int64:
+    MANO's mesh for the parameters as stored, in the same frame (what smplx's MANO returns).
     fingertips: which MANO vertices were taken as the fingertips (a key of
     mask2hand.hand.mano.MANO_FINGERTIP_SETS; smplx's MANO uses "smplx"). joints_residual_mm: mean
     distance of MANO's 21 joints from the predicted ones; surface_residual_mm: mean distance of
@@ -100,20 +111,26 @@ class ManoParams:
     betas: np.ndarray
     transl: np.ndarray
     side: str
+    is_rhand: bool
+    vertices: np.ndarray
+    faces: np.ndarray
     fingertips: str
     joints_residual_mm: float
     surface_residual_mm: float
     mano_sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (numpy arrays become lists through mask2hand.export.files.json_text)."""
-        frame = "input camera" if self.side == "right" else "mirrored camera (camera x negated), right hand"
+        """JSON-ready values (numpy arrays become lists through mask2hand.export.files.json_text);
+        the mesh is not among them (`save_mano_files` writes it as an OBJ)."""
+        mirrored = self.is_rhand and self.side == "left"
+        frame = "mirrored camera (camera x negated), right hand" if mirrored else "input camera"
         return {
             "schema_version": JSON_SCHEMA_VERSION,
-            "convention": ("smplx.MANO(model_path, is_rhand=True, use_pca=False, flat_hand_mean=True)"
+            "convention": (f"smplx.MANO(model_path, is_rhand={self.is_rhand}, use_pca=False, flat_hand_mean=True)"
                            "(global_orient, hand_pose, betas, transl); meters, camera space"
                            " (x right, y down, z forward)"),
             "side": self.side,
+            "is_rhand": self.is_rhand,
             "frame": frame,
             "global_orient": self.global_orient,
             "hand_pose": self.hand_pose,
@@ -121,6 +138,8 @@ class ManoParams:
             "transl": self.transl,
             "fingertips": self.fingertips,
             "fingertip_vertices": list(MANO_FINGERTIP_SETS[self.fingertips]),
+            "smplx_joints": {"freihand_index": list(SMPLX_MANO_TO_FREIHAND),
+                             "names": [JOINT_NAMES[i] for i in SMPLX_MANO_TO_FREIHAND]},
             "joints_residual_mm": self.joints_residual_mm,
             "surface_residual_mm": self.surface_residual_mm,
             "mano_sha256": self.mano_sha256,
@@ -128,18 +147,20 @@ class ManoParams:
 
 
 def load_mano_layer(mano_path: str | os.PathLike | None, fingertips: str = "freihand") -> HandModel:
-    """MANO's hand layer (flat_hand_mean=True, float64) from the user's MANO_RIGHT.pkl, its folder,
-    or None for the MANO_RIGHT_PATH variable; Mask2HandError if the file is missing or not MANO's."""
+    """MANO's hand layer (flat_hand_mean=True, float64) from the user's MANO_RIGHT.pkl (or
+    MANO_LEFT.pkl), a folder holding MANO_RIGHT.pkl, or None for the MANO_RIGHT_PATH variable;
+    Mask2HandError if the file is missing or not MANO's."""
     return load_hand_model("mano", path=mano_path, flat_hand_mean=True, fingertips=fingertips).double()
 
 
 def fit_mano(layer: HandModel, vertices: np.ndarray, faces: np.ndarray, joints: np.ndarray,
-             side: str = "right") -> ManoParams:
-    """Fit MANO's parameters to one right hand (module docstring).
+             side: str = "right", is_rhand: bool = True) -> ManoParams:
+    """Fit MANO's parameters to one hand of the layer's side (module docstring).
 
-    layer: from `load_mano_layer`. vertices (V,3) and faces (F,3): the predicted mesh, any
-    topology; joints (21,3) FreiHAND order; meters, camera space. side: recorded only (the arrays
-    must already be a right hand: a left prediction mirrored, as `mano_from_prediction` does).
+    layer: from `load_mano_layer`, MANO_RIGHT's (is_rhand=True) or MANO_LEFT's (is_rhand=False).
+    vertices (V,3) and faces (F,3): the predicted mesh, any topology; joints (21,3) FreiHAND order;
+    meters, camera space. side: recorded only (the arrays must be a hand of the layer's side: a left
+    prediction mirrored for MANO_RIGHT's layer, as `mano_from_prediction` does).
     """
     fingertips = _fingertip_set(layer)
     vertices, faces, joints = np.asarray(vertices), np.asarray(faces), np.asarray(joints)
@@ -161,30 +182,47 @@ def fit_mano(layer: HandModel, vertices: np.ndarray, faces: np.ndarray, joints: 
                 pairs = _surface_pairs(unknowns.posed().vertices, layer.faces, target)
             _minimise(lambda: _joints_loss(layer, unknowns, target)
                       + SURFACE_WEIGHT * pairs.loss(unknowns.posed().vertices), unknowns, SURFACE_STEPS)
-    return _result(layer, unknowns, target, side, fingertips)
+    return _result(layer, unknowns, target, side, is_rhand, fingertips)
 
 
 def mano_from_prediction(prediction: Prediction, mano_path: str | os.PathLike | None,
-                         fingertips: str = "freihand") -> ManoParams:
-    """MANO parameters of a predicted hand in smplx's convention (`smplx.MANO(is_rhand=True,
+                         fingertips: str = "freihand", mano_left_path: str | os.PathLike | None = None) -> ManoParams:
+    """MANO parameters of a predicted hand in smplx's convention (`smplx.MANO(is_rhand=...,
     use_pca=False, flat_hand_mean=True)`), fitted to the answer's joints and mesh with the MANO
     model read from `mano_path` (MANO_RIGHT.pkl, its folder, or None for MANO_RIGHT_PATH).
 
-    For a left hand they are MANO's right hand in the mirrored camera (camera x negated), like the
-    prediction's `params`. fingertips: which MANO vertices stand for the fingertips
-    (mask2hand.hand.mano.MANO_FINGERTIP_SETS). `save_mano_json` writes the result. About 1-2 s.
+    A left hand is fitted with `mano_left_path` (MANO_LEFT.pkl) in the input camera when it is
+    given; otherwise its parameters are MANO's right hand in the mirrored camera (camera x negated),
+    like the prediction's `params`. fingertips: which MANO vertices stand for the fingertips
+    (mask2hand.hand.mano.MANO_FINGERTIP_SETS). `save_mano_files` writes the result. About 1-2 s.
     """
     vertices, joints = prediction.vertices, prediction.joints
+    if prediction.side == "left" and mano_left_path is not None:
+        _check_left_file(Path(mano_left_path))
+        return fit_mano(load_mano_layer(mano_left_path, fingertips), vertices, prediction.faces, joints,
+                        side="left", is_rhand=False)
     if prediction.side == "left":  # into the mirrored camera, where the hand is a right one
         vertices, joints = mirror_points(vertices), mirror_points(joints)
     return fit_mano(load_mano_layer(mano_path, fingertips), vertices, prediction.faces, joints, side=prediction.side)
 
 
-def save_mano_json(params: ManoParams, directory: str | os.PathLike, stem: str) -> Path:
-    """Write `<stem>_mano.json` (ManoParams.to_dict) into `directory` atomically; returns its path."""
-    path = Path(directory) / f"{stem}_mano.json"
-    write_files({path: lambda: json_text(params.to_dict()).encode()})
-    return path
+def _check_left_file(path: Path) -> None:
+    """Mask2HandError for a folder or a file named as MANO's right hand (smplx too reads the side
+    from the name): the left model is named by its file, MANO_LEFT.pkl."""
+    if path.is_dir():
+        raise Mask2HandError(f"the left MANO model must be a file (MANO_LEFT.pkl), got the folder {path}")
+    if "RIGHT" in path.name.upper():
+        raise Mask2HandError(f"{path} is named as MANO's right hand; the left hand needs MANO_LEFT.pkl")
+
+
+def save_mano_files(params: ManoParams, directory: str | os.PathLike, stem: str) -> dict[str, Path]:
+    """Write `<stem>_mano.json` (ManoParams.to_dict) and `<stem>_mano.obj` (MANO's mesh for the
+    parameters, in the JSON's frame) into `directory`, all-or-nothing; returns {"mano": JSON path,
+    "mano_mesh": OBJ path}."""
+    paths = {"mano": Path(directory) / f"{stem}_mano.json", "mano_mesh": Path(directory) / f"{stem}_mano.obj"}
+    write_files({paths["mano"]: lambda: json_text(params.to_dict()).encode(),
+                 paths["mano_mesh"]: lambda: mesh_bytes(params.vertices, params.faces, "obj")})
+    return paths
 
 
 @dataclass(frozen=True)
@@ -308,7 +346,8 @@ def _surface_pairs(mano_vertices: torch.Tensor, mano_faces: torch.Tensor, target
     return _SurfacePairs(target.vertices, target_faces, target_weights, mano_faces, mano_closest)
 
 
-def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str, fingertips: str) -> ManoParams:
+def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str, is_rhand: bool,
+            fingertips: str) -> ManoParams:
     """ManoParams from the fitted unknowns: global_orient and transl in smplx's form, the residuals
     of the float32 values as stored, re-evaluated through `forward` (the smplx formulation)."""
     with torch.no_grad():
@@ -323,7 +362,8 @@ def _result(layer: HandModel, unknowns: HandUnknowns, target: _Target, side: str
                     betas=as_input["betas"])
         joints_mm = float(((out.joints[0] - target.joints).norm(dim=-1) * 1000).mean())
         surface_mm = _surface_distance_mm(out.vertices[0], layer.faces, target)
-    return ManoParams(**{name: t.numpy() for name, t in stored.items()}, side=side, fingertips=fingertips,
+    return ManoParams(**{name: t.numpy() for name, t in stored.items()}, side=side, is_rhand=is_rhand,
+                      vertices=out.vertices[0].numpy(), faces=layer.faces.numpy(), fingertips=fingertips,
                       joints_residual_mm=joints_mm, surface_residual_mm=surface_mm, mano_sha256=layer.asset_hash)
 
 

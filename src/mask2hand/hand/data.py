@@ -25,6 +25,9 @@ JOINT_NAMES = ("wrist",
                "little_mcp", "little_pip", "little_dip", "little_tip")
 """The names of the 21 joints of every joint array, in the FreiHAND / OpenPose order (the files'
 `joint_names`)."""
+SMPLX_MANO_TO_FREIHAND = tuple(MANO_TO_FREIHAND.index(k) for k in range(NUM_RIG_JOINTS))
+"""For each of the 16 joints smplx's MANO returns (the rig joints, MANO order: wrist; index, middle,
+little, ring, thumb, three each; no fingertips), its index in the FreiHAND order of JOINT_NAMES."""
 MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 
 

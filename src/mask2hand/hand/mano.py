@@ -1,4 +1,4 @@
-"""Loading the official MANO model file (`MANO_RIGHT.pkl`, v1.2) without chumpy.
+"""Loading the official MANO model files (`MANO_RIGHT.pkl`, `MANO_LEFT.pkl`, v1.2) without chumpy.
 
 The file is a Python 2 pickle of a dict whose values are numpy arrays, chumpy
 objects and a scipy sparse joint regressor. chumpy is unmaintained and does not
@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -140,14 +141,32 @@ def _resolve_path(path: str | os.PathLike | None) -> Path:
     return path
 
 
-def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "freihand") -> HandModelData:
-    """Read `MANO_RIGHT.pkl` into HandModelData.
+MANO_KEYS = ("v_template", "f", "weights", "posedirs", "shapedirs", "J_regressor", "kintree_table",
+             "hands_components", "hands_mean")
+"""The arrays of a MANO file that define the hand (the rest are fitting by-products), by their names
+in the file."""
 
-    path: the file, a folder holding it, or None for the MANO_RIGHT_PATH variable.
-    fingertips: a key of MANO_FINGERTIP_SETS.
+
+@dataclass(frozen=True)
+class ManoFile:
+    """A MANO model file's hand-defining arrays, read without running code.
+
+    arrays: MANO_KEYS -> plain ndarray in the file's dtype (the chumpy objects' values, the sparse
+    J_regressor dense); sha256: the file's hash; path: where it was read.
     """
-    if fingertips not in MANO_FINGERTIP_SETS:
-        raise Mask2HandError(f"unknown fingertip set '{fingertips}'; choose one of {sorted(MANO_FINGERTIP_SETS)}")
+
+    arrays: dict[str, np.ndarray]
+    sha256: str
+    path: Path
+
+
+def read_mano_file(path: str | os.PathLike | None = None) -> ManoFile:
+    """Read and check a MANO model file (MANO_RIGHT.pkl or MANO_LEFT.pkl, v1.2).
+
+    path: the file, a folder holding MANO_RIGHT.pkl, or None for the MANO_RIGHT_PATH variable.
+    Raises ModelFileError (one line) if the file is missing, refers to any Python global a MANO
+    file does not hold (nothing in it runs), or lacks MANO's arrays, shapes or kinematic tree.
+    """
     path = _resolve_path(path)
     raw_bytes = path.read_bytes()
     try:
@@ -159,32 +178,45 @@ def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "fre
     except Exception as exc:  # any unpickling failure means the file is not a MANO model
         raise ModelFileError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
                              f"{_HOW_TO_GET_MANO}") from None
-    needed = ("v_template", "f", "weights", "posedirs", "shapedirs", "J_regressor", "kintree_table",
-              "hands_components", "hands_mean")
-    if not isinstance(raw, dict) or any(k not in raw for k in needed):
+    if not isinstance(raw, dict) or any(k not in raw for k in MANO_KEYS):
         have = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
-        raise ModelFileError(f"{path} is not a MANO model file: expected keys {list(needed)}, found {have}. "
+        raise ModelFileError(f"{path} is not a MANO model file: expected keys {list(MANO_KEYS)}, found {have}. "
                              f"{_HOW_TO_GET_MANO}")
     try:
-        data = _model_data({k: _to_array(raw[k], k) for k in needed}, raw_bytes, fingertips, path)
-        data.validate()
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        mano = ManoFile({k: _to_array(raw[k], k) for k in MANO_KEYS}, hashlib.sha256(raw_bytes).hexdigest(), path)
+        _model_data(mano, "freihand").validate()
+    except ModelFileError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, Mask2HandError) as exc:
         # the right keys holding the wrong contents: a damaged or crafted file
         raise ModelFileError(f"{path} is not a readable MANO model file ({type(exc).__name__}: {exc}). "
                              f"{_HOW_TO_GET_MANO}") from None
-    return data
+    return mano
 
 
-def _model_data(arrays: dict[str, np.ndarray], raw_bytes: bytes, fingertips: str, path: Path) -> HandModelData:
-    """HandModelData from the MANO file's arrays (by their MANO names) and its bytes (for the hash)."""
+def load_mano_data(path: str | os.PathLike | None = None, fingertips: str = "freihand") -> HandModelData:
+    """Read a MANO model file into HandModelData.
+
+    path: the file, a folder holding MANO_RIGHT.pkl, or None for the MANO_RIGHT_PATH variable.
+    fingertips: a key of MANO_FINGERTIP_SETS.
+    """
+    if fingertips not in MANO_FINGERTIP_SETS:
+        raise Mask2HandError(f"unknown fingertip set '{fingertips}'; choose one of {sorted(MANO_FINGERTIP_SETS)}")
+    return _model_data(read_mano_file(path), fingertips)
+
+
+def _model_data(mano: ManoFile, fingertips: str) -> HandModelData:
+    """HandModelData from a MANO file's arrays (by their MANO names); ModelFileError for another
+    kinematic tree."""
+    arrays = mano.arrays
     kintree = arrays["kintree_table"].astype(np.int64)
     parents = kintree[0].copy()
     parents[0] = -1
     if tuple(parents) != MANO_PARENTS:
-        raise ModelFileError(f"{path}: unexpected kinematic tree {parents.tolist()}; is this a MANO right hand?")
+        raise ModelFileError(f"{mano.path}: unexpected kinematic tree {parents.tolist()}; is this a MANO hand?")
     return HandModelData(
         name="mano",
-        asset_hash=hashlib.sha256(raw_bytes).hexdigest(),
+        asset_hash=mano.sha256,
         v_template=arrays["v_template"].astype(np.float64),
         faces=arrays["f"].astype(np.int64),
         shapedirs=arrays["shapedirs"].astype(np.float64),
