@@ -169,6 +169,14 @@ def test_fit_and_hypotheses_reach_the_model(client):
     assert "point_hyp1.obj" in answer["downloads"]
 
 
+def test_the_side_can_be_left_to_the_model(client):
+    response = post(client, "ok.png", (EXAMPLES / "ok.png").read_bytes(), focal=FOCAL, side="auto")
+    assert response.status_code == 200, response.text
+    prediction = response.json()["prediction"]
+    assert prediction["side"] in ("right", "left") and 0 <= prediction["side_margin"] <= 1
+    assert isinstance(prediction["side_ambiguous"], bool)
+
+
 def test_two_concurrent_requests_both_answer_correctly(client, model, victory):
     barrier = Barrier(2)
 

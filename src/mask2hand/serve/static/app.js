@@ -187,7 +187,7 @@
       if (K) form.append("K", K);
       form.append("fit", $("fit").checked ? "true" : "false");
       form.append("hypotheses", $("hypotheses").value.trim() || "0");
-      form.append("side", $("left").checked ? "left" : "right");
+      form.append("side", $("side").value);
       const response = await fetch("/api/predict", { method: "POST", body: form });
       let data;
       try {
@@ -258,6 +258,9 @@
     const stats = $("stats");
     stats.replaceChildren(stat("IoU", p.iou.toFixed(3)));
     if (p.iou_before_fit !== undefined) stats.append(stat("IoU before fit", p.iou_before_fit.toFixed(3)));
+    if (p.side_margin !== undefined) {
+      stats.append(stat("hand", `${p.side}${p.side_ambiguous ? " (ambiguous)" : ""}, margin ${p.side_margin.toFixed(3)}`));
+    }
     stats.append(stat("joints", String(p.joints.length)), stat("vertices", String(answer.mesh.vertices.length)),
                  stat("wrist depth", `${(p.joints[0][2] * 100).toFixed(1)} cm`), stat("time", `${answer.seconds.toFixed(2)} s`));
 
