@@ -148,17 +148,6 @@ class Mask2Hand:
                              camera_note=choice.note)
 
     # ------------------------------------------------------------------ stage 2 + 3
-    def predict_prepared(self, items: Sequence[PreparedInput], batch_size: int = 64, fit=None,
-                         hypotheses: int | None = None) -> list[Prediction]:
-        """Predictions for prepared inputs, run through the network in batches of `batch_size`;
-        `fit` and `hypotheses` as in `predict`. Raises the AnswerError of the first input whose
-        answer cannot be used (`predict_each` gives each input its own outcome instead)."""
-        results: list[Prediction] = []
-        for start in range(0, len(items), batch_size):
-            chunk = list(items[start:start + batch_size])
-            results.extend(self.finish(chunk, self.run_network(chunk), fit=fit, hypotheses=hypotheses))
-        return results
-
     def run_network(self, items: Sequence[PreparedInput]) -> NetworkResult:
         """Stage 2 alone: the network's answer for prepared inputs, in one batch (for a left
         hand, the right hand of the mirrored picture)."""
