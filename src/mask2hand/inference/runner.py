@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
-from mask2hand.errors import Mask2HandError
 from mask2hand.hand.numpy_layer import NumpyHand
 from mask2hand.hand.params import HandParams
 
@@ -71,19 +70,6 @@ class NetworkResult:
         arrays = {f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index]
                   for f in fields(self) if f.name not in ("parametric", "flat_hand_mean")}
         return replace(self, **arrays)
-
-    @classmethod
-    def concat(cls, results: list["NetworkResult"]) -> "NetworkResult":
-        """The results one after another along the batch (an optional field stays None unless
-        every result has it; parametric only if every result is)."""
-        def cat(name: str) -> np.ndarray | None:
-            values = [getattr(r, name) for r in results]
-            return None if any(v is None for v in values) else np.concatenate(values)
-
-        if any(r.flat_hand_mean != results[0].flat_hand_mean for r in results):
-            raise Mask2HandError("cannot join network results of both pose conventions")
-        arrays = {f.name: cat(f.name) for f in fields(cls) if f.name not in ("parametric", "flat_hand_mean")}
-        return cls(**arrays, flat_hand_mean=results[0].flat_hand_mean, parametric=all(r.parametric for r in results))
 
 
 class Runner(Protocol):
