@@ -195,3 +195,12 @@ def test_parameters_are_rebuilt_when_first_read_once_per_batch(model, monkeypatc
     flat = layer.in_convention(params.map(lambda v: np.asarray(v, dtype=np.float64)[None]))
     _, joints = layer.forward(flat.global_orient, flat.transl, flat.pose, flat.betas)
     assert np.abs(joints[0] - first.joints).max() < 0.01  # the parameters rebuild the answer
+
+
+def test_side_auto_reports_a_batch_out_of_memory_as_the_inputs_error(model, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(model, "run_network", no_memory)
+    (outcome,) = model.predict_each([MaskInput(blob_mask(), focal=200.0)], side="auto")
+    assert isinstance(outcome.error, InputError) and "not enough memory" in str(outcome.error)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mask2hand.errors import AnswerError
+from mask2hand.errors import Mask2HandError
 from mask2hand.inference.prepare import PreparedInput, prepare_mask
 from mask2hand.inference.result import Prediction
 
@@ -34,14 +34,14 @@ def left_reading(item: PreparedInput, size: int, crop_margin: float | None) -> P
     return replace(item, mask=replace(mask, warnings=item.mask.warnings), side="left")
 
 
-def choose_side(right: Prediction | AnswerError, left: Prediction | AnswerError) -> Prediction | AnswerError:
+def choose_side(right: Prediction | Mask2HandError, left: Prediction | Mask2HandError) -> Prediction | Mask2HandError:
     """The reading whose silhouette agrees better with the mask, with side_margin and
-    side_ambiguous set (a reading whose answer is unusable loses; both unusable: the right one's error)."""
-    if isinstance(right, AnswerError) and isinstance(left, AnswerError):
+    side_ambiguous set (a reading that failed, e.g. an AnswerError, loses; both failed: the right one's error)."""
+    if isinstance(right, Mask2HandError) and isinstance(left, Mask2HandError):
         return right
-    if isinstance(left, AnswerError):
+    if isinstance(left, Mask2HandError):
         return replace(right, side_margin=1.0, side_ambiguous=False)
-    if isinstance(right, AnswerError):
+    if isinstance(right, Mask2HandError):
         return replace(left, side_margin=1.0, side_ambiguous=False)
     chosen, other = (right, left) if right.iou >= left.iou else (left, right)
     margin = float(chosen.iou - other.iou)
