@@ -1,4 +1,4 @@
-"""tools/paper_gap.py: the Tables 1-2 comparison's driver, on a tiny budget of tiny data."""
+"""tools/paper_gap.py: the Tables 1-2 comparison's driver and error parts, on a tiny budget of tiny data."""
 
 from __future__ import annotations
 
@@ -57,3 +57,14 @@ def test_an_arm_is_trained_at_the_budget_evaluated_skipped_when_done_and_reporte
     assert row["curve"]["samples"] == [32.0, 64.0] and row["test_samples"] == 5
     assert "| paper-optimizer |" in (tmp_path / "report" / "gap.md").read_text()
     assert (tmp_path / "report" / "gap.png").stat().st_size > 10_000
+
+    # the error parts of the same weights on the same masks start at eval's MPJPE and end at its PA-MPJPE
+    parts = _tool("errors", str(arm / "best.pt"), "--data", f"{data}/paper:test", "--max-samples", "5",
+                  "--out", str(tmp_path / "report" / "parts"))
+    assert parts.returncode == 0, parts.stderr
+    row = json.loads((tmp_path / "report" / "parts.json").read_text())["rows"][0]
+    refined = json.loads((arm / "eval_test.json").read_text())["results"][0]["stages"]["refined"]
+    assert row["count"] == 5
+    assert abs(row["mpjpe"] - refined["mpjpe_cm"]) < 1e-3 and abs(row["after_scale"] - refined["pa_mpjpe_cm"]) < 1e-3
+    assert row["centroid_offset_xy"] <= row["centroid_offset"] + 1e-9
+    assert "| 5 |" in (tmp_path / "report" / "parts.md").read_text()

@@ -13,6 +13,12 @@ The recipe's `data/` folders are read from (and generated into, when missing) --
 
 `report` writes OUT.json (the table), OUT.md (the table in Markdown) and OUT.png (the arms'
 validation MPJPE and PA-MPJPE of the refined output against training samples seen).
+
+`errors` splits a weights file's MPJPE on a test split into its parts (mask2hand.evaluation.
+error_parts: the centroid's offset, rotation, scale, what PA-MPJPE leaves) for each weights
+file given, and writes them as OUT.json and OUT.md:
+
+    python tools/paper_gap.py errors paper-synthetic RUNS/ARM/best.pt --data DATA/paper:test --out OUT
 """
 
 from __future__ import annotations
@@ -198,6 +204,34 @@ def report(runs: Path, out: Path, arms: list[str] | None = None) -> list[dict]:
     return rows
 
 
+def error_parts_rows(weights: list[str], data: str, max_samples: int | None) -> list[dict]:
+    """For each weights file (or shipped name): its refined answers' error parts on `data`."""
+    from dataclasses import asdict
+
+    from mask2hand.evaluation.error_parts import ErrorPartsAccumulator
+    from mask2hand.evaluation.network import network_outputs
+    from mask2hand.nn.checkpoint import load_network
+
+    rows = []
+    for source in weights:
+        net, _ = load_network(source)
+        parts = ErrorPartsAccumulator()
+        for output, scored in network_outputs(net, data, max_samples=max_samples).batches:
+            parts.update(output.final_joints, scored.joints)
+        rows.append({"weights": source, "data": data, **asdict(parts.result())})
+    return rows
+
+
+def error_parts_table(rows: list[dict]) -> str:
+    lines = ["| weights | masks | MPJPE | centroid moved onto the target's | then turned | then scaled (PA-MPJPE) | "
+             "centroid offset: all / image plane / depth |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['weights']} | {r['count']} | {r['mpjpe']:.2f} | {r['after_translation']:.2f} | "
+                     f"{r['after_rotation']:.2f} | {r['after_scale']:.2f} | {r['centroid_offset']:.2f} / "
+                     f"{r['centroid_offset_xy']:.2f} / {r['centroid_offset_depth']:.2f} |")
+    return "\n".join(lines) + "\n\nAll in cm, mean over the masks; each column after MPJPE removes one more part.\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,7 +249,21 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--runs", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json, OUT.md and OUT.png")
     rep.add_argument("--arms", help="comma-separated arms to report, in this order (default: all that logged an epoch)")
+    err = commands.add_parser("errors", help="split the MPJPE of weights files into translation, rotation, scale "
+                                             "and articulation")
+    err.add_argument("weights", nargs="+", help="weights or checkpoint files, or shipped model names")
+    err.add_argument("--data", required=True, help="the test split, FOLDER:SPLIT")
+    err.add_argument("--max-samples", type=int, help="score only the first N masks")
+    err.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json and OUT.md")
     args = parser.parse_args(argv)
+    if args.command == "errors":
+        rows = error_parts_rows(args.weights, args.data, args.max_samples)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=2))
+        table = error_parts_table(rows)
+        args.out.with_suffix(".md").write_text(table)
+        print(table, end="")
+        return 0
     if args.command == "report":
         print(markdown_table(report(args.runs, args.out, args.arms.split(",") if args.arms else None)), end="")
         return 0

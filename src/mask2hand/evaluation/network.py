@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,17 +75,54 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
              verify: bool = False) -> ConditionResult:
     """Run `net` over a dataset ("folder:split" or a FreiHAND root:split) and measure every metric.
 
+    What the network is given and what it is scored against: `network_outputs`. mIoU and Dice
+    compare the final mesh's exact mask with the input mask (the hand-only mask where the
+    dataset has one) at the resolution the dataset delivers it (the sensor's, or the source's).
+    """
+    from mask2hand.evaluation.metrics import EvaluationAccumulator
+
+    run = network_outputs(net, source, noise=noise, batch_size=batch_size, max_samples=max_samples, device=device,
+                          seed=seed, sensor_size=sensor_size, verify=verify)
+    accumulator = EvaluationAccumulator()
+    faces = net.hand.faces
+    for output, scored in run.batches:
+        accumulator.update(output, scored, K=scored.K, faces=faces)
+    result = accumulator.result()
+    stages = {"preliminary": result.preliminary.summary()}
+    if result.refined is not None:
+        stages["refined"] = result.refined.summary()
+    condition = noise or "clean"
+    if sensor_size is not None:
+        condition += f" @{sensor_size}px"
+    return ConditionResult(condition=condition, stages=stages, num_samples=result.num_samples,
+                           notes=run.notes + result.notes)
+
+
+@dataclass
+class NetworkOutputs:
+    """The network's answers over a dataset. batches: an iterator of (Mask2HandOutput, HandBatch)
+    pairs, the batch being what the answer is scored against (its mask the hand-only one where
+    the dataset has one); notes: what the dataset lets be compared (see `evaluate`)."""
+
+    batches: Iterator[tuple[Any, Any]]
+    notes: list[str]
+
+
+def network_outputs(net, source: str, noise: str | None = None, batch_size: int = 64,
+                    max_samples: int | None = None, device: str | torch.device = "cpu", seed: int = 0,
+                    sensor_size: int | None = None, verify: bool = False) -> NetworkOutputs:
+    """`net`'s answers for the first max_samples masks of a dataset ("folder:split" or a FreiHAND
+    root:split), with `noise` ("kind:level") applied to every mask.
+
     The masks reach the network the way `mask2hand predict` would give them, when that
     differs from training: a cropping network (NetConfig.input_crop) gets the square around
     the hand found from the (possibly noisy) mask itself, and with `sensor_size` the masks are
     first resampled to sensor_size x sensor_size (a low-resolution sensor's picture), then
     prepared. Otherwise the dataset is read at the network's input size, as in training.
-    mIoU and Dice compare the final mesh's exact mask with the input mask (the hand-only mask
-    where the dataset has one) at the resolution the dataset delivers it (the sensor's, or the
-    source's). verify: check the dataset files' SHA-256 first (mask2hand.data.storage).
+    verify: check the dataset files' SHA-256 first (mask2hand.data.storage). The dataset is
+    checked here; the batches are computed as they are read, without gradients, in eval mode.
     """
     from mask2hand.data.dataset import MaskDataset, collate_samples
-    from mask2hand.evaluation.metrics import EvaluationAccumulator
     from mask2hand.data.storage import split_source
 
     folder, split = split_source(source)
@@ -104,29 +143,21 @@ def evaluate(net, source: str, noise: str | None = None, batch_size: int = 64, m
     indices = range(len(dataset)) if max_samples is None else range(min(max_samples, len(dataset)))
     loader = DataLoader(torch.utils.data.Subset(dataset, list(indices)), batch_size=batch_size,
                         collate_fn=collate_samples)
-    accumulator = EvaluationAccumulator()
-    faces = net.hand.faces
-    net.eval()
-    with torch.no_grad():
-        for batch in loader:
-            batch = batch.to(device)
-            # the network gets the full mask, arm and noise included, as a user gives it
-            if prepared:
-                masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)
-                output = net(masks.to(device), K.to(device))
-            else:
-                output = net(batch.mask, batch.K)
-            scored = batch if batch.hand_mask is None else replace(batch, mask=batch.hand_mask)
-            accumulator.update(output, scored, K=batch.K, faces=faces)
-    result = accumulator.result()
-    stages = {"preliminary": result.preliminary.summary()}
-    if result.refined is not None:
-        stages["refined"] = result.refined.summary()
-    condition = noise or "clean"
-    if sensor_size is not None:
-        condition += f" @{sensor_size}px"
-    return ConditionResult(condition=condition, stages=stages, num_samples=result.num_samples,
-                           notes=notes + result.notes)
+
+    def batches() -> Iterator[tuple[Any, Any]]:
+        net.eval()
+        with torch.no_grad():
+            for batch in loader:
+                batch = batch.to(device)
+                # the network gets the full mask, arm and noise included, as a user gives it
+                if prepared:
+                    masks, K = network_inputs(batch.mask, batch.K, size, net.config.input_crop)
+                    output = net(masks.to(device), K.to(device))
+                else:
+                    output = net(batch.mask, batch.K)
+                yield output, (batch if batch.hand_mask is None else replace(batch, mask=batch.hand_mask))
+
+    return NetworkOutputs(batches=batches(), notes=notes)
 
 
 def format_tables(results: list[ConditionResult], align: str = "both") -> str:
