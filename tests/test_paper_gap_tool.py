@@ -58,6 +58,18 @@ def test_an_arm_is_trained_at_the_budget_evaluated_skipped_when_done_and_reporte
     assert "| paper-optimizer |" in (tmp_path / "report" / "gap.md").read_text()
     assert (tmp_path / "report" / "gap.png").stat().st_size > 10_000
 
+    # --earlier: an arm whose run folder is gone keeps its row from the earlier report; one with a folder
+    # is read from the folder
+    earlier = tmp_path / "earlier.json"
+    edited = {**row, "arm": "full-128", "test_mpjpe_cm": 99.0}
+    earlier.write_text(json.dumps({"arms": [edited, {**row, "test_mpjpe_cm": 99.0}]}))
+    again = _tool("report", "--runs", str(runs), "--out", str(tmp_path / "report" / "both"),
+                  "--arms", "paper-optimizer,full-128,compact-128", "--earlier", str(earlier))
+    assert again.returncode == 0, again.stderr
+    rows = json.loads((tmp_path / "report" / "both.json").read_text())["arms"]
+    assert [r["arm"] for r in rows] == ["paper-optimizer", "full-128"]
+    assert rows[0] == row and rows[1] == edited
+
     # the error parts of the same weights on the same masks start at eval's MPJPE and end at its PA-MPJPE
     parts = _tool("errors", str(arm / "best.pt"), "--data", f"{data}/paper:test", "--max-samples", "5",
                   "--out", str(tmp_path / "report" / "parts"))

@@ -12,7 +12,8 @@ the first --eval-samples masks of the pose-disjoint test split (RUNS/ARM/eval_te
 The recipe's `data/` folders are read from (and generated into, when missing) --data.
 
 `report` writes OUT.json (the table), OUT.md (the table in Markdown) and OUT.png (the arms'
-validation MPJPE and PA-MPJPE of the refined output against training samples seen).
+validation MPJPE and PA-MPJPE of the refined output against training samples seen). With
+--earlier OLD.json it takes the rows of arms whose run folders are gone from an earlier report.
 
 `errors` splits a weights file's MPJPE on a test split into its parts (mask2hand.evaluation.
 error_parts: the centroid's offset, rotation, scale, what PA-MPJPE leaves) for each weights
@@ -189,12 +190,24 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def report(runs: Path, out: Path, arms: list[str] | None = None) -> list[dict]:
+def _logged(folder: Path) -> bool:
+    return (folder / ARM_FILE).is_file() and (folder / "epochs.csv").is_file()
+
+
+def report(runs: Path, out: Path, arms: list[str] | None = None, earlier: Path | None = None) -> list[dict]:
     """Write OUT.json, OUT.md and OUT.png of the arms in `runs` that logged an epoch (only `arms`, in
-    that order, when given); the rows."""
-    folders = [runs / name for name in arms] if arms else sorted(runs.iterdir())
-    rows = [arm_row(folder) for folder in folders
-            if (folder / ARM_FILE).is_file() and (folder / "epochs.csv").is_file()]
+    that order, when given); the rows. With `earlier` (an OUT.json of an earlier report), an arm named
+    in `arms` whose run folder is not in `runs` keeps its row from that report."""
+    kept = {}
+    if earlier is not None:
+        kept = {row["arm"]: row for row in json.loads(earlier.read_text())["arms"]}
+    names = arms if arms else sorted(folder.name for folder in runs.iterdir())
+    rows = []
+    for name in names:
+        if _logged(runs / name):
+            rows.append(arm_row(runs / name))
+        elif name in kept:
+            rows.append(kept[name])
     if not rows:
         raise SystemExit(f"no arm in {runs} has logged an epoch yet")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -249,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--runs", type=Path, required=True)
     rep.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json, OUT.md and OUT.png")
     rep.add_argument("--arms", help="comma-separated arms to report, in this order (default: all that logged an epoch)")
+    rep.add_argument("--earlier", type=Path, help="OUT.json of an earlier report: the rows of --arms whose run "
+                                                 "folders are not in --runs")
     err = commands.add_parser("errors", help="split the MPJPE of weights files into translation, rotation, scale "
                                              "and articulation")
     err.add_argument("weights", nargs="+", help="weights or checkpoint files, or shipped model names")
@@ -265,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table, end="")
         return 0
     if args.command == "report":
-        print(markdown_table(report(args.runs, args.out, args.arms.split(",") if args.arms else None)), end="")
+        arms = args.arms.split(",") if args.arms else None
+        print(markdown_table(report(args.runs, args.out, arms, args.earlier)), end="")
         return 0
     spec = load_arms(args.recipe)
     for key in ("epoch_samples", "val_samples"):
