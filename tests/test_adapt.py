@@ -42,7 +42,8 @@ def test_the_objective_pulls_the_mesh_onto_the_mask_and_toward_the_teacher():
     torch.manual_seed(0)
     net = Mask2HandNet(NetConfig(input_size=32, num_pose_pcs=6, backbone_width=0.25))
     mask = torch.zeros(2, 32, 32)
-    mask[:, 6:28, 10:22] = 1
+    mask[0, 6:28, 10:22] = 1
+    mask[1, 4:24, 9:25] = 1  # two different masks: the batch statistics of the 1 x 1 last stage are not degenerate
     K = torch.tensor([[60.0, 0, 16], [0, 60.0, 16], [0, 0, 1]]).expand(2, 3, 3)
     output = net(mask, K)
     with torch.no_grad():

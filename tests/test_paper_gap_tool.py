@@ -72,11 +72,15 @@ def test_an_arm_is_trained_at_the_budget_evaluated_skipped_when_done_and_reporte
 
     # the error parts of the same weights on the same masks start at eval's MPJPE and end at its PA-MPJPE
     parts = _tool("errors", str(arm / "best.pt"), "--data", f"{data}/paper:test", "--max-samples", "5",
-                  "--out", str(tmp_path / "report" / "parts"))
+                  "--out", str(tmp_path / "report" / "parts"), "--labels", "tiny arm")
     assert parts.returncode == 0, parts.stderr
     row = json.loads((tmp_path / "report" / "parts.json").read_text())["rows"][0]
     refined = json.loads((arm / "eval_test.json").read_text())["results"][0]["stages"]["refined"]
     assert row["count"] == 5
     assert abs(row["mpjpe"] - refined["mpjpe_cm"]) < 1e-3 and abs(row["after_scale"] - refined["pa_mpjpe_cm"]) < 1e-3
     assert row["centroid_offset_xy"] <= row["centroid_offset"] + 1e-9
-    assert "| 5 |" in (tmp_path / "report" / "parts.md").read_text()
+    assert row["label"] == "tiny arm" and row["weights"] == str(arm / "best.pt")
+    assert "| tiny arm | 5 |" in (tmp_path / "report" / "parts.md").read_text()
+    mismatched = _tool("errors", str(arm / "best.pt"), "--data", f"{data}/paper:test", "--out",
+                       str(tmp_path / "report" / "none"), "--labels", "a,b")
+    assert mismatched.returncode == 2 and "--labels names 2 weights; 1 were given" in mismatched.stderr

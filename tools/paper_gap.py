@@ -217,8 +217,10 @@ def report(runs: Path, out: Path, arms: list[str] | None = None, earlier: Path |
     return rows
 
 
-def error_parts_rows(weights: list[str], data: str, max_samples: int | None) -> list[dict]:
-    """For each weights file (or shipped name): its refined answers' error parts on `data`."""
+def error_parts_rows(weights: list[str], data: str, max_samples: int | None,
+                     labels: list[str] | None = None) -> list[dict]:
+    """For each weights file (or shipped name): its refined answers' error parts on `data`, under its
+    label (default: the file or name as given)."""
     from dataclasses import asdict
 
     from mask2hand.evaluation.error_parts import ErrorPartsAccumulator
@@ -226,12 +228,12 @@ def error_parts_rows(weights: list[str], data: str, max_samples: int | None) -> 
     from mask2hand.nn.checkpoint import load_network
 
     rows = []
-    for source in weights:
+    for source, label in zip(weights, labels or weights):
         net, _ = load_network(source)
         parts = ErrorPartsAccumulator()
         for output, scored in network_outputs(net, data, max_samples=max_samples).batches:
             parts.update(output.final_joints, scored.joints)
-        rows.append({"weights": source, "data": data, **asdict(parts.result())})
+        rows.append({"label": label, "weights": source, "data": data, **asdict(parts.result())})
     return rows
 
 
@@ -239,7 +241,7 @@ def error_parts_table(rows: list[dict]) -> str:
     lines = ["| weights | masks | MPJPE | centroid moved onto the target's | then turned | then scaled (PA-MPJPE) | "
              "centroid offset: all / image plane / depth |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['weights']} | {r['count']} | {r['mpjpe']:.2f} | {r['after_translation']:.2f} | "
+        lines.append(f"| {r['label']} | {r['count']} | {r['mpjpe']:.2f} | {r['after_translation']:.2f} | "
                      f"{r['after_rotation']:.2f} | {r['after_scale']:.2f} | {r['centroid_offset']:.2f} / "
                      f"{r['centroid_offset_xy']:.2f} / {r['centroid_offset_depth']:.2f} |")
     return "\n".join(lines) + "\n\nAll in cm, mean over the masks; each column after MPJPE removes one more part.\n"
@@ -270,9 +272,14 @@ def main(argv: list[str] | None = None) -> int:
     err.add_argument("--data", required=True, help="the test split, FOLDER:SPLIT")
     err.add_argument("--max-samples", type=int, help="score only the first N masks")
     err.add_argument("--out", type=Path, required=True, help="path prefix of OUT.json and OUT.md")
+    err.add_argument("--labels", help="comma-separated names of the weights in the table, one each (default: "
+                                      "the weights as given)")
     args = parser.parse_args(argv)
     if args.command == "errors":
-        rows = error_parts_rows(args.weights, args.data, args.max_samples)
+        labels = args.labels.split(",") if args.labels else None
+        if labels is not None and len(labels) != len(args.weights):
+            parser.error(f"--labels names {len(labels)} weights; {len(args.weights)} were given")
+        rows = error_parts_rows(args.weights, args.data, args.max_samples, labels)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps({"rows": rows}, indent=2))
         table = error_parts_table(rows)

@@ -48,7 +48,8 @@ SHIPPED_MODELS = {model.name: model for model in (
                  "silhouette noise); the start of v5 and of the adaptation benchmark",
                  "docs/runs/HISTORY.md in the source tree"),
     ShippedModel("paper-synthetic", "paper-synthetic.pt",
-                 "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); paper-synthetic-cpu",
+                 "the paper's synthetic protocol (6 pose PCs, betas 0, 4,000 poses x 5 views); "
+                 "paper-synthetic-cpu, then paper-synthetic-cpu-cycle2",
                  "docs/runs/HISTORY.md in the source tree"),
 )}
 DEFAULT_MODEL = "default"
