@@ -50,8 +50,9 @@ def render(hand, example: dict, draw, index: int) -> tuple[np.ndarray, np.ndarra
     all_faces = np.concatenate([faces, FOREARM_FACES + vertices.shape[1]])
     mask = rasterize_silhouette(both, all_faces, K, image_size=(224, 224))[0]
     hand_only = rasterize_silhouette(vertices, faces, K, image_size=(224, 224))[0]
-    arm = {"flexion_deg": float(np.degrees(arms.flexion[0])), "deviation_deg": float(np.degrees(arms.deviation[0])),
-           "length_m": float(arms.length[0])}
+    # rounded to 1e-6 deg and 1 micrometer: the last bits of the float64 arithmetic differ between numpy builds
+    arm = {"flexion_deg": round(float(np.degrees(arms.flexion[0])), 6),
+           "deviation_deg": round(float(np.degrees(arms.deviation[0])), 6), "length_m": round(float(arms.length[0]), 6)}
     return mask, hand_only, arm
 
 
