@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from mask2hand.evaluation.error_parts import ErrorPartsAccumulator, best_rotation, per_answer_parts
+from mask2hand.errors import Mask2HandError
+from mask2hand.evaluation.error_parts import ErrorPartsAccumulator, per_answer_parts
+from mask2hand.losses.procrustes import procrustes_align
 
 
 def _hands(count: int = 4, seed: int = 0) -> torch.Tensor:
@@ -52,7 +54,7 @@ def test_the_rotation_is_proper_even_when_a_mirror_fits_better():
     target = _hands(count=2)
     mirrored = target * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     centred = [points - points.mean(dim=1, keepdim=True) for points in (mirrored, target)]
-    rotation = best_rotation(*centred)
+    rotation = procrustes_align(*centred, allow_reflection=False).rotation  # the rotation step's
     assert torch.allclose(torch.linalg.det(rotation), torch.ones(2, dtype=torch.float64))
     rows = per_answer_parts(mirrored, target)
     assert (rows[:, 2] > rows[:, 3] + 1e-3).all()  # the metric's alignment may mirror, the rotation may not
@@ -69,5 +71,5 @@ def test_the_accumulator_averages_answers_over_batches_in_cm():
     assert result.count == 6
     assert result.mpjpe == pytest.approx(float(whole[0]), abs=1e-4)
     assert result.centroid_offset_depth == pytest.approx(2.0, abs=1e-4)
-    with pytest.raises(ValueError):
+    with pytest.raises(Mask2HandError, match="no answers"):
         ErrorPartsAccumulator().result()

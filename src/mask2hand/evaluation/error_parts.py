@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mask2hand.errors import Mask2HandError
 from mask2hand.evaluation.metrics import CM_PER_METER, point_errors
+from mask2hand.losses.procrustes import procrustes_align
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class ErrorPartsAccumulator:
 
     def result(self) -> ErrorParts:
         if self._count == 0:
-            raise ValueError("no answers were added")
+            raise Mask2HandError("no answers were added: nothing to split into parts")
         means = (self._sums / self._count * CM_PER_METER).tolist()
         return ErrorParts(*means, count=self._count)
 
@@ -67,18 +69,10 @@ def per_answer_parts(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     pred_mean, target_mean = pred64.mean(dim=1, keepdim=True), target64.mean(dim=1, keepdim=True)
     pred_c, target_c = pred64 - pred_mean, target64 - target_mean
     translated = point_errors(pred_c, target_c).mean(dim=1)
-    rotated = point_errors(pred_c @ best_rotation(pred_c, target_c).mT, target_c).mean(dim=1)
+    rotation = procrustes_align(pred_c, target_c, allow_reflection=False).rotation
+    rotated = point_errors(pred_c @ rotation.mT, target_c).mean(dim=1)
     scaled = point_errors(pred64, target64, aligned=True).mean(dim=1)
     offset = (pred_mean - target_mean)[:, 0]
     return torch.stack([raw, translated, rotated, scaled, torch.linalg.vector_norm(offset, dim=-1),
                         torch.linalg.vector_norm(offset[:, :2], dim=-1), offset[:, 2].abs()], dim=1)
 
-
-def best_rotation(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B,3,3) proper rotations R minimising |source R^T - target| for centred (B,N,3) point sets
-    (the Kabsch solution; no reflection, no scale)."""
-    u, _, vh = torch.linalg.svd(source.mT @ target)
-    sign = torch.sign(torch.linalg.det(vh.mT @ u.mT))
-    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-    fix = torch.diag_embed(torch.stack([torch.ones_like(sign), torch.ones_like(sign), sign], dim=-1))
-    return vh.mT @ fix @ u.mT
